@@ -1,0 +1,48 @@
+# `make test` and `make demo` each set up .venv by themselves, from nothing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+# torch is pinned so that pip takes the CPU build from this machine's disk instead of a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: venv test lint typecheck unit integration demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[all,dev]" "$(TORCH)"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check qwen_embed_adapters tests benchmarks examples
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs $(PYTEST_ARGS)
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: venv
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs tests/integration $(PYTEST_ARGS)
+
+demo: venv
+	env -u MILVUS_URI $(VENV)/bin/qwen-embed demo
+
+bench: venv
+	$(PY) benchmarks/remote_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Vector-store adapters. Each module imports its database SDK lazily."""

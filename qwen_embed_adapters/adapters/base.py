@@ -1,0 +1,323 @@
+"""What the stores share: ``Hit``, content-hash ids, input checks and the ``VectorStore`` base.
+
+A store implements the database calls (``_ensure``, ``_write``, ``_search_vector``, ``count``,
+``delete``); the base class owns validation, ids, embedding, batching of writes, async twins and the
+optional reranking stage, so every store behaves the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..embedder import Embedder
+from ..errors import InvalidInputError, QwenEmbedError, WriteError
+from ..vectors import as_text_list
+
+if TYPE_CHECKING:
+    from ..rerank import Reranker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Hit:
+    """One search result. ``score`` is the final score (the reranker's when reranked, else the vector
+    similarity); ``vector_score`` and ``rerank_score`` keep both stages."""
+
+    id: str
+    score: float
+    text: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    vector_score: float | None = None
+    rerank_score: float | None = None
+
+
+def content_id(text: str) -> str:
+    """The default id of a text: a hash of its content, so re-adding the same text is a no-op."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def prepare_records(
+    texts: Iterable[str],
+    ids: Sequence[str] | None = None,
+    metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Validate texts, ids and metadatas together; return aligned lists.
+
+    Raises InvalidInputError naming the bad item: a None/non-str/empty text, an id that is not a
+    non-empty str, a duplicate id in one call, metadata that is not a JSON-serialisable dict, or
+    lists of different lengths. With default (content-hash) ids a text repeated in one call is
+    stored once.
+    """
+    items = as_text_list(texts)
+    if ids is None:
+        id_list = [content_id(t) for t in items]
+        explicit = False
+    else:
+        if isinstance(ids, str):
+            raise InvalidInputError("ids: expected a sequence of str, got a single str")
+        id_list = list(ids)
+        explicit = True
+        if len(id_list) != len(items):
+            raise InvalidInputError(f"got {len(items)} texts but {len(id_list)} ids")
+        for i, x in enumerate(id_list):
+            if not isinstance(x, str) or not x:
+                raise InvalidInputError(f"ids[{i}] must be a non-empty str, got {x!r}", index=i)
+    if metadatas is None:
+        metas: list[dict[str, Any]] = [{} for _ in items]
+    else:
+        metas_in = list(metadatas)
+        if len(metas_in) != len(items):
+            raise InvalidInputError(f"got {len(items)} texts but {len(metas_in)} metadatas")
+        metas = []
+        for i, m in enumerate(metas_in):
+            if m is None:
+                metas.append({})
+                continue
+            if not isinstance(m, Mapping):
+                raise InvalidInputError(
+                    f"metadatas[{i}] (id {id_list[i]!r}) must be a dict, got {type(m).__name__}",
+                    index=i, item_id=id_list[i],
+                )
+            try:
+                json.dumps(m, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(
+                    f"metadatas[{i}] (id {id_list[i]!r}) is not JSON-serialisable: {exc}",
+                    index=i, item_id=id_list[i],
+                ) from None
+            metas.append(dict(m))
+    seen: dict[str, int] = {}
+    keep: list[int] = []
+    for i, x in enumerate(id_list):
+        if x in seen:
+            if explicit:
+                raise InvalidInputError(
+                    f"ids[{i}] {x!r} repeats ids[{seen[x]}] in the same call", index=i, item_id=x
+                )
+            continue
+        seen[x] = i
+        keep.append(i)
+    if len(keep) != len(items):
+        items = [items[i] for i in keep]
+        id_list = [id_list[i] for i in keep]
+        metas = [metas[i] for i in keep]
+    return items, id_list, metas
+
+
+class VectorStore(ABC):
+    """The shape every store shares: ``add_texts``, ``search``, ``count``, ``delete``,
+    ``ensure_dimension`` and their async twins."""
+
+    #: how many records are embedded and written per step of ``add_texts``
+    write_batch_size: int = 256
+
+    def __init__(self, embedder: Embedder) -> None:
+        if not isinstance(embedder, Embedder):
+            raise TypeError(f"embedder must be an qwen_embed_adapters Embedder, got {type(embedder).__name__}")
+        self.embedder = embedder
+
+    # ---------------------------------------------------------------- database hooks
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The collection/index name, used in errors."""
+
+    @abstractmethod
+    def ensure_dimension(self) -> int:
+        """Create the collection if missing, else check its recorded dimension against the embedder's.
+        Returns the dimension. Raises DimensionMismatchError before anything is written."""
+
+    @abstractmethod
+    def _write(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        """Upsert one batch (vectors float32 (n, d)). Raise on failure; nothing is retried here."""
+
+    @abstractmethod
+    def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        """Nearest ``top_k`` to a unit query vector, best first."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many records the collection holds."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete records by id (missing ids are ignored)."""
+
+    def _validate_batch(
+        self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        """Store-specific limits (text length, metadata size), checked before a batch is written."""
+
+    async def _awrite(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        await asyncio.to_thread(self._write, ids, vectors, texts, metadatas)
+
+    async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        return await asyncio.to_thread(self._search_vector, vector, top_k, filter)
+
+    # ---------------------------------------------------------------- public API
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> list[str]:
+        """Embed and upsert texts; returns their ids (content hashes unless given).
+
+        Everything is validated before the first write. If a batch fails, WriteError says which
+        ids were written and which were not; re-running stores only what is missing.
+        """
+        items, id_list, metas = prepare_records(texts, ids, metadatas)
+        self._validate_batch(id_list, items, metas)
+        self.ensure_dimension()
+        written: list[str] = []
+        for start in range(0, len(items), self.write_batch_size):
+            end = start + self.write_batch_size
+            b_ids, b_texts, b_metas = id_list[start:end], items[start:end], metas[start:end]
+            try:
+                vectors = self.embedder.embed_documents(b_texts)
+                self._write(b_ids, vectors, b_texts, b_metas)
+            except QwenEmbedError as exc:
+                if isinstance(exc, InvalidInputError):
+                    raise
+                raise self._write_error(exc, written, id_list[start:]) from exc
+            except Exception as exc:
+                raise self._write_error(exc, written, id_list[start:]) from exc
+            written.extend(b_ids)
+        return id_list if ids is None else list(ids)
+
+    async def aadd_texts(
+        self,
+        texts: Iterable[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> list[str]:
+        """Async twin of ``add_texts``."""
+        items, id_list, metas = prepare_records(texts, ids, metadatas)
+        self._validate_batch(id_list, items, metas)
+        await asyncio.to_thread(self.ensure_dimension)
+        written: list[str] = []
+        for start in range(0, len(items), self.write_batch_size):
+            end = start + self.write_batch_size
+            b_ids, b_texts, b_metas = id_list[start:end], items[start:end], metas[start:end]
+            try:
+                vectors = await self.embedder.aembed_documents(b_texts)
+                await self._awrite(b_ids, vectors, b_texts, b_metas)
+            except InvalidInputError:
+                raise
+            except Exception as exc:
+                raise self._write_error(exc, written, id_list[start:]) from exc
+            written.extend(b_ids)
+        return id_list if ids is None else list(ids)
+
+    def search(
+        self,
+        query: str,
+        top_k: int = 5,
+        filter: Any = None,
+        *,
+        rerank: Reranker | None = None,
+        candidates: int | None = None,
+        instruction: str | None = None,
+    ) -> list[Hit]:
+        """Nearest texts to ``query`` (embedded with the query instruction), best first.
+
+        With ``rerank``, ``candidates`` (default 4 x top_k) are fetched by vector and reordered by the
+        reranker; each Hit keeps both scores.
+        """
+        top_k = _check_top_k(top_k)
+        vector = self.embedder.embed_query(_check_query(query), instruction)
+        k = _candidates(top_k, candidates) if rerank is not None else top_k
+        hits = self._search_vector(vector, k, filter)
+        if rerank is not None:
+            hits = _apply_rerank(query, hits, rerank.score(query, [h.text or "" for h in hits]), top_k)
+        return hits
+
+    async def asearch(
+        self,
+        query: str,
+        top_k: int = 5,
+        filter: Any = None,
+        *,
+        rerank: Reranker | None = None,
+        candidates: int | None = None,
+        instruction: str | None = None,
+    ) -> list[Hit]:
+        """Async twin of ``search``."""
+        top_k = _check_top_k(top_k)
+        vector = await self.embedder.aembed_query(_check_query(query), instruction)
+        k = _candidates(top_k, candidates) if rerank is not None else top_k
+        hits = await self._asearch_vector(vector, k, filter)
+        if rerank is not None:
+            scores = await rerank.ascore(query, [h.text or "" for h in hits])
+            hits = _apply_rerank(query, hits, scores, top_k)
+        return hits
+
+    async def acount(self) -> int:
+        """Async twin of ``count``."""
+        return await asyncio.to_thread(self.count)
+
+    async def adelete(self, ids: Sequence[str]) -> None:
+        """Async twin of ``delete``."""
+        await asyncio.to_thread(self.delete, ids)
+
+    async def aensure_dimension(self) -> int:
+        """Async twin of ``ensure_dimension``."""
+        return await asyncio.to_thread(self.ensure_dimension)
+
+    # ---------------------------------------------------------------- helpers
+    def _write_error(self, exc: BaseException, written: list[str], not_written: list[str]) -> WriteError:
+        logger.error(
+            "%s: write failed after %d records; %d not written: %s",
+            self.name, len(written), len(not_written), exc,
+        )
+        return WriteError(
+            f"{self.name!r}: {len(not_written)} records not written "
+            f"(first: {not_written[:3]}); {len(written)} written before the failure: {exc}",
+            failed_ids=not_written,
+            written_ids=written,
+            cause=exc,
+        )
+
+
+def _check_top_k(top_k: int) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InvalidInputError(f"top_k must be a positive int, got {top_k!r}")
+    return top_k
+
+
+def _check_query(query: str) -> str:
+    if not isinstance(query, str) or not query:
+        raise InvalidInputError(f"query must be a non-empty str, got {query!r:.60}")
+    return query
+
+
+def _candidates(top_k: int, candidates: int | None) -> int:
+    if candidates is None:
+        return max(top_k * 4, 20)
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < top_k:
+        raise InvalidInputError(f"candidates must be an int >= top_k ({top_k}), got {candidates!r}")
+    return candidates
+
+
+def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int) -> list[Hit]:
+    scores = np.asarray(scores, dtype=np.float64)
+    for h, s in zip(hits, scores):
+        h.vector_score = h.score if h.vector_score is None else h.vector_score
+        h.rerank_score = float(s)
+        h.score = float(s)
+    order = sorted(range(len(hits)), key=lambda i: (-hits[i].score, i))
+    return [hits[i] for i in order[:top_k]]
