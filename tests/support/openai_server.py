@@ -1,0 +1,293 @@
+"""A real HTTP server on 127.0.0.1 speaking the OpenAI ``/v1/embeddings`` protocol, which can behave
+like each serving engine in FACTS.md and misbehave on demand.
+
+Vectors are FakeEmbedder's raw vectors (``qwen_embed_adapters.testing._hash_vector``) of width ``dim``,
+so tests can compute the expected answer without the server.
+
+    with EmbeddingServer(dim=64, dimensions="refuse") as srv:
+        emb = RemoteEmbedder(srv.base_url, dimensions=32)
+        ...
+        srv.requests  # every request body received, in order
+
+Behaviours:
+- ``base64``: "support" (default) | "ignore" (floats returned, like SGLang) | "refuse" (400)
+- ``dimensions``: "support" (truncate + renormalise, like TEI) | "refuse" (400 mentioning matryoshka,
+  like vLLM) | "ignore" (native width returned, like old SGLang) | "slice" (no renormalising, like Infinity)
+- ``max_batch``: more inputs than this answer ``batch_status`` (413 or 422, like TEI's cap of 32)
+- ``faults``: a list consumed one per request: "429" (with Retry-After ``retry_after``), "503",
+  "500", "drop" (close the connection without answering), "slow" (sleep ``slow_seconds``),
+  "wrong_count", "nan", "wrong_width", "bad_index", "ok"
+- ``fail_rate``: probability (seeded) of a random fault among 429/503/drop/slow on each request
+- ``service_time`` and ``slots``: each request holds one of ``slots`` for ``service_time`` seconds
+  (for throughput benchmarks)
+- ``api_key``: when set, requests without ``Authorization: Bearer <key>`` get 401
+
+Run as a process: ``python -m tests.support.openai_server --port 0 --dim 64`` prints the port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import random
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+from qwen_embed_adapters.testing import _hash_vector
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+
+class EmbeddingServer:
+    """A configurable OpenAI-compatible embedding server in a background thread."""
+
+    def __init__(
+        self,
+        dim: int = 64,
+        *,
+        model: str = "Qwen3-Embedding-0.6B",
+        base64: str = "support",
+        dimensions: str = "support",
+        max_batch: int | None = None,
+        batch_status: int = 413,
+        faults: Iterable[str] = (),
+        fail_rate: float = 0.0,
+        seed: int = 0,
+        retry_after: float | None = 0.05,
+        slow_seconds: float = 0.2,
+        service_time: float = 0.0,
+        slots: int = 64,
+        api_key: str | None = None,
+        port: int = 0,
+    ) -> None:
+        self.dim = dim
+        self.model = model
+        self.base64_mode = base64
+        self.dimensions_mode = dimensions
+        self.max_batch = max_batch
+        self.batch_status = batch_status
+        self.faults: list[str] = list(faults)
+        self.fail_rate = fail_rate
+        self.rng = random.Random(seed)
+        self.retry_after = retry_after
+        self.slow_seconds = slow_seconds
+        self.service_time = service_time
+        self.slots = threading.BoundedSemaphore(slots)
+        self.api_key = api_key
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.served_inputs = 0
+        self._lock = threading.Lock()
+        self._httpd = _Server(("127.0.0.1", port), self._handler())
+        self.port = self._httpd.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    # -------------------------------------------------------------- lifecycle
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> EmbeddingServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> EmbeddingServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -------------------------------------------------------------- behaviour
+    def expected(self, texts: list[str], dimensions: int | None = None) -> np.ndarray:
+        """What a well-behaved server answers for ``texts``, before client-side normalisation."""
+        rows = np.stack([_hash_vector(t, self.dim) for t in texts])
+        if dimensions is not None:
+            rows = rows[:, :dimensions]
+        return rows
+
+    def _next_fault(self) -> str:
+        with self._lock:
+            if self.faults:
+                return self.faults.pop(0)
+            if self.fail_rate and self.rng.random() < self.fail_rate:
+                return self.rng.choice(["429", "503", "drop", "slow"])
+        return "ok"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+                self._send(status, {"error": {"message": message, "type": "invalid_request_error", "code": status}}, headers)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") in ("/health", "/v1/health"):
+                    self._send(200, {"status": "healthy"})
+                elif self.path.rstrip("/") == "/v1/models":
+                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+                else:
+                    self._error(404, f"no route {self.path}")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if self.path.rstrip("/") not in ("/v1/embeddings", "/embeddings"):
+                    self._error(404, f"no route {self.path}")
+                    return
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    self._error(400, "body is not JSON")
+                    return
+                with server._lock:
+                    server.requests.append(body)
+                    server.headers.append(dict(self.headers))
+                if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                    self._error(401, "invalid api key")
+                    return
+                with server.slots:
+                    if server.service_time:
+                        time.sleep(server.service_time)
+                    self._answer(body)
+
+            def _answer(self, body: dict[str, Any]) -> None:
+                inputs = body.get("input")
+                if isinstance(inputs, str):
+                    inputs = [inputs]
+                if not isinstance(inputs, list) or not all(isinstance(t, str) for t in inputs):
+                    self._error(400, "input must be a string or array of strings")
+                    return
+                if server.max_batch is not None and len(inputs) > server.max_batch:
+                    self._error(
+                        server.batch_status,
+                        f"batch size {len(inputs)} > maximum allowed batch size {server.max_batch}",
+                    )
+                    return
+                fmt = body.get("encoding_format", "float")
+                if fmt == "base64" and server.base64_mode == "refuse":
+                    self._error(400, "encoding_format base64 is not supported")
+                    return
+                dims = body.get("dimensions")
+                if dims is not None and server.dimensions_mode == "refuse":
+                    self._error(
+                        400,
+                        f'Model "{server.model}" does not support matryoshka representation, '
+                        "changing output dimensions will lead to poor results.",
+                    )
+                    return
+                fault = server._next_fault()
+                if fault == "drop":
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                if fault == "429":
+                    headers = {"Retry-After": str(server.retry_after)} if server.retry_after is not None else {}
+                    self._error(429, "rate limited", headers)
+                    return
+                if fault in ("503", "500"):
+                    self._error(int(fault), "server overloaded")
+                    return
+                if fault == "slow":
+                    time.sleep(server.slow_seconds)
+                rows = server.expected(inputs)
+                if dims is not None and server.dimensions_mode in ("support", "slice"):
+                    rows = rows[:, :dims]
+                    if server.dimensions_mode == "support":
+                        rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+                if fault == "nan":
+                    rows = rows.copy()
+                    rows[len(rows) // 2, 0] = np.nan
+                if fault == "wrong_width":
+                    rows = rows[:, :-1]
+                rows = rows.astype(np.float32)
+                if fmt == "base64" and server.base64_mode == "support":
+                    embs: list[Any] = [base64.b64encode(r.tobytes()).decode() for r in rows]
+                else:
+                    # JSON has no NaN; a server that leaks one sends the bare token (allow_nan below).
+                    embs = rows.tolist()
+                data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(embs)]
+                if fault == "wrong_count":
+                    data = data[:-1]
+                if fault == "bad_index":
+                    data[0]["index"] = len(data) + 5
+                # Answer in reverse order: clients must sort by index.
+                data.reverse()
+                with server._lock:
+                    server.served_inputs += len(inputs)
+                payload = {
+                    "object": "list",
+                    "data": data,
+                    "model": server.model,
+                    "usage": {"prompt_tokens": sum(len(t) for t in inputs), "total_tokens": sum(len(t) for t in inputs)},
+                }
+                out = json.dumps(payload, allow_nan=True).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="fake OpenAI-compatible embedding server")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--fail-rate", type=float, default=0.0)
+    parser.add_argument("--service-time", type=float, default=0.0)
+    parser.add_argument("--slots", type=int, default=64)
+    parser.add_argument("--dimensions", default="support")
+    parser.add_argument("--base64", default="support")
+    parser.add_argument("--max-batch", type=int, default=None)
+    args = parser.parse_args(argv)
+    srv = EmbeddingServer(
+        args.dim, fail_rate=args.fail_rate, service_time=args.service_time, slots=args.slots,
+        dimensions=args.dimensions, base64=args.base64, max_batch=args.max_batch, port=args.port,
+    ).start()
+    print(srv.port, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
