@@ -160,6 +160,14 @@ class VectorStore(ABC):
     ) -> None:
         """Store-specific limits (text length, metadata size), checked before a batch is written."""
 
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the store already holds; bulk ingestion skips them on a re-run.
+
+        The default says "none" (everything is embedded again and upserted, which is still correct when
+        ``_write`` upserts). Stores that can look ids up cheaply override it.
+        """
+        return set()
+
     async def _awrite(
         self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
     ) -> None:
