@@ -1,0 +1,502 @@
+"""FAISS: a local vector store with texts and metadata kept beside the index.
+
+``FaissStore`` is what the guides build by hand (``faiss.IndexFlatIP`` over normalised Qwen3 vectors
+plus a Python list of documents), with the shape every store here shares: content-hash ids,
+idempotent re-adds, ``delete``, metadata filters, async twins, two-stage reranking, and ``save()`` /
+``FaissStore.load()`` that record the model and dimension and refuse another.
+
+Example::
+
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+
+    store = FaissStore(embedder, path="./kb")            # opens ./kb if it was saved before
+    store.add_texts(["Paris is the capital of France.", "Qubits are quantum bits."])
+    hits = store.search("Tell me about Paris", top_k=2)
+    store.save()
+
+Index kinds: ``index="flat"`` (default) is exact inner-product search; ``index="hnsw"`` is an
+approximate graph index (``IndexHNSWFlat``) for large corpora. Both keep the raw float32 vectors,
+so ``get_vectors`` returns exactly what was stored.
+
+On disk a store is a folder: ``store.json`` (model, dimension, metric, index settings and the
+names of the current data files), ``index-<gen>.faiss`` and ``records-<gen>.jsonl``. ``save()`` writes
+a new generation and then replaces ``store.json`` atomically, so a crash mid-save leaves the previous
+save readable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import models
+from ..embedder import Embedder
+from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
+from ..vectors import as_float32_matrix, l2_normalize
+from .base import Hit, VectorStore, prepare_records
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "qwen-embed-adapters/faiss"
+FORMAT_VERSION = 1
+METRICS = ("cosine", "ip", "l2")
+INDEX_KINDS = ("flat", "hnsw")
+# Below this many allowed records a filtered search scans them exactly instead of walking the graph:
+# exact, and faster than HNSW with a very selective filter (which can also come back short).
+_EXACT_FILTER_LIMIT = 4096
+
+Filter = Mapping[str, Any] | Callable[[dict[str, Any]], bool] | None
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        raise MissingDependencyError("faiss-cpu", "faiss", "FaissStore") from None
+    return faiss
+
+
+class FaissStore(VectorStore):
+    """A FAISS index plus the texts and metadata of its vectors.
+
+    Args:
+        embedder: the Embedder that turns texts into vectors (its model and dimension are recorded).
+        path: a folder to ``save()`` to. If it already holds a saved store, that store is opened
+            (as ``FaissStore.load`` would) and its settings win over ``metric``/``index``.
+        metric: ``"cosine"`` (inner product of unit vectors; default), ``"ip"`` (raw inner product)
+            or ``"l2"`` (score = minus the squared L2 distance, so higher is always better).
+        index: ``"flat"`` (exact, default) or ``"hnsw"`` (approximate, for large corpora).
+        hnsw_m, ef_construction, ef_search: HNSW graph degree and beam widths.
+
+    Scores are similarities, best first: for ``cosine`` the cosine similarity in [-1, 1].
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        metric: str = "cosine",
+        index: str = "flat",
+        hnsw_m: int = 32,
+        ef_construction: int = 200,
+        ef_search: int = 128,
+    ) -> None:
+        super().__init__(embedder)
+        metric = metric.lower() if isinstance(metric, str) else metric
+        if metric not in METRICS:
+            raise ConfigurationError(f"metric must be one of {METRICS}, got {metric!r}")
+        if index not in INDEX_KINDS:
+            raise ConfigurationError(f"index must be one of {INDEX_KINDS}, got {index!r}")
+        for label, value in (("hnsw_m", hnsw_m), ("ef_construction", ef_construction), ("ef_search", ef_search)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
+        self._faiss = _faiss()
+        self.path: Path | None = Path(path) if path is not None else None
+        self.metric = metric
+        self.index_kind = index
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self._lock = threading.RLock()
+        self._index: Any = None  # faiss.IndexIDMap2 over a flat or HNSW index, created on first write
+        self._dim: int | None = None
+        self._model: str | None = None
+        self._slot_of: dict[str, int] = {}  # record id -> faiss id ("slot")
+        self._records: dict[int, tuple[str, str, dict[str, Any]]] = {}  # slot -> (id, text, metadata)
+        self._dead: set[int] = set()  # HNSW slots deleted but still in the graph (HNSW cannot remove)
+        self._next_slot = 0
+        self._generation = 0
+        if self.path is not None and (self.path / "store.json").exists():
+            self._read(self.path)
+
+    # ---------------------------------------------------------------- persistence
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], embedder: Embedder, *, ef_search: int | None = None) -> FaissStore:
+        """Open a store written by ``save()``.
+
+        Raises DimensionMismatchError if ``embedder`` produces another dimension than the store holds,
+        ConfigurationError if it is another known model, FileNotFoundError if nothing was saved there.
+        """
+        folder = Path(path)
+        if not (folder / "store.json").exists():
+            raise FileNotFoundError(f"no FAISS store saved at {str(folder)!r} (store.json missing)")
+        store = cls(embedder, path=folder)
+        if ef_search is not None:
+            store.ef_search = ef_search
+        return store
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the index, texts, metadata, model and dimension to a folder; returns the folder.
+
+        ``path`` defaults to the one given at construction. Earlier generations are removed after the
+        new ``store.json`` is in place.
+        """
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ConfigurationError("save() needs a folder: pass path= here or to FaissStore(...)")
+        target.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._generation += 1
+            gen = self._generation
+            index_name, records_name = f"index-{gen}.faiss", f"records-{gen}.jsonl"
+            if self._index is not None:
+                self._faiss.write_index(self._index, str(target / index_name))
+            with open(target / records_name, "w", encoding="utf-8") as fh:
+                for slot, (rid, text, meta) in self._records.items():
+                    fh.write(json.dumps({"slot": slot, "id": rid, "text": text, "metadata": meta},
+                                        ensure_ascii=False) + "\n")
+            manifest = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "model": self._model or self.embedder.model,
+                "dimension": self._dim,
+                "metric": self.metric,
+                "index": self.index_kind,
+                "hnsw": {"m": self.hnsw_m, "ef_construction": self.ef_construction, "ef_search": self.ef_search},
+                "count": len(self._records),
+                "next_slot": self._next_slot,
+                "dead": sorted(self._dead),
+                "generation": gen,
+                "files": {"index": index_name if self._index is not None else None, "records": records_name},
+                "embedder": self.embedder.to_config(),
+            }
+            fd, tmp = tempfile.mkstemp(prefix=".store-", suffix=".json", dir=target)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(manifest, fh, indent=2, ensure_ascii=False)
+            os.replace(tmp, target / "store.json")
+            keep = {index_name, records_name, "store.json"}
+            for old in list(target.glob("index-*.faiss")) + list(target.glob("records-*.jsonl")):
+                if old.name not in keep:
+                    old.unlink(missing_ok=True)
+        if self.path is None:
+            self.path = target
+        logger.info("saved %d records to %s", len(self._records), target)
+        return target
+
+    def _read(self, folder: Path) -> None:
+        try:
+            manifest = json.loads((folder / "store.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"{str(folder)!r}: unreadable store.json ({exc})") from None
+        if manifest.get("format") != FORMAT:
+            raise ConfigurationError(f"{str(folder)!r} is not a FaissStore folder (format={manifest.get('format')!r})")
+        if manifest.get("version", 0) > FORMAT_VERSION:
+            raise ConfigurationError(
+                f"{str(folder)!r} was written by a newer qwen-embed-adapters (format version {manifest['version']})"
+            )
+        dim = manifest.get("dimension")
+        model = manifest.get("model")
+        where = str(folder)
+        self._check_model(model, where)
+        actual = self.embedder.dimension_if_known
+        if dim is not None and actual is not None and actual != dim:
+            raise DimensionMismatchError(dim, actual, where, f"saved with {model!r}, embedder is {self.embedder.model!r}")
+        self.metric = manifest["metric"]
+        self.index_kind = manifest["index"]
+        hnsw = manifest.get("hnsw") or {}
+        self.hnsw_m = int(hnsw.get("m", self.hnsw_m))
+        self.ef_construction = int(hnsw.get("ef_construction", self.ef_construction))
+        self.ef_search = int(hnsw.get("ef_search", self.ef_search))
+        self._dim = dim
+        self._model = model
+        self._next_slot = int(manifest.get("next_slot", 0))
+        self._dead = {int(s) for s in manifest.get("dead", [])}
+        self._generation = int(manifest.get("generation", 0))
+        files = manifest.get("files") or {}
+        if files.get("index"):
+            self._index = self._faiss.read_index(str(folder / files["index"]))
+            if self._index.d != dim:
+                raise ConfigurationError(f"{where!r}: index file holds {self._index.d}-d vectors, store.json says {dim}")
+        with open(folder / files["records"], encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                slot = int(row["slot"])
+                self._records[slot] = (row["id"], row["text"], row.get("metadata") or {})
+                self._slot_of[row["id"]] = slot
+        ntotal = self._index.ntotal if self._index is not None else 0
+        if ntotal != len(self._records) + len(self._dead):
+            raise ConfigurationError(
+                f"{where!r}: the index holds {ntotal} vectors but the records file {len(self._records)} "
+                f"(+{len(self._dead)} deleted); the folder is inconsistent"
+            )
+
+    def _check_model(self, saved: str | None, where: str) -> None:
+        if not saved or saved == self.embedder.model:
+            return
+        a, b = models.lookup(saved), models.lookup(self.embedder.model)
+        if a is not None and b is not None and a.name != b.name:
+            raise ConfigurationError(
+                f"{where!r} was built with {saved!r}; its vectors cannot be searched with {self.embedder.model!r}"
+            )
+        if a is None or b is None or a.name != b.name:
+            logger.warning("%s was built with model %r, the embedder is %r", where, saved, self.embedder.model)
+
+    # ---------------------------------------------------------------- VectorStore hooks
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path is not None else "faiss-index"
+
+    @property
+    def dimension(self) -> int | None:
+        """The recorded dimension, None before the first write."""
+        return self._dim
+
+    def ensure_dimension(self) -> int:
+        with self._lock:
+            actual = self.embedder.dimension
+            if self._dim is None:
+                self._dim = actual
+                self._model = self.embedder.model
+            elif actual != self._dim:
+                raise DimensionMismatchError(
+                    self._dim, actual, self.name,
+                    f"built with {self._model!r}, embedder {self.embedder.model!r} gives {actual}-d",
+                )
+            if self._index is None:
+                self._index = self._new_index(self._dim)
+            return self._dim
+
+    def _new_index(self, dim: int) -> Any:
+        faiss = self._faiss
+        ftype = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        if self.index_kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, self.hnsw_m, ftype)
+            inner.hnsw.efConstruction = self.ef_construction
+            inner.hnsw.efSearch = self.ef_search
+        else:
+            inner = faiss.IndexFlatL2(dim) if self.metric == "l2" else faiss.IndexFlatIP(dim)
+        return faiss.IndexIDMap2(inner)
+
+    def _write(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        with self._lock:
+            assert self._dim is not None and self._index is not None
+            vecs = as_float32_matrix(vectors, dim=self._dim, where=self.name)
+            if self.metric == "cosine":
+                vecs = l2_normalize(vecs, where=self.name)
+            new_rows: list[int] = []
+            new_slots: list[int] = []
+            stale: list[int] = []
+            for row, (rid, text, meta) in enumerate(zip(ids, texts, metadatas, strict=True)):
+                old = self._slot_of.get(rid)
+                if old is not None:
+                    _, old_text, _ = self._records[old]
+                    if old_text == text and np.array_equal(self._index.reconstruct(old), vecs[row]):
+                        # Same content again: a metadata update at most, the index is untouched.
+                        self._records[old] = (rid, text, dict(meta))
+                        continue
+                    stale.append(old)
+                slot = self._next_slot
+                self._next_slot += 1
+                new_rows.append(row)
+                new_slots.append(slot)
+                self._records[slot] = (rid, text, dict(meta))
+                self._slot_of[rid] = slot
+            if new_rows:
+                self._index.add_with_ids(
+                    np.ascontiguousarray(vecs[new_rows]), np.asarray(new_slots, dtype=np.int64)
+                )
+            self._drop_slots(stale)
+
+    def _drop_slots(self, slots: list[int]) -> None:
+        if not slots:
+            return
+        for s in slots:
+            self._records.pop(s, None)
+        if self.index_kind == "hnsw":
+            self._dead.update(slots)
+            if len(self._dead) > max(1000, len(self._records)):
+                self.compact()
+        else:
+            self._index.remove_ids(np.asarray(slots, dtype=np.int64))
+
+    def compact(self) -> None:
+        """Rebuild an HNSW graph without its deleted vectors (done by itself when they outnumber live ones)."""
+        with self._lock:
+            if self._index is None or not self._dead:
+                return
+            slots = np.fromiter(self._records, dtype=np.int64, count=len(self._records))
+            fresh = self._new_index(self._index.d)
+            if len(slots):
+                vecs = np.stack([self._index.reconstruct(int(s)) for s in slots])
+                fresh.add_with_ids(vecs, slots)
+            logger.info("%s: rebuilt the HNSW graph without %d deleted vectors", self.name, len(self._dead))
+            self._index = fresh
+            self._dead.clear()
+
+    def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        with self._lock:
+            if self._index is None or not self._records:
+                return []
+            q = as_float32_matrix(vector, dim=self._dim, where=self.name)
+            if self.metric == "cosine":
+                q = l2_normalize(q, where="query")
+            allowed = self._allowed(filter)
+            if allowed is not None:
+                if not allowed:
+                    return []
+                if self.index_kind == "flat" or len(allowed) <= _EXACT_FILTER_LIMIT:
+                    return self._exact(q[0], allowed, top_k)
+            scores, labels = self._faiss_search(q, top_k, allowed)
+            hits: list[Hit] = []
+            for score, slot in zip(scores.tolist(), labels.tolist(), strict=True):
+                rec = self._records.get(slot) if slot >= 0 else None
+                if rec is not None:
+                    hits.append(self._hit(rec, score))
+            return hits[:top_k]
+
+    def _faiss_search(self, q: np.ndarray, k: int, allowed: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
+        faiss = self._faiss
+        k_eff = min(k, len(self._records))
+        sel: Any = None
+        if allowed is not None:
+            sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        elif self._dead:
+            # Keep the inner selector referenced until the search returns (faiss holds raw pointers).
+            inner_sel = faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64, count=len(self._dead)))
+            sel = faiss.IDSelectorNot(inner_sel)
+        if self.index_kind == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, k_eff))
+        elif sel is not None:
+            params = faiss.SearchParameters(sel=sel)
+        else:
+            params = None
+        distances, labels = self._index.search(q, k_eff, params=params)
+        scores = -distances[0] if self.metric == "l2" else distances[0]
+        return scores, labels[0]
+
+    def _exact(self, q: np.ndarray, slots: list[int], top_k: int) -> list[Hit]:
+        vecs = np.stack([self._index.reconstruct(int(s)) for s in slots])
+        if self.metric == "l2":
+            diff = vecs - q
+            scores = -np.einsum("ij,ij->i", diff, diff)
+        else:
+            scores = vecs @ q
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [self._hit(self._records[slots[i]], float(scores[i])) for i in order]
+
+    def _hit(self, rec: tuple[str, str, dict[str, Any]], score: float) -> Hit:
+        rid, text, meta = rec
+        return Hit(id=rid, score=score, text=text, metadata=dict(meta))
+
+    def _allowed(self, filter: Any) -> list[int] | None:
+        if filter is None:
+            return None
+        if isinstance(filter, Mapping):
+            conds = dict(filter)
+
+            def match(meta: dict[str, Any]) -> bool:
+                for key, want in conds.items():
+                    if key not in meta:
+                        return False
+                    if isinstance(want, (list, tuple, set, frozenset)):
+                        if meta[key] not in want:
+                            return False
+                    elif meta[key] != want:
+                        return False
+                return True
+
+            pred: Callable[[dict[str, Any]], bool] = match
+        elif callable(filter):
+            pred = filter
+        else:
+            raise InvalidInputError(
+                f"filter must be a dict of metadata values or a callable(metadata) -> bool, got {type(filter).__name__}"
+            )
+        return [slot for slot, (_, _, meta) in self._records.items() if pred(meta)]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if isinstance(ids, str):
+            raise InvalidInputError("ids: expected a sequence of str, got a single str")
+        with self._lock:
+            slots = [self._slot_of.pop(i) for i in ids if i in self._slot_of]
+            self._drop_slots(slots)
+
+    # ---------------------------------------------------------------- extras
+    def add_embeddings(
+        self,
+        texts: Iterable[str],
+        vectors: Any,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> list[str]:
+        """Store texts with vectors computed elsewhere (same model and dimension); returns the ids.
+
+        The vectors must be aligned with ``texts``; with the ``cosine`` metric they are normalised.
+        A NaN/inf row or a wrong width raises before anything is stored.
+        """
+        items = list(texts) if not isinstance(texts, (str, bytes)) else texts
+        matrix = as_float32_matrix(vectors, where=f"{self.name} vectors")
+        if matrix.shape[0] != len(items):
+            raise InvalidInputError(f"got {len(items)} texts but {matrix.shape[0]} vectors")
+        if ids is None:
+            # prepare_records drops repeated texts under content ids; keep the matching vector rows.
+            kept, id_list, metas = prepare_records(items, None, metadatas)
+            first: dict[str, int] = {}
+            for i, t in enumerate(items):
+                first.setdefault(t, i)
+            matrix = matrix[[first[t] for t in kept]]
+        else:
+            kept, id_list, metas = prepare_records(items, ids, metadatas)
+        self._validate_batch(id_list, kept, metas)
+        dim = self.ensure_dimension()
+        if matrix.shape[1] != dim:
+            raise DimensionMismatchError(dim, matrix.shape[1], self.name)
+        for start in range(0, len(kept), 4096):
+            end = start + 4096
+            self._write(id_list[start:end], matrix[start:end], kept[start:end], metas[start:end])
+        return id_list if ids is None else list(ids)
+
+    def search_by_vector(self, vector: Any, top_k: int = 5, filter: Filter = None) -> list[Hit]:
+        """Nearest records to a query vector you embedded yourself, best first."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InvalidInputError(f"top_k must be a positive int, got {top_k!r}")
+        return self._search_vector(np.asarray(vector, dtype=np.float32), top_k, filter)
+
+    def get(self, ids: Sequence[str]) -> list[Hit | None]:
+        """The stored text and metadata of each id (None where missing), in the order asked."""
+        with self._lock:
+            out: list[Hit | None] = []
+            for i in ids:
+                slot = self._slot_of.get(i)
+                out.append(None if slot is None else self._hit(self._records[slot], float("nan")))
+            return out
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored float32 vectors of ``ids`` (KeyError naming the first missing id)."""
+        with self._lock:
+            rows = []
+            for i in ids:
+                if i not in self._slot_of:
+                    raise KeyError(f"no record with id {i!r} in {self.name!r}")
+                rows.append(self._index.reconstruct(self._slot_of[i]))
+            dim = self._dim or 0
+            return np.stack(rows) if rows else np.empty((0, dim), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __repr__(self) -> str:
+        return (
+            f"FaissStore(path={str(self.path) if self.path else None!r}, model={self.embedder.model!r}, "
+            f"dimension={self._dim}, metric={self.metric!r}, index={self.index_kind!r}, count={len(self._records)})"
+        )
+
+
+__all__ = ["FaissStore"]
