@@ -1,0 +1,687 @@
+"""Milvus: a collection per embedder, upsert and search helpers, Milvus Lite by default, a cluster by URI.
+
+    from qwen_embed_adapters.adapters.milvus import MilvusStore
+    from qwen_embed_adapters import RemoteEmbedder
+
+    emb = RemoteEmbedder("http://localhost:30000/v1", dimensions=512)
+    store = MilvusStore("./rag.db", "docs", emb)            # Milvus Lite, in-process
+    # store = MilvusStore("http://milvus:19530", "docs", emb, token="root:Milvus")  # a server/cluster
+    store.add_texts(["Beijing is the capital of China", "机器学习"], metadatas=[{"lang": "en"}, {"lang": "zh"}])
+    hits = store.search("capital of China", top_k=3, filter='metadata["lang"] == "en"')
+
+The collection has four fields: a VARCHAR primary key (content-hash ids by default), the text
+(VARCHAR), a JSON metadata field and a FLOAT_VECTOR of the embedder's dimension. The model, dimension
+and metric that created it are recorded in the collection's properties (and its description), and
+every later store on the same collection is checked against them before anything is written.
+
+pymilvus is imported lazily. This module never reads ``MILVUS_URI``; pymilvus itself reads it (and a
+``.env`` file) at import time and fails on a ``.db`` path there, which is reported as a
+ConfigurationError naming the variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from ..embedder import Embedder
+from ..errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    InvalidInputError,
+    MissingDependencyError,
+)
+from ..vectors import as_float32_matrix
+from .base import Hit, VectorStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pymilvus import MilvusClient
+
+logger = logging.getLogger(__name__)
+
+#: the metrics a FLOAT_VECTOR index takes
+METRICS = ("COSINE", "IP", "L2")
+#: Milvus's largest VARCHAR (bytes)
+VARCHAR_MAX = 65535
+#: property keys recorded on collections this library creates
+PROP_MODEL = "qwen_embed.model"
+PROP_DIMENSION = "qwen_embed.dimension"
+PROP_METRIC = "qwen_embed.metric"
+PROP_VERSION = "qwen_embed.version"
+
+
+def _import_pymilvus() -> Any:
+    """Import pymilvus, turning its two failure modes into our errors."""
+    try:
+        import pymilvus
+    except ImportError:
+        raise MissingDependencyError("pymilvus", "milvus", "the Milvus adapter") from None
+    except Exception as exc:
+        # pymilvus parses MILVUS_URI (or MILVUS_DEFAULT_CONNECTION, also from a .env file) at import
+        # time and rejects a .db path there. The URI itself is not repeated: it may carry a password.
+        if "uri" in str(exc).lower():
+            raise ConfigurationError(
+                "importing pymilvus failed: pymilvus reads the MILVUS_URI (or MILVUS_DEFAULT_CONNECTION) "
+                "environment variable, also from a .env file, at import time and rejects a value that is "
+                "not an http(s):// URI, such as a Milvus Lite .db path. Unset it and pass the path or URI "
+                "to MilvusStore instead."
+            ) from None
+        raise
+    return pymilvus
+
+
+def _redact_uri(uri: str) -> str:
+    """A URI without user:password, for repr and logs."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unparsable uri>"
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, "", ""))
+
+
+def _normalise_metric(metric: str) -> str:
+    if not isinstance(metric, str) or metric.upper() not in METRICS:
+        raise ConfigurationError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    return metric.upper()
+
+
+def _utf8_len(s: str) -> int:
+    return len(s.encode("utf-8"))
+
+
+def milvus_rows(
+    ids: Sequence[str],
+    vectors: Any,
+    texts: Sequence[str] | None = None,
+    metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    *,
+    dim: int | None = None,
+    id_field: str = "id",
+    vector_field: str = "vector",
+    text_field: str = "text",
+    metadata_field: str = "metadata",
+) -> list[dict[str, Any]]:
+    """Turn ids, vectors, texts and metadatas into the row dicts ``MilvusClient.insert/upsert`` take.
+
+    For users who embed and insert themselves: vectors become float32 rows (never float64 or float16,
+    which Milvus refuses), widths are checked against ``dim`` and NaNs are refused, naming the row.
+
+    >>> import numpy as np
+    >>> rows = milvus_rows(["a"], np.ones((1, 4)), ["hello"], [{"lang": "en"}], dim=4)
+    >>> rows[0]["vector"].dtype, rows[0]["text"], rows[0]["metadata"]
+    (dtype('float32'), 'hello', {'lang': 'en'})
+    """
+    if isinstance(ids, str):
+        raise InvalidInputError("ids: expected a sequence of str, got a single str")
+    id_list = list(ids)
+    matrix = as_float32_matrix(vectors, dim=dim, where="milvus_rows vectors")
+    if matrix.shape[0] != len(id_list):
+        raise InvalidInputError(f"got {len(id_list)} ids but {matrix.shape[0]} vectors")
+    for i, x in enumerate(id_list):
+        if not isinstance(x, str) or not x:
+            raise InvalidInputError(f"ids[{i}] must be a non-empty str, got {x!r}", index=i)
+    text_list = None if texts is None else list(texts)
+    if text_list is not None and len(text_list) != len(id_list):
+        raise InvalidInputError(f"got {len(id_list)} ids but {len(text_list)} texts")
+    meta_list = None if metadatas is None else list(metadatas)
+    if meta_list is not None and len(meta_list) != len(id_list):
+        raise InvalidInputError(f"got {len(id_list)} ids but {len(meta_list)} metadatas")
+    rows: list[dict[str, Any]] = []
+    for i, x in enumerate(id_list):
+        row: dict[str, Any] = {id_field: x, vector_field: matrix[i]}
+        if text_list is not None:
+            t = text_list[i]
+            if not isinstance(t, str):
+                raise InvalidInputError(f"texts[{i}] (id {x!r}) is {type(t).__name__}, not str", index=i, item_id=x)
+            row[text_field] = t
+        if meta_list is not None:
+            m = meta_list[i]
+            if m is not None and not isinstance(m, Mapping):
+                raise InvalidInputError(
+                    f"metadatas[{i}] (id {x!r}) must be a dict, got {type(m).__name__}", index=i, item_id=x
+                )
+            row[metadata_field] = dict(m) if m else {}
+        rows.append(row)
+    return rows
+
+
+def filter_expression(filter: Any, *, metadata_field: str = "metadata") -> str:
+    """A Milvus boolean expression from ``filter``.
+
+    A str is passed through as is (``'metadata["lang"] == "en" and metadata["year"] > 2020'``); a dict
+    of equalities on metadata keys is joined with ``and`` (a list value means "any of"); None means no
+    filter.
+
+    >>> filter_expression({"lang": "en", "year": [2024, 2025]})
+    'metadata["lang"] == "en" and (metadata["year"] == 2024 or metadata["year"] == 2025)'
+
+    """
+    if filter is None:
+        return ""
+    if isinstance(filter, str):
+        return filter
+    if isinstance(filter, Mapping):
+        parts = []
+        for key, value in filter.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidInputError(f"filter keys must be non-empty str, got {key!r}")
+            field = f"{metadata_field}[{json.dumps(key, ensure_ascii=False)}]"
+            values = list(value) if isinstance(value, (list, tuple)) else [value]
+            if not values:
+                raise InvalidInputError(f"filter value for {key!r} is an empty list")
+            try:
+                literals = [json.dumps(v, ensure_ascii=False, allow_nan=False) for v in values]
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"filter value for {key!r} is not a JSON literal: {exc}") from None
+            # "or" of equalities rather than "in": Milvus Lite takes "in" only on plain fields.
+            ors = " or ".join(f"{field} == {lit}" for lit in literals)
+            parts.append(f"({ors})" if len(literals) > 1 else ors)
+        return " and ".join(parts)
+    raise InvalidInputError(f"filter must be a Milvus expression str, a dict or None, got {type(filter).__name__}")
+
+
+class MilvusStore(VectorStore):
+    """A Milvus collection fed and searched through an Embedder.
+
+    ``uri_or_client`` is a Milvus Lite ``.db`` path (embedded, created if missing), an
+    ``http(s)://host:port`` URI of a Milvus server or cluster (with ``token="user:password"`` or an API
+    key), or an existing ``pymilvus.MilvusClient``, used as is and not closed by ``close()``.
+
+    ``metric`` is COSINE (default), IP or L2. Scores are "higher is better": the cosine or inner
+    product for COSINE/IP; for L2 Milvus returns the squared distance ``d2`` and the score is
+    ``1 - d2 / 2``, which equals the cosine for unit vectors (all the embedder returns).
+
+    Other options: ``index_type`` / ``index_params`` (default AUTOINDEX; HNSW, IVF_FLAT, FLAT...),
+    ``text_max_length`` (VARCHAR bytes, at most 65535), ``id_max_length``, field names, ``timeout``,
+    ``consistency_level`` (Strong by default, so ``count()`` sees what was just written) and
+    ``async_client`` (an ``AsyncMilvusClient`` for the async twins; by default one is opened on the same
+    URI in each event loop that uses the store).
+    """
+
+    def __init__(
+        self,
+        uri_or_client: Any,
+        collection: str,
+        embedder: Embedder,
+        *,
+        metric: str = "COSINE",
+        token: str | None = None,
+        db_name: str | None = None,
+        index_type: str = "AUTOINDEX",
+        index_params: Mapping[str, Any] | None = None,
+        text_max_length: int = VARCHAR_MAX,
+        id_max_length: int = 512,
+        id_field: str = "id",
+        text_field: str = "text",
+        metadata_field: str = "metadata",
+        vector_field: str = "vector",
+        consistency_level: str = "Strong",
+        timeout: float | None = None,
+        write_batch_size: int | None = None,
+        async_client: Any = None,
+        use_async_client: bool = True,
+    ) -> None:
+        super().__init__(embedder)
+        if not isinstance(collection, str) or not collection:
+            raise ConfigurationError(f"collection must be a non-empty str, got {collection!r}")
+        self.collection = collection
+        self.metric = _normalise_metric(metric)
+        for label, n, hi in (("text_max_length", text_max_length, VARCHAR_MAX), ("id_max_length", id_max_length, VARCHAR_MAX)):
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= hi:
+                raise ConfigurationError(f"{label} must be an int in 1..{hi}, got {n!r}")
+        self.text_max_length = text_max_length
+        self.id_max_length = id_max_length
+        self.index_type = index_type
+        self.index_params = dict(index_params or {})
+        self.id_field, self.text_field = id_field, text_field
+        self.metadata_field, self.vector_field = metadata_field, vector_field
+        self.consistency_level = consistency_level
+        self.timeout = timeout
+        if write_batch_size is not None:
+            if isinstance(write_batch_size, bool) or not isinstance(write_batch_size, int) or write_batch_size < 1:
+                raise ConfigurationError(f"write_batch_size must be a positive int, got {write_batch_size!r}")
+            self.write_batch_size = write_batch_size
+
+        self._pymilvus = _import_pymilvus()
+        self._token = token or ""
+        self._db_name = db_name or ""
+        self._owns_client = False
+        self._uri: str | None = None
+        if isinstance(uri_or_client, (str, os.PathLike)):
+            self._uri = self._resolve_uri(os.fspath(uri_or_client))
+            kwargs: dict[str, Any] = {"uri": self._uri, "token": self._token, "db_name": self._db_name}
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            self.client: MilvusClient = self._pymilvus.MilvusClient(**kwargs)
+            self._owns_client = True
+        elif isinstance(uri_or_client, self._pymilvus.MilvusClient):
+            self.client = uri_or_client
+        elif isinstance(uri_or_client, self._pymilvus.AsyncMilvusClient):
+            raise ConfigurationError(
+                "pass a MilvusClient (or a URI) as uri_or_client; an AsyncMilvusClient goes in async_client=..."
+            )
+        else:
+            raise ConfigurationError(
+                "uri_or_client must be a Milvus Lite .db path, an http(s):// URI or a pymilvus MilvusClient, "
+                f"got {type(uri_or_client).__name__}"
+            )
+        if async_client is not None and not isinstance(async_client, self._pymilvus.AsyncMilvusClient):
+            raise ConfigurationError(f"async_client must be a pymilvus AsyncMilvusClient, got {type(async_client).__name__}")
+        self._user_aclient = async_client
+        self._use_async_client = use_async_client
+        self._aclients: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
+        self._dimension: int | None = None  # the collection's, once checked
+        self._loaded = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ connection
+    @staticmethod
+    def _resolve_uri(uri: str) -> str:
+        if uri.endswith(".db"):
+            # Milvus Lite: the .db path is a data directory; pymilvus wants its parent to exist.
+            parent = os.path.dirname(os.path.abspath(uri))
+            os.makedirs(parent, exist_ok=True)
+            return uri
+        scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+        if scheme in ("http", "https", "tcp", "grpc") or uri.startswith("unix:"):
+            return uri
+        raise ConfigurationError(
+            f"{_redact_uri(uri)!r} is neither a Milvus Lite path ending in .db nor an http(s):// URI of a "
+            "Milvus server"
+        )
+
+    @property
+    def name(self) -> str:
+        """The collection name."""
+        return self.collection
+
+    @property
+    def dimension(self) -> int | None:
+        """The collection's vector dimension, once ``ensure_dimension`` has run."""
+        return self._dimension
+
+    def __repr__(self) -> str:
+        where = _redact_uri(self._uri) if self._uri else type(self.client).__name__
+        return (
+            f"MilvusStore(uri={where!r}, collection={self.collection!r}, metric={self.metric!r}, "
+            f"embedder={self.embedder!r})"
+        )
+
+    def close(self) -> None:
+        """Close the client this store opened (a client passed in is left open)."""
+        self._closed = True
+        self._aclients.clear()  # grpc.aio channels belong to their loop; aclose() closes them
+        if self._owns_client:
+            try:
+                self.client.close()
+            except Exception as exc:  # closing is best effort
+                logger.debug("closing the Milvus client failed: %s", exc)
+
+    async def aclose(self) -> None:
+        """Close the async clients this store opened, then the sync one."""
+        loop = asyncio.get_running_loop()
+        for key, (owner, client) in list(self._aclients.items()):
+            if owner is loop:
+                try:
+                    await client.close()
+                except Exception as exc:
+                    logger.debug("closing the async Milvus client failed: %s", exc)
+            self._aclients.pop(key, None)
+        self.close()
+
+    def __enter__(self) -> MilvusStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MilvusStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _async_client(self) -> Any | None:
+        """The AsyncMilvusClient for the running loop, or None to fall back to worker threads."""
+        if self._user_aclient is not None:
+            return self._user_aclient
+        if not self._use_async_client or not hasattr(self._pymilvus, "AsyncMilvusClient"):
+            return None
+        loop = asyncio.get_running_loop()
+        entry = self._aclients.get(id(loop))
+        if entry is not None and entry[0] is loop:
+            return entry[1]
+        config = getattr(self.client, "_config", None)
+        uri = getattr(config, "uri", None) or self._uri
+        if not uri:
+            return None
+        token = getattr(config, "token", None) or self._token
+        db_name = getattr(config, "db_name", None) or self._db_name
+        kwargs: dict[str, Any] = {"uri": uri, "token": token, "db_name": db_name}
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        aclient = self._pymilvus.AsyncMilvusClient(**kwargs)
+        self._aclients[id(loop)] = (loop, aclient)
+        return aclient
+
+    # ------------------------------------------------------------------ collection
+    def ensure_collection(self) -> int:
+        """Create the collection if missing, else check it; returns its dimension. See ``ensure_dimension``."""
+        return self.ensure_dimension()
+
+    def ensure_dimension(self) -> int:
+        """Create the collection if missing (schema, index, metric, recorded model and dimension), else
+        check its vector field's dim and index metric against this store.
+
+        Raises DimensionMismatchError (dim) or ConfigurationError (metric, missing fields) naming the
+        collection, before anything is written.
+        """
+        if self._dimension is not None:
+            return self._dimension
+        want = self.embedder.dimension
+        if self.client.has_collection(self.collection, timeout=self.timeout):
+            dim = self._check_existing(want)
+        else:
+            try:
+                self._create(want)
+            except Exception as exc:
+                # Another store may have created it in the meantime: then check that one instead.
+                if not self.client.has_collection(self.collection, timeout=self.timeout):
+                    raise
+                logger.debug("create of %r raced another writer (%s); checking it", self.collection, exc)
+                dim = self._check_existing(want)
+            else:
+                dim = want
+        self._ensure_loaded()
+        self._dimension = dim
+        return dim
+
+    def _create(self, dim: int) -> None:
+        pm = self._pymilvus
+        DataType = pm.DataType
+        description = (
+            f"qwen-embed-adapters: model={self.embedder.model} dimension={dim} metric={self.metric}"
+        )
+        schema = pm.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
+        schema.add_field(self.id_field, DataType.VARCHAR, is_primary=True, max_length=self.id_max_length)
+        schema.add_field(self.text_field, DataType.VARCHAR, max_length=self.text_max_length)
+        schema.add_field(self.metadata_field, DataType.JSON)
+        schema.add_field(self.vector_field, DataType.FLOAT_VECTOR, dim=dim)
+        index = self.client.prepare_index_params()
+        index.add_index(
+            self.vector_field, index_type=self.index_type, metric_type=self.metric, params=self.index_params
+        )
+        properties = {
+            PROP_MODEL: self.embedder.model,
+            PROP_DIMENSION: str(dim),
+            PROP_METRIC: self.metric,
+            PROP_VERSION: "1",
+        }
+        self.client.create_collection(
+            self.collection,
+            schema=schema,
+            index_params=index,
+            consistency_level=self.consistency_level,
+            properties=properties,
+            timeout=self.timeout,
+        )
+        self._loaded = True  # create_collection with index_params loads it
+        logger.info(
+            "created Milvus collection %r: dim=%d metric=%s index=%s model=%s",
+            self.collection, dim, self.metric, self.index_type, self.embedder.model,
+        )
+
+    def _check_existing(self, want: int) -> int:
+        info = self.client.describe_collection(self.collection, timeout=self.timeout)
+        fields = {f.get("name"): f for f in info.get("fields", [])}
+        vec = fields.get(self.vector_field)
+        if vec is None:
+            raise ConfigurationError(
+                f"Milvus collection {self.collection!r} has no vector field {self.vector_field!r} "
+                f"(fields: {sorted(n for n in fields if n)}); pass vector_field=..."
+            )
+        try:
+            dim = int(vec.get("params", {}).get("dim"))
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"Milvus collection {self.collection!r}: field {self.vector_field!r} has no dim; "
+                "is it a FLOAT_VECTOR?"
+            ) from None
+        props = info.get("properties") or {}
+        recorded_model = props.get(PROP_MODEL)
+        if dim != want:
+            detail = f"created with model {recorded_model!r}" if recorded_model else ""
+            detail += f"{'; ' if detail else ''}this embedder is {self.embedder.model!r}"
+            raise DimensionMismatchError(dim, want, self.collection, detail)
+        for fname, label in ((self.id_field, "id_field"), (self.text_field, "text_field"),
+                             (self.metadata_field, "metadata_field")):
+            if fname not in fields:
+                raise ConfigurationError(
+                    f"Milvus collection {self.collection!r} has no field {fname!r} "
+                    f"(fields: {sorted(n for n in fields if n)}); pass {label}=..."
+                )
+        text_len = (fields[self.text_field].get("params") or {}).get("max_length")
+        if text_len is not None:
+            self.text_max_length = int(text_len)
+        id_len = (fields[self.id_field].get("params") or {}).get("max_length")
+        if id_len is not None:
+            self.id_max_length = int(id_len)
+        metric = self._existing_metric(props)
+        if metric is not None and metric != self.metric:
+            raise ConfigurationError(
+                f"Milvus collection {self.collection!r} is indexed with metric {metric}, "
+                f"but this store was asked for {self.metric}; pass metric={metric!r} or use another collection"
+            )
+        if recorded_model and recorded_model != self.embedder.model:
+            logger.warning(
+                "Milvus collection %r was created with model %r; this embedder is %r (same dimension %d)",
+                self.collection, recorded_model, self.embedder.model, dim,
+            )
+        return dim
+
+    def _existing_metric(self, props: Mapping[str, Any]) -> str | None:
+        try:
+            names = self.client.list_indexes(self.collection, field_name=self.vector_field)
+            for index_name in names or []:
+                desc = self.client.describe_index(self.collection, index_name, timeout=self.timeout) or {}
+                if desc.get("metric_type"):
+                    return str(desc["metric_type"]).upper()
+        except Exception as exc:  # an old server without list_indexes: fall back to what we recorded
+            logger.debug("reading the index of %r failed: %s", self.collection, exc)
+        recorded = props.get(PROP_METRIC)
+        return str(recorded).upper() if recorded else None
+
+    def _ensure_loaded(self) -> bool:
+        """Load the collection if it exists and is not loaded; False when it does not exist."""
+        if self._loaded:
+            return True
+        if not self.client.has_collection(self.collection, timeout=self.timeout):
+            return False
+        state = self.client.get_load_state(self.collection, timeout=self.timeout)
+        st = state.get("state") if isinstance(state, Mapping) else state
+        if getattr(st, "name", str(st)) != "Loaded":
+            try:
+                self.client.load_collection(self.collection, timeout=self.timeout)
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"Milvus collection {self.collection!r} cannot be loaded (has its vector field an "
+                    f"index?): {exc}"
+                ) from exc
+        self._loaded = True
+        return True
+
+    # ------------------------------------------------------------------ checks
+    def _validate_batch(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        """VARCHAR limits (in UTF-8 bytes, as a Milvus server counts them) for ids and texts."""
+        if self._dimension is None and self.client.has_collection(self.collection, timeout=self.timeout):
+            # An existing collection's own limits apply (read before any write).
+            self.ensure_dimension()
+        for i, (x, t) in enumerate(zip(ids, texts, strict=True)):
+            n = _utf8_len(x)
+            if n > self.id_max_length:
+                raise InvalidInputError(
+                    f"ids[{i}] {x[:40]!r}... is {n} bytes; collection {self.collection!r} takes at most "
+                    f"{self.id_max_length}", index=i, item_id=x,
+                )
+            n = _utf8_len(t)
+            if n > self.text_max_length:
+                raise InvalidInputError(
+                    f"texts[{i}] (id {x!r}) is {n} bytes of UTF-8; the {self.text_field!r} field of "
+                    f"collection {self.collection!r} takes at most {self.text_max_length} (split it into "
+                    "chunks first)", index=i, item_id=x,
+                )
+
+    # ------------------------------------------------------------------ writes
+    def _rows(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return milvus_rows(
+            ids, vectors, texts, metadatas, dim=self._dimension,
+            id_field=self.id_field, vector_field=self.vector_field,
+            text_field=self.text_field, metadata_field=self.metadata_field,
+        )
+
+    def _write(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        rows = self._rows(ids, vectors, texts, metadatas)
+        res = self.client.upsert(self.collection, rows, timeout=self.timeout)
+        self._check_upsert(res, len(rows))
+
+    async def _awrite(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        aclient = self._async_client()
+        if aclient is None:
+            await super()._awrite(ids, vectors, texts, metadatas)
+            return
+        rows = self._rows(ids, vectors, texts, metadatas)
+        res = await aclient.upsert(self.collection, rows, timeout=self.timeout)
+        self._check_upsert(res, len(rows))
+
+    def _check_upsert(self, res: Any, n: int) -> None:
+        got = res.get("upsert_count") if isinstance(res, Mapping) else None
+        if got is not None and int(got) != n:
+            raise RuntimeError(f"Milvus upserted {got} of {n} rows into {self.collection!r}")
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the collection holds (for resumable ingestion)."""
+        id_list = [x for x in ids if isinstance(x, str)]
+        if not id_list or not self._ensure_loaded():
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(id_list), 1000):
+            chunk = id_list[start : start + 1000]
+            res = self.client.get(self.collection, ids=chunk, output_fields=[self.id_field], timeout=self.timeout)
+            found.update(str(r[self.id_field]) for r in res)
+        return found
+
+    # ------------------------------------------------------------------ search
+    def _search_args(self, vector: np.ndarray, top_k: int, filter: Any) -> dict[str, Any]:
+        q = as_float32_matrix(vector, dim=self._dimension, where=f"query for {self.collection!r}")
+        return {
+            "collection_name": self.collection,
+            "data": [q[0]],
+            "limit": top_k,
+            "filter": filter_expression(filter, metadata_field=self.metadata_field),
+            "output_fields": [self.text_field, self.metadata_field],
+            "anns_field": self.vector_field,
+            "search_params": {"metric_type": self.metric},
+            "consistency_level": self.consistency_level,
+            "timeout": self.timeout,
+        }
+
+    def _hits(self, res: Any) -> list[Hit]:
+        hits: list[Hit] = []
+        for h in res[0] if res else []:
+            entity = h.get("entity") or {}
+            distance = float(h.get("distance"))
+            score = 1.0 - distance / 2.0 if self.metric == "L2" else distance
+            hits.append(Hit(
+                id=str(h.get("id", entity.get(self.id_field))),
+                score=score,
+                text=entity.get(self.text_field),
+                metadata=dict(entity.get(self.metadata_field) or {}),
+            ))
+        return hits
+
+    def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        self.ensure_dimension()
+        return self._hits(self.client.search(**self._search_args(vector, top_k, filter)))
+
+    async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        if self._dimension is None:
+            await asyncio.to_thread(self.ensure_dimension)
+        aclient = self._async_client()
+        if aclient is None:
+            return await super()._asearch_vector(vector, top_k, filter)
+        return self._hits(await aclient.search(**self._search_args(vector, top_k, filter)))
+
+    # ------------------------------------------------------------------ count / delete
+    def count(self) -> int:
+        """How many records the collection holds (0 when it does not exist yet)."""
+        if not self._ensure_loaded():
+            return 0
+        res = self.client.query(
+            self.collection, filter="", output_fields=["count(*)"],
+            consistency_level=self.consistency_level, timeout=self.timeout,
+        )
+        return int(res[0]["count(*)"])
+
+    async def acount(self) -> int:
+        """Async twin of ``count``."""
+        if not self._loaded and not await asyncio.to_thread(self._ensure_loaded):
+            return 0
+        aclient = self._async_client()
+        if aclient is None:
+            return await super().acount()
+        res = await aclient.query(
+            self.collection, filter="", output_fields=["count(*)"],
+            consistency_level=self.consistency_level, timeout=self.timeout,
+        )
+        return int(res[0]["count(*)"])
+
+    @staticmethod
+    def _delete_ids(ids: Sequence[str]) -> list[str]:
+        if isinstance(ids, str):
+            raise InvalidInputError("ids: expected a sequence of str, got a single str; wrap it in a list")
+        id_list = list(ids)
+        for i, x in enumerate(id_list):
+            if not isinstance(x, str) or not x:
+                raise InvalidInputError(f"ids[{i}] must be a non-empty str, got {x!r}", index=i)
+        return id_list
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete records by id; missing ids are ignored."""
+        id_list = self._delete_ids(ids)
+        if not id_list or not self._ensure_loaded():
+            return
+        self.client.delete(self.collection, ids=id_list, timeout=self.timeout)
+
+    async def adelete(self, ids: Sequence[str]) -> None:
+        """Async twin of ``delete``."""
+        id_list = self._delete_ids(ids)
+        if not id_list:
+            return
+        if not self._loaded and not await asyncio.to_thread(self._ensure_loaded):
+            return
+        aclient = self._async_client()
+        if aclient is None:
+            await asyncio.to_thread(self.client.delete, self.collection, ids=id_list, timeout=self.timeout)
+            return
+        await aclient.delete(self.collection, ids=id_list, timeout=self.timeout)
+
+    def drop(self) -> None:
+        """Drop the collection (all its data). The next write creates it again."""
+        self.client.drop_collection(self.collection, timeout=self.timeout)
+        self._dimension = None
+        self._loaded = False
+
+
+__all__ = ["METRICS", "MilvusStore", "filter_expression", "milvus_rows"]
