@@ -216,7 +216,7 @@ class VectorStore(ABC):
         """Async twin of ``add_texts``."""
         items, id_list, metas = prepare_records(texts, ids, metadatas)
         self._validate_batch(id_list, items, metas)
-        await asyncio.to_thread(self.ensure_dimension)
+        await self.aensure_dimension()
         written: list[str] = []
         for start in range(0, len(items), self.write_batch_size):
             end = start + self.write_batch_size
@@ -288,6 +288,11 @@ class VectorStore(ABC):
 
     # ---------------------------------------------------------------- helpers
     def _write_error(self, exc: BaseException, written: list[str], not_written: list[str]) -> WriteError:
+        if isinstance(exc, WriteError) and exc.written_ids:
+            # The store wrote part of the batch before failing (e.g. several requests per batch).
+            done = set(exc.written_ids)
+            written = written + [i for i in not_written if i in done]
+            not_written = [i for i in not_written if i not in done]
         logger.error(
             "%s: write failed after %d records; %d not written: %s",
             self.name, len(written), len(not_written), exc,
