@@ -1,0 +1,519 @@
+"""Chroma: a registered ``EmbeddingFunction`` that survives a restart, a collection helper that keeps
+one dimension per collection, and ``ChromaStore`` with the shape the other stores share.
+
+    import chromadb
+    from qwen_embed_adapters import RemoteEmbedder
+    from qwen_embed_adapters.adapters.chroma import get_or_create_collection
+
+    emb = RemoteEmbedder("http://localhost:30000/v1", dimensions=512)
+    col = get_or_create_collection(chromadb.PersistentClient("./db"), "docs", emb)
+    col.add(ids=["a", "b"], documents=["北京是中国首都", "Paris is the capital of France"])
+    col.query(query_texts=["capital of China"], n_results=1)   # the query gets Qwen3's instruction
+
+Chroma persists the function's ``name()`` and ``get_config()`` with the collection and rebuilds the
+function with ``build_from_config`` when the collection is opened without one; importing this module
+registers the function, so a new process only needs ``import qwen_embed_adapters.adapters.chroma``.
+The persisted configuration is ``embedder.to_config()``: for a key it holds only the name of the
+environment variable, never the key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+import numpy as np
+
+from .. import models
+from ..embedder import Embedder, embedder_from_config
+from ..errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    InvalidInputError,
+    MissingDependencyError,
+)
+from ..vectors import as_text_list
+from .base import Hit, VectorStore
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+logger = logging.getLogger(__name__)
+
+#: The name under which the function is registered with Chroma and persisted with each collection.
+EF_NAME = "qwen-embed-adapters"
+#: Collection metadata keys recording what created the collection.
+META_MODEL = "qwen_embed_model"
+META_DIMENSION = "qwen_embed_dimension"
+#: Version of the persisted ``get_config()`` layout.
+CONFIG_VERSION = 1
+
+_D = TypeVar("_D")
+
+try:
+    from chromadb.api.types import Documents, EmbeddingFunction
+    from chromadb.utils.embedding_functions import register_embedding_function
+
+    _CHROMA_IMPORT_ERROR: ImportError | None = None
+except ImportError as _exc:  # chromadb is an optional extra: the module imports, using it raises
+    _CHROMA_IMPORT_ERROR = _exc
+    Documents = list  # type: ignore[misc,assignment]
+
+    class EmbeddingFunction(Generic[_D]):  # type: ignore[no-redef]
+        """Stand-in base class when chromadb is not installed."""
+
+    def register_embedding_function(ef_class: Any = None) -> Any:  # type: ignore[no-redef]
+        return ef_class
+
+
+def _require_chromadb(feature: str) -> None:
+    if _CHROMA_IMPORT_ERROR is not None:
+        raise MissingDependencyError("chromadb", "chroma", feature)
+
+
+# Chroma rebuilds the function from its config on every add/query of a collection opened without a
+# function (and again inside create to test ``is_legacy``), so ``build_from_config`` must be cheap and
+# must not open a new HTTP client or load a model each time: it returns a live or cached function.
+_LIVE: weakref.WeakValueDictionary[str, QwenEmbeddingFunction] = weakref.WeakValueDictionary()
+_BUILT: OrderedDict[str, QwenEmbeddingFunction] = OrderedDict()
+_BUILT_MAX = 16
+_CACHE_LOCK = threading.Lock()
+
+
+def _config_key(embedder_config: Mapping[str, Any]) -> str:
+    return json.dumps(embedder_config, sort_keys=True, default=str)
+
+
+def _scrub_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Drop anything that looks like a secret value; keep ``*_env`` names (they name a variable)."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        low = k.lower()
+        if any(s in low for s in ("api_key", "token", "secret", "password")) and not low.endswith("_env"):
+            continue
+        out[k] = v
+    return out
+
+
+def _canonical_model(model: str) -> str:
+    """``Qwen/Qwen3-Embedding-0.6B``, ``qwen3-embedding-0.6b`` and a served name compare equal."""
+    info = models.lookup(model)
+    if info is not None:
+        return info.name.lower()
+    return model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def same_model(a: str, b: str) -> bool:
+    """True when two model names denote the same model (any common spelling of a Qwen3 model)."""
+    return _canonical_model(a) == _canonical_model(b)
+
+
+@register_embedding_function
+class QwenEmbeddingFunction(EmbeddingFunction[Documents]):  # type: ignore[misc]
+    """A Chroma ``EmbeddingFunction`` over any qwen_embed_adapters ``Embedder``.
+
+    ``add(documents=...)`` gets document vectors; ``query(query_texts=...)`` goes through
+    ``embed_query`` and gets the Qwen3 query instruction. Vectors are float32 and unit-length, so the
+    default space is cosine.
+
+    >>> import chromadb  # doctest: +SKIP
+    >>> from qwen_embed_adapters.testing import FakeEmbedder  # doctest: +SKIP
+    >>> ef = QwenEmbeddingFunction(FakeEmbedder(dimensions=64))  # doctest: +SKIP
+    >>> col = chromadb.EphemeralClient().create_collection("docs", embedding_function=ef)  # doctest: +SKIP
+    """
+
+    def __init__(self, embedder: Embedder) -> None:
+        _require_chromadb("QwenEmbeddingFunction")
+        if isinstance(embedder, QwenEmbeddingFunction):
+            embedder = embedder.embedder
+        if not isinstance(embedder, Embedder):
+            raise TypeError(f"embedder must be a qwen_embed_adapters Embedder, got {type(embedder).__name__}")
+        self.embedder = embedder
+        self._key = _config_key(_scrub_config(embedder.to_config()))
+        with _CACHE_LOCK:
+            _LIVE.setdefault(self._key, self)
+
+    # ---------------------------------------------------------------- embedding
+    def __call__(self, input: Documents) -> list[np.ndarray]:
+        """Embed documents (no instruction): one float32 vector per input, in order."""
+        return list(self.embedder.embed_documents(as_text_list(input, what="documents")))
+
+    def embed_query(self, input: Documents) -> list[np.ndarray]:
+        """Embed queries with the embedder's query instruction (Chroma calls this for ``query_texts``)."""
+        return list(self.embedder.embed_queries(as_text_list(input, what="queries")))
+
+    # ---------------------------------------------------------------- protocol
+    @staticmethod
+    def name() -> str:
+        """The registered name, persisted with each collection."""
+        return EF_NAME
+
+    def default_space(self) -> str:  # type: ignore[override]
+        """Unit vectors: cosine."""
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        """All three rank unit vectors the same way."""
+        return ["cosine", "ip", "l2"]
+
+    def get_config(self) -> dict[str, Any]:
+        """What Chroma persists: the embedder's config (an env var NAME for a key, never the key)."""
+        return {
+            "version": CONFIG_VERSION,
+            "embedder": _scrub_config(self.embedder.to_config()),
+            "model": self.embedder.model,
+            "dimension": self.embedder.dimension_if_known,
+        }
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> QwenEmbeddingFunction:
+        """Rebuild the function from ``get_config()`` output (in this or a new process).
+
+        Returns a live function with the same embedder config when one exists, so Chroma's repeated
+        rebuilds do not open new clients or reload a model.
+        """
+        QwenEmbeddingFunction.validate_config(config)
+        emb_cfg = dict(config["embedder"])
+        key = _config_key(emb_cfg)
+        with _CACHE_LOCK:
+            found = _LIVE.get(key) or _BUILT.get(key)
+            if found is not None:
+                if key in _BUILT:
+                    _BUILT.move_to_end(key)
+                return found
+        ef = QwenEmbeddingFunction(embedder_from_config(emb_cfg))
+        with _CACHE_LOCK:
+            _BUILT[key] = ef
+            while len(_BUILT) > _BUILT_MAX:
+                _BUILT.popitem(last=False)[1].embedder.close()
+        return ef
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """Check the shape of a persisted config."""
+        if not isinstance(config, dict) or not isinstance(config.get("embedder"), dict):
+            raise ConfigurationError(
+                f"{EF_NAME}: a config is a dict with an 'embedder' dict, got {config!r:.200}"
+            )
+        if "engine" not in config["embedder"]:
+            raise ConfigurationError(f"{EF_NAME}: the embedder config has no 'engine': {config!r:.200}")
+
+    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+        """Refuse a change of model or dimension: the collection's vectors would stop being comparable."""
+        old_model, new_model = _config_model(old_config), _config_model(new_config)
+        if old_model and new_model and not same_model(old_model, new_model):
+            raise ConfigurationError(
+                f"{EF_NAME}: the model cannot change on an existing collection "
+                f"({old_model!r} -> {new_model!r}); create a new collection and re-embed"
+            )
+        old_dim, new_dim = _config_dimension(old_config), _config_dimension(new_config)
+        if old_dim is not None and new_dim is not None and old_dim != new_dim:
+            raise DimensionMismatchError(
+                old_dim, new_dim, "embedding function config", "the dimension cannot change on an existing collection"
+            )
+
+    def __repr__(self) -> str:
+        return f"QwenEmbeddingFunction({self.embedder!r})"
+
+
+def _config_model(config: Mapping[str, Any] | None) -> str | None:
+    if not isinstance(config, Mapping):
+        return None
+    emb = config.get("embedder")
+    model = config.get("model") or (emb.get("model") if isinstance(emb, Mapping) else None)
+    return model if isinstance(model, str) and model else None
+
+
+def _config_dimension(config: Mapping[str, Any] | None) -> int | None:
+    if not isinstance(config, Mapping):
+        return None
+    emb = config.get("embedder")
+    for value in (config.get("dimension"), emb.get("dimensions") if isinstance(emb, Mapping) else None):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+# ==================================================================== collections
+def get_or_create_collection(
+    client: ClientAPI,
+    name: str,
+    embedder: Embedder | QwenEmbeddingFunction,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    strict_model: bool = True,
+    **kwargs: Any,
+) -> Collection:
+    """Open or create a collection bound to ``embedder``, one dimension per collection.
+
+    A new collection gets the function, the cosine space and ``qwen_embed_model`` /
+    ``qwen_embed_dimension`` in its metadata (besides ``metadata``). An existing one is checked
+    before anything is written: a recorded dimension (or, for a collection made elsewhere, the
+    function config Chroma persisted, else a stored vector) that differs from the embedder's raises
+    DimensionMismatchError; another recorded model raises ConfigurationError (a warning with
+    ``strict_model=False``). A collection persisted with another named embedding function (e.g.
+    ``openai``) raises ConfigurationError. ``kwargs`` go to Chroma's ``get_or_create_collection``
+    (``configuration=...``) when the collection is created.
+
+    Works with ``EphemeralClient``, ``PersistentClient`` and ``HttpClient``.
+    """
+    _require_chromadb("get_or_create_collection")
+    from chromadb.errors import NotFoundError
+
+    ef = embedder if isinstance(embedder, QwenEmbeddingFunction) else QwenEmbeddingFunction(embedder)
+    emb = ef.embedder
+    dim = emb.dimension  # a remote embedder of unknown width learns it with one request here
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidInputError(f"metadata must be a dict, got {type(metadata).__name__}")
+    try:
+        existing = client.get_collection(name=name, embedding_function=None)
+    except NotFoundError:
+        existing = None
+    if existing is None:
+        meta = {**(metadata or {}), META_MODEL: emb.model, META_DIMENSION: dim}
+        # get_or_create, not create: another process may create it between our get and now.
+        col = client.get_or_create_collection(
+            name=name, embedding_function=cast(Any, ef), metadata=meta, **kwargs
+        )
+        if (col.metadata or {}).get(META_DIMENSION) == dim and (col.metadata or {}).get(META_MODEL) == emb.model:
+            logger.info("chroma: created collection %r (%s, %d-d)", name, emb.model, dim)
+            return col
+        existing = client.get_collection(name=name, embedding_function=None)
+    return _check_and_bind(client, existing, ef, dim, strict_model)
+
+
+def _persisted_ef(col: Collection) -> dict[str, Any] | None:
+    cfg = (col.configuration_json or {}).get("embedding_function")
+    return cfg if isinstance(cfg, dict) else None
+
+
+def _check_and_bind(
+    client: ClientAPI, col: Collection, ef: QwenEmbeddingFunction, dim: int, strict_model: bool
+) -> Collection:
+    name = col.name
+    emb = ef.embedder
+    meta = col.metadata or {}
+    persisted = _persisted_ef(col)
+    ef_name = persisted.get("name") if persisted and persisted.get("type") == "known" else None
+    ours = ef_name == EF_NAME
+    if ef_name not in (None, EF_NAME, "default"):
+        raise ConfigurationError(
+            f"collection {name!r} was created with the {ef_name!r} embedding function; its vectors come "
+            f"from another model. Use a new collection for {emb.model!r}, or open it with Chroma directly"
+        )
+    recorded_model = meta.get(META_MODEL)
+    recorded_dim = meta.get(META_DIMENSION)
+    source = "recorded in its metadata"
+    if recorded_dim is None and ours:
+        recorded_dim = _config_dimension(persisted.get("config") if persisted else None)
+        recorded_model = recorded_model or _config_model(persisted.get("config") if persisted else None)
+        source = "from its persisted embedding function config"
+    if recorded_dim is not None:
+        if int(recorded_dim) != dim:
+            raise DimensionMismatchError(
+                int(recorded_dim), dim, name,
+                f"{source}: model {recorded_model!r}; the embedder {emb.model!r} gives {dim}-d vectors",
+            )
+    stored = _stored_width(col)
+    if stored is not None and stored != dim:
+        raise DimensionMismatchError(
+            stored, dim, name, f"width of a stored vector; the embedder {emb.model!r} gives {dim}-d vectors"
+        )
+    if isinstance(recorded_model, str) and recorded_model and not same_model(recorded_model, emb.model):
+        msg = (
+            f"collection {name!r} was created with model {recorded_model!r}, the embedder uses "
+            f"{emb.model!r}; vectors of two models in one collection are not comparable"
+        )
+        if strict_model:
+            raise ConfigurationError(msg + " (pass strict_model=False if they are the same model)")
+        logger.warning("%s", msg)
+    if recorded_dim is None and not ours:
+        logger.warning(
+            "chroma: collection %r was not created by qwen-embed-adapters (embedding function %r); "
+            "its %s are assumed to come from %r",
+            name, ef_name or "none", "vectors" if stored is not None else "future vectors", emb.model,
+        )
+    if ours:
+        return client.get_collection(name=name, embedding_function=cast(Any, ef))
+    # Chroma refuses a named function on a collection persisted with "default" (or none), although
+    # the function is ours to choose: bind it the way get_collection does, minus that check.
+    return type(col)(client=col._client, model=col._model, embedding_function=cast(Any, ef))
+
+
+def _stored_width(col: Collection) -> int | None:
+    got = col.get(limit=1, include=["embeddings"])  # type: ignore[list-item]
+    embeddings = got.get("embeddings")
+    if embeddings is None or len(embeddings) == 0:
+        return None
+    return int(np.asarray(embeddings[0]).shape[-1])
+
+
+def collection_dimension(col: Collection) -> int | None:
+    """The dimension a collection holds: recorded by us, else from a stored vector, else None."""
+    recorded = (col.metadata or {}).get(META_DIMENSION)
+    if recorded is not None:
+        return int(recorded)
+    return _stored_width(col)
+
+
+# ==================================================================== the shared store shape
+class ChromaStore(VectorStore):
+    """A Chroma collection with the shape the Milvus, Pinecone and FAISS stores share.
+
+    ``add_texts`` embeds with ``embedder`` and upserts float32 vectors (content-hash ids unless
+    given); ``search`` embeds the query with the Qwen3 instruction and returns ``Hit`` objects whose
+    score is the cosine similarity. The collection is created (or checked) on first use by
+    ``get_or_create_collection``, so a different dimension raises before anything is written.
+
+    >>> store = ChromaStore(chromadb.PersistentClient("./db"), "docs", embedder)  # doctest: +SKIP
+    >>> store.add_texts(["北京是中国首都", "Paris is the capital of France"])  # doctest: +SKIP
+    >>> store.search("capital of China", top_k=1)[0].text  # doctest: +SKIP
+    '北京是中国首都'
+    """
+
+    def __init__(
+        self,
+        client: ClientAPI,
+        name: str,
+        embedder: Embedder,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        strict_model: bool = True,
+        **collection_kwargs: Any,
+    ) -> None:
+        _require_chromadb("ChromaStore")
+        super().__init__(embedder)
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"collection name must be a non-empty str, got {name!r}")
+        self.client = client
+        self._name = name
+        self._metadata = dict(metadata) if metadata else None
+        self._strict_model = strict_model
+        self._collection_kwargs = collection_kwargs
+        self._collection: Collection | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The collection name."""
+        return self._name
+
+    @property
+    def collection(self) -> Collection:
+        """The Chroma collection (created or checked on first access), bound to the embedder."""
+        self.ensure_dimension()
+        assert self._collection is not None
+        return self._collection
+
+    def ensure_dimension(self) -> int:
+        """Create the collection if missing, else check its dimension; once per store."""
+        with self._lock:
+            if self._collection is None:
+                self._collection = get_or_create_collection(
+                    self.client, self._name, self.embedder, self._metadata,
+                    strict_model=self._strict_model, **self._collection_kwargs,
+                )
+        return self.embedder.dimension
+
+    def _validate_batch(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        from chromadb.api.types import validate_metadata
+
+        for i, m in enumerate(metadatas):
+            if not m:
+                continue
+            try:
+                validate_metadata(m)
+            except (ValueError, TypeError) as exc:
+                raise InvalidInputError(
+                    f"metadatas[{i}] (id {ids[i]!r}) is not valid Chroma metadata: {exc}",
+                    index=i, item_id=ids[i],
+                ) from None
+
+    def _write(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        col = self.collection
+        if vectors.shape[1] != self.embedder.dimension:  # pragma: no cover - the embedder guarantees it
+            raise DimensionMismatchError(self.embedder.dimension, vectors.shape[1], self._name)
+        col.upsert(
+            ids=ids,
+            embeddings=np.ascontiguousarray(vectors, dtype=np.float32),
+            documents=texts,
+            # Chroma refuses empty dicts; None means "no metadata".
+            metadatas=[m or None for m in metadatas],  # type: ignore[misc]
+        )
+
+    def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        col = self.collection
+        res = col.query(
+            query_embeddings=cast(Any, [np.asarray(vector, dtype=np.float32)]),
+            n_results=top_k,
+            where=filter,
+            include=["documents", "metadatas", "distances"],  # type: ignore[list-item]
+        )
+        ids: list[str] = list(res["ids"][0]) if res["ids"] else []
+        docs = _first_row(res, "documents", len(ids), None)
+        metas = _first_row(res, "metadatas", len(ids), None)
+        dists = _first_row(res, "distances", len(ids), 0.0)
+        to_score = _score_fn(_space(col))
+        return [
+            Hit(id=i, score=to_score(float(d)), text=t, metadata=dict(m or {}))
+            for i, t, m, d in zip(ids, docs, metas, dists, strict=True)
+        ]
+
+    def count(self) -> int:
+        """How many records the collection holds."""
+        return int(self.collection.count())
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete records by id (missing ids are ignored)."""
+        if isinstance(ids, str):
+            raise InvalidInputError("ids: expected a sequence of str, got a single str")
+        id_list = list(ids)
+        if id_list:
+            self.collection.delete(ids=id_list)
+
+    def __repr__(self) -> str:
+        return f"ChromaStore(name={self._name!r}, embedder={self.embedder!r})"
+
+
+def _first_row(res: Any, key: str, n: int, fill: Any) -> list[Any]:
+    rows = res.get(key)
+    if not rows or rows[0] is None:
+        return [fill] * n
+    return list(rows[0])
+
+
+def _space(col: Collection) -> str:
+    cfg = col.configuration_json or {}
+    for part in ("hnsw", "spann"):
+        sub = cfg.get(part)
+        if isinstance(sub, dict) and sub.get("space"):
+            return str(sub["space"])
+    return str((col.metadata or {}).get("hnsw:space", "l2"))
+
+
+def _score_fn(space: str) -> Any:
+    # Chroma returns distances; for unit vectors each maps back to the cosine similarity.
+    if space == "l2":  # squared euclidean: |a-b|^2 = 2 - 2cos
+        return lambda d: 1.0 - d / 2.0
+    return lambda d: 1.0 - d  # cosine: 1 - cos; ip: 1 - a.b
+
+
+__all__ = [
+    "CONFIG_VERSION",
+    "EF_NAME",
+    "META_DIMENSION",
+    "META_MODEL",
+    "ChromaStore",
+    "QwenEmbeddingFunction",
+    "collection_dimension",
+    "get_or_create_collection",
+    "same_model",
+]
