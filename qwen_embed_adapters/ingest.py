@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .adapters.base import content_id, prepare_records
-from .errors import DimensionMismatchError, IngestError, InvalidInputError, QwenEmbedError
+from .errors import DimensionMismatchError, IngestError, InvalidInputError, QwenEmbedError, WriteError
 
 if TYPE_CHECKING:
     from .adapters.base import VectorStore
@@ -335,11 +335,8 @@ class _Run:
         while True:
             try:
                 return fn()
-            except (QwenEmbedError, TypeError, ValueError):
-                # Deterministic problems (dimension, bad input, programming errors): retrying won't help.
-                raise
             except Exception as exc:
-                if attempt >= self.write_retries:
+                if not _transient(exc) or attempt >= self.write_retries:
                     raise
                 delay = self.retry_backoff * (2**attempt)
                 logger.warning(
@@ -376,6 +373,13 @@ class _Run:
     def _advance(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(n)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth retrying: a store/network failure, not a dimension, input, configuration or programming error."""
+    if isinstance(exc, WriteError):
+        return exc.cause is None or _transient(exc.cause)
+    return not isinstance(exc, (QwenEmbedError, TypeError, AttributeError, NotImplementedError))
 
 
 def _normalise(record: Any, pos: int) -> tuple[str, Any, Any]:
