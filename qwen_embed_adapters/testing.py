@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .embedder import Embedder
+from .errors import MissingDependencyError
 
 
 class FakeEmbedder(Embedder):
@@ -79,3 +83,160 @@ def _hash_vector(text: str, width: int) -> np.ndarray:
     ]
     vec = _table(width)[rows].sum(axis=0)
     return (vec / np.linalg.norm(vec)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- tiny random Qwen3 models
+# Qwen2/Qwen3's pre-tokenizer split (tokenizer.json of the Qwen3 models).
+_QWEN_PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+    r"""\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+_TINY_CORPUS = (
+    "the quick brown fox jumps over the lazy dog",
+    "Beijing is the capital of China",
+    "machine learning, deep learning and vector databases",
+    "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+    "Judge whether the Document meets the requirements based on the Query and the Instruct provided. "
+    'Note that the answer can only be "yes" or "no".',
+    "机器学习 深度学习 向量数据库 今天天气真好 阳光明媚,适合散步",
+    "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+)
+_ROPE_THETA: dict[str, Any] = {"rope_theta": 1000000.0}  # transformers 5 files it under rope_parameters
+_TINY_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
+
+
+def _build_tiny_qwen3_tokenizer(path: str | os.PathLike[str], *, append_eos: bool = True) -> dict[str, int]:
+    """Write a small byte-level BPE tokenizer that behaves like Qwen3-Embedding's into ``path``.
+
+    Same normaliser and pre-tokenizer as Qwen3, ``padding_side="left"``, ``<|endoftext|>`` as the pad
+    token and appended to every sequence by the tokenizer itself (``append_eos=False`` leaves it out,
+    as the Qwen3-Reranker tokenizer and older Qwen3-Embedding uploads do), ``eos_token`` ``<|im_end|>``.
+    Deterministic; a few hundred tokens. Returns the ids of the special tokens.
+    """
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import BPE
+    from tokenizers.trainers import BpeTrainer
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_QWEN_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = BpeTrainer(
+        vocab_size=512,
+        special_tokens=[],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(_TINY_CORPUS) * 3, trainer)
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in _TINY_SPECIAL_TOKENS])
+    ids = {s: int(tok.token_to_id(s) or 0) for s in _TINY_SPECIAL_TOKENS}
+    if append_eos:
+        tok.post_processor = processors.TemplateProcessing(
+            single="$A:0 <|endoftext|>:0",
+            pair="$A:0 <|endoftext|>:0 $B:1 <|endoftext|>:1",
+            special_tokens=[("<|endoftext|>", ids["<|endoftext|>"])],
+        )
+    tok.save(str(out / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "Qwen2Tokenizer",
+        "padding_side": "left",
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": None,
+        "bos_token": None,
+        "add_prefix_space": False,
+        "model_max_length": 32768,
+        "clean_up_tokenization_spaces": False,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return ids
+
+
+def make_tiny_qwen3(path: str | os.PathLike[str], seed: int = 0) -> str:
+    """Write a small random Qwen3 embedding model (hidden size 64, 2 layers) and its tokenizer to ``path``.
+
+    It loads like Qwen3-Embedding: ``AutoModel`` gives a ``Qwen3Model``, the tokenizer pads on the left
+    and appends ``<|endoftext|>``, and the folder carries the same sentence-transformers files
+    (last-token pooling, Normalize, query/document prompts). Weights are safetensors, identical for
+    the same ``seed``. Needs the ``local`` extra (torch, transformers). Returns ``path`` as a str.
+
+    >>> folder = make_tiny_qwen3("/tmp/tiny-qwen3")  # doctest: +SKIP
+    >>> LocalEmbedder(folder).dimension  # doctest: +SKIP
+    64
+    """
+    try:
+        import torch
+        from transformers import Qwen3Config, Qwen3Model
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(exc.name or "torch", "local", "make_tiny_qwen3") from None
+
+    out = Path(path)
+    ids = _build_tiny_qwen3_tokenizer(out)
+    vocab = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    vocab_size = max(len(vocab), *ids.values()) + 1
+    config = Qwen3Config(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        architectures=["Qwen3ForCausalLM"],
+        **_ROPE_THETA,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen3Model(config)
+    model.eval()
+    model.save_pretrained(str(out), safe_serialization=True)
+    _write_sentence_transformers_files(out, pooling="lasttoken")
+    return str(out)
+
+
+def _write_sentence_transformers_files(out: Path, *, pooling: str) -> None:
+    """The sentence-transformers files Qwen3-Embedding ships: Transformer, Pooling, Normalize, prompts."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (out / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    (out / "2_Normalize").mkdir(exist_ok=True)
+    pool = {
+        "word_embedding_dimension": 64,
+        "pooling_mode_cls_token": pooling == "cls",
+        "pooling_mode_mean_tokens": pooling == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+        "pooling_mode_weightedmean_tokens": False,
+        "pooling_mode_lasttoken": pooling == "lasttoken",
+        "include_prompt": True,
+    }
+    (out / "1_Pooling" / "config.json").write_text(json.dumps(pool, indent=2), encoding="utf-8")
+    (out / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 8192, "do_lower_case": False}, indent=2), encoding="utf-8"
+    )
+    st_config = {
+        "prompts": {
+            "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+            "document": "",
+        },
+        "default_prompt_name": None,
+        "similarity_fn_name": "cosine",
+    }
+    (out / "config_sentence_transformers.json").write_text(json.dumps(st_config, indent=2), encoding="utf-8")
