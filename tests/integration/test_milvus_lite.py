@@ -1,0 +1,333 @@
+"""MilvusStore against a real Milvus Lite (in-process gRPC server on a temp .db)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qwen_embed_adapters.adapters.base import content_id
+from qwen_embed_adapters.adapters.milvus import (
+    PROP_DIMENSION,
+    PROP_METRIC,
+    PROP_MODEL,
+    MilvusStore,
+    milvus_rows,
+)
+from qwen_embed_adapters.errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    InvalidInputError,
+    WriteError,
+)
+from qwen_embed_adapters.testing import FakeEmbedder
+from tests.support.milvus_fixtures import corpus, release_lite
+
+pymilvus = pytest.importorskip("pymilvus")
+pytestmark = pytest.mark.integration
+
+DIM = 64
+INSTRUCTION = "Given a question, find the passage"
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("milvus_lite") / "store.db"
+    yield path
+    release_lite(path)
+
+
+@pytest.fixture()
+def open_store(db_path: Path) -> Iterator[Callable[..., MilvusStore]]:
+    """Opens stores on the module's .db and closes them at teardown."""
+    stores: list[MilvusStore] = []
+
+    def _open(collection: str, embedder: Any = None, **kw: Any) -> MilvusStore:
+        s = MilvusStore(str(db_path), collection, embedder or FakeEmbedder(dimensions=DIM), **kw)
+        stores.append(s)
+        return s
+
+    yield _open
+    for s in stores:
+        s.close()
+
+
+def stored(store: MilvusStore, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Rows by id, read back with the raw client."""
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), 500):
+        for row in store.client.get(store.collection, ids=ids[i : i + 500], output_fields=["*"]):
+            out[row["id"]] = row
+    return out
+
+
+def test_bulk_2000_ids_count_vectors_search_and_rerun(open_store: Callable[..., MilvusStore]) -> None:
+    emb = FakeEmbedder(dimensions=DIM)
+    store = open_store("bulk", emb)
+    texts = corpus(2000)
+    ids = store.add_texts(texts)
+
+    assert ids == [content_id(t) for t in texts]
+    assert len(set(ids)) == 2000
+    assert store.count() == 2000
+
+    rows = stored(store, ids)
+    assert sorted(rows) == sorted(ids)
+    expected = emb.embed_documents(texts)
+    got = np.array([rows[i]["vector"] for i in ids], dtype=np.float32)
+    assert got.shape == (2000, DIM)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert [rows[i]["text"] for i in ids] == texts
+
+    # a query equal to a stored text finds that text first (no instruction for a non-Qwen3 model name)
+    for k in (0, 1, 977, 1999):
+        hits = store.search(texts[k], top_k=3)
+        assert hits[0].id == ids[k]
+        assert hits[0].text == texts[k]
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        assert hits[0].score >= hits[1].score >= hits[2].score
+
+    again = store.add_texts(texts)
+    assert again == ids
+    assert store.count() == 2000
+
+
+def test_collection_records_model_dimension_and_metric(open_store: Callable[..., MilvusStore]) -> None:
+    store = open_store("recorded", FakeEmbedder("my-model", dimensions=48), metric="ip")
+    assert store.ensure_collection() == 48
+    info = store.client.describe_collection("recorded")
+    assert info["properties"][PROP_MODEL] == "my-model"
+    assert info["properties"][PROP_DIMENSION] == "48"
+    assert info["properties"][PROP_METRIC] == "IP"
+    fields = {f["name"]: f for f in info["fields"]}
+    assert fields["id"]["is_primary"] is True
+    assert fields["id"]["type"] == pymilvus.DataType.VARCHAR
+    assert fields["text"]["type"] == pymilvus.DataType.VARCHAR
+    assert fields["metadata"]["type"] == pymilvus.DataType.JSON
+    assert fields["vector"]["type"] == pymilvus.DataType.FLOAT_VECTOR
+    assert int(fields["vector"]["params"]["dim"]) == 48
+    index = store.client.describe_index("recorded", "vector")
+    assert index["metric_type"] == "IP"
+    # a second store on the same collection adopts it
+    assert open_store("recorded", FakeEmbedder("my-model", dimensions=48), metric="IP").ensure_dimension() == 48
+
+
+def test_other_dimension_or_metric_is_refused_before_any_write(open_store: Callable[..., MilvusStore]) -> None:
+    good = open_store("guarded")
+    good.add_texts(["first text", "second text"])
+    assert good.count() == 2
+
+    wrong = FakeEmbedder(dimensions=32)
+    with pytest.raises(DimensionMismatchError) as err:
+        open_store("guarded", wrong).add_texts(["third text"])
+    assert (err.value.expected, err.value.actual, err.value.where) == (DIM, 32, "guarded")
+    assert "64" in str(err.value) and "32" in str(err.value) and "'guarded'" in str(err.value)
+    assert wrong.calls == []  # refused before embedding, so before writing
+    with pytest.raises(DimensionMismatchError):
+        open_store("guarded", FakeEmbedder(dimensions=32)).search("first text")
+
+    l2_emb = FakeEmbedder(dimensions=DIM)
+    with pytest.raises(ConfigurationError) as cerr:
+        open_store("guarded", l2_emb, metric="L2").add_texts(["third text"])
+    msg = str(cerr.value)
+    assert "'guarded'" in msg and "COSINE" in msg and "L2" in msg
+    assert l2_emb.calls == []
+    assert good.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("case", "texts", "ids", "metadatas", "error", "needle"),
+    [
+        ("None text", ["ok one", None, "ok two"], None, None, InvalidInputError, "texts[1] is None"),
+        ("oversize text", ["ok one", "x" * 65536, "ok two"], ["a", "big", "c"], None, InvalidInputError,
+         "'big'"),
+        ("oversize multibyte text", ["ok one", "数" * 22000], ["a", "zh"], None, InvalidInputError,
+         "66000 bytes"),
+        ("unserialisable metadata", ["ok one", "ok two"], ["a", "b"], [{"k": 1}, {"when": object()}],
+         InvalidInputError, "'b'"),
+        ("NaN metadata", ["ok one", "ok two"], ["a", "b"], [{"k": float("nan")}, None], InvalidInputError,
+         "'a'"),
+        ("duplicate ids in one call", ["ok one", "ok two", "ok three"], ["a", "b", "a"], None,
+         InvalidInputError, "repeats"),
+    ],
+)
+def test_bad_inputs_write_nothing(
+    open_store: Callable[..., MilvusStore],
+    case: str, texts: list[Any], ids: list[str] | None, metadatas: Any, error: type[Exception], needle: str,
+) -> None:
+    """Each case puts one bad item (named in ``case``) among good ones, with a write batch of one record
+    so that a store writing batch by batch would have written the good items before it."""
+    emb = FakeEmbedder(dimensions=DIM)
+    store = open_store("badinputs", emb, write_batch_size=1)
+    store.add_texts(["already here"])
+    with pytest.raises(error) as err:
+        store.add_texts(texts, ids=ids, metadatas=metadatas)
+    assert needle in str(err.value), case
+    assert store.count() == 1, case
+    good_ids = ids or [content_id(t) for t in texts if isinstance(t, str)]
+    assert store.existing_ids(good_ids) == set(), case
+
+
+def test_oversize_text_limit_follows_the_collection(open_store: Callable[..., MilvusStore]) -> None:
+    """A text over a collection's own (smaller) VARCHAR limit is refused by a store opened with defaults."""
+    open_store("small_text", text_max_length=100).ensure_collection()
+    store = open_store("small_text")
+    with pytest.raises(InvalidInputError) as err:
+        store.add_texts(["short", "y" * 101], ids=["s", "long"])
+    assert err.value.item_id == "long" and "at most 100" in str(err.value)
+    assert store.count() == 0
+    store.add_texts(["y" * 100], ids=["fits"])
+    assert store.count() == 1
+
+
+def test_ids_metadata_filter_and_delete(open_store: Callable[..., MilvusStore]) -> None:
+    store = open_store("meta")
+    texts = ["the red apple", "the green apple", "a red car", "a blue car"]
+    metas = [{"kind": "fruit", "n": 1}, {"kind": "fruit", "n": 2}, {"kind": "car", "n": 3}, {"kind": "car", "n": 4}]
+    ids = store.add_texts(texts, ids=["r-apple", "g-apple", "r-car", "b-car"], metadatas=metas)
+    assert ids == ["r-apple", "g-apple", "r-car", "b-car"]
+
+    hits = store.search("red apple", top_k=4)
+    assert hits[0].id == "r-apple" and hits[0].metadata == {"kind": "fruit", "n": 1}
+    assert {h.id for h in hits} == set(ids)
+
+    cars = store.search("red apple", top_k=4, filter='metadata["kind"] == "car"')
+    assert {h.id for h in cars} == {"r-car", "b-car"}
+    assert cars[0].id == "r-car"
+    picked = store.search("apple", top_k=4, filter={"n": [2, 4]})
+    assert {h.id for h in picked} == {"g-apple", "b-car"}
+    assert [h.id for h in store.search("car", top_k=4, filter={"kind": "fruit", "n": 1})] == ["r-apple"]
+
+    store.delete(["r-apple", "not-there"])
+    assert store.count() == 3
+    assert "r-apple" not in {h.id for h in store.search("red apple", top_k=4)}
+    with pytest.raises(InvalidInputError):
+        store.delete("g-apple")  # a bare str, not a list of ids
+
+
+def test_query_instruction_is_applied_to_search_only(open_store: Callable[..., MilvusStore]) -> None:
+    emb = FakeEmbedder(dimensions=DIM, query_instruction=INSTRUCTION)
+    store = open_store("instructed", emb)
+    store.add_texts(["Paris is the capital of France"])
+    assert emb.calls[-1] == ["Paris is the capital of France"]
+    hits = store.search("capital of France", top_k=1)
+    assert emb.calls[-1] == [f"Instruct: {INSTRUCTION}\nQuery:capital of France"]
+    expected = float(emb.embed_documents(["Paris is the capital of France"])[0] @ emb.embed_query("capital of France"))
+    assert hits[0].score == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("metric", ["COSINE", "IP", "L2"])
+def test_scores_match_numpy_for_each_metric(open_store: Callable[..., MilvusStore], metric: str) -> None:
+    emb = FakeEmbedder(dimensions=DIM)
+    store = open_store(f"metric_{metric.lower()}", emb, metric=metric)
+    texts = corpus(150, prefix=metric)
+    ids = store.add_texts(texts)
+    q = "milvus vector alpha number 12"
+    ref = emb.embed_documents(texts) @ emb.embed_query(q)
+    order = np.argsort(-ref)[:5]
+    hits = store.search(q, top_k=5)
+    assert [h.id for h in hits] == [ids[i] for i in order]
+    np.testing.assert_allclose([h.score for h in hits], ref[order], atol=1e-4)
+
+
+async def test_async_twins_use_the_async_client(open_store: Callable[..., MilvusStore]) -> None:
+    emb = FakeEmbedder(dimensions=DIM)
+    store = open_store("async", emb)
+    texts = corpus(300, prefix="async")
+    ids = await store.aadd_texts(texts, metadatas=[{"i": i} for i in range(300)])
+    assert store._aclients, "the AsyncMilvusClient was not used"
+    assert ids == [content_id(t) for t in texts]
+    assert await store.acount() == 300
+    assert store.count() == 300
+    hits = await store.asearch(texts[42], top_k=2, filter={"i": [42, 43]})
+    assert [h.id for h in hits][0] == ids[42] and {h.id for h in hits} == {ids[42], ids[43]}
+    assert hits[0].metadata == {"i": 42}
+    sync_hits = store.search(texts[42], top_k=2, filter={"i": [42, 43]})
+    assert [(h.id, round(h.score, 5)) for h in hits] == [(h.id, round(h.score, 5)) for h in sync_hits]
+    await store.adelete(ids[:10])
+    assert await store.acount() == 290
+    assert await store.aensure_dimension() == DIM
+    await store.aclose()
+    assert store._aclients == {}
+
+
+def test_existing_client_is_used_and_left_open(db_path: Path) -> None:
+    client = pymilvus.MilvusClient(str(db_path))
+    store = MilvusStore(client, "shared_client", FakeEmbedder(dimensions=DIM))
+    assert store.client is client
+    store.add_texts(["via a client"])
+    store.close()
+    res = client.query("shared_client", filter="", output_fields=["count(*)"])
+    assert res[0]["count(*)"] == 1
+    assert "shared_client" in client.list_collections()
+    client.close()
+
+
+def test_milvus_rows_for_users_who_insert_themselves(open_store: Callable[..., MilvusStore]) -> None:
+    emb = FakeEmbedder(dimensions=DIM)
+    store = open_store("manual", emb)
+    store.ensure_collection()
+    texts = ["inserted by hand", "also by hand"]
+    vectors = emb.embed_documents(texts).astype(np.float64)  # float64 in, float32 rows out
+    rows = milvus_rows(["h1", "h2"], vectors, texts, [{"src": "me"}, None], dim=DIM)
+    assert rows[0]["vector"].dtype == np.float32 and rows[1]["metadata"] == {}
+    assert store.client.insert("manual", rows)["insert_count"] == 2
+    hits = store.search("inserted by hand", top_k=1)
+    assert (hits[0].id, hits[0].metadata) == ("h1", {"src": "me"})
+    with pytest.raises(DimensionMismatchError):
+        milvus_rows(["x"], np.ones((1, 8)), dim=DIM)
+    with pytest.raises(InvalidInputError, match="row 1"):
+        milvus_rows(["x", "y"], np.array([[1.0] * DIM, [np.nan] * DIM]), dim=DIM)
+
+
+def test_failed_batch_reports_ids_and_rerun_completes(
+    open_store: Callable[..., MilvusStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store("partial", write_batch_size=10)
+    texts = corpus(30, prefix="partial")
+    real_upsert = store.client.upsert
+    calls = {"n": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise pymilvus.MilvusException(message="injected failure")
+        return real_upsert(*args, **kwargs)
+
+    monkeypatch.setattr(store.client, "upsert", flaky)
+    with pytest.raises(WriteError) as err:
+        store.add_texts(texts)
+    ids = [content_id(t) for t in texts]
+    assert err.value.written_ids == ids[:10]
+    assert err.value.failed_ids == ids[10:]
+    assert store.count() == 10
+    assert store.existing_ids(ids) == set(ids[:10])
+    store.add_texts(texts)
+    assert store.count() == 30
+
+
+def test_reopen_after_restart_loads_the_collection(db_path: Path, open_store: Callable[..., MilvusStore]) -> None:
+    """The Lite server is stopped and started again from disk: the collection comes back released and
+    the store loads it before counting and searching."""
+    first = open_store("persisted")
+    texts = corpus(20, prefix="persist")
+    ids = first.add_texts(texts, metadatas=[{"i": i} for i in range(20)])
+    first.close()
+    release_lite(db_path)
+
+    again = open_store("persisted")
+    assert again.count() == 20
+    assert again.search(texts[7], top_k=1)[0].id == ids[7]
+    info = again.client.describe_collection("persisted")
+    assert json.loads(json.dumps(info["properties"]))[PROP_DIMENSION] == str(DIM)
+
+
+def test_count_and_delete_on_a_missing_collection(open_store: Callable[..., MilvusStore]) -> None:
+    store = open_store("never_created", FakeEmbedder(dimensions=16))
+    assert store.count() == 0
+    store.delete(["a"])
+    assert not store.client.has_collection("never_created")
