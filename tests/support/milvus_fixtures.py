@@ -56,7 +56,7 @@ def milvus_lite_server(data_dir: Path, *, start_timeout: float = 60.0) -> Iterat
     cli = milvus_lite_cli()
     assert cli is not None
     port = free_port()
-    log = open(data_dir.parent / f"milvus-lite-server-{port}.log", "wb")  # noqa: SIM115
+    log = open(data_dir.parent / f"milvus-lite-server-{port}.log", "wb")
     proc = subprocess.Popen(
         [cli, "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port),
          "--max-workers", "4"],
