@@ -240,3 +240,51 @@ def _write_sentence_transformers_files(out: Path, *, pooling: str) -> None:
         "similarity_fn_name": "cosine",
     }
     (out / "config_sentence_transformers.json").write_text(json.dumps(st_config, indent=2), encoding="utf-8")
+
+
+def make_tiny_qwen3_reranker(path: str | os.PathLike[str], seed: int = 0) -> str:
+    """Write a small random Qwen3-Reranker (a ``Qwen3ForCausalLM``, hidden size 64, 2 layers) to ``path``.
+
+    It loads like Qwen/Qwen3-Reranker-*: ``AutoModelForCausalLM`` with tied word embeddings, a tokenizer
+    that pads on the left and appends nothing, and ``yes``/``no`` as single tokens. The weights are drawn
+    wider than usual (``initializer_range=0.2``) so that P("yes") spreads over (0, 1) instead of sitting
+    at 0.5, which makes score and order comparisons meaningful. Same ``seed``, same weights. Needs the
+    ``local`` extra. Returns ``path`` as a str.
+
+    >>> folder = make_tiny_qwen3_reranker("/tmp/tiny-reranker")  # doctest: +SKIP
+    >>> LocalReranker(folder).score("capital of China?", ["Beijing is the capital of China"])  # doctest: +SKIP
+    """
+    try:
+        import torch
+        from transformers import Qwen3Config, Qwen3ForCausalLM
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(exc.name or "torch", "local", "make_tiny_qwen3_reranker") from None
+
+    out = Path(path)
+    ids = _build_tiny_qwen3_tokenizer(out, append_eos=False)
+    vocab = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    vocab_size = max(len(vocab), *ids.values()) + 1
+    config = Qwen3Config(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        initializer_range=0.2,
+        tie_word_embeddings=True,
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        architectures=["Qwen3ForCausalLM"],
+        **_ROPE_THETA,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen3ForCausalLM(config)
+    model.eval()
+    model.save_pretrained(str(out), safe_serialization=True)
+    return str(out)

@@ -1,0 +1,732 @@
+"""Rerankers: score (query, document) pairs with Qwen3-Reranker, in process or over HTTP.
+
+``Reranker`` is the interface every store's two-stage ``search(..., rerank=reranker)`` uses:
+``score(query, documents)`` gives one relevance in [0, 1] per document, in input order, and
+``rerank(query, documents, top_k)`` gives ``(index, score)`` pairs best first; both have async twins.
+
+- ``LocalReranker`` runs Qwen3-Reranker with transformers exactly as its model card describes: the
+  fixed system/user/assistant prompt, ``<Instruct>: ...\\n<Query>: ...\\n<Document>: ...``, left
+  padding, and P("yes") against P("no") at the last position; inputs are sorted by length and cut
+  into token-budgeted batches.
+- ``RemoteReranker`` calls the ``/rerank`` API that vLLM, Infinity, TEI and ``qwen-embed serve``
+  expose, speaking each engine's request and response shape, with batching, retries and checks.
+
+Example::
+
+    from qwen_embed_adapters.rerank import LocalReranker
+
+    reranker = LocalReranker("Qwen/Qwen3-Reranker-0.6B")
+    reranker.rerank("What is the capital of China?",
+                    ["The capital of China is Beijing.", "Gravity is a force."])
+    # [(0, 0.99...), (1, 0.00...)]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import numpy as np
+
+from .errors import ConfigurationError, EmbeddingServiceError, InvalidInputError, MissingDependencyError
+from .models import DEFAULT_QWEN3_INSTRUCTION
+from .remote import API_KEY_ENVS, RETRY_STATUSES, RemoteEmbedder, _redact_url
+
+logger = logging.getLogger(__name__)
+
+#: The task used when no instruction is given (the one the Qwen3-Reranker model card uses).
+DEFAULT_RERANK_INSTRUCTION = DEFAULT_QWEN3_INSTRUCTION
+#: Qwen3-Reranker's fixed prompt around each formatted pair (model card, "Using Transformers").
+RERANK_PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+    'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+)
+RERANK_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+_BODY_LIMIT = 800
+
+
+def format_pair(query: str, document: str, instruction: str | None = None) -> str:
+    """The text Qwen3-Reranker judges for one pair (without the fixed prefix and suffix)."""
+    task = DEFAULT_RERANK_INSTRUCTION if instruction is None else instruction
+    return f"<Instruct>: {task}\n<Query>: {query}\n<Document>: {document}"
+
+
+def _check_query(query: Any) -> str:
+    if not isinstance(query, str) or not query:
+        raise InvalidInputError(f"query must be a non-empty str, got {query!r:.60}")
+    return query
+
+
+def _check_documents(documents: Any) -> list[str]:
+    # Empty strings are allowed (they score low); None and non-str are errors naming the item.
+    if isinstance(documents, (str, bytes)) or documents is None:
+        raise InvalidInputError(
+            f"documents: expected a sequence of str, got {type(documents).__name__}; wrap a single text in a list"
+        )
+    try:
+        items = list(documents)
+    except TypeError:
+        raise InvalidInputError(f"documents: expected a sequence of str, got {type(documents).__name__}") from None
+    for i, d in enumerate(items):
+        if d is None:
+            raise InvalidInputError(f"documents[{i}] is None", index=i)
+        if not isinstance(d, str):
+            raise InvalidInputError(f"documents[{i}] is {type(d).__name__}, not str: {d!r:.60}", index=i)
+    return items
+
+
+def _check_instruction(instruction: Any) -> str | None:
+    if instruction is not None and not isinstance(instruction, str):
+        raise InvalidInputError(f"instruction must be a str or None, got {type(instruction).__name__}")
+    return instruction  # type: ignore[no-any-return]
+
+
+def _check_top_k(top_k: Any) -> int | None:
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InvalidInputError(f"top_k must be a positive int or None, got {top_k!r}")
+    return top_k  # type: ignore[no-any-return]
+
+
+def _ranking(scores: np.ndarray, top_k: int | None) -> list[tuple[int, float]]:
+    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    if top_k is not None:
+        order = order[:top_k]
+    return [(i, float(scores[i])) for i in order]
+
+
+class Reranker(ABC):
+    """Scores documents against a query: higher is more relevant.
+
+    A backend implements ``_score`` (and optionally ``_ascore``); the base class validates input,
+    checks the answer and builds the ranking.
+    """
+
+    def __init__(self, model: str, *, instruction: str | None = None) -> None:
+        if not isinstance(model, str) or not model:
+            raise ConfigurationError(f"model must be a non-empty str, got {model!r}")
+        if instruction is not None and not isinstance(instruction, str):
+            raise ConfigurationError(f"instruction must be a str or None, got {instruction!r}")
+        self.model = model
+        #: the task description put in each prompt unless a call passes its own
+        self.instruction = DEFAULT_RERANK_INSTRUCTION if instruction is None else instruction
+
+    # ---------------------------------------------------------------- backend hooks
+    @abstractmethod
+    def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        """Relevance of each document (non-empty list), in input order."""
+
+    async def _ascore(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        return await asyncio.to_thread(self._score, query, documents, instruction)
+
+    # ---------------------------------------------------------------- public API
+    def score(self, query: str, documents: Iterable[str], instruction: str | None = None) -> np.ndarray:
+        """One relevance score in [0, 1] per document, in input order (float32, shape (n,)).
+
+        ``instruction`` overrides the reranker's task description for this call.
+        """
+        q, docs, task = self._inputs(query, documents, instruction)
+        if not docs:
+            return np.empty(0, dtype=np.float32)
+        return self._checked(self._score(q, docs, task), len(docs))
+
+    async def ascore(self, query: str, documents: Iterable[str], instruction: str | None = None) -> np.ndarray:
+        """Async twin of ``score``."""
+        q, docs, task = self._inputs(query, documents, instruction)
+        if not docs:
+            return np.empty(0, dtype=np.float32)
+        return self._checked(await self._ascore(q, docs, task), len(docs))
+
+    def rerank(
+        self, query: str, documents: Iterable[str], top_k: int | None = None, instruction: str | None = None
+    ) -> list[tuple[int, float]]:
+        """``(document index, score)`` pairs, best first (ties keep input order); at most ``top_k``."""
+        k = _check_top_k(top_k)
+        return _ranking(self.score(query, documents, instruction), k)
+
+    async def arerank(
+        self, query: str, documents: Iterable[str], top_k: int | None = None, instruction: str | None = None
+    ) -> list[tuple[int, float]]:
+        """Async twin of ``rerank``."""
+        k = _check_top_k(top_k)
+        return _ranking(await self.ascore(query, documents, instruction), k)
+
+    # ---------------------------------------------------------------- lifecycle
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release connections or threads (the reranker reopens them lazily)."""
+
+    async def aclose(self) -> None:
+        """Async twin of ``close``."""
+        self.close()
+
+    def __enter__(self) -> Reranker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Reranker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r})"
+
+    # ---------------------------------------------------------------- helpers
+    def _inputs(self, query: Any, documents: Any, instruction: Any) -> tuple[str, list[str], str]:
+        q = _check_query(query)
+        docs = _check_documents(documents)
+        task = _check_instruction(instruction)
+        return q, docs, self.instruction if task is None else task
+
+    def _error(self, message: str) -> Exception:
+        return EmbeddingServiceError(f"{self.model}: {message}")
+
+    def _checked(self, scores: Any, n: int) -> np.ndarray:
+        try:
+            arr = np.asarray(scores, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise self._error(f"scores are not numbers ({exc})") from None
+        if arr.shape[0] != n:
+            raise self._error(f"asked for {n} scores, got {arr.shape[0]}")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise self._error(f"document {int(np.argmax(bad))}: the score is NaN or infinite")
+        return arr
+
+
+# ============================================================================ LocalReranker
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "local", "LocalReranker") from None
+    return torch
+
+
+def _resolve_device(torch: Any, device: str) -> str:
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _resolve_dtype(torch: Any, dtype: Any, device: str) -> Any:
+    if not isinstance(dtype, str):
+        return dtype
+    names = {
+        "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+        "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+        "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    }
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device == "mps":
+            return torch.float16
+        return torch.float32
+    if dtype not in names:
+        raise ConfigurationError(f"dtype must be 'auto' or one of {sorted(names)}, got {dtype!r}")
+    return names[dtype]
+
+
+class LocalReranker(Reranker):
+    """Qwen3-Reranker in process (transformers), scored as its model card describes.
+
+    Args:
+        model: a Hugging Face id or a local folder (``make_tiny_qwen3_reranker`` builds a tiny one).
+        device: ``"auto"`` (CUDA, then MPS, then CPU) or a torch device string.
+        dtype: ``"auto"`` (bf16/fp16 on GPUs, fp32 on CPU), ``"float32"``, ``"float16"``, ``"bfloat16"``.
+        instruction: the default task description (Qwen3's web-search task when None).
+        max_length: token limit of one whole prompt; longer documents are truncated at the end.
+        max_batch_tokens: padded tokens per forward pass; inputs are sorted by length to waste little.
+
+    The score of a pair is ``exp(log_softmax([logit_no, logit_yes])[1])`` at the last position.
+    """
+
+    def __init__(
+        self,
+        model: str = "Qwen/Qwen3-Reranker-0.6B",
+        *,
+        device: str = "auto",
+        dtype: Any = "auto",
+        instruction: str | None = None,
+        max_length: int = 8192,
+        max_batch_tokens: int = 16384,
+    ) -> None:
+        super().__init__(model, instruction=instruction)
+        torch = _torch()
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise MissingDependencyError("transformers", "local", "LocalReranker") from None
+        for label, value in (("max_length", max_length), ("max_batch_tokens", max_batch_tokens)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
+        self._torch_mod = torch
+        self.device = _resolve_device(torch, device)
+        self.dtype = _resolve_dtype(torch, dtype, self.device)
+        self.max_length = max_length
+        self.max_batch_tokens = max_batch_tokens
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left")
+            self._model = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"could not load the reranker {model!r}: {exc}") from exc
+        self._model.to(self.device).eval()  # type: ignore[arg-type]
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.token_yes = self._single_token("yes")
+        self.token_no = self._single_token("no")
+        self.prefix_tokens: list[int] = self.tokenizer.encode(RERANK_PREFIX, add_special_tokens=False)
+        self.suffix_tokens: list[int] = self.tokenizer.encode(RERANK_SUFFIX, add_special_tokens=False)
+        room = max_length - len(self.prefix_tokens) - len(self.suffix_tokens)
+        if room < 8:
+            raise ConfigurationError(f"max_length={max_length} leaves no room for the pair after the prompt")
+        self._room = room
+        self._lock = threading.Lock()
+
+    def _single_token(self, word: str) -> int:
+        tid: Any = self.tokenizer.convert_tokens_to_ids(word)
+        if not isinstance(tid, int) or tid == self.tokenizer.unk_token_id:
+            raise ConfigurationError(
+                f"{self.model!r}: the tokenizer has no single token {word!r}; is this a Qwen3-Reranker?"
+            )
+        return int(tid)
+
+    def __repr__(self) -> str:
+        return f"LocalReranker(model={self.model!r}, device={self.device!r}, dtype={str(self.dtype).replace('torch.', '')!r})"
+
+    def tokenize(self, query: str, documents: list[str], instruction: str | None = None) -> list[list[int]]:
+        """The full prompt token ids of each pair (prefix + pair + suffix), truncated to ``max_length``."""
+        pairs = [format_pair(query, d, self.instruction if instruction is None else instruction) for d in documents]
+        enc = self.tokenizer(
+            pairs, padding=False, truncation="longest_first", return_attention_mask=False, max_length=self._room
+        )
+        return [self.prefix_tokens + list(ids) + self.suffix_tokens for ids in enc["input_ids"]]
+
+    def _plan(self, lengths: list[int]) -> list[list[int]]:
+        # Longest first, so each batch's padding is small and a too-big budget shows up at once.
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            width = lengths[current[0]] if current else lengths[i]
+            if current and width * (len(current) + 1) > self.max_batch_tokens:
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        torch = self._torch_mod
+        sequences = self.tokenize(query, documents, instruction)
+        out = np.empty(len(sequences), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            for batch in self._plan([len(s) for s in sequences]):
+                padded = self.tokenizer.pad(
+                    {"input_ids": [sequences[i] for i in batch]}, padding=True, return_tensors="pt"
+                )
+                inputs = {k: v.to(self.device) for k, v in padded.items()}
+                try:
+                    logits = self._model(**inputs, logits_to_keep=1).logits[:, -1, :]
+                except TypeError:  # transformers without logits_to_keep
+                    logits = self._model(**inputs).logits[:, -1, :]
+                pair = torch.stack([logits[:, self.token_no], logits[:, self.token_yes]], dim=1).float()
+                probs = torch.nn.functional.log_softmax(pair, dim=1)[:, 1].exp()
+                out[batch] = probs.cpu().numpy()
+        return out
+
+    def close(self) -> None:
+        if self.device.startswith("cuda"):
+            self._torch_mod.cuda.empty_cache()
+
+
+# ============================================================================ RemoteReranker
+_API_SHAPES = {"auto": "auto", "vllm": "cohere", "infinity": "cohere", "cohere": "cohere", "tei": "tei"}
+_TEMPLATES = ("server", "qwen3")
+
+
+def _rerank_urls(base_url: str) -> list[str]:
+    """Where a ``/rerank`` route may live for a given base URL, most likely first."""
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ConfigurationError(f"base_url must be a non-empty URL, got {base_url!r}")
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"base_url must start with http:// or https://, got {_redact_url(url)!r}")
+    if parts.path.endswith("/rerank"):
+        return [url]
+    if parts.path.endswith("/embeddings"):
+        url = url[: -len("/embeddings")]
+        parts = urlsplit(url)
+    urls = [url + "/rerank"]
+    if parts.path.endswith("/v1"):
+        root = urlunsplit((parts.scheme, parts.netloc, parts.path[: -len("/v1")], "", ""))
+        urls.append(root + "/rerank")
+    elif not parts.path:
+        urls.append(url + "/v1/rerank")
+    return urls
+
+
+@dataclass
+class _Step:
+    kind: str  # "done", "retry", "resend", "next_url", "split", "raise"
+    scores: np.ndarray | None = None
+    delay: float = 0.0
+    error: Exception | None = None
+
+
+class RemoteReranker(Reranker):
+    """Scores from a ``/rerank`` endpoint: vLLM, Infinity, TEI or ``qwen-embed serve --reranker``.
+
+    Args:
+        base_url: the server (``http://host:8000/v1``, ``http://host:8080``) or the full ``.../rerank`` URL.
+            Without a full URL, ``{base}/rerank`` is tried first, then ``/v1/rerank`` or the root's ``/rerank``.
+        model: the model name sent to servers that want one.
+        api: ``"auto"`` (default), ``"vllm"``/``"infinity"``/``"cohere"`` (``{"model","query","documents","top_n"}``
+            -> ``{"results":[{"index","relevance_score"}]}``) or ``"tei"`` (``{"query","texts"}`` ->
+            ``[{"index","score"}]``). ``auto`` starts with the first shape and switches to TEI's when
+            the server asks for ``texts``.
+        template: ``"server"`` sends the raw query and documents (the server applies the reranker's
+            prompt: ``qwen-embed serve``, vLLM with a score template, TEI); ``"qwen3"`` wraps them in
+            Qwen3-Reranker's prompt on the client, as vLLM's ``is_original_qwen3_reranker`` mode expects.
+        instruction: the task description; with ``template="server"`` an explicit one is sent as
+            ``"instruction"`` (``qwen-embed serve`` honours it; other servers ignore it).
+        batch_size, max_concurrency, max_retries, timeout: as for RemoteEmbedder. 413 or a
+            "batch size" refusal halves the batch; 408/409/429/5xx and connection errors are retried
+            with backoff and ``Retry-After``.
+
+    The key comes from ``api_key``, else ``$QWEN_EMBED_API_KEY``, else ``$OPENAI_API_KEY``; it is never
+    shown in repr, logs or errors.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str = "Qwen3-Reranker-0.6B",
+        *,
+        api: str = "auto",
+        template: str = "server",
+        instruction: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        batch_size: int = 32,
+        max_concurrency: int = 4,
+        max_retries: int = 5,
+        timeout: float = 60.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 20.0,
+        max_retry_after: float = 60.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(model, instruction=instruction)
+        self._explicit_instruction = instruction
+        if api not in _API_SHAPES:
+            raise ConfigurationError(f"api must be one of {sorted(_API_SHAPES)}, got {api!r}")
+        if template not in _TEMPLATES:
+            raise ConfigurationError(f"template must be one of {_TEMPLATES}, got {template!r}")
+        for label, value, low in (("batch_size", batch_size, 1), ("max_concurrency", max_concurrency, 1),
+                                  ("max_retries", max_retries, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigurationError(f"{label} must be an int >= {low}, got {value!r}")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self._urls = _rerank_urls(base_url)
+        self.url = self._urls[0]
+        self.api = api
+        self.shape = _API_SHAPES[api]  # "auto" until the first answer tells
+        self.template = template
+        self.batch_size = batch_size
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.timeout = float(timeout)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self.api_key_env = api_key_env
+        if api_key is None:
+            for name in (api_key_env,) if api_key_env else API_KEY_ENVS:
+                if os.environ.get(name):
+                    api_key, self.api_key_env = os.environ[name], name
+                    break
+        self._api_key = api_key or None
+        self._headers = {"User-Agent": "qwen-embed-adapters", **(headers or {})}
+        if self._api_key:
+            self._headers["Authorization"] = f"Bearer {self._api_key}"
+        self._client: httpx.Client | None = None
+        self._aclients: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+        self._client_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        key = ", api_key=***" if self._api_key else ""
+        return f"RemoteReranker(url={_redact_url(self.url)!r}, model={self.model!r}, api={self.api!r}{key})"
+
+    # ---------------------------------------------------------------- requests and decisions (no I/O)
+    def _texts(self, query: str, documents: list[str], instruction: str) -> tuple[str, list[str]]:
+        if self.template == "qwen3":
+            # The server joins query and document tokens; together they make the model card's prompt.
+            return (
+                f"{RERANK_PREFIX}<Instruct>: {instruction}\n<Query>: {query}\n",
+                [f"<Document>: {d}{RERANK_SUFFIX}" for d in documents],
+            )
+        return query, documents
+
+    def _body(self, query: str, documents: list[str], instruction: str) -> dict[str, Any]:
+        q, docs = self._texts(query, documents, instruction)
+        if self.shape == "tei":
+            return {"query": q, "texts": docs, "raw_scores": False, "return_text": False}
+        body: dict[str, Any] = {"model": self.model, "query": q, "documents": docs, "top_n": len(docs)}
+        if self.template == "server" and instruction != DEFAULT_RERANK_INSTRUCTION:
+            body["instruction"] = instruction
+        return body
+
+    def _scrub(self, text: str) -> str:
+        text = text[:_BODY_LIMIT]
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return text
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        base = min(self.backoff_max, self.backoff_base * (2**attempt))
+        return base * (0.5 + random.random() / 2)
+
+    def _fail(self, message: str, status: int | None = None, body: str | None = None) -> EmbeddingServiceError:
+        return EmbeddingServiceError(f"{_redact_url(self.url)}: {message}", status=status, body=body)
+
+    def _decide_exception(self, exc: Exception, attempt: int) -> _Step:
+        if attempt < self.max_retries:
+            delay = self._backoff(attempt, None)
+            logger.warning(
+                "%s: %s (attempt %d/%d), retrying in %.2fs",
+                _redact_url(self.url), type(exc).__name__, attempt + 1, self.max_retries + 1, delay,
+            )
+            return _Step("retry", delay=delay)
+        return _Step("raise", error=self._fail(
+            f"{type(exc).__name__} after {attempt + 1} attempts: {self._scrub(str(exc))}"
+        ))
+
+    def _decide(self, response: httpx.Response, n: int, attempt: int) -> _Step:
+        status = response.status_code
+        if status == 200:
+            return _Step("done", scores=self._parse(response, n))
+        body = self._scrub(response.text)
+        lowered = body.lower()
+        if status in (404, 405) and self.url != self._urls[-1]:
+            nxt = self._urls[self._urls.index(self.url) + 1]
+            logger.info("%s answered %d; trying %s", _redact_url(self.url), status, _redact_url(nxt))
+            self.url = nxt
+            return _Step("next_url")
+        if status in (400, 422) and self.api == "auto" and self.shape != "tei" and "texts" in lowered:
+            logger.info("%s wants TEI's request shape (query + texts); using it from now on", _redact_url(self.url))
+            self.shape = "tei"
+            return _Step("resend")
+        too_many = status == 413 or (
+            status in (400, 422)
+            and any(w in lowered for w in ("batch size", "batch_size", "too many", "max_client_batch"))
+        )
+        if too_many and n > 1:
+            new_size = max(1, n // 2)
+            if new_size < self.batch_size:
+                logger.info(
+                    "%s refused %d documents per request (HTTP %d); using batches of %d from now on",
+                    _redact_url(self.url), n, status, new_size,
+                )
+                self.batch_size = new_size
+            return _Step("split")
+        if status in RETRY_STATUSES and attempt < self.max_retries:
+            delay = self._backoff(attempt, RemoteEmbedder._retry_after(response))
+            logger.warning(
+                "%s: HTTP %d (attempt %d/%d), retrying in %.2fs",
+                _redact_url(self.url), status, attempt + 1, self.max_retries + 1, delay,
+            )
+            return _Step("retry", delay=delay)
+        retried = f" after {attempt + 1} attempts" if status in RETRY_STATUSES else ""
+        return _Step("raise", error=self._fail(f"HTTP {status}{retried}: {body}", status=status, body=body))
+
+    def _parse(self, response: httpx.Response, n: int) -> np.ndarray:
+        try:
+            payload = response.json()
+        except ValueError:
+            raise self._fail(f"malformed answer (not JSON): {self._scrub(response.text)}",
+                             status=200, body=self._scrub(response.text)) from None
+        if isinstance(payload, list):  # TEI: [{"index", "score"}]
+            items, key = payload, "score"
+            if self.shape == "auto":
+                self.shape = "tei"
+        elif isinstance(payload, dict) and isinstance(payload.get("results"), list):  # vLLM, Infinity, Cohere
+            items, key = payload["results"], "relevance_score"
+            if self.shape == "auto":
+                self.shape = "cohere"
+        else:
+            raise self._fail(f"malformed answer (no results list): {self._scrub(response.text)}",
+                             status=200, body=self._scrub(response.text))
+        if len(items) != n:
+            raise self._fail(f"asked for the scores of {n} documents, the server returned {len(items)}")
+        out = np.full(n, np.nan, dtype=np.float32)
+        for j, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self._fail(f"result {j} is {type(item).__name__}, not an object")
+            idx = item.get("index")
+            value = item.get(key, item.get("score", item.get("relevance_score")))
+            if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n:
+                raise self._fail(f"result {j} has index {idx!r}, expected 0..{n - 1}")
+            if not np.isnan(out[idx]):
+                raise self._fail(f"index {idx} appears twice in the answer")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                raise self._fail(f"result {j} (document {idx}) has score {value!r}, not a finite number")
+            out[idx] = value
+        return out
+
+    # ---------------------------------------------------------------- batching
+    def _batches(self, n: int) -> list[tuple[int, int]]:
+        size = max(1, self.batch_size)
+        return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        spans = self._batches(len(documents))
+        if len(spans) == 1 or self.max_concurrency == 1:
+            parts = [self._post(query, documents[a:b], instruction) for a, b in spans]
+        else:
+            with self._client_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="RemoteReranker")
+                pool = self._pool
+            futures = [pool.submit(self._post, query, documents[a:b], instruction) for a, b in spans]
+            parts = [f.result() for f in futures]
+        return np.concatenate(parts)
+
+    async def _ascore(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        sem = asyncio.Semaphore(self.max_concurrency)
+
+        async def run(a: int, b: int) -> np.ndarray:
+            async with sem:
+                return await self._apost(query, documents[a:b], instruction)
+
+        parts = await asyncio.gather(*(run(a, b) for a, b in self._batches(len(documents))))
+        return np.concatenate(parts)
+
+    # ---------------------------------------------------------------- I/O
+    def _sync_client(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                limits = httpx.Limits(max_connections=self.max_concurrency,
+                                      max_keepalive_connections=self.max_concurrency)
+                self._client = httpx.Client(timeout=self.timeout, limits=limits, headers=self._headers)
+            return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        entry = self._aclients.get(id(loop))
+        if entry is None or entry[0] is not loop or loop.is_closed():
+            limits = httpx.Limits(max_connections=self.max_concurrency,
+                                  max_keepalive_connections=self.max_concurrency)
+            client = httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=self._headers)
+            self._aclients = {k: v for k, v in self._aclients.items() if not v[0].is_closed()}
+            self._aclients[id(loop)] = (loop, client)
+            return client
+        return entry[1]
+
+    def _post(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        client = self._sync_client()
+        attempt = 0
+        while True:
+            try:
+                response = client.post(self.url, json=self._body(query, documents, instruction))
+                step = self._decide(response, len(documents), attempt)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                step = self._decide_exception(exc, attempt)
+            if step.kind == "done":
+                assert step.scores is not None
+                return step.scores
+            if step.kind == "split":
+                mid = len(documents) // 2
+                return np.concatenate([self._post(query, documents[:mid], instruction),
+                                       self._post(query, documents[mid:], instruction)])
+            if step.kind == "raise":
+                assert step.error is not None
+                raise step.error
+            if step.kind == "retry":
+                attempt += 1
+                time.sleep(step.delay)
+
+    async def _apost(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        client = self._async_client()
+        attempt = 0
+        while True:
+            try:
+                response = await client.post(self.url, json=self._body(query, documents, instruction))
+                step = self._decide(response, len(documents), attempt)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                step = self._decide_exception(exc, attempt)
+            if step.kind == "done":
+                assert step.scores is not None
+                return step.scores
+            if step.kind == "split":
+                mid = len(documents) // 2
+                left = await self._apost(query, documents[:mid], instruction)
+                return np.concatenate([left, await self._apost(query, documents[mid:], instruction)])
+            if step.kind == "raise":
+                assert step.error is not None
+                raise step.error
+            if step.kind == "retry":
+                attempt += 1
+                await asyncio.sleep(step.delay)
+
+    # ---------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        with self._client_lock:
+            client, self._client = self._client, None
+            pool, self._pool = self._pool, None
+        if client is not None:
+            client.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        entry = self._aclients.pop(id(loop), None)
+        if entry is not None:
+            await entry[1].aclose()
+        self.close()
+
+
+def reranker_from_spec(spec: str, **kwargs: Any) -> Reranker:
+    """A reranker from a CLI-style spec: an ``http(s)://`` URL gives a RemoteReranker, anything else a
+    LocalReranker (model id or folder)."""
+    if spec.startswith(("http://", "https://")):
+        return RemoteReranker(spec, **kwargs)
+    return LocalReranker(spec, **kwargs)
+
+
+__all__: Sequence[str] = [
+    "DEFAULT_RERANK_INSTRUCTION",
+    "LocalReranker",
+    "RERANK_PREFIX",
+    "RERANK_SUFFIX",
+    "RemoteReranker",
+    "Reranker",
+    "format_pair",
+    "reranker_from_spec",
+]
