@@ -137,7 +137,7 @@ class QwenEmbeddingFunction(EmbeddingFunction[Documents]):  # type: ignore[misc]
         self.embedder = embedder
         self._key = _config_key(_scrub_config(embedder.to_config()))
         with _CACHE_LOCK:
-            _LIVE.setdefault(self._key, self)
+            _LIVE[self._key] = self  # the newest function the caller made wins
 
     # ---------------------------------------------------------------- embedding
     def __call__(self, input: Documents) -> list[np.ndarray]:
