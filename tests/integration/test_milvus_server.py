@@ -129,3 +129,23 @@ def test_unknown_uri_is_refused(tmp_path: Path) -> None:
     """A path that is neither .db nor http(s):// (here a .sqlite file) is refused without connecting."""
     with pytest.raises(ConfigurationError, match=r"\.db"):
         MilvusStore(str(tmp_path / "x.sqlite"), "c", FakeEmbedder())
+
+
+def test_quickstart_example_runs_offline(tmp_path: Path) -> None:
+    """examples/milvus_quickstart.py runs in a fresh process on its own Milvus Lite file."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "MILVUS_URI"}
+    env["PYTHONPATH"] = str(root)
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "milvus_quickstart.py"), str(tmp_path / "qs.db")],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "stored 7 texts" in out.stdout
+    assert "after deleting one: 6 texts" in out.stdout
+    milvus_section = out.stdout.split("how do I connect to a Milvus server")[1]
+    assert "Paris" not in milvus_section and "Milvus" in milvus_section
