@@ -283,9 +283,8 @@ class FaissStore(VectorStore):
     ) -> None:
         with self._lock:
             assert self._dim is not None and self._index is not None
+            # Embedder output is already unit-norm; stored as is, so get_vectors() returns it bit for bit.
             vecs = as_float32_matrix(vectors, dim=self._dim, where=self.name)
-            if self.metric == "cosine":
-                vecs = l2_normalize(vecs, where=self.name)
             new_rows: list[int] = []
             new_slots: list[int] = []
             stale: list[int] = []
@@ -341,8 +340,6 @@ class FaissStore(VectorStore):
             if self._index is None or not self._records:
                 return []
             q = as_float32_matrix(vector, dim=self._dim, where=self.name)
-            if self.metric == "cosine":
-                q = l2_normalize(q, where="query")
             allowed = self._allowed(filter)
             if allowed is not None:
                 if not allowed:
@@ -458,6 +455,8 @@ class FaissStore(VectorStore):
         dim = self.ensure_dimension()
         if matrix.shape[1] != dim:
             raise DimensionMismatchError(dim, matrix.shape[1], self.name)
+        if self.metric == "cosine":
+            matrix = l2_normalize(matrix, where=f"{self.name} vectors")
         for start in range(0, len(kept), 4096):
             end = start + 4096
             self._write(id_list[start:end], matrix[start:end], kept[start:end], metas[start:end])
@@ -467,7 +466,12 @@ class FaissStore(VectorStore):
         """Nearest records to a query vector you embedded yourself, best first."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InvalidInputError(f"top_k must be a positive int, got {top_k!r}")
-        return self._search_vector(np.asarray(vector, dtype=np.float32), top_k, filter)
+        q = as_float32_matrix(vector, where="query vector")
+        if self._dim is not None and q.shape[1] != self._dim:
+            raise DimensionMismatchError(self._dim, q.shape[1], self.name)
+        if self.metric == "cosine":
+            q = l2_normalize(q, where="query vector")
+        return self._search_vector(q[0], top_k, filter)
 
     def get(self, ids: Sequence[str]) -> list[Hit | None]:
         """The stored text and metadata of each id (None where missing), in the order asked."""

@@ -1,0 +1,383 @@
+"""FaissStore: exact vectors, ids, upserts, deletes, filters, save/load, dimension guard, bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from qwen_embed_adapters.adapters.base import content_id
+from qwen_embed_adapters.adapters.faiss import FaissStore
+from qwen_embed_adapters.errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    InvalidInputError,
+    MissingDependencyError,
+)
+from qwen_embed_adapters.testing import FakeEmbedder
+
+DOCS = [
+    "Paris is the capital of France.",
+    "Quantum computing uses quantum bits or qubits.",
+    "AI is transforming medical diagnosis and treatment.",
+    "Beijing is the capital of China.",
+    "机器学习是人工智能的一个分支",
+    "The quick brown fox jumps over the lazy dog.",
+]
+METAS = [
+    {"lang": "en", "topic": "geo"},
+    {"lang": "en", "topic": "physics"},
+    {"lang": "en", "topic": "medicine"},
+    {"lang": "en", "topic": "geo"},
+    {"lang": "zh", "topic": "ml"},
+    None,
+]
+
+
+@pytest.fixture(params=["flat", "hnsw"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def emb() -> FakeEmbedder:
+    return FakeEmbedder(dimensions=64)
+
+
+def _filled(emb: FakeEmbedder, kind: str = "flat", **kw: object) -> FaissStore:
+    store = FaissStore(emb, index=kind, **kw)  # type: ignore[arg-type]
+    store.add_texts(DOCS, metadatas=METAS)
+    return store
+
+
+def test_stores_the_exact_embedder_vectors_and_content_ids(emb: FakeEmbedder, kind: str) -> None:
+    store = _filled(emb, kind)
+    ids = [content_id(t) for t in DOCS]
+    assert store.count() == len(DOCS) == len(store)
+    stored = store.get_vectors(ids)
+    assert stored.dtype == np.float32 and stored.shape == (len(DOCS), 64)
+    np.testing.assert_array_equal(stored, emb.embed_documents(DOCS))
+    got = store.get(ids + ["missing"])
+    assert [g.text for g in got[:-1]] == DOCS  # type: ignore[union-attr]
+    assert got[0].metadata == {"lang": "en", "topic": "geo"}  # type: ignore[union-attr]
+    assert got[5].metadata == {} and got[-1] is None  # type: ignore[union-attr]
+
+
+def test_search_scores_are_cosine_similarities_best_first(emb: FakeEmbedder, kind: str) -> None:
+    store = _filled(emb, kind)
+    hits = store.search("What is the capital of France?", top_k=3)
+    q = emb.embed_query("What is the capital of France?")
+    expected = emb.embed_documents(DOCS) @ q
+    order = np.argsort(-expected)[:3]
+    assert [h.id for h in hits] == [content_id(DOCS[i]) for i in order]
+    np.testing.assert_allclose([h.score for h in hits], expected[order], atol=1e-5)
+    assert hits[0].text == DOCS[order[0]]
+    assert all(h.rerank_score is None for h in hits)
+
+
+def test_query_instruction_is_applied_to_queries_only() -> None:
+    emb = FakeEmbedder(dimensions=32, query_instruction="Find the city")
+    store = FaissStore(emb)
+    store.add_texts(["Paris"])
+    store.search("capital", top_k=1)
+    assert emb.calls == [["Paris"], ["Instruct: Find the city\nQuery:capital"]]
+
+
+def test_re_adding_the_same_texts_is_idempotent(emb: FakeEmbedder, kind: str) -> None:
+    store = _filled(emb, kind)
+    ids = store.add_texts(DOCS + DOCS[:2])  # repeats within one call and across calls
+    assert ids == [content_id(t) for t in DOCS]
+    assert store.count() == len(DOCS)
+    assert store._index.ntotal == len(DOCS)  # nothing re-inserted into the index, not even in HNSW
+    # Metadata of a re-added text is replaced (an upsert), the vector untouched.
+    store.add_texts([DOCS[0]], metadatas=[{"lang": "fr"}])
+    assert store.get([content_id(DOCS[0])])[0].metadata == {"lang": "fr"}  # type: ignore[union-attr]
+
+
+def test_explicit_id_upsert_replaces_text_and_vector(emb: FakeEmbedder, kind: str) -> None:
+    store = FaissStore(emb, index=kind)
+    store.add_texts(["old text about cats", "dogs"], ids=["a", "b"])
+    store.add_texts(["new text about the capital of France"], ids=["a"])
+    assert store.count() == 2
+    np.testing.assert_array_equal(
+        store.get_vectors(["a"])[0], emb.embed_documents(["new text about the capital of France"])[0]
+    )
+    hits = store.search("old text about cats", top_k=2)
+    assert {h.id for h in hits} == {"a", "b"}
+    assert [h.text for h in hits if h.id == "a"] == ["new text about the capital of France"]
+
+
+def test_delete_removes_from_results_and_count(emb: FakeEmbedder, kind: str) -> None:
+    store = _filled(emb, kind)
+    gone = content_id(DOCS[0])
+    store.delete([gone, "not-there"])
+    assert store.count() == len(DOCS) - 1
+    hits = store.search("Paris is the capital of France.", top_k=len(DOCS))
+    assert gone not in [h.id for h in hits]
+    assert len(hits) == len(DOCS) - 1
+    # Adding it back works (HNSW keeps a tombstone for the old vector, flat removes it).
+    store.add_texts([DOCS[0]])
+    assert store.search("Paris is the capital of France.", top_k=1)[0].id == gone
+    assert store.count() == len(DOCS)
+
+
+def test_hnsw_compacts_when_deleted_vectors_outnumber_live_ones(emb: FakeEmbedder) -> None:
+    store = FaissStore(emb, index="hnsw")
+    texts = [f"document number {i}" for i in range(1200)]
+    ids = store.add_texts(texts)
+    store.delete(ids[:1100])
+    assert store.count() == 100
+    assert store._index.ntotal == 100 and not store._dead  # rebuilt without the 1,100 tombstones
+    hits = store.search("document number 1150", top_k=1)
+    assert hits[0].text == "document number 1150"
+
+
+def test_metadata_filters_dict_list_and_callable(emb: FakeEmbedder, kind: str) -> None:
+    store = _filled(emb, kind)
+    geo = store.search("capital", top_k=5, filter={"topic": "geo"})
+    assert sorted(h.text for h in geo) == sorted([DOCS[0], DOCS[3]])  # type: ignore[type-var]
+    either = store.search("capital", top_k=5, filter={"topic": ["ml", "physics"]})
+    assert sorted(h.text for h in either) == sorted([DOCS[1], DOCS[4]])  # type: ignore[type-var]
+    zh = store.search("capital", top_k=5, filter=lambda m: m.get("lang") == "zh")
+    assert [h.text for h in zh] == [DOCS[4]]
+    assert store.search("capital", top_k=5, filter={"topic": "nothing"}) == []
+
+
+def test_filtered_hnsw_search_over_many_records_matches_exact(emb: FakeEmbedder) -> None:
+    texts = [f"record {i} about topic {i % 7}" for i in range(6000)]
+    metas = [{"bucket": i % 2} for i in range(6000)]
+    flat, hnsw = FaissStore(emb), FaissStore(emb, index="hnsw", ef_search=256)
+    for s in (flat, hnsw):
+        s.add_texts(texts, metadatas=metas)
+    exact = [h.id for h in flat.search("record 42 about topic 0", top_k=10, filter={"bucket": 0})]
+    approx = [h.id for h in hnsw.search("record 42 about topic 0", top_k=10, filter={"bucket": 0})]
+    assert len(approx) == 10
+    assert len(set(exact) & set(approx)) >= 8
+
+
+def test_l2_and_ip_metrics(emb: FakeEmbedder) -> None:
+    q = emb.embed_query("capital of China")
+    docs = emb.embed_documents(DOCS)
+    l2 = FaissStore(emb, metric="l2")
+    l2.add_texts(DOCS)
+    hits = l2.search("capital of China", top_k=2)
+    d2 = ((docs - q) ** 2).sum(axis=1)
+    order = np.argsort(d2)[:2]
+    assert [h.text for h in hits] == [DOCS[i] for i in order]
+    np.testing.assert_allclose([h.score for h in hits], -d2[order], atol=1e-5)
+    ip = FaissStore(emb, metric="IP")
+    ip.add_texts(DOCS)
+    assert ip.metric == "ip"
+    assert ip.search("capital of China", top_k=1)[0].text == DOCS[int(np.argmax(docs @ q))]
+
+
+def test_save_load_round_trip(emb: FakeEmbedder, kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = _filled(emb, kind)
+    store.delete([content_id(DOCS[2])])
+    before = store.search("capital", top_k=4)
+    folder = store.save(tmp_path / "kb")
+    manifest = json.loads((folder / "store.json").read_text())
+    assert manifest["model"] == "fake-embedding" and manifest["dimension"] == 64
+    assert manifest["metric"] == "cosine" and manifest["index"] == kind and manifest["count"] == 5
+    again = FaissStore.load(folder, FakeEmbedder(dimensions=64))
+    assert again.count() == 5 and again.index_kind == kind and again.dimension == 64
+    after = again.search("capital", top_k=4)
+    assert [(h.id, h.text, h.metadata) for h in after] == [(h.id, h.text, h.metadata) for h in before]
+    np.testing.assert_allclose([h.score for h in after], [h.score for h in before], atol=1e-6)
+    ids = [content_id(t) for t in DOCS if t != DOCS[2]]
+    np.testing.assert_array_equal(again.get_vectors(ids), store.get_vectors(ids))
+    # Writing after a reload and saving again keeps one generation of files.
+    again.add_texts(["a new text"])
+    again.save()
+    assert FaissStore(FakeEmbedder(dimensions=64), path=folder).count() == 6
+    assert sorted(p.name for p in folder.iterdir()) == ["index-2.faiss", "records-2.jsonl", "store.json"]
+
+
+def test_constructor_with_path_opens_or_creates(emb: FakeEmbedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "new"
+    store = FaissStore(emb, path=folder, index="hnsw")
+    assert store.count() == 0 and store.name == str(folder)
+    store.add_texts(DOCS[:2])
+    store.save()
+    # Saved settings win over the constructor's.
+    reopened = FaissStore(emb, path=folder, index="flat")
+    assert reopened.index_kind == "hnsw" and reopened.count() == 2
+
+
+def test_saving_an_empty_store_and_loading_it(emb: FakeEmbedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    FaissStore(emb).save(tmp_path / "empty")
+    store = FaissStore.load(tmp_path / "empty", emb)
+    assert store.count() == 0 and store.search("anything") == []
+    store.add_texts(["first"])
+    assert store.search("first", top_k=1)[0].text == "first"
+
+
+def test_load_refuses_another_dimension(emb: FakeEmbedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bad input: a store of 64-d vectors opened with a 32-d embedder."""
+    folder = _filled(emb).save(tmp_path / "kb")
+    with pytest.raises(DimensionMismatchError) as err:
+        FaissStore.load(folder, FakeEmbedder(dimensions=32))
+    assert (err.value.expected, err.value.actual, err.value.where) == (64, 32, str(folder))
+    assert "64-d" in str(err.value) and "32-d" in str(err.value)
+
+
+def test_load_refuses_another_known_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bad input: a store built with Qwen3-Embedding-0.6B at 64-d opened with the 4B model at 64-d."""
+    small = FakeEmbedder("Qwen3-Embedding-0.6B", dimensions=64, native_dim=1024)
+    folder = _filled(small).save(tmp_path / "kb")
+    with pytest.raises(ConfigurationError, match="Qwen3-Embedding-0.6B.*Qwen3-Embedding-4B"):
+        FaissStore.load(folder, FakeEmbedder("Qwen3-Embedding-4B", dimensions=64, native_dim=2560))
+    # The same model spelt differently is fine.
+    same = FaissStore.load(folder, FakeEmbedder("Qwen/Qwen3-Embedding-0.6B", dimensions=64, native_dim=1024))
+    assert same.count() == len(DOCS)
+
+
+def test_writes_with_another_dimension_fail_before_writing(emb: FakeEmbedder, kind: str) -> None:
+    """Bad input: the store's embedder swapped for a 32-d one after 64-d vectors were stored."""
+    store = _filled(emb, kind)
+    store.embedder = FakeEmbedder(dimensions=32)
+    with pytest.raises(DimensionMismatchError) as err:
+        store.add_texts(["something new"])
+    assert (err.value.expected, err.value.actual) == (64, 32)
+    with pytest.raises(DimensionMismatchError):
+        store.search("capital")
+    assert store.count() == len(DOCS)
+
+
+def test_add_embeddings_checks_width_and_nan(emb: FakeEmbedder) -> None:
+    """Bad input: precomputed vectors of the wrong width, with a NaN row, or a different count."""
+    store = FaissStore(emb)
+    vecs = emb.embed_documents(DOCS)
+    assert store.add_embeddings(DOCS, vecs * 3.0) == [content_id(t) for t in DOCS]  # renormalised (cosine)
+    np.testing.assert_allclose(store.get_vectors([content_id(DOCS[1])])[0], vecs[1], atol=1e-6)
+    with pytest.raises(DimensionMismatchError) as err:
+        store.add_embeddings(["x"], np.ones((1, 63), dtype=np.float32))
+    assert (err.value.expected, err.value.actual) == (64, 63)
+    bad = np.ones((2, 64), dtype=np.float32)
+    bad[1, 5] = np.nan
+    with pytest.raises(InvalidInputError, match="row 1") as nan_err:
+        store.add_embeddings(["y", "z"], bad)
+    assert nan_err.value.index == 1
+    with pytest.raises(InvalidInputError, match="2 texts but 1 vectors"):
+        store.add_embeddings(["y", "z"], bad[:1])
+    assert store.count() == len(DOCS)
+    # A repeated text under content ids keeps the first row.
+    store2 = FaissStore(emb)
+    store2.add_embeddings(["a", "b", "a"], np.eye(3, 64, dtype=np.float32))
+    np.testing.assert_array_equal(store2.get_vectors([content_id("a")])[0], np.eye(3, 64, dtype=np.float32)[0])
+    assert store2.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("texts", "kwargs", "message", "index"),
+    [
+        (["ok", None], {}, r"texts\[1\] is None", 1),
+        (["ok", 3], {}, r"texts\[1\] is int", 1),
+        (["ok", ""], {}, r"texts\[1\] is an empty string", 1),
+        (["ok", "fine"], {"metadatas": [{}, "x"]}, r"metadatas\[1\].*must be a dict", 1),
+        (["ok", "fine"], {"metadatas": [{"v": float("nan")}, {}]}, r"metadatas\[0\].*not JSON", 0),
+        (["ok", "fine"], {"ids": ["a", "a"]}, r"ids\[1\] 'a' repeats", 1),
+    ],
+)
+def test_bad_records_are_refused_before_anything_is_written(
+    emb: FakeEmbedder, texts: list, kwargs: dict, message: str, index: int
+) -> None:
+    """Bad input: None / non-str / empty texts, non-dict or NaN metadata, a repeated explicit id."""
+    store = FaissStore(emb)
+    with pytest.raises(InvalidInputError, match=message) as err:
+        store.add_texts(texts, **kwargs)
+    assert err.value.index == index
+    assert store.count() == 0 and emb.calls == []
+
+
+def test_bad_queries_and_arguments(emb: FakeEmbedder) -> None:
+    """Bad input: empty/None query, top_k 0 or bool, a filter of the wrong type, a single-str delete."""
+    store = _filled(emb)
+    with pytest.raises(InvalidInputError, match="query must be a non-empty str"):
+        store.search("")
+    with pytest.raises(InvalidInputError, match="query must be a non-empty str"):
+        store.search(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="top_k must be a positive int"):
+        store.search("x", top_k=0)
+    with pytest.raises(InvalidInputError, match="top_k must be a positive int"):
+        store.search_by_vector(np.ones(64), top_k=True)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="filter must be a dict"):
+        store.search("x", filter="lang == 'en'")
+    with pytest.raises(InvalidInputError, match="single str"):
+        store.delete("abc")  # type: ignore[arg-type]
+    with pytest.raises(DimensionMismatchError):
+        store.search_by_vector(np.ones(10))
+    with pytest.raises(InvalidInputError, match="NaN"):
+        store.search_by_vector(np.full(64, np.nan))
+
+
+def test_bad_constructor_arguments(emb: FakeEmbedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bad input: unknown metric / index kind, non-positive HNSW settings, loading a missing folder."""
+    with pytest.raises(ConfigurationError, match="metric must be one of"):
+        FaissStore(emb, metric="manhattan")
+    with pytest.raises(ConfigurationError, match="index must be one of"):
+        FaissStore(emb, index="ivf")
+    with pytest.raises(ConfigurationError, match="hnsw_m must be a positive int"):
+        FaissStore(emb, hnsw_m=0)
+    with pytest.raises(FileNotFoundError, match="no FAISS store saved"):
+        FaissStore.load(tmp_path / "nothing", emb)
+    with pytest.raises(ConfigurationError, match="save\\(\\) needs a folder"):
+        FaissStore(emb).save()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "store.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ConfigurationError, match="not a FaissStore folder"):
+        FaissStore.load(tmp_path / "other", emb)
+    with pytest.raises(TypeError, match="Embedder"):
+        FaissStore("not an embedder")  # type: ignore[arg-type]
+
+
+def test_missing_faiss_names_the_install_command(emb: FakeEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(MissingDependencyError) as err:
+        FaissStore(emb)
+    assert err.value.install_command == 'pip install "qwen-embed-adapters[faiss]"'
+    assert 'pip install "qwen-embed-adapters[faiss]"' in str(err.value)
+
+
+def test_repr_and_config_hold_no_secret(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from qwen_embed_adapters.remote import RemoteEmbedder
+
+    monkeypatch.setenv("QWEN_EMBED_API_KEY", "sk-secret-123")
+    remote = RemoteEmbedder("http://127.0.0.1:9/v1", dimensions=64)
+    store = FaissStore(remote, path=tmp_path / "kb")
+    store._dim = 64
+    folder = store.save()
+    assert "sk-secret-123" not in (folder / "store.json").read_text()
+    assert "sk-secret-123" not in repr(store)
+    assert json.loads((folder / "store.json").read_text())["embedder"]["api_key_env"] == "QWEN_EMBED_API_KEY"
+
+
+async def test_async_twins(emb: FakeEmbedder, kind: str) -> None:
+    store = FaissStore(emb, index=kind)
+    ids = await store.aadd_texts(DOCS, metadatas=METAS)
+    assert await store.acount() == len(DOCS)
+    sync_hits = store.search("capital of China", top_k=3)
+    async_hits = await store.asearch("capital of China", top_k=3)
+    assert [h.id for h in async_hits] == [h.id for h in sync_hits]
+    await store.adelete(ids[:2])
+    assert await store.acount() == len(DOCS) - 2
+    assert await store.aensure_dimension() == 64
+
+
+def test_hnsw_recall_against_exact_on_random_vectors() -> None:
+    emb = FakeEmbedder(dimensions=32)
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((3000, 32)).astype(np.float32)
+    texts = [f"t{i}" for i in range(3000)]
+    flat, hnsw = FaissStore(emb), FaissStore(emb, index="hnsw")
+    flat.add_embeddings(texts, vecs)
+    hnsw.add_embeddings(texts, vecs)
+    queries = rng.standard_normal((50, 32)).astype(np.float32)
+    found = 0
+    for q in queries:
+        exact = {h.id for h in flat.search_by_vector(q, 10)}
+        approx = {h.id for h in hnsw.search_by_vector(q, 10)}
+        found += len(exact & approx)
+    assert found / 500 >= 0.95
