@@ -155,7 +155,7 @@ class PineconeServer:
 
     def start(self) -> PineconeServer:
         self._control = _HTTPServer(("127.0.0.1", 0), self._handler("control"))
-        self._thread = threading.Thread(target=self._control.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._control.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
@@ -207,7 +207,7 @@ class PineconeServer:
     # ------------------------------------------------------------------ plumbing
     def _serve_index(self, ix: StoredIndex) -> None:
         ix.server = _HTTPServer(("127.0.0.1", 0), self._handler(ix.name))
-        ix.thread = threading.Thread(target=ix.server.serve_forever, daemon=True)
+        ix.thread = threading.Thread(target=ix.server.serve_forever, args=(0.05,), daemon=True)
         ix.thread.start()
 
     def _take_fault(self, route: str, body: Any) -> _Fault | None:

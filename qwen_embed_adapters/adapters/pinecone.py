@@ -1,0 +1,580 @@
+"""Pinecone: a ``VectorStore`` over a Pinecone index handle (sync ``Index`` or asyncio ``AsyncIndex``).
+
+Built for the ``pinecone`` package 10.x (``pip install "qwen-embed-adapters[pinecone]"``; the old
+``pinecone-client`` package is a stub that raises on import).
+
+    from pinecone import Pinecone
+    from qwen_embed_adapters import RemoteEmbedder
+    from qwen_embed_adapters.adapters.pinecone import PineconeStore
+
+    pc = Pinecone(api_key=os.environ["PINECONE_API_KEY"])
+    store = PineconeStore.create(pc, "docs", RemoteEmbedder("http://localhost:30000/v1"))
+    store.add_texts(["Pinecone stores vectors.", "Milvus does too."])
+    store.search("which database stores vectors?", top_k=3)
+
+What this adapter does that hand-written glue usually gets wrong:
+
+- the index is created with the embedder's dimension; an existing index's dimension is read back
+  and a different one raises ``DimensionMismatchError`` before anything is written;
+- vectors go out as lists of Python floats (the float32 values, never numpy objects) and the text is
+  kept in metadata under ``text``;
+- upserts are cut to at most 1,000 vectors and 2 MB per request, measured with the same JSON
+  encoder the SDK uses; metadata over 40 KB for one vector raises ``InvalidInputError`` naming the id
+  before anything is sent;
+- every upsert answer is checked (``upserted_count``); a failed request raises ``WriteError`` with
+  the ids that were written and those that were not (the SDK's own ``batch_size=`` path reports
+  failed batches without raising, so it is not used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..embedder import Embedder
+from ..errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    InvalidInputError,
+    MissingDependencyError,
+    WriteError,
+)
+from ..vectors import to_list
+from .base import Hit, VectorStore
+
+logger = logging.getLogger(__name__)
+
+#: Pinecone's documented limits (https://docs.pinecone.io/reference/api/database-limits).
+MAX_UPSERT_VECTORS = 1000
+#: 2 MB per upsert request; counted in decimal megabytes to stay on the safe side of either reading.
+MAX_REQUEST_BYTES = 2_000_000
+MAX_METADATA_BYTES = 40 * 1024
+MAX_DIMENSION = 20_000
+MAX_IDS_PER_REQUEST = 1000
+#: ids per fetch request in ``existing_ids`` (ids travel in the URL, so keep it short)
+FETCH_BATCH = 100
+METRICS = ("cosine", "euclidean", "dotproduct")
+DEFAULT_NAMESPACE_NAMES = ("", "__default__")
+_ID_MAX_LEN = 512
+
+
+def _require_pinecone(feature: str = "PineconeStore") -> Any:
+    try:
+        import pinecone
+    except ImportError:
+        raise MissingDependencyError("pinecone", "pinecone", feature) from None
+    return pinecone
+
+
+def _is_async_index(index: Any) -> bool:
+    return inspect.iscoroutinefunction(getattr(index, "upsert", None))
+
+
+def _json_size(obj: Any) -> int:
+    """Bytes of ``obj`` as the SDK sends it (orjson), never less than the stdlib's compact form."""
+    std = len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    try:
+        import orjson
+    except ImportError:  # the SDK depends on orjson; without it keep a margin
+        return int(std * 1.1) + 16
+    return max(std, len(orjson.dumps(obj)))
+
+
+def _tag_value(text: str) -> str:
+    # Pinecone tag values: at most 120 printable ASCII characters.
+    return "".join(c for c in text if c.isascii() and c.isprintable())[:120]
+
+
+class PineconeStore(VectorStore):
+    """Texts in a Pinecone index: ``add_texts``, ``search``, ``count``, ``delete`` and async twins.
+
+    Args:
+        index: a data-plane handle, ``pc.Index(host=...)`` (sync) or ``await apc.index(host=...)`` /
+            ``pc.IndexAsyncio(host=...)`` (asyncio). Over an asyncio handle use the ``a*`` methods.
+        embedder: the Embedder whose vectors the index holds.
+        namespace: the Pinecone namespace every call uses ("" is the default namespace).
+        name: the index name, used in errors (defaults to the handle's host).
+        dimension: the index dimension when known; otherwise it is read once from
+            ``describe_index_stats`` before the first write or query.
+        metric: the index metric when known (informational; scores are Pinecone's).
+        max_batch_vectors, max_request_bytes, max_metadata_bytes: Pinecone's limits; lower them
+            only to send smaller requests.
+
+    >>> store = PineconeStore(pc.Index(host=host), FakeEmbedder(dimensions=64), namespace="docs")  # doctest: +SKIP
+    >>> store.add_texts(["a text"], metadatas=[{"source": "a.md"}])  # doctest: +SKIP
+    """
+
+    text_key = "text"
+
+    def __init__(
+        self,
+        index: Any,
+        embedder: Embedder,
+        *,
+        namespace: str = "",
+        name: str | None = None,
+        dimension: int | None = None,
+        metric: str | None = None,
+        max_batch_vectors: int = MAX_UPSERT_VECTORS,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        max_metadata_bytes: int = MAX_METADATA_BYTES,
+    ) -> None:
+        super().__init__(embedder)
+        if index is None or not hasattr(index, "upsert") or not hasattr(index, "query"):
+            raise ConfigurationError(
+                f"index must be a Pinecone index handle (pc.Index(host=...)), got {type(index).__name__}"
+            )
+        if not isinstance(namespace, str):
+            raise ConfigurationError(f"namespace must be a str, got {type(namespace).__name__}")
+        if not 1 <= max_batch_vectors <= MAX_UPSERT_VECTORS:
+            raise ConfigurationError(f"max_batch_vectors must be 1..{MAX_UPSERT_VECTORS}, got {max_batch_vectors}")
+        if not 1 <= max_request_bytes <= MAX_REQUEST_BYTES:
+            raise ConfigurationError(f"max_request_bytes must be 1..{MAX_REQUEST_BYTES}, got {max_request_bytes}")
+        if not 1 <= max_metadata_bytes <= MAX_METADATA_BYTES:
+            raise ConfigurationError(
+                f"max_metadata_bytes must be 1..{MAX_METADATA_BYTES}, got {max_metadata_bytes}"
+            )
+        self.index = index
+        self.namespace = namespace
+        self.is_async = _is_async_index(index)
+        self._name = name or str(getattr(index, "host", "") or "pinecone index")
+        self._dimension = dimension
+        self.metric = metric
+        self._checked = False
+        self.max_batch_vectors = max_batch_vectors
+        self.max_request_bytes = max_request_bytes
+        self.max_metadata_bytes = max_metadata_bytes
+        self._owns_index = False
+
+    def __repr__(self) -> str:
+        kind = "async" if self.is_async else "sync"
+        return (
+            f"PineconeStore(name={self._name!r}, namespace={self.namespace!r}, "
+            f"dimension={self._dimension}, {kind}, embedder={self.embedder.model!r})"
+        )
+
+    @property
+    def name(self) -> str:
+        """The index name (or host when the store was built from a bare handle)."""
+        return self._name
+
+    @property
+    def dimension(self) -> int | None:
+        """The index dimension, once known."""
+        return self._dimension
+
+    # ---------------------------------------------------------------- creation
+    @classmethod
+    def create(
+        cls,
+        pc: Any,
+        name: str,
+        embedder: Embedder,
+        *,
+        metric: str = "cosine",
+        cloud: str = "aws",
+        region: str = "us-east-1",
+        namespace: str = "",
+        timeout: int | None = None,
+        **store_kwargs: Any,
+    ) -> PineconeStore:
+        """Open the serverless index ``name``, creating it with the embedder's dimension if missing.
+
+        An existing index's dimension and metric are read back: another dimension raises
+        ``DimensionMismatchError`` (both numbers and the index name), another metric raises
+        ``ConfigurationError``; nothing is written in either case. A new index records the
+        embedding model and dimension in its tags. ``timeout`` is the SDK's wait for readiness
+        (None waits). ``pc`` is a ``pinecone.Pinecone`` client; for ``AsyncPinecone`` use ``acreate``.
+        """
+        _require_pinecone("PineconeStore.create")
+        if inspect.iscoroutinefunction(getattr(pc, "describe_index", None)):
+            raise ConfigurationError("pc is an asyncio client: use `await PineconeStore.acreate(pc, ...)`")
+        dim = cls._check_create_args(name, embedder, metric)
+        if pc.has_index(name):
+            desc = pc.describe_index(name)
+        else:
+            logger.info("creating Pinecone index %r (%d-d, %s, %s/%s)", name, dim, metric, cloud, region)
+            try:
+                desc = pc.create_index(
+                    name=name,
+                    dimension=dim,
+                    metric=metric,
+                    spec={"serverless": {"cloud": cloud, "region": region}},
+                    tags=cls._tags(embedder, dim),
+                    timeout=timeout,
+                )
+            except Exception as exc:
+                if getattr(exc, "status_code", None) != 409:  # created meanwhile by someone else
+                    raise
+                desc = pc.describe_index(name)
+        cls._check_existing(desc, name, embedder, dim, metric)
+        store = cls(
+            pc.Index(host=desc.host), embedder, namespace=namespace, name=name,
+            dimension=dim, metric=metric, **store_kwargs,
+        )
+        store._owns_index = True
+        store._checked = True
+        return store
+
+    @classmethod
+    async def acreate(
+        cls,
+        pc: Any,
+        name: str,
+        embedder: Embedder,
+        *,
+        metric: str = "cosine",
+        cloud: str = "aws",
+        region: str = "us-east-1",
+        namespace: str = "",
+        timeout: int | None = None,
+        **store_kwargs: Any,
+    ) -> PineconeStore:
+        """Async twin of ``create`` on ``pinecone.AsyncPinecone``; the store uses the asyncio index.
+
+        Close it with ``await store.aclose()`` (the asyncio index holds its own connections).
+        """
+        _require_pinecone("PineconeStore.acreate")
+        if not inspect.iscoroutinefunction(getattr(pc, "describe_index", None)):
+            raise ConfigurationError("pc is not an asyncio client: use PineconeStore.create(pc, ...)")
+        dim = cls._check_create_args(name, embedder, metric)
+        if await pc.has_index(name):
+            desc = await pc.describe_index(name)
+        else:
+            logger.info("creating Pinecone index %r (%d-d, %s, %s/%s)", name, dim, metric, cloud, region)
+            try:
+                desc = await pc.create_index(
+                    name=name,
+                    dimension=dim,
+                    metric=metric,
+                    spec={"serverless": {"cloud": cloud, "region": region}},
+                    tags=cls._tags(embedder, dim),
+                    timeout=timeout,
+                )
+            except Exception as exc:
+                if getattr(exc, "status_code", None) != 409:
+                    raise
+                desc = await pc.describe_index(name)
+        cls._check_existing(desc, name, embedder, dim, metric)
+        store = cls(
+            await pc.index(host=desc.host), embedder, namespace=namespace, name=name,
+            dimension=dim, metric=metric, **store_kwargs,
+        )
+        store._owns_index = True
+        store._checked = True
+        return store
+
+    @staticmethod
+    def _check_create_args(name: str, embedder: Embedder, metric: str) -> int:
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?", name):
+            raise ConfigurationError(
+                f"Pinecone index names are 1-45 lowercase letters, digits or '-', got {name!r}"
+            )
+        if metric not in METRICS:
+            raise ConfigurationError(f"metric must be one of {METRICS}, got {metric!r}")
+        dim = embedder.dimension
+        if not 1 <= dim <= MAX_DIMENSION:
+            raise ConfigurationError(f"Pinecone dense indexes take 1..{MAX_DIMENSION} dimensions, got {dim}")
+        return dim
+
+    @staticmethod
+    def _tags(embedder: Embedder, dim: int) -> dict[str, str]:
+        return {"embedding_model": _tag_value(embedder.model) or "unknown", "embedding_dim": str(dim)}
+
+    @staticmethod
+    def _check_existing(desc: Any, name: str, embedder: Embedder, dim: int, metric: str) -> None:
+        index_dim = desc.dimension
+        if index_dim is not None and int(index_dim) != dim:
+            raise DimensionMismatchError(
+                int(index_dim), dim, name,
+                f"embedder {embedder.model!r} makes {dim}-d vectors; use another index or dimensions={index_dim}",
+            )
+        index_metric = str(desc.metric).lower()
+        if index_metric != metric:
+            raise ConfigurationError(
+                f"Pinecone index {name!r} uses metric {index_metric!r}, not {metric!r}: "
+                f"pass metric={index_metric!r} or use another index"
+            )
+        tags = getattr(desc, "tags", None) or {}
+        recorded = tags.get("embedding_model") if isinstance(tags, Mapping) else None
+        if recorded and recorded != _tag_value(embedder.model):
+            logger.warning(
+                "Pinecone index %r was created for embedding model %r; writing/querying with %r. "
+                "Vectors of different models are not comparable even at the same dimension.",
+                name, recorded, embedder.model,
+            )
+
+    # ---------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        """Close the index handle if this store opened it (``create``)."""
+        if self._owns_index and not self.is_async and hasattr(self.index, "close"):
+            self.index.close()
+
+    async def aclose(self) -> None:
+        """Async twin of ``close`` (closes an asyncio index opened by ``acreate``)."""
+        if self._owns_index and hasattr(self.index, "close"):
+            result = self.index.close()
+            if inspect.isawaitable(result):
+                await result
+
+    def __enter__(self) -> PineconeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> PineconeStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---------------------------------------------------------------- dimension
+    def _sync_only(self, what: str) -> None:
+        if self.is_async:
+            raise ConfigurationError(
+                f"{what}: this PineconeStore wraps an asyncio index; use the async twin (a{what})"
+            )
+
+    def _compare_dimension(self, index_dim: int | None) -> int:
+        dim = self.embedder.dimension
+        if index_dim is not None:
+            self._dimension = int(index_dim)
+            if self._dimension != dim:
+                raise DimensionMismatchError(
+                    self._dimension, dim, self._name, f"embedder {self.embedder.model!r} makes {dim}-d vectors"
+                )
+        else:
+            self._dimension = dim
+        self._checked = True
+        return dim
+
+    def ensure_dimension(self) -> int:
+        """Check the index dimension (read once from ``describe_index_stats`` unless known) against
+        the embedder's; raises ``DimensionMismatchError`` before anything is written."""
+        self._sync_only("ensure_dimension")
+        if self._checked:
+            return self._compare_dimension(self._dimension)
+        if self._dimension is None:
+            return self._compare_dimension(self.index.describe_index_stats().dimension)
+        return self._compare_dimension(self._dimension)
+
+    async def aensure_dimension(self) -> int:
+        """Async twin of ``ensure_dimension``."""
+        if not self.is_async:
+            return await asyncio.to_thread(self.ensure_dimension)
+        if self._dimension is None and not self._checked:
+            stats = await self.index.describe_index_stats()
+            return self._compare_dimension(stats.dimension)
+        return self._compare_dimension(self._dimension)
+
+    # ---------------------------------------------------------------- validation and requests
+    def _full_metadata(self, text: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        return {**metadata, self.text_key: text}
+
+    def _validate_batch(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        """Pinecone's rules, checked for every record before the first request is sent: ids of 1-512
+        ASCII characters, metadata values that are str/number/bool/list of str, no user key
+        ``text``, and at most ``max_metadata_bytes`` of metadata (with the text) per vector."""
+        for i, (vid, text, meta) in enumerate(zip(ids, texts, metadatas, strict=True)):
+            if len(vid) > _ID_MAX_LEN or not vid.isascii() or "\x00" in vid:
+                raise InvalidInputError(
+                    f"ids[{i}] {vid[:80]!r}: Pinecone ids are 1-{_ID_MAX_LEN} ASCII characters without NUL",
+                    index=i, item_id=vid,
+                )
+            if self.text_key in meta:
+                raise InvalidInputError(
+                    f"metadatas[{i}] (id {vid!r}) has the key {self.text_key!r}, which holds the text itself",
+                    index=i, item_id=vid,
+                )
+            for key, value in meta.items():
+                ok = (isinstance(value, (str, bool, int, float)) and value is not None) or (
+                    isinstance(value, list) and all(isinstance(x, str) for x in value)
+                )
+                if not ok:
+                    raise InvalidInputError(
+                        f"metadatas[{i}] (id {vid!r}) key {key!r}: Pinecone metadata values are strings, "
+                        f"numbers, booleans or lists of strings, got {type(value).__name__}",
+                        index=i, item_id=vid,
+                    )
+            size = _json_size(self._full_metadata(text, meta))
+            if size > self.max_metadata_bytes:
+                raise InvalidInputError(
+                    f"metadata of id {vid!r} (texts[{i}], with its text under {self.text_key!r}) is {size} "
+                    f"bytes; Pinecone takes at most {self.max_metadata_bytes} bytes of metadata per vector. "
+                    "Split the text into smaller chunks.",
+                    index=i, item_id=vid,
+                )
+
+    def _records(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        mat = np.asarray(vectors, dtype=np.float32)
+        if mat.ndim != 2 or mat.shape[0] != len(ids):
+            raise InvalidInputError(f"expected {len(ids)} vectors, got shape {mat.shape}")
+        if self._dimension is not None and mat.shape[1] != self._dimension:
+            raise DimensionMismatchError(self._dimension, mat.shape[1], self._name)
+        rows: list[list[float]] = mat.tolist()  # Python floats, the exact float32 values
+        return [
+            {"id": vid, "values": row, "metadata": self._full_metadata(text, meta)}
+            for vid, row, text, meta in zip(ids, rows, texts, metadatas, strict=True)
+        ]
+
+    def plan_requests(self, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Cut upsert records into requests of at most ``max_batch_vectors`` vectors and
+        ``max_request_bytes`` bytes of JSON body (as the SDK encodes it)."""
+        envelope = _json_size({"vectors": [], "namespace": self.namespace})
+        chunks: list[list[dict[str, Any]]] = []
+        current: list[dict[str, Any]] = []
+        size = envelope
+        for rec in records:
+            rec_size = _json_size(rec) + 1  # the comma between records
+            if envelope + rec_size > self.max_request_bytes:
+                raise InvalidInputError(
+                    f"record {rec['id']!r} alone is {rec_size} bytes, over the "
+                    f"{self.max_request_bytes}-byte request limit",
+                    item_id=rec["id"],
+                )
+            if current and (len(current) >= self.max_batch_vectors or size + rec_size > self.max_request_bytes):
+                chunks.append(current)
+                current, size = [], envelope
+            current.append(rec)
+            size += rec_size
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _upsert_kwargs(self, chunk: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"vectors": chunk, "namespace": self.namespace}
+
+    def _chunk_failed(
+        self, exc: BaseException, chunks: list[list[dict[str, Any]]], k: int
+    ) -> WriteError:
+        written = [r["id"] for c in chunks[:k] for r in c]
+        failed = [r["id"] for c in chunks[k:] for r in c]
+        return WriteError(
+            f"Pinecone index {self._name!r} (namespace {self.namespace!r}): upsert request {k + 1}/"
+            f"{len(chunks)} failed, {len(failed)} records not written: {exc}",
+            failed_ids=failed, written_ids=written, cause=exc,
+        )
+
+    def _check_upserted(self, response: Any, chunk: list[dict[str, Any]]) -> None:
+        count = getattr(response, "upserted_count", None)
+        if count != len(chunk):
+            raise RuntimeError(f"Pinecone acknowledged {count} of {len(chunk)} vectors in one upsert request")
+
+    def _write(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        self._sync_only("add_texts")
+        chunks = self.plan_requests(self._records(ids, vectors, texts, metadatas))
+        for k, chunk in enumerate(chunks):
+            try:
+                self._check_upserted(self.index.upsert(**self._upsert_kwargs(chunk)), chunk)
+            except Exception as exc:
+                raise self._chunk_failed(exc, chunks, k) from exc
+
+    async def _awrite(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        if not self.is_async:
+            return await asyncio.to_thread(self._write, ids, vectors, texts, metadatas)
+        chunks = self.plan_requests(self._records(ids, vectors, texts, metadatas))
+        for k, chunk in enumerate(chunks):
+            try:
+                self._check_upserted(await self.index.upsert(**self._upsert_kwargs(chunk)), chunk)
+            except Exception as exc:
+                raise self._chunk_failed(exc, chunks, k) from exc
+        return None
+
+    # ---------------------------------------------------------------- search
+    def _query_kwargs(self, vector: np.ndarray, top_k: int, filter: Any) -> dict[str, Any]:
+        values = to_list(vector)
+        if self._dimension is not None and len(values) != self._dimension:
+            raise DimensionMismatchError(self._dimension, len(values), self._name, "query vector")
+        kwargs: dict[str, Any] = {
+            "vector": values, "top_k": top_k, "include_metadata": True, "namespace": self.namespace,
+        }
+        if filter is not None:
+            kwargs["filter"] = filter
+        return kwargs
+
+    def _hits(self, response: Any) -> list[Hit]:
+        hits = []
+        for m in response.matches:
+            meta = dict(m.metadata or {})
+            text = meta.pop(self.text_key, None)
+            hits.append(Hit(id=m.id, score=float(m.score), text=text, metadata=meta))
+        return hits
+
+    def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        self.ensure_dimension()
+        return self._hits(self.index.query(**self._query_kwargs(vector, top_k, filter)))
+
+    async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        if not self.is_async:
+            return await asyncio.to_thread(self._search_vector, vector, top_k, filter)
+        await self.aensure_dimension()
+        return self._hits(await self.index.query(**self._query_kwargs(vector, top_k, filter)))
+
+    # ---------------------------------------------------------------- count, delete, lookup
+    def _count_from(self, stats: Any) -> int:
+        spaces = stats.namespaces or {}
+        names = DEFAULT_NAMESPACE_NAMES if self.namespace in DEFAULT_NAMESPACE_NAMES else (self.namespace,)
+        return sum(int(spaces[n].vector_count) for n in names if n in spaces)
+
+    def count(self) -> int:
+        """Vectors in this store's namespace, from ``describe_index_stats``. Pinecone's serverless
+        stats are eventually consistent: a count right after a write can lag for a few seconds."""
+        self._sync_only("count")
+        return self._count_from(self.index.describe_index_stats())
+
+    async def acount(self) -> int:
+        """Async twin of ``count``."""
+        if not self.is_async:
+            return await asyncio.to_thread(self.count)
+        return self._count_from(await self.index.describe_index_stats())
+
+    @staticmethod
+    def _id_chunks(ids: Sequence[str], size: int) -> list[list[str]]:
+        if isinstance(ids, str):
+            raise InvalidInputError("ids: expected a sequence of str, got a single str")
+        id_list = list(ids)
+        for i, x in enumerate(id_list):
+            if not isinstance(x, str) or not x:
+                raise InvalidInputError(f"ids[{i}] must be a non-empty str, got {x!r}", index=i)
+        return [id_list[i : i + size] for i in range(0, len(id_list), size)]
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete vectors by id from this namespace (missing ids are ignored), 1,000 per request."""
+        self._sync_only("delete")
+        for chunk in self._id_chunks(ids, MAX_IDS_PER_REQUEST):
+            self.index.delete(ids=chunk, namespace=self.namespace)
+
+    async def adelete(self, ids: Sequence[str]) -> None:
+        """Async twin of ``delete``."""
+        if not self.is_async:
+            return await asyncio.to_thread(self.delete, ids)
+        for chunk in self._id_chunks(ids, MAX_IDS_PER_REQUEST):
+            await self.index.delete(ids=chunk, namespace=self.namespace)
+        return None
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` this namespace holds (``fetch``, 100 ids per request); bulk ingestion
+        skips them on a re-run. Over an asyncio index: none known (everything is upserted again)."""
+        if self.is_async:
+            return set()
+        found: set[str] = set()
+        for chunk in self._id_chunks(ids, FETCH_BATCH):
+            found.update(self.index.fetch(ids=chunk, namespace=self.namespace).vectors.keys())
+        return found
+
+
+__all__ = ["PineconeStore"]
