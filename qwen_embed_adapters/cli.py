@@ -15,8 +15,73 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 
 # ---------------------------------------------------------------------------- serve (in-process engine issue)
+SERVE_API_KEY_ENV = "QWEN_EMBED_SERVE_API_KEY"
+
+
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Registered by the local-engine work (server.py)."""
+    """`qwen-embed serve`: an OpenAI-compatible /v1/embeddings server over LocalEmbedder."""
+    p = sub.add_parser(
+        "serve",
+        help="serve a local model on an OpenAI-compatible /v1/embeddings endpoint",
+        description="Serve an embedding model in-process on OpenAI's /v1/embeddings (FastAPI + uvicorn). "
+        "Binds 127.0.0.1 unless --host says otherwise.",
+    )
+    p.add_argument("--model", default=None,
+                   help="model folder or hub id (default: $QWEN_EMBED_MODEL, else Qwen/Qwen3-Embedding-0.6B)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=30000, help="port (default 30000)")
+    p.add_argument("--api-key", default=None,
+                   help=f"require 'Authorization: Bearer KEY' (default: ${SERVE_API_KEY_ENV}, else no key)")
+    p.add_argument("--served-model-name", default=None, help="the model id clients send and /v1/models lists")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--dtype", default="auto", help="auto (bf16/fp16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    p.add_argument("--max-length", type=int, default=8192, help="longest input in tokens (default 8192)")
+    p.add_argument("--max-batch-tokens", type=int, default=16384, help="padded tokens per forward pass")
+    p.add_argument("--max-inputs", type=int, default=2048, help="most inputs per request (default 2048)")
+    p.add_argument("--gather-ms", type=float, default=5.0,
+                   help="gather concurrent requests for this long into one batch (0 turns gathering off)")
+    p.add_argument("--auto-truncate", action="store_true",
+                   help="truncate over-long inputs instead of answering 400")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from .errors import QwenEmbedError
+
+    try:
+        from .local import LocalEmbedder
+        from .server import build_app, run
+
+        embedder = LocalEmbedder(
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            max_length=args.max_length,
+            max_batch_tokens=args.max_batch_tokens,
+            truncate=True,
+        )
+        app = build_app(
+            embedder,
+            model_name=args.served_model_name,
+            api_key=args.api_key or os.environ.get(SERVE_API_KEY_ENV) or None,
+            max_inputs=args.max_inputs,
+            gather_ms=args.gather_ms,
+            auto_truncate=args.auto_truncate,
+        )
+    except QwenEmbedError as exc:
+        print(f"qwen-embed serve: {exc}", file=sys.stderr)
+        return 2
+    name = app.state.settings.model_name
+    print(
+        f"qwen-embed serve: {name} ({embedder.dimension}-d, {embedder.device}) on "
+        f"http://{args.host}:{args.port}/v1",
+        flush=True,
+    )
+    run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
 
 
 # ---------------------------------------------------------------------------- embed, ingest, search, doctor, bench, demo
