@@ -340,7 +340,8 @@ class PineconeStore(VectorStore):
     def _sync_only(self, what: str) -> None:
         if self.is_async:
             raise ConfigurationError(
-                f"{what}: this PineconeStore wraps an asyncio index; use the async twin (a{what})"
+                f"{what}() on a PineconeStore over an asyncio index: use the async methods "
+                "(aadd_texts, asearch, acount, adelete, aensure_dimension)"
             )
 
     def _compare_dimension(self, index_dim: int | None) -> int:
