@@ -43,6 +43,8 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--auto-truncate", action="store_true",
                    help="truncate over-long inputs instead of answering 400")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    p.add_argument("--reranker", default=None, metavar="MODEL",
+                   help="also serve POST /v1/rerank with this Qwen3-Reranker (hub id or folder)")
     p.set_defaults(func=_run_serve)
 
 
@@ -63,8 +65,15 @@ def _run_serve(args: argparse.Namespace) -> int:
             max_batch_tokens=args.max_batch_tokens,
             truncate=True,
         )
+        reranker = None
+        if getattr(args, "reranker", None):
+            from .rerank import LocalReranker
+
+            reranker = LocalReranker(args.reranker, device=args.device, dtype=args.dtype, max_length=args.max_length,
+                                     max_batch_tokens=args.max_batch_tokens)
         app = build_app(
             embedder,
+            reranker,
             model_name=args.served_model_name,
             api_key=args.api_key or os.environ.get(SERVE_API_KEY_ENV) or None,
             max_inputs=args.max_inputs,
@@ -80,13 +89,51 @@ def _run_serve(args: argparse.Namespace) -> int:
         f"http://{args.host}:{args.port}/v1",
         flush=True,
     )
+    if app.state.reranker is not None:
+        print(f"qwen-embed serve: reranker {app.state.reranker.model} on http://{args.host}:{args.port}/v1/rerank",
+              flush=True)
     run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
 # ---------------------------------------------------------------------------- embed, ingest, search, doctor, bench, demo
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A subcommand body imported only when it runs (keeps `qwen-embed --help` fast)."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        from .commands import friendly
+
+        return friendly(getattr(importlib.import_module(f"qwen_embed_adapters.{module}"), name))(args)
+
+    return run
+
+
 def _add_embed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Registered by the ingestion/CLI work."""
+    """`qwen-embed embed`: texts from a file or stdin to .npy or JSONL."""
+    from .commands import add_engine_args
+
+    p = sub.add_parser(
+        "embed", help="embed texts from a file or stdin into .npy or JSONL", formatter_class=_RAW,
+        description="Embed one text per line (or JSONL records with \"text\") and write float32 vectors.",
+        epilog="""examples:
+  qwen-embed embed notes.txt -o notes.npy --base-url http://localhost:30000/v1
+  echo "北京是中国的首都" | qwen-embed embed --dimensions 256          # JSONL on stdout
+  qwen-embed embed questions.txt --query -o q.jsonl                     # with the Qwen3 query instruction
+""",
+    )
+    p.add_argument("input", nargs="?", default="-", help="text file (one text per line) or .jsonl; - for stdin")
+    p.add_argument("-o", "--output", default=None, help="FILE.npy or FILE.jsonl [JSONL on stdout]")
+    p.add_argument("--format", choices=("npy", "jsonl"), default=None, help="output format [from the suffix]")
+    p.add_argument("--jsonl", action="store_true", help="read the input as JSONL even without a .jsonl suffix")
+    p.add_argument("--query", action="store_true", help="embed as queries (adds the Qwen3 instruction)")
+    p.add_argument("--instruction", default=None, help="task instruction for --query [the model's default]")
+    add_engine_args(p)
+    p.set_defaults(func=_command("commands", "cmd_embed"))
 
 
 def _add_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

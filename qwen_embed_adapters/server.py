@@ -441,8 +441,98 @@ async def read_json_object(request: Any) -> dict[str, Any]:
 
 
 def add_rerank_routes(app: Any, reranker: Any, settings: ServerSettings) -> None:
-    """Register ``POST /v1/rerank`` for ``reranker``; filled in by the reranker work."""
-    logger.warning("a reranker was given but this build has no /v1/rerank route yet")
+    """Register ``POST /v1/rerank`` (and ``POST /rerank``) for a ``qwen_embed_adapters.rerank.Reranker``.
+
+    Request, as vLLM/Infinity/Cohere take it: ``{"model"?, "query", "documents": [str | {"text"}],
+    "top_n"?, "return_documents"?, "instruction"?}`` -> ``{"id", "model", "results": [{"index",
+    "relevance_score", "document"?}]}``, best first. TEI's shape is answered too: ``{"query", "texts",
+    "raw_scores"?, "return_text"?}`` -> ``[{"index", "score", "text"?}]``. ``instruction`` replaces the
+    reranker's task description for this request.
+    """
+    import math
+    import uuid
+
+    from fastapi import Request
+
+    rname = _served_name_str(str(getattr(reranker, "model", "reranker")))
+    aliases = {_model_key(rname), _model_key(str(getattr(reranker, "model", "")))}
+
+    def check_key(request: Any) -> None:
+        # The /v1/ paths are guarded by the app's middleware; the bare /rerank alias is checked here.
+        if not settings.api_key or request.url.path.startswith("/v1/"):
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if not (scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode("utf-8"), settings.api_key.encode("utf-8")
+        )):
+            raise APIError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+
+    def parse_documents(value: Any, param: str) -> list[str]:
+        if not isinstance(value, list):
+            raise APIError(400, f"'{param}' must be a list of strings, got {type(value).__name__}", param=param)
+        if len(value) > settings.max_inputs:
+            raise APIError(400, f"'{param}' holds {len(value)} items; this server takes at most "
+                           f"{settings.max_inputs} per request", param=param)
+        docs: list[str] = []
+        for i, d in enumerate(value):
+            if isinstance(d, dict) and isinstance(d.get("text"), str):
+                d = d["text"]
+            if not isinstance(d, str):
+                raise APIError(400, f"{param}[{i}] must be a string, got {type(d).__name__}", param=param)
+            docs.append(d)
+        return docs
+
+    async def rerank(request: Request) -> Any:
+        check_key(request)
+        body = await read_json_object(request)
+        model = body.get("model")
+        if model is not None and (not isinstance(model, str) or _model_key(model) not in aliases):
+            raise APIError(404, f"model {model!r:.100} is not served here; the reranker is {rname!r}",
+                           param="model", code="model_not_found")
+        query = body.get("query")
+        if not isinstance(query, str) or not query:
+            raise APIError(400, "'query' must be a non-empty string", param="query")
+        tei = "texts" in body and "documents" not in body
+        if not tei and "documents" not in body:
+            raise APIError(400, "missing 'documents' (or TEI's 'texts')", param="documents")
+        docs = parse_documents(body["texts"] if tei else body["documents"], "texts" if tei else "documents")
+        top_n = body.get("top_n")
+        if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0):
+            raise APIError(400, f"'top_n' must be a non-negative integer, got {top_n!r:.50}", param="top_n")
+        instruction = body.get("instruction")
+        if instruction is not None and not isinstance(instruction, str):
+            raise APIError(400, "'instruction' must be a string", param="instruction")
+        try:
+            scores = await reranker.ascore(query, docs, instruction) if docs else np.empty(0, np.float32)
+        except InvalidInputError as exc:
+            raise APIError(400, str(exc), param="documents") from None
+        except QwenEmbedError as exc:
+            raise APIError(500, f"reranking failed: {exc}", type="server_error") from None
+        order = sorted(range(len(docs)), key=lambda i: (-float(scores[i]), i))
+        if top_n:
+            order = order[:top_n]
+        if tei:
+            raw = bool(body.get("raw_scores"))
+            with_text = bool(body.get("return_text"))
+            out: list[dict[str, Any]] = []
+            for i in order:
+                p = min(max(float(scores[i]), 1e-12), 1 - 1e-12)
+                item: dict[str, Any] = {"index": i, "score": math.log(p / (1 - p)) if raw else float(scores[i])}
+                if with_text:
+                    item["text"] = docs[i]
+                out.append(item)
+            return out
+        with_docs = bool(body.get("return_documents"))
+        results = []
+        for i in order:
+            result: dict[str, Any] = {"index": i, "relevance_score": float(scores[i])}
+            if with_docs:
+                result["document"] = {"text": docs[i]}
+            results.append(result)
+        return {"id": f"rerank-{uuid.uuid4().hex}", "model": rname, "results": results}
+
+    app.add_api_route("/v1/rerank", rerank, methods=["POST"])
+    app.add_api_route("/rerank", rerank, methods=["POST"])
 
 
 def run(
