@@ -1,0 +1,422 @@
+"""LocalEmbedder on the tiny random Qwen3 and the real all-MiniLM-L6-v2, against independent references."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+F = torch.nn.functional
+
+from qwen_embed_adapters import embedder_from_config  # noqa: E402
+from qwen_embed_adapters.errors import (  # noqa: E402
+    ConfigurationError,
+    InvalidInputError,
+    MissingDependencyError,
+)
+from qwen_embed_adapters.local import (  # noqa: E402
+    LocalEmbedder,
+    plan_token_batches,
+    resolve_attn_implementation,
+    resolve_device,
+    resolve_dtype,
+    resolve_model_path,
+)
+from qwen_embed_adapters.testing import _build_tiny_qwen3_tokenizer, make_tiny_qwen3  # noqa: E402
+from tests.support import local_fixtures  # noqa: E402
+
+tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir
+minilm_dir = local_fixtures.minilm_dir
+
+TASK = "Given a web search query, retrieve relevant passages that answer the query"
+MIXED = [
+    "Beijing is the capital of China",
+    "机器学习是人工智能的一个分支,向量数据库存储嵌入",
+    "ok",
+    "The quick brown fox jumps over the lazy dog. " * 30,
+    "Milvus, Chroma, Pinecone and FAISS all store vectors.",
+]
+
+
+# ---------------------------------------------------------------- the reference, straight from the README
+def last_token_pool(last_hidden_states, attention_mask):  # type: ignore[no-untyped-def]
+    left_padding = attention_mask[:, -1].sum() == attention_mask.shape[0]
+    if left_padding:
+        return last_hidden_states[:, -1]
+    sequence_lengths = attention_mask.sum(dim=1) - 1
+    batch_size = last_hidden_states.shape[0]
+    return last_hidden_states[torch.arange(batch_size, device=last_hidden_states.device), sequence_lengths]
+
+
+def get_detailed_instruct(task_description: str, query: str) -> str:
+    return f"Instruct: {task_description}\nQuery:{query}"
+
+
+def readme_embed(path: str, texts: list[str], padding_side: str = "left", max_length: int = 8192) -> np.ndarray:
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path, padding_side=padding_side)
+    model = transformers.AutoModel.from_pretrained(path).eval()
+    batch_dict = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**batch_dict)
+    embeddings = last_token_pool(outputs.last_hidden_state, batch_dict["attention_mask"])
+    return F.normalize(embeddings, p=2, dim=1).numpy()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_qwen3_dir: str) -> LocalEmbedder:
+    return LocalEmbedder(tiny_qwen3_dir, device="cpu")
+
+
+# ---------------------------------------------------------------- make_tiny_qwen3
+def test_make_tiny_qwen3_is_deterministic_and_behaves_like_qwen3(tmp_path: Path) -> None:
+    a = make_tiny_qwen3(tmp_path / "a", seed=0)
+    b = make_tiny_qwen3(tmp_path / "b", seed=0)
+    c = make_tiny_qwen3(tmp_path / "c", seed=1)
+    read = lambda p: (Path(p) / "model.safetensors").read_bytes()  # noqa: E731
+    assert read(a) == read(b)
+    assert read(a) != read(c)
+    assert (Path(a) / "tokenizer.json").read_bytes() == (Path(b) / "tokenizer.json").read_bytes()
+    cfg = json.loads((Path(a) / "config.json").read_text())
+    assert (cfg["model_type"], cfg["hidden_size"]) == ("qwen3", 64)
+    tok = transformers.AutoTokenizer.from_pretrained(a)
+    assert tok.padding_side == "left"
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
+    enc = tok(["hi", "a longer text here"], padding=True)
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    assert [row[-1] for row in enc["input_ids"]] == [eot, eot]  # appended by the tokenizer itself
+    assert enc["attention_mask"][0][0] == 0 and enc["attention_mask"][0][-1] == 1  # padded on the left
+    assert type(transformers.AutoModel.from_pretrained(a)).__name__ == "Qwen3Model"
+
+
+# ---------------------------------------------------------------- exactness
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_tiny_qwen3_equals_readme_reference(tiny: LocalEmbedder, tiny_qwen3_dir: str, padding_side: str) -> None:
+    ref = readme_embed(tiny_qwen3_dir, MIXED, padding_side)
+    np.testing.assert_allclose(tiny.embed_documents(MIXED), ref, atol=1e-5)
+
+
+def test_queries_equal_readme_reference(tiny: LocalEmbedder, tiny_qwen3_dir: str) -> None:
+    queries = ["What is the capital of China?", "Explain gravity"]
+    ref = readme_embed(tiny_qwen3_dir, [get_detailed_instruct(TASK, q) for q in queries])
+    np.testing.assert_allclose(tiny.embed_queries(queries), ref, atol=1e-5)
+    np.testing.assert_allclose(tiny.embed_query(queries[1]), ref[1], atol=1e-5)
+    assert tiny.query_instruction == TASK  # read from the folder's sentence-transformers prompts
+
+
+def test_text_alone_equals_text_in_mixed_batch(tiny: LocalEmbedder) -> None:
+    batch = tiny.embed_documents(MIXED)
+    for i, text in enumerate(MIXED):
+        np.testing.assert_allclose(tiny.embed_documents([text])[0], batch[i], atol=1e-5)
+
+
+def test_minilm_equals_sentence_transformers(minilm_dir: str) -> None:
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(minilm_dir, device="cpu")
+    texts = [*MIXED, "word " * 400]  # the last one is cut at MiniLM's 256 tokens by both
+    ref = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    emb = LocalEmbedder(minilm_dir, device="cpu")
+    assert emb.pooling.modes == ("mean",) and emb.padding_side == "right" and emb.max_length == 256
+    assert emb.dimension == 384
+    got = emb.embed_documents(texts)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(emb.embed_documents([text])[0], got[i], atol=1e-5)
+    assert emb.query_instruction == ""  # not a Qwen3 model: queries are not wrapped
+    np.testing.assert_allclose(emb.embed_query("capital of China"), emb.embed_documents(["capital of China"])[0])
+
+
+def test_tiny_qwen3_equals_sentence_transformers(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(tiny_qwen3_dir, device="cpu")
+    np.testing.assert_allclose(tiny.embed_documents(MIXED), model.encode(MIXED, normalize_embeddings=True),
+                               atol=1e-5)
+    np.testing.assert_allclose(tiny.embed_queries(MIXED[:2]),
+                               model.encode(MIXED[:2], prompt_name="query", normalize_embeddings=True), atol=1e-5)
+
+
+# ---------------------------------------------------------------- MRL and dimension
+def test_mrl_truncates_then_renormalises(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
+    small = LocalEmbedder(tiny_qwen3_dir, device="cpu", dimensions=16)
+    assert small.dimension == 16 and small.dimension_if_known == 16
+    full = readme_embed(tiny_qwen3_dir, MIXED)[:, :16]
+    np.testing.assert_allclose(small.embed_documents(MIXED), full / np.linalg.norm(full, axis=1, keepdims=True),
+                               atol=1e-5)
+
+
+def test_dimensions_above_native_is_an_error(tiny_qwen3_dir: str) -> None:
+    """Bad input: dimensions=65 for a 64-d model."""
+    with pytest.raises(ConfigurationError, match=r"dimensions=65 is above the native dimension 64"):
+        LocalEmbedder(tiny_qwen3_dir, device="cpu", dimensions=65)
+
+
+def test_dimension_is_known_without_a_forward_pass(tiny_qwen3_dir: str) -> None:
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu")
+    calls: list[int] = []
+    emb._embed_batch = lambda texts: calls.append(1)  # type: ignore[method-assign,assignment,func-returns-value]
+    assert emb.dimension == 64 and emb.dimension_if_known == 64
+    assert calls == []
+
+
+# ---------------------------------------------------------------- tokens, truncation, batching
+def test_plan_token_batches_sorts_and_respects_the_budget() -> None:
+    lengths = [5, 300, 20, 20, 1000, 7, 150]
+    batches = plan_token_batches(lengths, max_batch_tokens=400, max_batch_size=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert batches[0] == [4]  # longer than the budget: alone
+    for b in batches:
+        assert len(b) <= 3
+        if len(b) > 1:
+            assert len(b) * max(lengths[i] for i in b) <= 400
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat, reverse=True)
+
+
+def test_small_token_budget_gives_the_same_vectors(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
+    small = LocalEmbedder(tiny_qwen3_dir, device="cpu", max_batch_tokens=64)
+    texts = MIXED * 3
+    plan = small._plan_batches(texts)
+    assert len(plan) > 3
+    np.testing.assert_allclose(small.embed_documents(texts), tiny.embed_documents(texts), atol=1e-5)
+
+
+def test_truncation_keeps_the_end_token(tiny_qwen3_dir: str) -> None:
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu", max_length=16)
+    long_text = MIXED[3]
+    ids = emb.tokenize([long_text])[0]
+    assert len(ids) == 16 and ids[-1] == emb.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    ref = readme_embed(tiny_qwen3_dir, [long_text, "ok"], max_length=16)
+    np.testing.assert_allclose(emb.embed_documents([long_text, "ok"]), ref, atol=1e-5)
+
+
+def test_truncate_false_refuses_over_long_input(tiny_qwen3_dir: str) -> None:
+    """Bad input: the third text is longer than max_length=16 and truncation is off."""
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu", max_length=16, truncate=False)
+    with pytest.raises(InvalidInputError, match=r"texts\[2\] is \d+ tokens long, above max_length=16") as info:
+        emb.embed_documents(["ok", "fine", MIXED[3]])
+    assert info.value.index == 2
+    assert emb.embed_documents(["ok"]).shape == (1, 64)
+
+
+def test_end_token_is_appended_when_the_tokenizer_does_not(tmp_path: Path, tiny: LocalEmbedder) -> None:
+    folder = tmp_path / "no-eot"
+    shutil.copytree(tiny.path, folder)
+    _build_tiny_qwen3_tokenizer(folder, append_eos=False)
+    tok = transformers.AutoTokenizer.from_pretrained(str(folder))
+    assert tok("hi")["input_ids"][-1] != tok.convert_tokens_to_ids("<|endoftext|>")
+    emb = LocalEmbedder(str(folder), device="cpu")
+    np.testing.assert_allclose(emb.embed_documents(MIXED), tiny.embed_documents(MIXED), atol=1e-5)
+
+
+def test_right_padding_option_gives_the_same_vectors(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
+    right = LocalEmbedder(tiny_qwen3_dir, device="cpu", padding_side="right")
+    np.testing.assert_allclose(right.embed_documents(MIXED), tiny.embed_documents(MIXED), atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [None, ["ok", None], ["ok", 3], ["ok", ""], "a plain string"])
+def test_bad_inputs_name_the_item(tiny: LocalEmbedder, bad: object) -> None:
+    """Bad input: None, a None item, a non-str item, an empty string, a bare str instead of a list."""
+    with pytest.raises(InvalidInputError) as info:
+        tiny.embed_documents(bad)  # type: ignore[arg-type]
+    if isinstance(bad, list):
+        assert info.value.index == 1 and "[1]" in str(info.value)
+
+
+# ---------------------------------------------------------------- threads and async
+def test_threads_share_one_model(tiny: LocalEmbedder) -> None:
+    texts = [f"thread text {i} " + "x " * (i * 3) for i in range(40)]
+    expected = tiny.embed_documents(texts)
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for _ in range(3):
+                results[k] = tiny.embed_documents(texts[k::4])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for k in range(4):
+        np.testing.assert_allclose(results[k], expected[k::4], atol=1e-5)
+
+
+async def test_async_twins_run_off_the_event_loop(tiny_qwen3_dir: str) -> None:
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu")
+    expected = emb.embed_documents(MIXED)  # the sync API works inside a running loop
+    np.testing.assert_allclose(await emb.aembed_documents(MIXED), expected, atol=1e-5)
+    np.testing.assert_allclose(await emb.aembed_query("x"), emb.embed_query("x"), atol=1e-5)
+
+    loop_ran = threading.Event()
+    original = emb._embed_batch
+
+    def waiting_batch(texts: list[str]) -> np.ndarray:
+        # Only a free event loop can set the event; a blocked loop leaves this waiting until the timeout.
+        seen = loop_ran.wait(timeout=20)
+        assert seen, "the event loop was blocked while the model ran"
+        return original(texts)
+
+    emb._embed_batch = waiting_batch  # type: ignore[method-assign]
+
+    async def ticker() -> None:
+        await asyncio.sleep(0.01)
+        loop_ran.set()
+
+    got, _ = await asyncio.gather(emb.aembed_documents(MIXED), ticker())
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------- config, model resolution, dependencies
+def test_config_round_trip(tiny_qwen3_dir: str) -> None:
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu", dimensions=32, query_instruction="Find it",
+                        max_length=128, max_batch_tokens=512)
+    cfg = emb.to_config()
+    assert cfg == {
+        "engine": "local", "model": tiny_qwen3_dir, "device": "cpu", "dtype": "auto", "dimensions": 32,
+        "query_instruction": "Find it", "max_length": 128, "max_batch_tokens": 512,
+    }
+    again = embedder_from_config(json.loads(json.dumps(cfg)))
+    assert isinstance(again, LocalEmbedder)
+    np.testing.assert_allclose(again.embed_query("q"), emb.embed_query("q"), atol=1e-6)
+    with pytest.raises(ConfigurationError, match="unknown LocalEmbedder settings: colour"):
+        LocalEmbedder.from_config({**cfg, "colour": "red"})
+
+
+def test_missing_model_names_every_place_looked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Bad input: a model that is in no folder, no cache and (offline) not on the hub."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms"))
+    with pytest.raises(ConfigurationError) as info:
+        resolve_model_path("Qwen/Qwen3-Embedding-404B")
+    msg = str(info.value)
+    for place in ["local folder 'Qwen/Qwen3-Embedding-404B'", "Hugging Face cache", "ModelScope cache",
+                  str(tmp_path / "ms" / "Qwen" / "Qwen3-Embedding-404B"), "Hugging Face hub (skipped"]:
+        assert place in msg
+
+
+def test_model_from_env_and_modelscope_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             tiny_qwen3_dir: str) -> None:
+    monkeypatch.setenv("QWEN_EMBED_MODEL", tiny_qwen3_dir)
+    assert resolve_model_path(None) == Path(tiny_qwen3_dir).resolve()
+    assert LocalEmbedder(device="cpu").model == tiny_qwen3_dir
+    ms = tmp_path / "ms"
+    shutil.copytree(tiny_qwen3_dir, ms / "Qwen" / "Qwen3-Embedding-0___6B")
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(ms))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_model_path("Qwen/Qwen3-Embedding-0.6B") == ms / "Qwen" / "Qwen3-Embedding-0___6B"
+    assert resolve_model_path("Qwen3-Embedding-0.6B") == ms / "Qwen" / "Qwen3-Embedding-0___6B"
+
+
+def test_model_from_hugging_face_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_qwen3_dir: str) -> None:
+    hub = pytest.importorskip("huggingface_hub")
+    cache = tmp_path / "hf"
+    snap = cache / "models--Qwen--Qwen3-Embedding-4B" / "snapshots" / "abc123"
+    shutil.copytree(tiny_qwen3_dir, snap)
+    (cache / "models--Qwen--Qwen3-Embedding-4B" / "refs").mkdir()
+    (cache / "models--Qwen--Qwen3-Embedding-4B" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_model_path("Qwen/Qwen3-Embedding-4B") == snap
+
+
+def test_missing_torch_raises_missing_dependency(monkeypatch: pytest.MonkeyPatch, tiny_qwen3_dir: str) -> None:
+    """Bad input: torch is not installed (hidden from the import system)."""
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingDependencyError) as info:
+        LocalEmbedder(tiny_qwen3_dir)
+    assert info.value.package == "torch"
+    assert 'pip install "qwen-embed-adapters[local]"' in str(info.value)
+
+
+def test_importing_the_package_does_not_import_torch() -> None:
+    code = ("import sys, qwen_embed_adapters, qwen_embed_adapters.local, qwen_embed_adapters.server; "
+            "print('torch' in sys.modules, 'transformers' in sys.modules, 'fastapi' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parents[2]))
+    assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_sentence_transformers_folder_settings(tmp_path: Path, tiny: LocalEmbedder) -> None:
+    folder = tmp_path / "cls-model"
+    shutil.copytree(tiny.path, folder)
+    pool = json.loads((folder / "1_Pooling" / "config.json").read_text())
+    pool.update(pooling_mode_lasttoken=False, pooling_mode_mean_tokens=True, pooling_mode_max_tokens=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pool))
+    (folder / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query: ", "document": "passage: "}}))
+    emb = LocalEmbedder(str(folder), device="cpu", padding_side="right")
+    assert emb.pooling.modes == ("max", "mean") and emb.dimension == 128
+    np.testing.assert_allclose(emb.embed_query("x"), emb.embed_texts(["query: x"])[0], atol=1e-6)
+    np.testing.assert_allclose(emb.embed_documents(["x"]), emb.embed_texts(["passage: x"]), atol=1e-6)
+    st = pytest.importorskip("sentence_transformers")
+    ref = st.SentenceTransformer(str(folder), device="cpu").encode(["x", MIXED[0]], prompt_name="document",
+                                                                    normalize_embeddings=True)
+    np.testing.assert_allclose(emb.embed_documents(["x", MIXED[0]]), ref, atol=1e-5)
+
+
+def test_unsupported_sentence_transformers_module(tmp_path: Path, tiny: LocalEmbedder) -> None:
+    """Bad input: a modules.json with a Dense module LocalEmbedder does not implement."""
+    folder = tmp_path / "dense"
+    shutil.copytree(tiny.path, folder)
+    mods = json.loads((folder / "modules.json").read_text())
+    mods.append({"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"})
+    (folder / "modules.json").write_text(json.dumps(mods))
+    with pytest.raises(ConfigurationError, match="sentence_transformers.models.Dense"):
+        LocalEmbedder(str(folder), device="cpu")
+
+
+# ---------------------------------------------------------------- device, dtype, attention (CUDA branches)
+class _FakeCuda:
+    def __init__(self, available: bool, bf16: bool) -> None:
+        self._a, self._b = available, bf16
+
+    def is_available(self) -> bool:
+        return self._a
+
+    def is_bf16_supported(self) -> bool:
+        return self._b
+
+
+def test_device_and_dtype_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch, "cuda", _FakeCuda(True, True))
+    assert resolve_device(torch, "auto") == "cuda"
+    assert resolve_dtype(torch, "auto", "cuda") is torch.bfloat16
+    monkeypatch.setattr(torch, "cuda", _FakeCuda(True, False))
+    assert resolve_dtype(torch, "auto", "cuda:1") is torch.float16
+    monkeypatch.setattr(torch, "cuda", _FakeCuda(False, False))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device(torch, "auto") == "cpu"
+    assert resolve_dtype(torch, "auto", "cpu") is torch.float32
+    assert resolve_dtype(torch, "bf16", "cpu") is torch.bfloat16
+    assert resolve_attn_implementation(torch, "cpu", torch.float32) == "sdpa"
+    with pytest.raises(ConfigurationError, match="no CUDA device"):
+        resolve_device(torch, "cuda")
+    with pytest.raises(ConfigurationError, match="dtype 'int8'"):
+        resolve_dtype(torch, "int8", "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_auto_uses_half_precision_and_matches_cpu(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
+    emb = LocalEmbedder(tiny_qwen3_dir, device="auto")
+    assert emb.device == "cuda"
+    assert emb.torch_dtype in (torch.bfloat16, torch.float16)
+    np.testing.assert_allclose(emb.embed_documents(MIXED), tiny.embed_documents(MIXED), atol=3e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fp32_matches_cpu(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cuda", dtype="float32")
+    np.testing.assert_allclose(emb.embed_documents(MIXED), tiny.embed_documents(MIXED), atol=1e-4)
