@@ -472,6 +472,15 @@ class MilvusStore(VectorStore):
                     f"Milvus collection {self.collection!r} has no field {fname!r} "
                     f"(fields: {sorted(n for n in fields if n)}); pass {label}=..."
                 )
+        DataType = self._pymilvus.DataType
+        for fname, want_type in ((self.id_field, DataType.VARCHAR), (self.text_field, DataType.VARCHAR),
+                                 (self.metadata_field, DataType.JSON), (self.vector_field, DataType.FLOAT_VECTOR)):
+            got_type = fields[fname].get("type")
+            if got_type is not None and got_type != want_type:
+                raise ConfigurationError(
+                    f"Milvus collection {self.collection!r}: field {fname!r} is {getattr(got_type, 'name', got_type)}, "
+                    f"this store needs {want_type.name} (was the collection made by another tool?)"
+                )
         text_len = (fields[self.text_field].get("params") or {}).get("max_length")
         if text_len is not None:
             self.text_max_length = int(text_len)

@@ -331,3 +331,31 @@ def test_count_and_delete_on_a_missing_collection(open_store: Callable[..., Milv
     assert store.count() == 0
     store.delete(["a"])
     assert not store.client.has_collection("never_created")
+
+
+def test_collection_made_by_another_tool_is_refused_clearly(open_store: Callable[..., MilvusStore]) -> None:
+    """Bad input: a collection from pymilvus's quick setup (INT64 ids, dynamic fields, no text/metadata)."""
+    store = open_store("quick_setup")
+    store.client.create_collection("quick_setup", dimension=DIM)
+    emb = FakeEmbedder(dimensions=DIM)
+    other = open_store("quick_setup", emb)
+    with pytest.raises(ConfigurationError, match="has no field 'text'"):
+        other.add_texts(["x"])
+    assert emb.calls == []
+    assert other.count() == 0
+
+
+def test_collection_with_int64_ids_is_refused_clearly(open_store: Callable[..., MilvusStore]) -> None:
+    """Bad input: a collection with every field name right but an INT64 primary key."""
+    store = open_store("int_ids")
+    schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
+    schema.add_field("text", pymilvus.DataType.VARCHAR, max_length=1000)
+    schema.add_field("metadata", pymilvus.DataType.JSON)
+    schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=DIM)
+    index = store.client.prepare_index_params()
+    index.add_index("vector", index_type="AUTOINDEX", metric_type="COSINE")
+    store.client.create_collection("int_ids", schema=schema, index_params=index)
+    with pytest.raises(ConfigurationError, match="'id' is INT64, this store needs VARCHAR"):
+        store.add_texts(["x"])
+    assert store.count() == 0
