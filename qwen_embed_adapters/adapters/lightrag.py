@@ -416,8 +416,16 @@ def lightrag_env_values(
     values["EMBEDDING_BINDING_API_KEY"] = f"${{{key_env}}}" if key_env else "EMPTY"
     values["EMBEDDING_MODEL"] = model or embedder.model
     values["EMBEDDING_DIM"] = str(dimension)
-    # The server must shorten vectors itself: lightrag-server does no client-side truncation.
-    values["EMBEDDING_SEND_DIM"] = "true" if native is not None and dimension < native else "false"
+    # lightrag-server does no client-side truncation: a shortened (MRL) width must come from the server.
+    shortened = embedder.dimensions is not None and (native is None or dimension < native)
+    if shortened and remote is not None and not remote.send_dimensions:
+        raise ConfigurationError(
+            f"{embedder.model!r} at {dimension}-d is truncated client-side (this server does not take "
+            "'dimensions', or sending it was turned off); lightrag-server cannot do that. Serve the model "
+            "with Matryoshka dimensions enabled, or use the native dimension, or run LightRAG in Python "
+            "with lightrag_embedding_func"
+        )
+    values["EMBEDDING_SEND_DIM"] = "true" if shortened else "false"
     if max_token_size is not None:
         values["EMBEDDING_TOKEN_LIMIT"] = str(int(max_token_size))
     values["EMBEDDING_FUNC_MAX_ASYNC"] = str(func_max_async or embedder.max_concurrency)

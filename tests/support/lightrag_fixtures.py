@@ -101,6 +101,18 @@ async def make_rag(
     return rag
 
 
+async def close_rag(rag: Any) -> None:
+    """Finalise a LightRAG and reset LightRAG's process-wide shared storage state, which is keyed by
+    workspace, not by working dir: without the reset the next instance in this process would see
+    this one's documents as already inserted."""
+    from lightrag.kg.shared_storage import finalize_share_data
+
+    try:
+        await rag.finalize_storages()
+    finally:
+        finalize_share_data()
+
+
 async def insert_corpus(rag: Any) -> None:
     await rag.ainsert(list(DOCS.values()), ids=[f"doc-{k}" for k in DOCS])
 

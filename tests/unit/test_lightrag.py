@@ -404,3 +404,14 @@ def test_guard_on_a_corrupt_nano_file(tmp_path) -> None:
     (tmp_path / "vdb_entities.json").write_text("not json", encoding="utf-8")
     with pytest.raises(ConfigurationError, match="is not a NanoVectorDB file"):
         ensure_lightrag_dimension(tmp_path, 64)
+
+
+def test_client_side_truncation_cannot_go_to_lightrag_server() -> None:
+    """Bad input: a 256-d embedder whose server must not be sent 'dimensions' (lightrag-server
+    would receive 1024-d vectors it cannot shorten)."""
+    emb = RemoteEmbedder("http://gpu:30000/v1", "Qwen3-Embedding-0.6B", dimensions=256, send_dimensions=False)
+    with pytest.raises(ConfigurationError, match="lightrag-server cannot do that"):
+        lightrag_env_values(emb)
+    # Unknown model, explicit width: the server is asked for it.
+    unknown = RemoteEmbedder("http://gpu:30000/v1", "my-embedder", dimensions=48)
+    assert lightrag_env_values(unknown)["EMBEDDING_SEND_DIM"] == "true"
