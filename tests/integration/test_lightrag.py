@@ -337,3 +337,21 @@ def test_lightrag_server_embedding_func_from_our_env_matches_ours(server: Embedd
     for row in d:
         assert np.isclose(theirs, row, atol=1e-5).all(axis=1).sum() == 1
     emb.close()
+
+
+def test_quickstart_example_runs_offline(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.lightrag_fixtures import REPO_ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDDING_", "MILVUS_"))}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / "lightrag_quickstart.py"), "--working-dir", str(tmp_path / "w")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "offline stub" in proc.stdout
+    assert "OK: the photosynthesis chunk was retrieved" in proc.stdout
+    assert (tmp_path / "w" / "vdb_chunks.json").is_file()
