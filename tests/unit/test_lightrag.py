@@ -415,3 +415,26 @@ def test_client_side_truncation_cannot_go_to_lightrag_server() -> None:
     # Unknown model, explicit width: the server is asked for it.
     unknown = RemoteEmbedder("http://gpu:30000/v1", "my-embedder", dimensions=48)
     assert lightrag_env_values(unknown)["EMBEDDING_SEND_DIM"] == "true"
+
+
+def test_guard_reads_a_faiss_index(tmp_path) -> None:
+    faiss = pytest.importorskip("faiss")
+    faiss.write_index(faiss.IndexFlatIP(24), str(tmp_path / "faiss_index_relationships.index"))
+    found = ensure_lightrag_dimension(tmp_path, 24, vector_storage="FaissVectorDBStorage")
+    assert found == {str(tmp_path / "faiss_index_relationships.index"): 24}
+    with pytest.raises(DimensionMismatchError) as exc:
+        ensure_lightrag_dimension(tmp_path, fake(64), vector_storage="FaissVectorDBStorage")
+    assert (exc.value.expected, exc.value.actual) == (24, 64)
+
+
+def test_missing_lightrag_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad environment: lightrag-hku is not installed."""
+    import sys
+
+    from qwen_embed_adapters.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "lightrag.utils", None)
+    with pytest.raises(MissingDependencyError) as exc:
+        lightrag_embedding_func(fake())
+    assert exc.value.package == "lightrag-hku"
+    assert 'pip install "qwen-embed-adapters[lightrag]"' in str(exc.value)
