@@ -337,9 +337,14 @@ class LocalReranker(Reranker):
         return batches
 
     def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        return self.score_token_ids(self.tokenize(query, documents, instruction))
+
+    def score_token_ids(self, sequences: list[list[int]]) -> np.ndarray:
+        """P("yes") at the last position of each full prompt (as ``tokenize`` returns them), in order."""
         torch = self._torch_mod
-        sequences = self.tokenize(query, documents, instruction)
         out = np.empty(len(sequences), dtype=np.float32)
+        if not sequences:
+            return out
         with self._lock, torch.inference_mode():
             for batch in self._plan([len(s) for s in sequences]):
                 padded = self.tokenizer.pad(
@@ -491,9 +496,9 @@ class RemoteReranker(Reranker):
             )
         return query, documents
 
-    def _body(self, query: str, documents: list[str], instruction: str) -> dict[str, Any]:
+    def _body(self, query: str, documents: list[str], instruction: str, shape: str) -> dict[str, Any]:
         q, docs = self._texts(query, documents, instruction)
-        if self.shape == "tei":
+        if shape == "tei":
             return {"query": q, "texts": docs, "raw_scores": False, "return_text": False}
         body: dict[str, Any] = {"model": self.model, "query": q, "documents": docs, "top_n": len(docs)}
         if self.template == "server" and instruction != DEFAULT_RERANK_INSTRUCTION:
@@ -527,18 +532,24 @@ class RemoteReranker(Reranker):
             f"{type(exc).__name__} after {attempt + 1} attempts: {self._scrub(str(exc))}"
         ))
 
-    def _decide(self, response: httpx.Response, n: int, attempt: int) -> _Step:
+    def _decide(self, response: httpx.Response, n: int, attempt: int, url: str, shape: str) -> _Step:
         status = response.status_code
         if status == 200:
             return _Step("done", scores=self._parse(response, n))
         body = self._scrub(response.text)
         lowered = body.lower()
-        if status in (404, 405) and self.url != self._urls[-1]:
-            nxt = self._urls[self._urls.index(self.url) + 1]
-            logger.info("%s answered %d; trying %s", _redact_url(self.url), status, _redact_url(nxt))
-            self.url = nxt
-            return _Step("next_url")
-        if status in (400, 422) and self.api == "auto" and self.shape != "tei" and "texts" in lowered:
+        # A 404 about the model (vLLM: "The model `x` does not exist.") is an answer, not a missing route.
+        if status in (404, 405) and "model" not in lowered:
+            if url != self.url:  # another request already moved on to the next candidate
+                return _Step("next_url")
+            if url != self._urls[-1]:
+                nxt = self._urls[self._urls.index(url) + 1]
+                logger.info("%s answered %d; trying %s", _redact_url(url), status, _redact_url(nxt))
+                self.url = nxt
+                return _Step("next_url")
+        if status in (400, 422) and self.api == "auto" and shape != "tei" and "texts" in lowered:
+            if self.shape == "tei":  # another request already switched
+                return _Step("resend")
             logger.info("%s wants TEI's request shape (query + texts); using it from now on", _redact_url(self.url))
             self.shape = "tei"
             return _Step("resend")
@@ -653,8 +664,9 @@ class RemoteReranker(Reranker):
         attempt = 0
         while True:
             try:
-                response = client.post(self.url, json=self._body(query, documents, instruction))
-                step = self._decide(response, len(documents), attempt)
+                url, shape = self.url, self.shape
+                response = client.post(url, json=self._body(query, documents, instruction, shape))
+                step = self._decide(response, len(documents), attempt, url, shape)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 step = self._decide_exception(exc, attempt)
             if step.kind == "done":
@@ -676,8 +688,9 @@ class RemoteReranker(Reranker):
         attempt = 0
         while True:
             try:
-                response = await client.post(self.url, json=self._body(query, documents, instruction))
-                step = self._decide(response, len(documents), attempt)
+                url, shape = self.url, self.shape
+                response = await client.post(url, json=self._body(query, documents, instruction, shape))
+                step = self._decide(response, len(documents), attempt, url, shape)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 step = self._decide_exception(exc, attempt)
             if step.kind == "done":
