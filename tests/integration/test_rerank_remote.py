@@ -13,12 +13,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("fastapi")
 
-from qwen_embed_adapters.errors import ConfigurationError, EmbeddingServiceError, InvalidInputError  # noqa: E402
-from qwen_embed_adapters.rerank import LocalReranker, RemoteReranker  # noqa: E402
-from qwen_embed_adapters.testing import make_tiny_qwen3_reranker  # noqa: E402
-from tests.support import local_fixtures  # noqa: E402
-from tests.support.local_fixtures import ServeProcess, start_serve  # noqa: E402
-from tests.support.rerank_server import RerankServer  # noqa: E402
+from qwen_embed_adapters.errors import ConfigurationError, EmbeddingServiceError, InvalidInputError
+from qwen_embed_adapters.rerank import LocalReranker, RemoteReranker
+from qwen_embed_adapters.testing import make_tiny_qwen3_reranker
+from tests.support import local_fixtures
+from tests.support.local_fixtures import ServeProcess, start_serve
+from tests.support.rerank_server import RerankServer
 
 tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir
 pytestmark = pytest.mark.integration
