@@ -412,3 +412,26 @@ def test_create_refuses_the_wrong_kind_of_client(server: PineconeServer, pc: Any
     with pytest.raises(ConfigurationError, match="lowercase"):
         PineconeStore.create(pc, "Bad_Name", FakeEmbedder())
     assert server.requests == []
+
+
+def test_bulk_ingest_skips_what_the_index_holds_and_retries_only_the_missing(
+    server: PineconeServer, pc: Any
+) -> None:
+    """Stand-in for Pinecone's cloud: ``ingest`` over PineconeStore stores 600 texts; a refused
+    request in batch 2 is retried with only the ids the index lacks (found with fetch); a re-run
+    embeds and upserts nothing."""
+    from qwen_embed_adapters.ingest import ingest
+
+    store = _store(pc, dim=8, namespace="bulk")
+    texts = [f"bulk text {i}" for i in range(600)]
+    server.fail("upsert", status=400, message="refused once",
+                when=lambda body: content_id(texts[300]) in {v["id"] for v in body["vectors"]})
+    report = ingest(store, texts, batch_size=200, progress=False, retry_backoff=0.0)
+    assert report.written == 600 and report.failed == 0
+    assert store.count() == 600
+    upserted = [v["id"] for b in _upsert_bodies(server) for v in b["vectors"]]
+    assert sorted(upserted) == sorted(content_id(t) for t in texts)  # each id written exactly once
+    server.clear_requests()
+    again = ingest(store, texts, batch_size=200, progress=False)
+    assert again.skipped == 600 and again.written == 0
+    assert server.requests_to("/vectors/upsert") == []
