@@ -1,0 +1,191 @@
+"""`qwen-embed` without servers: help texts, `embed` with the fake engine, argument errors, the doctor's
+checks and table on in-process embedders, the bundled corpus."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qwen_embed_adapters import cli
+from qwen_embed_adapters.adapters.base import Hit
+from qwen_embed_adapters.commands import format_hits
+from qwen_embed_adapters.demo import load_corpus
+from qwen_embed_adapters.doctor import FAIL, PASS, SKIP, TRIPLETS, WARN, format_table, run_embedder
+from qwen_embed_adapters.embedder import Embedder
+from qwen_embed_adapters.testing import FakeEmbedder
+
+FAKE = ["--engine", "fake", "--dimensions", "32"]
+
+
+@pytest.mark.parametrize("command", ["embed", "ingest", "search", "doctor", "bench", "demo"])
+def test_every_subcommand_has_help_with_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: qwen-embed {command}" in out and "examples:" in out and f"qwen-embed {command}" in out
+
+
+def test_no_command_prints_help_and_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "embed" in capsys.readouterr().out
+
+
+def test_embed_file_to_npy_matches_the_embedder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("北京是中国的首都\n\nBeijing is the capital of China\ndef f(): pass\n", encoding="utf-8")
+    out = tmp_path / "out.npy"
+    assert cli.main(["embed", str(src), "-o", str(out), *FAKE]) == 0
+    got = np.load(out)
+    assert got.dtype == np.float32 and got.shape == (3, 32)
+    ref = FakeEmbedder(dimensions=32).embed_documents(["北京是中国的首都", "Beijing is the capital of China", "def f(): pass"])
+    np.testing.assert_allclose(got, ref, atol=1e-7)
+    assert "wrote 3 embeddings (32-d, float32)" in capsys.readouterr().err
+
+
+def test_embed_stdin_to_jsonl_on_stdout_with_query_instruction(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("capital of China\nsort a list\n"))
+    assert cli.main(["embed", "--query", "--instruction", "Find code", *FAKE]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["index"] for r in rows] == [0, 1]
+    ref = FakeEmbedder(dimensions=32).embed_queries(["capital of China", "sort a list"], "Find code")
+    np.testing.assert_allclose(np.array([r["embedding"] for r in rows]), ref, atol=1e-6)
+    # The instruction really changed the vectors.
+    plain = FakeEmbedder(dimensions=32).embed_documents(["capital of China"])[0]
+    assert not np.allclose(rows[0]["embedding"], plain, atol=1e-3)
+
+
+def test_embed_jsonl_input_keeps_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": "one"}) + "\n" + json.dumps("two") + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["embed", str(src), "-o", str(out), *FAKE]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r.get("id") for r in rows] == ["a", None] and len(rows[0]["embedding"]) == 32
+
+
+def test_embed_npy_to_stdout_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input: --format npy with no output file."""
+    assert cli.main(["embed", "--format", "npy", *FAKE]) == 1
+    assert "error: --format npy writes a binary file: pass -o FILE.npy" in capsys.readouterr().err
+
+
+def test_embed_bad_jsonl_line_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input: the second JSONL line is not JSON."""
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"text": "ok"}\n{nope\n', encoding="utf-8")
+    assert cli.main(["embed", str(src), *FAKE]) == 1
+    assert "bad.jsonl:2: not JSON" in capsys.readouterr().err
+
+
+def test_remote_engine_without_url_says_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad input: --engine remote with no --base-url and no $QWEN_EMBED_BASE_URL."""
+    monkeypatch.delenv("QWEN_EMBED_BASE_URL", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("x\n"))
+    assert cli.main(["embed", "--engine", "remote"]) == 1
+    assert "--engine remote needs --base-url (or $QWEN_EMBED_BASE_URL)" in capsys.readouterr().err
+
+
+def test_search_refuses_a_filter_that_is_not_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input: --filter "lang=zh" (not JSON)."""
+    assert cli.main(["search", "q", "--filter", "lang=zh", *FAKE]) == 1
+    assert "--filter must be JSON" in capsys.readouterr().err
+
+
+def test_ingest_of_a_missing_path_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input: a path that does not exist."""
+    assert cli.main(["ingest", str(tmp_path / "nope"), *FAKE]) == 1
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_format_hits_is_a_ranked_one_line_table() -> None:
+    hits = [Hit("a", 0.91234, "first\nline"), Hit("b" * 40, 0.5, "x" * 300)]
+    table = format_hits(hits, width=20).splitlines()
+    assert table[0].split() == ["#", "score", "id", "text"]
+    assert table[1].split()[:4] == ["1", "0.912", "a", "first"]
+    assert table[2].endswith("x" * 19 + "…") and "…" in table[2].split()[2]
+    assert format_hits([]) == "(no hits)"
+
+
+# ---------------------------------------------------------------------------- doctor on in-process embedders
+class TripletOracle(Embedder):
+    """Gives each doctor triplet's anchor and similar text the same direction, the dissimilar one another."""
+
+    engine = "fake"
+
+    def __init__(self) -> None:
+        super().__init__("oracle", dimensions=16, native_dim=16)
+        self.group: dict[str, int] = {}
+        for k, (_, a, p, n) in enumerate(TRIPLETS):
+            self.group[a] = self.group[p] = 2 * k
+            self.group[n] = 2 * k + 1
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        out = np.full((len(texts), 16), 0.01, dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, self.group.get(t, 15) % 16] += 1.0
+        return out
+
+    def to_config(self) -> dict[str, Any]:
+        return {"engine": "fake"}
+
+
+def test_doctor_passes_an_embedder_that_orders_every_triplet() -> None:
+    checks = {c.name: c for c in run_embedder(TripletOracle(), norm_samples=50)}
+    assert checks["similar > dissimilar"].status == PASS
+    assert checks["similar > dissimilar"].detail.startswith(f"{len(TRIPLETS)}/{len(TRIPLETS)} triplets ordered")
+    assert checks["vector norms"].status == PASS and "50 vectors" in checks["vector norms"].detail
+    assert checks["base64 support"].status == SKIP
+    assert checks["dimensions support"].status == WARN  # "oracle" is no known MRL model
+
+
+def test_doctor_fails_an_embedder_that_cannot_tell_languages_apart(capsys: pytest.CaptureFixture[str]) -> None:
+    checks = run_embedder(FakeEmbedder("Qwen3-Embedding-0.6B-fake", dimensions=64), norm_samples=20)
+    pairs = next(c for c in checks if c.name == "similar > dissimilar")
+    assert pairs.status == FAIL and "zh-en" in pairs.detail and "last-token pooling" in pairs.fix
+    mrl = next(c for c in checks if c.name == "dimensions support")
+    assert mrl.status == PASS and "32..1024" in mrl.detail
+    table = format_table(checks)
+    assert "similar > dissimilar  FAIL" in table
+    assert "how to fix:\n" in table and "[FAIL] similar > dissimilar:" in table
+
+
+def test_doctor_command_exits_1_on_a_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["doctor", "--engine", "fake", "--samples", "10", "--json"])
+    assert code == 1
+    data = json.loads(capsys.readouterr().out)
+    statuses = {c["name"]: c["status"] for c in data["checks"]}
+    assert statuses["model loads"] == PASS and statuses["similar > dissimilar"] == FAIL
+
+
+def test_doctor_reports_a_model_that_does_not_load(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input: --model pointing at a folder that does not exist."""
+    code = cli.main(["doctor", "--model", "/nonexistent/Qwen3-Embedding-0.6B", "--engine", "local"])
+    out = capsys.readouterr().out
+    if "needs the package" in out:  # no torch in this environment
+        pytest.skip("the local extra is not installed")
+    assert code == 1
+    assert "model loads  FAIL" in out and "huggingface-cli download" in out
+
+
+# ---------------------------------------------------------------------------- the bundled corpus
+def test_bundled_corpus_is_a_few_hundred_multilingual_chunks() -> None:
+    recs = load_corpus()
+    assert len(recs) == 300
+    assert len({r["id"] for r in recs}) == 300 and len({r["text"] for r in recs}) == 300
+    kinds: dict[str, int] = {}
+    for r in recs:
+        key = r["metadata"]["lang"] if r["metadata"]["kind"] == "passage" else "code"
+        kinds[key] = kinds.get(key, 0) + 1
+    assert kinds["zh"] >= 100 and kinds["en"] >= 100 and kinds["code"] >= 50
+    assert all(set(r) == {"id", "text", "metadata"} for r in recs)
