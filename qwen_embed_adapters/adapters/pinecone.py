@@ -290,13 +290,17 @@ class PineconeStore(VectorStore):
 
     @staticmethod
     def _check_existing(desc: Any, name: str, embedder: Embedder, dim: int, metric: str) -> None:
-        index_dim = desc.dimension
+        try:
+            index_dim, index_metric = desc.dimension, str(desc.metric).lower()
+        except AttributeError as exc:  # a schema-based (document) index has no single vector field
+            raise ConfigurationError(
+                f"Pinecone index {name!r} is not a dense vector index with one vector field: {exc}"
+            ) from None
         if index_dim is not None and int(index_dim) != dim:
             raise DimensionMismatchError(
                 int(index_dim), dim, name,
                 f"embedder {embedder.model!r} makes {dim}-d vectors; use another index or dimensions={index_dim}",
             )
-        index_metric = str(desc.metric).lower()
         if index_metric != metric:
             raise ConfigurationError(
                 f"Pinecone index {name!r} uses metric {index_metric!r}, not {metric!r}: "
