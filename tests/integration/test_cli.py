@@ -1,0 +1,180 @@
+"""`qwen-embed ingest/search/embed/doctor` against real parts: the fake OpenAI server over HTTP,
+Milvus Lite, a persistent Chroma, `qwen-embed serve` on a tiny Qwen3, and the console script itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qwen_embed_adapters import cli
+from qwen_embed_adapters.adapters.base import content_id
+from tests.support.local_fixtures import ServeProcess, serve_tiny, tiny_qwen3_dir  # noqa: F401
+from tests.support.openai_server import EmbeddingServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "cities.md").write_text(
+        "# Cities\n\nBeijing is the capital of China.\n\n上海是中国最大的城市。\n", encoding="utf-8"
+    )
+    (root / "cooking.txt").write_text("Rinse rice before cooking it.\n\n西红柿炒鸡蛋要先炒鸡蛋。", encoding="utf-8")
+    (root / "faq.jsonl").write_text(
+        json.dumps({"id": "faq-1", "text": "HTTP 429 means you are rate limited.", "lang": "en"}) + "\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+def test_ingest_search_and_rerun_on_milvus_lite_through_a_remote_endpoint(
+    docs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "kb.db"
+    common = ["--store", "milvus", "--uri", str(db), "--collection", "kb"]
+    with EmbeddingServer(dim=48) as srv:
+        engine = ["--base-url", srv.base_url, "--model", "fake-qwen"]
+        assert cli.main(["ingest", str(docs), "--max-tokens", "16", "--json", *common, *engine]) == 0
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        # cities.md: 2 chunks under 16 tokens ("# Cities\n\nBeijing..." and the Chinese line); cooking.txt: 2; faq: 1
+        assert (report["written"], report["skipped"], report["failed"], report["count"]) == (5, 0, 0, 5)
+        assert srv.requests, "the remote engine was used"
+        assert cli.main(["search", "Beijing is the capital of China", "-k", "2", "--json", *common, *engine]) == 0
+        hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert len(hits) == 2
+        assert hits[0]["text"] == "# Cities\n\nBeijing is the capital of China."
+        assert hits[0]["metadata"]["source"].endswith("cities.md") and hits[0]["score"] > hits[1]["score"]
+        assert hits[0]["id"] == content_id(hits[0]["text"])
+        n_requests = len(srv.requests)
+        assert cli.main(["ingest", str(docs), "--max-tokens", "16", "--json", *common, *engine]) == 0
+        again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert (again["written"], again["skipped"], again["count"]) == (0, 5, 5)
+        # A new embedder of an unknown model asks once for its width; no text is embedded again.
+        assert [r["input"] for r in srv.requests[n_requests:]] == [["dimension probe"]]
+        assert cli.main(["search", "rate limited", "-k", "1", *common, *engine]) == 0
+        table = capsys.readouterr().out
+        assert "faq-1" in table and "HTTP 429 means you are rate limited." in table
+
+
+def test_base_url_from_the_environment_selects_the_remote_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "t.txt"
+    src.write_text("alpha\nbeta\n", encoding="utf-8")
+    with EmbeddingServer(dim=24) as srv:
+        monkeypatch.setenv("QWEN_EMBED_BASE_URL", srv.base_url)
+        monkeypatch.setenv("QWEN_EMBED_MODEL", "fake-qwen")
+        assert cli.main(["embed", str(src), "-o", str(tmp_path / "v.npy")]) == 0
+        got = np.load(tmp_path / "v.npy")
+        ref = srv.expected(["alpha", "beta"])
+        np.testing.assert_allclose(got, ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=1e-6)
+        assert srv.requests[-1]["model"] == "fake-qwen"
+
+
+def test_ingest_and_filtered_search_on_a_persistent_chroma(
+    docs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--store", "chroma", "--uri", str(tmp_path / "chroma"), "--collection", "kb_chroma",
+              "--engine", "fake", "--dimensions", "32"]
+    assert cli.main(["ingest", str(docs), "--json", *common]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["count"] == 3  # one chunk per file at the default 512-token limit
+    assert cli.main(["search", "rate limited", "--filter", '{"lang": "en"}', "--json", *common]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [h["id"] for h in hits] == ["faq-1"]
+
+
+# ---------------------------------------------------------------------------- doctor over HTTP
+def doctor(base_url: str, *extra: str) -> tuple[int, dict[str, dict[str, str]]]:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = cli.main(["doctor", "--base-url", base_url, "--samples", "200", "--json", *extra])
+    checks = {c["name"]: c for c in json.loads(buf.getvalue())["checks"]}
+    return code, checks
+
+
+def test_doctor_on_a_well_behaved_endpoint() -> None:
+    with EmbeddingServer(dim=1024, model="Qwen3-Embedding-0.6B") as srv:
+        code, checks = doctor(srv.base_url, "--model", "Qwen3-Embedding-0.6B")
+    for name in ("reachable", "model name", "dimension", "dimensions support", "base64 support"):
+        assert checks[name]["status"] == "PASS", checks[name]
+    assert checks["dimension"]["detail"] == "1024-d (Qwen3-Embedding-0.6B native)"
+    assert checks["dimensions support"]["detail"] == "dimensions=256: 256-d, renormalised"
+    # The fake server's vectors are unit-norm hashes with no notion of language: the pair check must fail.
+    assert checks["vector norms"]["status"] == "PASS" and "200 vectors" in checks["vector norms"]["detail"]
+    assert checks["similar > dissimilar"]["status"] == "FAIL"
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("server_kw", "check", "status", "detail"),
+    [
+        ({"dimensions": "refuse"}, "dimensions support", "WARN", "dimensions=32 refused: HTTP 400"),
+        ({"dimensions": "slice"}, "dimensions support", "WARN", "sliced without renormalising"),
+        ({"dimensions": "ignore"}, "dimensions support", "WARN", "dimensions=32 ignored: answered 64-d"),
+        ({"base64": "ignore"}, "base64 support", "WARN", "ignored: floats returned"),
+        ({"base64": "refuse"}, "base64 support", "WARN", "refused: HTTP 400"),
+        ({"api_key": "s3cret"}, "reachable", "FAIL", "HTTP 401"),
+    ],
+)
+def test_doctor_names_what_an_engine_does_not_support(
+    server_kw: dict[str, str], check: str, status: str, detail: str
+) -> None:
+    """Bad input: servers that refuse/ignore/slice `dimensions`, ignore/refuse base64, or want a key."""
+    with EmbeddingServer(dim=64, model="fake-qwen", **server_kw) as srv:  # type: ignore[arg-type]
+        _, checks = doctor(srv.base_url, "--model", "fake-qwen")
+    assert checks[check]["status"] == status
+    assert detail in checks[check]["detail"]
+    assert checks[check]["fix"]
+
+
+def test_doctor_flags_a_dimension_that_is_not_the_models() -> None:
+    """Bad input: a server that claims Qwen3-Embedding-0.6B but answers 64-d vectors."""
+    with EmbeddingServer(dim=64, model="Qwen3-Embedding-0.6B") as srv:
+        code, checks = doctor(srv.base_url, "--model", "Qwen3-Embedding-0.6B")
+    assert code == 1
+    assert checks["dimension"]["status"] == "FAIL"
+    assert checks["dimension"]["detail"] == "64-d, but Qwen3-Embedding-0.6B is natively 1024-d"
+
+
+def test_doctor_on_connection_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input: a base URL where nothing listens."""
+    from tests.support.chroma_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    assert cli.main(["doctor", "--base-url", url]) == 1
+    out = capsys.readouterr().out
+    assert "reachable             FAIL    connection refused" in out
+    assert "[FAIL] reachable: Start the server" in out
+    assert out.count("SKIP") == 6
+
+
+def test_doctor_on_qwen_embed_serve_with_a_wrong_model_name(serve_tiny: ServeProcess) -> None:  # noqa: F811
+    """Bad input: --model names a model the server does not serve."""
+    code, checks = doctor(serve_tiny.base_url, "--model", "Qwen3-Embedding-8B")
+    assert code == 1
+    assert checks["reachable"]["status"] == "PASS"
+    assert checks["model name"]["status"] == "FAIL"
+    assert "HTTP 404" in checks["model name"]["detail"] and "tiny-qwen3" in checks["model name"]["detail"]
+    assert "--model" in checks["model name"]["fix"]
+    code, checks = doctor(serve_tiny.base_url, "--model", "tiny-qwen3")
+    assert checks["model name"]["status"] == "PASS" and checks["dimension"]["detail"] == "64-d"
+    assert checks["vector norms"]["status"] == "PASS"
+
+
+def test_the_console_script_is_installed() -> None:
+    exe = Path(sys.executable).with_name("qwen-embed")
+    if not exe.exists():
+        pytest.skip("the package is not installed in this interpreter's environment")
+    out = subprocess.run([str(exe), "search", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "usage: qwen-embed search" in out.stdout
