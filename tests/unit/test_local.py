@@ -420,3 +420,13 @@ def test_cuda_auto_uses_half_precision_and_matches_cpu(tiny_qwen3_dir: str, tiny
 def test_cuda_fp32_matches_cpu(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
     emb = LocalEmbedder(tiny_qwen3_dir, device="cuda", dtype="float32")
     np.testing.assert_allclose(emb.embed_documents(MIXED), tiny.embed_documents(MIXED), atol=1e-4)
+
+
+def test_quickstart_example_runs_offline(capsys: pytest.CaptureFixture[str], tiny_qwen3_dir: str) -> None:
+    import runpy
+
+    module = runpy.run_path(str(Path(__file__).resolve().parents[2] / "examples" / "local_quickstart.py"))
+    module["main"](tiny_qwen3_dir)
+    out = capsys.readouterr().out
+    assert "64-d, pooling lasttoken, padding left" in out
+    assert out.count("\n+") + out.count("\n-") >= 2  # three scored documents
