@@ -98,6 +98,7 @@ class Embedder(ABC):
 
     def _on_wider_answer(self, width: int) -> None:
         """Called when the backend returned wider vectors than asked; truncation happens client-side."""
+        return None
 
     @abstractmethod
     def to_config(self) -> dict[str, Any]:
@@ -206,7 +207,7 @@ class Embedder(ABC):
                     p.cancel()
                 wait(pending)
                 raise f.exception()  # type: ignore[misc]
-        parts = [self._finish(f.result(), b) for f, b in zip(futures, batches)]
+        parts = [self._finish(f.result(), b) for f, b in zip(futures, batches, strict=True)]
         return self._assemble(len(texts), batches, parts)
 
     async def _aencode(self, texts: list[str]) -> np.ndarray:
@@ -233,7 +234,7 @@ class Embedder(ABC):
         if len(batches) == 1 and batches[0] == list(range(n)):
             return parts[0]
         out = np.empty((n, parts[0].shape[1]), dtype=np.float32)
-        for b, p in zip(batches, parts):
+        for b, p in zip(batches, parts, strict=True):
             out[b] = p
         return out
 

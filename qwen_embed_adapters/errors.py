@@ -21,7 +21,7 @@ class MissingDependencyError(QwenEmbedError, ImportError):
         self.package = package
         self.extra = extra
         self.install_command = f'pip install "qwen-embed-adapters[{extra}]"'
-        what = feature or f"this feature"
+        what = feature or "this feature"
         super().__init__(f"{what} needs the package {package!r}, which is not installed: {self.install_command}")
 
 

@@ -12,6 +12,7 @@ import email.utils
 import logging
 import os
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 API_KEY_ENVS = ("QWEN_EMBED_API_KEY", "OPENAI_API_KEY")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _BODY_LIMIT = 800
+_LIMIT_RE = re.compile(r"(?:maximum|max)[a-z_ ]{0,40}?(?:batch[a-z_ ]{0,20}?)?(?:of |is |= ?|: ?)?(\d+)")
 
 
 def _redact_url(url: str) -> str:
@@ -66,6 +68,7 @@ class _Action:
     vectors: np.ndarray | None = None
     delay: float = 0.0
     error: Exception | None = None
+    size: int = 0  # for "split": inputs per sub-request
 
 
 class RemoteEmbedder(Embedder):
@@ -230,38 +233,47 @@ class RemoteEmbedder(Embedder):
             ))
         return _Action("raise", error=exc)
 
-    def _decide_response(self, response: httpx.Response, texts: list[str], attempt: int) -> _Action:
+    def _decide_response(
+        self, response: httpx.Response, texts: list[str], attempt: int, sent: dict[str, Any]
+    ) -> _Action:
         status = response.status_code
         if status == 200:
             return _Action("done", vectors=self._parse(response, len(texts)))
         body = self._scrub(response.text)
         lowered = body.lower()
-        if status in (400, 422) and self.send_dimensions and ("dimension" in lowered or "matryoshka" in lowered):
-            logger.info(
-                "%s refused dimensions=%s (HTTP %d); truncating client-side from now on",
-                _redact_url(self.base_url), self.dimensions, status,
-            )
-            self.send_dimensions = False
+        # Decide from what this request sent: concurrent requests may have switched the flags already.
+        if status in (400, 422) and "dimensions" in sent and ("dimension" in lowered or "matryoshka" in lowered):
+            if self.send_dimensions:
+                logger.info(
+                    "%s refused dimensions=%s (HTTP %d); truncating client-side from now on",
+                    _redact_url(self.base_url), self.dimensions, status,
+                )
+                self.send_dimensions = False
             return _Action("resend")
-        if status in (400, 422) and self.encoding_format == "base64" and (
+        if status in (400, 422) and sent.get("encoding_format") == "base64" and (
             "encoding_format" in lowered or "base64" in lowered
         ):
-            logger.info("%s refused base64 encoding; asking for floats from now on", _redact_url(self.base_url))
-            self.encoding_format = "float"
+            if self.encoding_format == "base64":
+                logger.info("%s refused base64 encoding; asking for floats from now on", _redact_url(self.base_url))
+                self.encoding_format = "float"
             return _Action("resend")
         too_many = status == 413 or (
             status in (400, 422)
             and any(w in lowered for w in ("batch size", "batch_size", "too many", "max_client_batch", "inputs"))
         )
         if too_many and len(texts) > 1:
-            new_size = max(1, len(texts) // 2)
-            if new_size < self.batch_size:
-                logger.info(
-                    "%s refused %d inputs per request (HTTP %d); using batches of %d from now on",
-                    _redact_url(self.base_url), len(texts), status, new_size,
-                )
-                self.batch_size = new_size
-            return _Action("split")
+            # TEI names its cap ("... maximum allowed batch size 32"): use it; else halve.
+            m = _LIMIT_RE.search(lowered)
+            limit = int(m.group(1)) if m else 0
+            new_size = limit if 1 <= limit < len(texts) else max(1, len(texts) // 2)
+            with self._client_lock:
+                if new_size < self.batch_size:
+                    logger.info(
+                        "%s refused %d inputs per request (HTTP %d); using batches of %d from now on",
+                        _redact_url(self.base_url), len(texts), status, new_size,
+                    )
+                    self.batch_size = new_size
+            return _Action("split", size=new_size)
         if status in RETRY_STATUSES and attempt < self.max_retries:
             delay = self._backoff(attempt, self._retry_after(response))
             logger.warning(
@@ -329,16 +341,17 @@ class RemoteEmbedder(Embedder):
         attempt = 0
         while True:
             try:
-                response = client.post(self.url, json=self._body(texts))
-                action = self._decide_response(response, texts, attempt)
+                body = self._body(texts)
+                response = client.post(self.url, json=body)
+                action = self._decide_response(response, texts, attempt, body)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 action = self._decide_exception(exc, attempt)
             if action.kind == "done":
                 assert action.vectors is not None
                 return action.vectors
             if action.kind == "split":
-                mid = len(texts) // 2
-                return self._join(self._embed_batch(texts[:mid]), self._embed_batch(texts[mid:]))
+                parts = [self._embed_batch(texts[i : i + action.size]) for i in range(0, len(texts), action.size)]
+                return self._join(parts)
             if action.kind == "raise":
                 assert action.error is not None
                 raise action.error
@@ -366,17 +379,19 @@ class RemoteEmbedder(Embedder):
         attempt = 0
         while True:
             try:
-                response = await client.post(self.url, json=self._body(texts))
-                action = self._decide_response(response, texts, attempt)
+                body = self._body(texts)
+                response = await client.post(self.url, json=body)
+                action = self._decide_response(response, texts, attempt, body)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 action = self._decide_exception(exc, attempt)
             if action.kind == "done":
                 assert action.vectors is not None
                 return action.vectors
             if action.kind == "split":
-                mid = len(texts) // 2
-                left = await self._aembed_batch(texts[:mid])
-                return self._join(left, await self._aembed_batch(texts[mid:]))
+                parts = [
+                    await self._aembed_batch(texts[i : i + action.size]) for i in range(0, len(texts), action.size)
+                ]
+                return self._join(parts)
             if action.kind == "raise":
                 assert action.error is not None
                 raise action.error
@@ -384,12 +399,12 @@ class RemoteEmbedder(Embedder):
                 attempt += 1
                 await asyncio.sleep(action.delay)
 
-    def _join(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        if left.shape[1] != right.shape[1]:
-            # One half was answered before a dimensions fallback: bring both to the narrower width's source.
-            width = min(left.shape[1], right.shape[1])
-            left, right = left[:, :width], right[:, :width]
-        return np.concatenate([left, right])
+    @staticmethod
+    def _join(parts: list[np.ndarray]) -> np.ndarray:
+        # A part answered before a dimensions fallback is narrower than one answered after it;
+        # both are prefixes of the same native vectors, so cut all to the narrowest.
+        width = min(p.shape[1] for p in parts)
+        return np.concatenate([p[:, :width] for p in parts])
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

@@ -159,6 +159,7 @@ class VectorStore(ABC):
         self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]
     ) -> None:
         """Store-specific limits (text length, metadata size), checked before a batch is written."""
+        return None
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the store already holds; bulk ingestion skips them on a re-run.
@@ -327,8 +328,10 @@ def _candidates(top_k: int, candidates: int | None) -> int:
 
 
 def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int) -> list[Hit]:
-    scores = np.asarray(scores, dtype=np.float64)
-    for h, s in zip(hits, scores):
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(scores) != len(hits):
+        raise QwenEmbedError(f"the reranker returned {len(scores)} scores for {len(hits)} candidates")
+    for h, s in zip(hits, scores, strict=True):
         h.vector_score = h.score if h.vector_score is None else h.vector_score
         h.rerank_score = float(s)
         h.score = float(s)

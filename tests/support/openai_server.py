@@ -89,6 +89,8 @@ class EmbeddingServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.served_inputs = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", port), self._handler())
         self.port = self._httpd.server_address[1]
@@ -177,10 +179,17 @@ class EmbeddingServer:
                 if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
                     self._error(401, "invalid api key")
                     return
-                with server.slots:
-                    if server.service_time:
-                        time.sleep(server.service_time)
-                    self._answer(body)
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    with server.slots:
+                        if server.service_time:
+                            time.sleep(server.service_time)
+                        self._answer(body)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
 
             def _answer(self, body: dict[str, Any]) -> None:
                 inputs = body.get("input")
