@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cmd = "python benchmarks/faiss_search.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
-        f"## FAISS search: FaissStore vs the seeds' hand-written code ({args.n:,} x {args.dim}-d)",
+        f"### FAISS search: FaissStore vs the seeds' hand-written code, {args.n:,} x {args.dim}-d "
+        f"({time.strftime('%Y-%m-%d')})",
         "",
         f"Command: `{cmd.strip()}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__}, "
