@@ -418,6 +418,11 @@ class FaissStore(VectorStore):
         with self._lock:
             return len(self._records)
 
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the store holds (bulk ingestion skips them on a re-run)."""
+        with self._lock:
+            return {i for i in ids if i in self._slot_of}
+
     def delete(self, ids: Sequence[str]) -> None:
         if isinstance(ids, str):
             raise InvalidInputError("ids: expected a sequence of str, got a single str")

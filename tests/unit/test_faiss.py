@@ -96,6 +96,14 @@ def test_re_adding_the_same_texts_is_idempotent(emb: FakeEmbedder, kind: str) ->
     assert store.get([content_id(DOCS[0])])[0].metadata == {"lang": "fr"}  # type: ignore[union-attr]
 
 
+def test_existing_ids_for_resumable_ingestion(emb: FakeEmbedder, kind: str) -> None:
+    store = _filled(emb, kind)
+    held = content_id(DOCS[1])
+    assert store.existing_ids([held, "nope"]) == {held}
+    store.delete([held])
+    assert store.existing_ids([held]) == set()
+
+
 def test_explicit_id_upsert_replaces_text_and_vector(emb: FakeEmbedder, kind: str) -> None:
     store = FaissStore(emb, index=kind)
     store.add_texts(["old text about cats", "dogs"], ids=["a", "b"])
