@@ -178,3 +178,30 @@ def test_the_console_script_is_installed() -> None:
         pytest.skip("the package is not installed in this interpreter's environment")
     out = subprocess.run([str(exe), "search", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "usage: qwen-embed search" in out.stdout
+
+
+def test_ingest_and_search_on_pinecone_through_the_local_stand_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pinecone")
+    from tests.support.pinecone_server import PineconeServer
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text(
+        "".join(json.dumps({"id": f"r{i}", "text": f"row {i} about topic {i % 5}"}) + "\n" for i in range(1200)),
+        encoding="utf-8",
+    )
+    with PineconeServer(api_key="pc-key-for-tests") as srv:
+        monkeypatch.setenv("PC_TEST_KEY", "pc-key-for-tests")
+        common = ["--store", "pinecone", "--uri", srv.host, "--collection", "rows", "--namespace", "ns",
+                  "--pinecone-api-key-env", "PC_TEST_KEY", "--engine", "fake", "--dimensions", "16"]
+        assert cli.main(["ingest", str(data), "--json", "--batch-size", "500", *common]) == 0
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert (report["written"], report["count"]) == (1200, 1200)
+        assert cli.main(["ingest", str(data), "--json", *common]) == 0
+        again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert (again["written"], again["skipped"], again["count"]) == (0, 1200, 1200)
+        assert cli.main(["search", "row 7 about topic 2", "-k", "1", "--json", *common]) == 0
+        hit = json.loads(capsys.readouterr().out)
+        assert hit["id"] == "r7" and hit["text"] == "row 7 about topic 2"
+    assert "pc-key-for-tests" not in json.dumps(report)
