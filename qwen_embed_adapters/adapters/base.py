@@ -13,6 +13,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -192,20 +193,27 @@ class VectorStore(ABC):
         items, id_list, metas = prepare_records(texts, ids, metadatas)
         self._validate_batch(id_list, items, metas)
         self.ensure_dimension()
+        size = self.write_batch_size
+        starts = list(range(0, len(items), size))
         written: list[str] = []
-        for start in range(0, len(items), self.write_batch_size):
-            end = start + self.write_batch_size
-            b_ids, b_texts, b_metas = id_list[start:end], items[start:end], metas[start:end]
-            try:
-                vectors = self.embedder.embed_documents(b_texts)
-                self._write(b_ids, vectors, b_texts, b_metas)
-            except QwenEmbedError as exc:
-                if isinstance(exc, InvalidInputError):
+        # The next batch embeds on a worker thread while the current one is written.
+        with ThreadPoolExecutor(1, thread_name_prefix="embed-ahead") as ahead:
+            pending = ahead.submit(self.embedder.embed_documents, items[:size]) if starts else None
+            for n, start in enumerate(starts):
+                b = slice(start, start + size)
+                try:
+                    assert pending is not None
+                    vectors = pending.result()
+                    pending = (
+                        ahead.submit(self.embedder.embed_documents, items[starts[n + 1] : starts[n + 1] + size])
+                        if n + 1 < len(starts) else None
+                    )
+                    self._write(id_list[b], vectors, items[b], metas[b])
+                except InvalidInputError:
                     raise
-                raise self._write_error(exc, written, id_list[start:]) from exc
-            except Exception as exc:
-                raise self._write_error(exc, written, id_list[start:]) from exc
-            written.extend(b_ids)
+                except Exception as exc:
+                    raise self._write_error(exc, written, id_list[start:]) from exc
+                written.extend(id_list[b])
         return id_list if ids is None else list(ids)
 
     async def aadd_texts(
@@ -218,18 +226,34 @@ class VectorStore(ABC):
         items, id_list, metas = prepare_records(texts, ids, metadatas)
         self._validate_batch(id_list, items, metas)
         await self.aensure_dimension()
+        size = self.write_batch_size
+        starts = list(range(0, len(items), size))
         written: list[str] = []
-        for start in range(0, len(items), self.write_batch_size):
-            end = start + self.write_batch_size
-            b_ids, b_texts, b_metas = id_list[start:end], items[start:end], metas[start:end]
-            try:
-                vectors = await self.embedder.aembed_documents(b_texts)
-                await self._awrite(b_ids, vectors, b_texts, b_metas)
-            except InvalidInputError:
-                raise
-            except Exception as exc:
-                raise self._write_error(exc, written, id_list[start:]) from exc
-            written.extend(b_ids)
+        pending: asyncio.Future[np.ndarray] | None = (
+            asyncio.ensure_future(self.embedder.aembed_documents(items[:size])) if starts else None
+        )
+        try:
+            for n, start in enumerate(starts):
+                b = slice(start, start + size)
+                try:
+                    assert pending is not None
+                    vectors = await pending
+                    pending = (
+                        asyncio.ensure_future(
+                            self.embedder.aembed_documents(items[starts[n + 1] : starts[n + 1] + size])
+                        )
+                        if n + 1 < len(starts) else None
+                    )
+                    await self._awrite(id_list[b], vectors, items[b], metas[b])
+                except InvalidInputError:
+                    raise
+                except Exception as exc:
+                    raise self._write_error(exc, written, id_list[start:]) from exc
+                written.extend(id_list[b])
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
         return id_list if ids is None else list(ids)
 
     def search(
