@@ -471,6 +471,14 @@ class ChromaStore(VectorStore):
         """How many records the collection holds."""
         return int(self.collection.count())
 
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the collection already holds (bulk ingestion skips them on a re-run)."""
+        id_list = list(ids)
+        if not id_list:
+            return set()
+        found = self.collection.get(ids=id_list, include=[])
+        return set(found["ids"])
+
     def delete(self, ids: Sequence[str]) -> None:
         """Delete records by id (missing ids are ignored)."""
         if isinstance(ids, str):

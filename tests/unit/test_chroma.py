@@ -463,3 +463,22 @@ async def test_store_async_twins(client, name):
     assert hits[0].id == ids[3]
     await store.adelete(ids[:1])
     assert await store.acount() == 3
+
+
+def test_chroma_store_existing_ids_lets_a_rerun_skip_stored_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A re-run of ingest into Chroma embeds only the records the collection does not hold."""
+    import chromadb
+
+    from qwen_embed_adapters.adapters.chroma import ChromaStore
+    from qwen_embed_adapters.ingest import ingest
+    from qwen_embed_adapters.testing import FakeEmbedder
+
+    emb = FakeEmbedder(dimensions=32)
+    store = ChromaStore(chromadb.PersistentClient(str(tmp_path / "db")), "skip-test", emb)
+    ids = store.add_texts(["alpha text", "beta text"])
+    assert store.existing_ids([ids[0], "missing-id", ids[1]]) == set(ids)
+    assert store.existing_ids([]) == set()
+    emb.calls.clear()
+    ingest(store, ["alpha text", "beta text", "gamma text"], progress=False)
+    assert [t for batch in emb.calls for t in batch] == ["gamma text"]
+    assert store.count() == 3
