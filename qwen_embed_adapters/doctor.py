@@ -98,11 +98,12 @@ def run_remote(
     """All checks against an OpenAI-compatible endpoint, with raw requests."""
     import httpx
 
-    from .remote import _redact_url, normalise_base_url
+    from ._http import redact_url
+    from .remote import normalise_base_url
 
     base = normalise_base_url(base_url)
     url = base + "/embeddings"
-    shown = _redact_url(url)
+    shown = redact_url(url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     checks: list[Check] = []
     names = ("model name", "dimension", "dimensions support", "base64 support", "vector norms", "similar > dissimilar")

@@ -8,51 +8,31 @@ and the sleep, so both behave the same.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import os
-import random
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 
+from ._http import API_KEY_ENVS, HTTPClientBase, check_base_url, redact_url
+from ._http import RETRY_STATUSES as RETRY_STATUSES  # re-exported: it was defined here
 from .embedder import Embedder
-from .errors import ConfigurationError, EmbeddingServiceError, InvalidInputError
+from .errors import ConfigurationError, InvalidInputError
 from .vectors import decode_base64
 
 logger = logging.getLogger(__name__)
 
-API_KEY_ENVS = ("QWEN_EMBED_API_KEY", "OPENAI_API_KEY")
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-_BODY_LIMIT = 800
 _LIMIT_RE = re.compile(r"(?:maximum|max)[a-z_ ]{0,40}?(?:batch[a-z_ ]{0,20}?)?(?:of |is |= ?|: ?)?(\d+)")
-
-
-def _redact_url(url: str) -> str:
-    """Drop any user:password@ from a URL so it can be logged and shown."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
 
 
 def normalise_base_url(base_url: str) -> str:
     """``http://h:p`` and ``http://h:p/`` become ``http://h:p/v1``; a trailing ``/embeddings`` is dropped."""
-    if not isinstance(base_url, str) or not base_url.strip():
-        raise ConfigurationError(f"base_url must be a non-empty URL, got {base_url!r}")
-    url = base_url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"base_url must start with http:// or https://, got {_redact_url(url)!r}")
+    url = check_base_url(base_url)
     if url.endswith("/embeddings"):
         url = url[: -len("/embeddings")]
     if not urlsplit(url).path:
@@ -71,7 +51,7 @@ class _Action:
     size: int = 0  # for "split": inputs per sub-request
 
 
-class RemoteEmbedder(Embedder):
+class RemoteEmbedder(Embedder, HTTPClientBase):
     """Embeddings from an OpenAI-compatible endpoint (SGLang, vLLM, TEI, Ollama, Infinity, ``qwen-embed serve``).
 
     Example::
@@ -84,6 +64,7 @@ class RemoteEmbedder(Embedder):
     """
 
     engine = "remote"
+    _log = logger
 
     def __init__(
         self,
@@ -114,33 +95,15 @@ class RemoteEmbedder(Embedder):
         )
         self.base_url = normalise_base_url(base_url)
         self.url = self.base_url + "/embeddings"
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self._init_http(
+            api_key=api_key, api_key_env=api_key_env, headers=headers, max_retries=max_retries, timeout=timeout,
+            backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
+        )
         if encoding_format not in ("base64", "float"):
             raise ConfigurationError(f"encoding_format must be 'base64' or 'float', got {encoding_format!r}")
-        self.max_retries = max_retries
-        self.timeout = float(timeout)
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_retry_after = max_retry_after
-        self.api_key_env = api_key_env
-        if api_key is None:
-            for name in (api_key_env,) if api_key_env else API_KEY_ENVS:
-                if os.environ.get(name):
-                    api_key, self.api_key_env = os.environ[name], name
-                    break
-        self._api_key = api_key or None
-        self._headers = {"User-Agent": "qwen-embed-adapters", **(headers or {})}
-        if self._api_key:
-            self._headers["Authorization"] = f"Bearer {self._api_key}"
         # What the server turned out to support; learnt once, kept for later calls.
         self.send_dimensions = send_dimensions and dimensions is not None
         self.encoding_format = encoding_format
-        self._client: httpx.Client | None = None
-        self._aclients: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
-        self._client_lock = threading.Lock()
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -161,7 +124,7 @@ class RemoteEmbedder(Embedder):
     def to_config(self) -> dict[str, Any]:
         return {
             "engine": "remote",
-            "base_url": _redact_url(self.base_url),
+            "base_url": redact_url(self.base_url),
             **self._config_common(),
             "batch_size": self.batch_size,
             "max_concurrency": self.max_concurrency,
@@ -173,7 +136,7 @@ class RemoteEmbedder(Embedder):
     def __repr__(self) -> str:
         dim = self._dimension if self._dimension is not None else "unknown"
         key = ", api_key=***" if self._api_key else ""
-        return f"RemoteEmbedder(base_url={_redact_url(self.base_url)!r}, model={self.model!r}, dimension={dim}{key})"
+        return f"RemoteEmbedder(base_url={redact_url(self.base_url)!r}, model={self.model!r}, dimension={dim}{key})"
 
     # ------------------------------------------------------------------ request building and decisions (no I/O)
     def _body(self, texts: list[str]) -> dict[str, Any]:
@@ -186,51 +149,17 @@ class RemoteEmbedder(Embedder):
         if self.send_dimensions:
             logger.info(
                 "%s ignored dimensions=%s (answered %d-d); truncating client-side from now on",
-                _redact_url(self.base_url), self.dimensions, width,
+                redact_url(self.base_url), self.dimensions, width,
             )
             self.send_dimensions = False
 
     def _error(self, message: str) -> Exception:
-        return EmbeddingServiceError(f"{_redact_url(self.url)}: {message}")
-
-    def _scrub(self, text: str) -> str:
-        text = text[:_BODY_LIMIT]
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return text
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        base = min(self.backoff_max, self.backoff_base * (2**attempt))
-        return base * (0.5 + random.random() / 2)
-
-    @staticmethod
-    def _retry_after(response: httpx.Response) -> float | None:
-        value = response.headers.get("retry-after")
-        if not value:
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-                return max(0.0, when.timestamp() - time.time())
-            except (TypeError, ValueError):
-                return None
+        return self._fail(message)
 
     def _decide_exception(self, exc: Exception, attempt: int) -> _Action:
         if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):
-            if attempt < self.max_retries:
-                delay = self._backoff(attempt, None)
-                logger.warning(
-                    "%s: %s (attempt %d/%d), retrying in %.2fs",
-                    _redact_url(self.url), type(exc).__name__, attempt + 1, self.max_retries + 1, delay,
-                )
-                return _Action("retry", delay=delay)
-            return _Action("raise", error=EmbeddingServiceError(
-                f"{_redact_url(self.url)}: {type(exc).__name__} after {attempt + 1} attempts: {self._scrub(str(exc))}",
-            ))
+            delay, error = self._transport_failure(exc, attempt)
+            return _Action("raise", error=error) if delay is None else _Action("retry", delay=delay)
         return _Action("raise", error=exc)
 
     def _decide_response(
@@ -246,7 +175,7 @@ class RemoteEmbedder(Embedder):
             if self.send_dimensions:
                 logger.info(
                     "%s refused dimensions=%s (HTTP %d); truncating client-side from now on",
-                    _redact_url(self.base_url), self.dimensions, status,
+                    redact_url(self.base_url), self.dimensions, status,
                 )
                 self.send_dimensions = False
             return _Action("resend")
@@ -254,7 +183,7 @@ class RemoteEmbedder(Embedder):
             "encoding_format" in lowered or "base64" in lowered
         ):
             if self.encoding_format == "base64":
-                logger.info("%s refused base64 encoding; asking for floats from now on", _redact_url(self.base_url))
+                logger.info("%s refused base64 encoding; asking for floats from now on", redact_url(self.base_url))
                 self.encoding_format = "float"
             return _Action("resend")
         too_many = status == 413 or (
@@ -270,21 +199,12 @@ class RemoteEmbedder(Embedder):
                 if new_size < self.batch_size:
                     logger.info(
                         "%s refused %d inputs per request (HTTP %d); using batches of %d from now on",
-                        _redact_url(self.base_url), len(texts), status, new_size,
+                        redact_url(self.base_url), len(texts), status, new_size,
                     )
                     self.batch_size = new_size
             return _Action("split", size=new_size)
-        if status in RETRY_STATUSES and attempt < self.max_retries:
-            delay = self._backoff(attempt, self._retry_after(response))
-            logger.warning(
-                "%s: HTTP %d (attempt %d/%d), retrying in %.2fs",
-                _redact_url(self.url), status, attempt + 1, self.max_retries + 1, delay,
-            )
-            return _Action("retry", delay=delay)
-        retried = f" after {attempt + 1} attempts" if status in RETRY_STATUSES else ""
-        return _Action("raise", error=EmbeddingServiceError(
-            f"{_redact_url(self.url)}: HTTP {status}{retried}: {body}", status=status, body=body,
-        ))
+        delay, error = self._status_failure(response, attempt, body)
+        return _Action("raise", error=error) if delay is None else _Action("retry", delay=delay)
 
     def _parse(self, response: httpx.Response, n: int) -> np.ndarray:
         try:
@@ -293,8 +213,8 @@ class RemoteEmbedder(Embedder):
             if not isinstance(data, list):
                 raise TypeError("'data' is not a list")
         except (ValueError, KeyError, TypeError) as exc:
-            raise EmbeddingServiceError(
-                f"{_redact_url(self.url)}: malformed answer ({exc}): {self._scrub(response.text)}",
+            raise self._fail(
+                f"malformed answer ({exc}): {self._scrub(response.text)}",
                 status=response.status_code, body=self._scrub(response.text),
             ) from None
         if len(data) != n:
@@ -327,15 +247,6 @@ class RemoteEmbedder(Embedder):
         return np.stack(rows)
 
     # ------------------------------------------------------------------ sync I/O
-    def _sync_client(self) -> httpx.Client:
-        with self._client_lock:
-            if self._client is None:
-                limits = httpx.Limits(
-                    max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
-                )
-                self._client = httpx.Client(timeout=self.timeout, limits=limits, headers=self._headers)
-            return self._client
-
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         client = self._sync_client()
         attempt = 0
@@ -360,20 +271,6 @@ class RemoteEmbedder(Embedder):
                 time.sleep(action.delay)
 
     # ------------------------------------------------------------------ async I/O
-    def _async_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        entry = self._aclients.get(id(loop))
-        if entry is None or entry[0] is not loop or loop.is_closed():
-            limits = httpx.Limits(
-                max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
-            )
-            client = httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=self._headers)
-            # Clients bound to loops that have closed are dropped (they cannot be awaited any more).
-            self._aclients = {k: v for k, v in self._aclients.items() if not v[0].is_closed()}
-            self._aclients[id(loop)] = (loop, client)
-            return client
-        return entry[1]
-
     async def _aembed_batch(self, texts: list[str]) -> np.ndarray:
         client = self._async_client()
         attempt = 0
@@ -409,16 +306,10 @@ class RemoteEmbedder(Embedder):
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         super().close()
-        with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._close_sync_client()
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        entry = self._aclients.pop(id(loop), None)
-        if entry is not None:
-            await entry[1].aclose()
+        await self._aclose_async_client()
         self.close()
 
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import random
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -39,9 +37,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import numpy as np
 
+from ._http import HTTPClientBase, check_base_url, redact_url
 from .errors import ConfigurationError, EmbeddingServiceError, InvalidInputError, MissingDependencyError
 from .models import DEFAULT_QWEN3_INSTRUCTION
-from .remote import API_KEY_ENVS, RETRY_STATUSES, RemoteEmbedder, _redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +51,6 @@ RERANK_PREFIX = (
     'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
 )
 RERANK_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-_BODY_LIMIT = 800
 
 
 def format_pair(query: str, document: str, instruction: str | None = None) -> str:
@@ -372,12 +369,8 @@ _TEMPLATES = ("server", "qwen3")
 
 def _rerank_urls(base_url: str) -> list[str]:
     """Where a ``/rerank`` route may live for a given base URL, most likely first."""
-    if not isinstance(base_url, str) or not base_url.strip():
-        raise ConfigurationError(f"base_url must be a non-empty URL, got {base_url!r}")
-    url = base_url.strip().rstrip("/")
+    url = check_base_url(base_url)
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"base_url must start with http:// or https://, got {_redact_url(url)!r}")
     if parts.path.endswith("/rerank"):
         return [url]
     if parts.path.endswith("/embeddings"):
@@ -400,7 +393,7 @@ class _Step:
     error: Exception | None = None
 
 
-class RemoteReranker(Reranker):
+class RemoteReranker(Reranker, HTTPClientBase):
     """Scores from a ``/rerank`` endpoint: vLLM, Infinity, TEI or ``qwen-embed serve --reranker``.
 
     Args:
@@ -423,6 +416,8 @@ class RemoteReranker(Reranker):
     The key comes from ``api_key``, else ``$QWEN_EMBED_API_KEY``, else ``$OPENAI_API_KEY``; it is never
     shown in repr, logs or errors.
     """
+
+    _log = logger
 
     def __init__(
         self,
@@ -449,12 +444,13 @@ class RemoteReranker(Reranker):
             raise ConfigurationError(f"api must be one of {sorted(_API_SHAPES)}, got {api!r}")
         if template not in _TEMPLATES:
             raise ConfigurationError(f"template must be one of {_TEMPLATES}, got {template!r}")
-        for label, value, low in (("batch_size", batch_size, 1), ("max_concurrency", max_concurrency, 1),
-                                  ("max_retries", max_retries, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigurationError(f"{label} must be an int >= {low}, got {value!r}")
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        for label, value in (("batch_size", batch_size), ("max_concurrency", max_concurrency)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{label} must be an int >= 1, got {value!r}")
+        self._init_http(
+            api_key=api_key, api_key_env=api_key_env, headers=headers, max_retries=max_retries, timeout=timeout,
+            backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
+        )
         self._urls = _rerank_urls(base_url)
         self.url = self._urls[0]
         self.api = api
@@ -462,29 +458,11 @@ class RemoteReranker(Reranker):
         self.template = template
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
-        self.max_retries = max_retries
-        self.timeout = float(timeout)
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_retry_after = max_retry_after
-        self.api_key_env = api_key_env
-        if api_key is None:
-            for name in (api_key_env,) if api_key_env else API_KEY_ENVS:
-                if os.environ.get(name):
-                    api_key, self.api_key_env = os.environ[name], name
-                    break
-        self._api_key = api_key or None
-        self._headers = {"User-Agent": "qwen-embed-adapters", **(headers or {})}
-        if self._api_key:
-            self._headers["Authorization"] = f"Bearer {self._api_key}"
-        self._client: httpx.Client | None = None
-        self._aclients: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
-        self._client_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         key = ", api_key=***" if self._api_key else ""
-        return f"RemoteReranker(url={_redact_url(self.url)!r}, model={self.model!r}, api={self.api!r}{key})"
+        return f"RemoteReranker(url={redact_url(self.url)!r}, model={self.model!r}, api={self.api!r}{key})"
 
     # ---------------------------------------------------------------- requests and decisions (no I/O)
     def _texts(self, query: str, documents: list[str], instruction: str) -> tuple[str, list[str]]:
@@ -505,32 +483,9 @@ class RemoteReranker(Reranker):
             body["instruction"] = instruction
         return body
 
-    def _scrub(self, text: str) -> str:
-        text = text[:_BODY_LIMIT]
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return text
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        base = min(self.backoff_max, self.backoff_base * (2**attempt))
-        return base * (0.5 + random.random() / 2)
-
-    def _fail(self, message: str, status: int | None = None, body: str | None = None) -> EmbeddingServiceError:
-        return EmbeddingServiceError(f"{_redact_url(self.url)}: {message}", status=status, body=body)
-
     def _decide_exception(self, exc: Exception, attempt: int) -> _Step:
-        if attempt < self.max_retries:
-            delay = self._backoff(attempt, None)
-            logger.warning(
-                "%s: %s (attempt %d/%d), retrying in %.2fs",
-                _redact_url(self.url), type(exc).__name__, attempt + 1, self.max_retries + 1, delay,
-            )
-            return _Step("retry", delay=delay)
-        return _Step("raise", error=self._fail(
-            f"{type(exc).__name__} after {attempt + 1} attempts: {self._scrub(str(exc))}"
-        ))
+        delay, error = self._transport_failure(exc, attempt)
+        return _Step("raise", error=error) if delay is None else _Step("retry", delay=delay)
 
     def _decide(self, response: httpx.Response, n: int, attempt: int, url: str, shape: str) -> _Step:
         status = response.status_code
@@ -544,13 +499,13 @@ class RemoteReranker(Reranker):
                 return _Step("next_url")
             if url != self._urls[-1]:
                 nxt = self._urls[self._urls.index(url) + 1]
-                logger.info("%s answered %d; trying %s", _redact_url(url), status, _redact_url(nxt))
+                logger.info("%s answered %d; trying %s", redact_url(url), status, redact_url(nxt))
                 self.url = nxt
                 return _Step("next_url")
         if status in (400, 422) and self.api == "auto" and shape != "tei" and "texts" in lowered:
             if self.shape == "tei":  # another request already switched
                 return _Step("resend")
-            logger.info("%s wants TEI's request shape (query + texts); using it from now on", _redact_url(self.url))
+            logger.info("%s wants TEI's request shape (query + texts); using it from now on", redact_url(self.url))
             self.shape = "tei"
             return _Step("resend")
         too_many = status == 413 or (
@@ -562,19 +517,12 @@ class RemoteReranker(Reranker):
             if new_size < self.batch_size:
                 logger.info(
                     "%s refused %d documents per request (HTTP %d); using batches of %d from now on",
-                    _redact_url(self.url), n, status, new_size,
+                    redact_url(self.url), n, status, new_size,
                 )
                 self.batch_size = new_size
             return _Step("split")
-        if status in RETRY_STATUSES and attempt < self.max_retries:
-            delay = self._backoff(attempt, RemoteEmbedder._retry_after(response))
-            logger.warning(
-                "%s: HTTP %d (attempt %d/%d), retrying in %.2fs",
-                _redact_url(self.url), status, attempt + 1, self.max_retries + 1, delay,
-            )
-            return _Step("retry", delay=delay)
-        retried = f" after {attempt + 1} attempts" if status in RETRY_STATUSES else ""
-        return _Step("raise", error=self._fail(f"HTTP {status}{retried}: {body}", status=status, body=body))
+        delay, error = self._status_failure(response, attempt, body)
+        return _Step("raise", error=error) if delay is None else _Step("retry", delay=delay)
 
     def _parse(self, response: httpx.Response, n: int) -> np.ndarray:
         try:
@@ -639,26 +587,6 @@ class RemoteReranker(Reranker):
         return np.concatenate(parts)
 
     # ---------------------------------------------------------------- I/O
-    def _sync_client(self) -> httpx.Client:
-        with self._client_lock:
-            if self._client is None:
-                limits = httpx.Limits(max_connections=self.max_concurrency,
-                                      max_keepalive_connections=self.max_concurrency)
-                self._client = httpx.Client(timeout=self.timeout, limits=limits, headers=self._headers)
-            return self._client
-
-    def _async_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        entry = self._aclients.get(id(loop))
-        if entry is None or entry[0] is not loop or loop.is_closed():
-            limits = httpx.Limits(max_connections=self.max_concurrency,
-                                  max_keepalive_connections=self.max_concurrency)
-            client = httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=self._headers)
-            self._aclients = {k: v for k, v in self._aclients.items() if not v[0].is_closed()}
-            self._aclients[id(loop)] = (loop, client)
-            return client
-        return entry[1]
-
     def _post(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
         client = self._sync_client()
         attempt = 0
@@ -709,19 +637,14 @@ class RemoteReranker(Reranker):
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
+        self._close_sync_client()
         with self._client_lock:
-            client, self._client = self._client, None
             pool, self._pool = self._pool, None
-        if client is not None:
-            client.close()
         if pool is not None:
             pool.shutdown(wait=True)
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        entry = self._aclients.pop(id(loop), None)
-        if entry is not None:
-            await entry[1].aclose()
+        await self._aclose_async_client()
         self.close()
 
 
