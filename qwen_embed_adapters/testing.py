@@ -172,13 +172,23 @@ def make_tiny_qwen3(path: str | os.PathLike[str], seed: int = 0) -> str:
     64
     """
     try:
-        import torch
-        from transformers import Qwen3Config, Qwen3Model
+        import torch  # noqa: F401 - imported first so that a missing torch is named as such
+        from transformers import Qwen3Model
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingDependencyError(exc.name or "torch", "local", "make_tiny_qwen3") from None
 
     out = Path(path)
-    ids = _build_tiny_qwen3_tokenizer(out)
+    _save_tiny_qwen3(out, Qwen3Model, seed, append_eos=True)
+    _write_sentence_transformers_files(out, pooling="lasttoken")
+    return str(out)
+
+
+def _save_tiny_qwen3(out: Path, model_cls: Any, seed: int, *, append_eos: bool, **config_overrides: Any) -> None:
+    """Write the tiny tokenizer and a ``model_cls`` (hidden size 64, 2 layers) seeded with ``seed`` to ``out``."""
+    import torch
+    from transformers import Qwen3Config
+
+    ids = _build_tiny_qwen3_tokenizer(out, append_eos=append_eos)
     vocab = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
     vocab_size = max(len(vocab), *ids.values()) + 1
     config = Qwen3Config(
@@ -196,15 +206,14 @@ def make_tiny_qwen3(path: str | os.PathLike[str], seed: int = 0) -> str:
         eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"],
         architectures=["Qwen3ForCausalLM"],
+        **config_overrides,
         **_ROPE_THETA,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Qwen3Model(config)
+        model = model_cls(config)
     model.eval()
     model.save_pretrained(str(out), safe_serialization=True)
-    _write_sentence_transformers_files(out, pooling="lasttoken")
-    return str(out)
 
 
 def _write_sentence_transformers_files(out: Path, *, pooling: str) -> None:
@@ -255,36 +264,12 @@ def make_tiny_qwen3_reranker(path: str | os.PathLike[str], seed: int = 0) -> str
     >>> LocalReranker(folder).score("capital of China?", ["Beijing is the capital of China"])  # doctest: +SKIP
     """
     try:
-        import torch
-        from transformers import Qwen3Config, Qwen3ForCausalLM
+        import torch  # noqa: F401 - imported first so that a missing torch is named as such
+        from transformers import Qwen3ForCausalLM
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingDependencyError(exc.name or "torch", "local", "make_tiny_qwen3_reranker") from None
 
     out = Path(path)
-    ids = _build_tiny_qwen3_tokenizer(out, append_eos=False)
-    vocab = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
-    vocab_size = max(len(vocab), *ids.values()) + 1
-    config = Qwen3Config(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        max_position_embeddings=32768,
-        rms_norm_eps=1e-6,
-        initializer_range=0.2,
-        tie_word_embeddings=True,
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        architectures=["Qwen3ForCausalLM"],
-        **_ROPE_THETA,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen3ForCausalLM(config)
-    model.eval()
-    model.save_pretrained(str(out), safe_serialization=True)
+    # Wider initial weights than the default 0.02 spread P("yes") over (0, 1).
+    _save_tiny_qwen3(out, Qwen3ForCausalLM, seed, append_eos=False, initializer_range=0.2)
     return str(out)
