@@ -201,13 +201,9 @@ def _read_lines(src: TextIO) -> Iterator[tuple[str | None, str]]:
 
 
 def _read_jsonl(src: TextIO, name: str) -> Iterator[tuple[str | None, str]]:
-    for lineno, line in enumerate(src, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise InvalidInputError(f"{name}:{lineno}: not JSON ({exc})") from None
+    from .ingest import _json_lines
+
+    for lineno, obj in _json_lines(src, name):
         if isinstance(obj, str):
             yield None, obj
         elif isinstance(obj, dict) and isinstance(obj.get("text"), str):

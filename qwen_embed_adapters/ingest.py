@@ -553,15 +553,21 @@ def iter_file_records(paths: Iterable[str | Path], *, max_tokens: int = 512) -> 
             yield {"text": chunk, "metadata": {"source": str(path), "chunk": k}}
 
 
+def _json_lines(lines: Iterable[str], name: object) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank JSON line; a bad line raises naming ``name:lineno``."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise InvalidInputError(f"{name}:{lineno}: not JSON ({exc})") from None
+        yield lineno, obj
+
+
 def _jsonl_records(path: Path, max_tokens: int) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise InvalidInputError(f"{path}:{lineno}: not JSON ({exc})") from None
+        for lineno, obj in _json_lines(fh, path):
             if isinstance(obj, str):
                 obj = {"text": obj}
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"]:
