@@ -57,6 +57,32 @@ PROP_METRIC = "qwen_embed.metric"
 PROP_VERSION = "qwen_embed.version"
 
 
+class _LiteAllocTimestampFilter(logging.Filter):
+    """Drops the ERROR + traceback that Milvus Lite's in-process gRPC server logs each time pymilvus asks
+    it for ``AllocTimestamp``, a method Lite does not implement and pymilvus does without. Every other
+    record of that logger passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, NotImplementedError):
+            return True
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_name == "AllocTimestamp":
+                return False
+            tb = tb.tb_next
+        return True
+
+
+_LITE_FILTER = _LiteAllocTimestampFilter()
+
+
+def _quiet_lite_grpc_noise() -> None:
+    grpc_logger = logging.getLogger("grpc._server")
+    if _LITE_FILTER not in grpc_logger.filters:
+        grpc_logger.addFilter(_LITE_FILTER)
+
+
 def _import_pymilvus() -> Any:
     """Import pymilvus, turning its two failure modes into our errors."""
     try:
@@ -293,6 +319,7 @@ class MilvusStore(VectorStore):
             # Milvus Lite: the .db path is a data directory; pymilvus wants its parent to exist.
             parent = os.path.dirname(os.path.abspath(uri))
             os.makedirs(parent, exist_ok=True)
+            _quiet_lite_grpc_noise()
             return uri
         scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
         if scheme in ("http", "https", "tcp", "grpc") or uri.startswith("unix:"):

@@ -359,3 +359,28 @@ def test_collection_with_int64_ids_is_refused_clearly(open_store: Callable[..., 
     with pytest.raises(ConfigurationError, match="'id' is INT64, this store needs VARCHAR"):
         store.add_texts(["x"])
     assert store.count() == 0
+
+
+def test_lite_alloc_timestamp_noise_is_dropped_and_other_errors_pass(
+    open_store: Callable[..., MilvusStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Milvus Lite's gRPC server logs an ERROR traceback for every AllocTimestamp call pymilvus makes;
+    the store drops exactly that record and lets every other grpc._server record through."""
+    import logging
+
+    caplog.set_level(logging.ERROR, logger="grpc._server")
+    store = open_store("noise", FakeEmbedder(dimensions=16))
+    store.add_texts(["quiet please", "no tracebacks"])
+    assert store.search("quiet", top_k=1)[0].text == "quiet please"
+    assert not [r for r in caplog.records if r.name == "grpc._server"]
+
+    grpc_logger = logging.getLogger("grpc._server")
+    try:
+        raise NotImplementedError("Method not implemented!")  # not from AllocTimestamp
+    except NotImplementedError:
+        grpc_logger.exception("Exception calling application: other method")
+    grpc_logger.error("a real server error")
+    assert [r.getMessage() for r in caplog.records if r.name == "grpc._server"] == [
+        "Exception calling application: other method",
+        "a real server error",
+    ]
