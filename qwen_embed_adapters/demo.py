@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 import shutil
 import sys
@@ -127,10 +126,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             where = f"persistent Chroma at {root / 'chroma'}"
         else:
             from .adapters.milvus import MilvusStore
-
-            # Milvus Lite answers pymilvus' AllocTimestamp probe with "not implemented", which grpc logs as an
-            # ERROR with a traceback although pymilvus carries on: keep it out of the demo's output.
-            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 
             store = MilvusStore(str(root / "demo.db"), collection, embedder)
             where = f"Milvus Lite at {root / 'demo.db'}"
