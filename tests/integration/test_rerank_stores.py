@@ -1,4 +1,6 @@
-"""Two-stage retrieval on the other stores, on real databases: Milvus Lite and a `chroma run` server.
+"""Two-stage retrieval on the other stores, on real databases: Milvus Lite and a `chroma run` server,
+and on Pinecone through the real `pinecone` SDK against tests/support/pinecone_server.py, a local
+stand-in for Pinecone's cloud (no real Pinecone can run here).
 
 Each store fetches N candidates by vector; the tiny Qwen3-Reranker reorders them; the result must be
 the reranker's order of exactly those candidates, with both scores kept in each Hit.
@@ -61,7 +63,23 @@ def chroma_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         server.stop()
 
 
-@pytest.fixture(params=["milvus", "chroma"])
+@pytest.fixture(scope="module")
+def pinecone_store() -> Iterator[Any]:
+    pinecone = pytest.importorskip("pinecone")
+    from qwen_embed_adapters.adapters.pinecone import PineconeStore
+    from tests.support.pinecone_server import PineconeServer
+
+    with PineconeServer(api_key="pc-test-key") as srv:
+        pc = pinecone.Pinecone(api_key="pc-test-key", host=srv.host)
+        try:
+            store = PineconeStore.create(pc, "two-stage", FakeEmbedder(dimensions=64))
+            store.add_texts(CORPUS, metadatas=[{"even": i % 2 == 0} for i in range(len(CORPUS))])
+            yield store
+        finally:
+            pc.close()
+
+
+@pytest.fixture(params=["milvus", "chroma", "pinecone"])
 def store(request: pytest.FixtureRequest) -> Any:
     return request.getfixturevalue(f"{request.param}_store")
 
