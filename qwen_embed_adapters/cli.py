@@ -36,7 +36,8 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", help="auto (bf16/fp16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     p.add_argument("--max-length", type=int, default=8192, help="longest input in tokens (default 8192)")
-    p.add_argument("--max-batch-tokens", type=int, default=16384, help="padded tokens per forward pass")
+    p.add_argument("--max-batch-tokens", type=int, default=None,
+                   help="padded tokens per forward pass (default: 16384 on CUDA/MPS, 1024 on CPU)")
     p.add_argument("--max-inputs", type=int, default=2048, help="most inputs per request (default 2048)")
     p.add_argument("--gather-ms", type=float, default=5.0,
                    help="gather concurrent requests for this long into one batch (0 turns gathering off)")
@@ -70,7 +71,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             from .rerank import LocalReranker
 
             reranker = LocalReranker(args.reranker, device=args.device, dtype=args.dtype, max_length=args.max_length,
-                                     max_batch_tokens=args.max_batch_tokens)
+                                     max_batch_tokens=args.max_batch_tokens or 16384)
         app = build_app(
             embedder,
             reranker,

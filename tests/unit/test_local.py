@@ -279,6 +279,16 @@ async def test_async_twins_run_off_the_event_loop(tiny_qwen3_dir: str) -> None:
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_default_token_budget_is_small_on_cpu_and_kept_out_of_the_config(tiny_qwen3_dir: str) -> None:
+    from qwen_embed_adapters.local import default_batch_tokens
+
+    assert (default_batch_tokens("cpu"), default_batch_tokens("cuda"), default_batch_tokens("mps")) == (1024, 16384, 16384)
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu")
+    assert emb.max_batch_tokens == 1024
+    assert emb.to_config()["max_batch_tokens"] is None  # rebuilt elsewhere, it picks that device's default
+    assert LocalEmbedder(tiny_qwen3_dir, device="cpu", max_batch_tokens=16384).max_batch_tokens == 16384
+
+
 # ---------------------------------------------------------------- config, model resolution, dependencies
 def test_config_round_trip(tiny_qwen3_dir: str) -> None:
     emb = LocalEmbedder(tiny_qwen3_dir, device="cpu", dimensions=32, query_instruction="Find it",
