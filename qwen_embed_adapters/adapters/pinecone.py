@@ -382,7 +382,9 @@ class PineconeStore(VectorStore):
 
     # ---------------------------------------------------------------- validation and requests
     def _full_metadata(self, text: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
-        return {**metadata, self.text_key: text}
+        # numpy scalars (np.float64 passes as a float) become Python values: orjson refuses them.
+        plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in metadata.items()}
+        return {**plain, self.text_key: text}
 
     def _validate_batch(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
         """Pinecone's rules, checked for every record before the first request is sent: ids of 1-512

@@ -111,6 +111,18 @@ def test_add_texts_on_memory_index_and_default_namespace_count() -> None:
     assert store.count() == 3
 
 
+def test_numpy_float_metadata_goes_out_as_python_float() -> None:
+    """Bad input: a numpy float64 metadata value (a pandas cell) passes the float check, but orjson (the
+    SDK's encoder) cannot serialise it; it is sent as a plain Python float instead of failing."""
+    index = MemoryIndex(8)
+    store = PineconeStore(index, FakeEmbedder(dimensions=8))
+    store.add_texts(["a"], metadatas=[{"score": np.float64(0.25), "tag": np.str_("x")}])
+    meta = index.upserts[0]["vectors"][0]["metadata"]
+    assert meta == {"score": 0.25, "tag": "x", "text": "a"}
+    assert type(meta["score"]) is float and type(meta["tag"]) is str
+    orjson.dumps(index.upserts[0])
+
+
 def test_metadata_size_counts_the_text() -> None:
     """Bad input: a 40,950-character text with a small user field crosses 40,960 bytes only with
     the text included; the error names the id."""
