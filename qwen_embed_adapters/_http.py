@@ -114,10 +114,10 @@ class HTTPClientBase:
 
     # ---------------------------------------------------------------- decisions (no I/O)
     def _scrub(self, text: str) -> str:
-        text = text[:BODY_LIMIT]
+        # Replace before cutting: a key that straddles the cut would otherwise show in part.
         if self._api_key:
             text = text.replace(self._api_key, "***")
-        return text
+        return text[:BODY_LIMIT]
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

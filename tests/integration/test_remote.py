@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -323,3 +324,16 @@ def test_config_round_trip_and_env() -> None:
         embedder_from_env({})
     with pytest.raises(ConfigurationError, match="QWEN_EMBED_DIMENSIONS must be an integer"):
         embedder_from_env({"QWEN_EMBED_BASE_URL": "http://h:1", "QWEN_EMBED_DIMENSIONS": "big"})
+
+
+def test_a_key_echoed_across_the_body_cut_is_not_shown_in_part() -> None:
+    """Bad answer: a 401 whose body echoes the key so that it straddles the 800-character cut of
+    shown bodies; no prefix of the key may appear in the error or its ``body``."""
+    secret = "sk-test-SECRET-1234567890"
+    emb = RemoteEmbedder("http://127.0.0.1:9/v1", api_key=secret, max_retries=0)
+    text = "x" * 784 + f"bad key {secret} refused"  # the key spans characters 792..816
+    response = httpx.Response(401, text=text, request=httpx.Request("POST", emb.url))
+    action = emb._decide_response(response, ["a"], 0, emb._body(["a"]))
+    assert action.kind == "raise" and isinstance(action.error, EmbeddingServiceError)
+    assert secret[:6] not in str(action.error) and secret[:6] not in (action.error.body or "")
+    assert "***" in str(action.error)
