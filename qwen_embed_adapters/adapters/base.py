@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -209,8 +210,8 @@ class VectorStore(ABC):
                         if n + 1 < len(starts) else None
                     )
                     self._write(id_list[b], vectors, items[b], metas[b])
-                except InvalidInputError:
-                    raise
+                except InvalidInputError as exc:
+                    raise _rebased(exc, start, id_list, len(written)) from exc
                 except Exception as exc:
                     raise self._write_error(exc, written, id_list[start:]) from exc
                 written.extend(id_list[b])
@@ -245,8 +246,8 @@ class VectorStore(ABC):
                         if n + 1 < len(starts) else None
                     )
                     await self._awrite(id_list[b], vectors, items[b], metas[b])
-                except InvalidInputError:
-                    raise
+                except InvalidInputError as exc:
+                    raise _rebased(exc, start, id_list, len(written)) from exc
                 except Exception as exc:
                     raise self._write_error(exc, written, id_list[start:]) from exc
                 written.extend(id_list[b])
@@ -329,6 +330,21 @@ class VectorStore(ABC):
             written_ids=written,
             cause=exc,
         )
+
+
+def _rebased(exc: InvalidInputError, start: int, ids: list[str], written: int) -> InvalidInputError:
+    """An error about item ``exc.index`` of the batch starting at ``start``, renamed after the caller's
+    list (the embedder and ``_write`` only see the batch), saying what earlier batches stored."""
+    if exc.index is None or not 0 <= start + exc.index < len(ids):
+        return exc
+    pos = start + exc.index
+    message = re.sub(rf"\b(texts|ids|metadatas)\[{exc.index}\]", rf"\g<1>[{pos}]", str(exc))
+    if f"[{pos}]" not in message:
+        message = f"texts[{pos}]: {message}"
+    message += f" (id {ids[pos]!r})"
+    if written:
+        message += f"; {written} records in earlier batches were written before it"
+    return InvalidInputError(message, index=pos, item_id=ids[pos])
 
 
 def _check_top_k(top_k: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 
@@ -298,6 +299,35 @@ def test_bad_records_are_refused_before_anything_is_written(
         store.add_texts(texts, **kwargs)
     assert err.value.index == index
     assert store.count() == 0 and emb.calls == []
+
+
+class _NoLongTexts(FakeEmbedder):
+    """Refuses texts over 40 characters at embedding time, as LocalEmbedder(truncate=False) does,
+    naming the index in the list it was given."""
+
+    def _plan_batches(self, texts: list[str]) -> list[list[int]]:
+        for i, t in enumerate(texts):
+            if len(t) > 40:
+                raise InvalidInputError(f"texts[{i}] is {len(t)} characters long, above 40", index=i)
+        return super()._plan_batches(texts)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_text_refused_by_the_embedder_in_a_later_batch_is_named_by_its_own_index(mode: str) -> None:
+    """Bad input: the embedder refuses texts[4] while embedding the third batch of two; the error names
+    texts[4] and its id (not position 0 of that batch), and says that earlier batches were written."""
+    store = FaissStore(_NoLongTexts(dimensions=16))
+    store.write_batch_size = 2
+    texts = ["one", "two", "three", "four", "x" * 50, "six"]
+    ids = [f"id-{i}" for i in range(6)]
+    with pytest.raises(InvalidInputError, match=r"texts\[4\] is 50 characters") as err:
+        if mode == "sync":
+            store.add_texts(texts, ids=ids)
+        else:
+            asyncio.run(store.aadd_texts(texts, ids=ids))
+    assert err.value.index == 4 and err.value.item_id == "id-4"
+    assert "4 records" in str(err.value)
+    assert store.count() == 4 and store.existing_ids(ids) == set(ids[:4])
 
 
 def test_bad_queries_and_arguments(emb: FakeEmbedder) -> None:
