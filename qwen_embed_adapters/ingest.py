@@ -572,6 +572,10 @@ def _jsonl_records(path: Path, max_tokens: int) -> Iterator[dict[str, Any]]:
                 obj = {"text": obj}
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"]:
                 raise InvalidInputError(f"{path}:{lineno}: expected an object with a non-empty 'text' string")
+            if not isinstance(obj.get("metadata") or {}, dict):
+                raise InvalidInputError(
+                    f"{path}:{lineno}: 'metadata' must be an object, got {type(obj['metadata']).__name__}"
+                )
             meta = dict(obj.get("metadata") or {})
             meta.update({k: v for k, v in obj.items() if k not in _RECORD_KEYS})
             meta.setdefault("source", str(path))

@@ -339,3 +339,12 @@ def test_iter_file_records_names_the_bad_jsonl_line(tmp_path) -> None:  # type: 
         list(iter_file_records([p]))
     with pytest.raises(InvalidInputError, match="no such file"):
         list(iter_file_records([tmp_path / "missing.txt"]))
+
+
+@pytest.mark.parametrize("metadata", ['"a string"', "[1, 2]", "7"])
+def test_iter_file_records_names_the_line_whose_metadata_is_not_an_object(tmp_path, metadata: str) -> None:  # type: ignore[no-untyped-def]
+    """Bad input: a JSONL record whose 'metadata' is a string, a list or a number."""
+    p = tmp_path / "meta.jsonl"
+    p.write_text('{"text": "ok"}\n{"text": "two", "metadata": ' + metadata + "}\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=r"meta.jsonl:2: 'metadata' must be an object"):
+        list(iter_file_records([p]))
