@@ -219,11 +219,14 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             ) from None
         if len(data) != n:
             raise self._error(f"asked for {n} embeddings, the server returned {len(data)}")
+        indexed = [isinstance(d, dict) and "index" in d for d in data]
+        if any(indexed) and not all(indexed):
+            raise self._error(f"the answer gives an 'index' for {sum(indexed)} of {n} embeddings only")
         try:
-            items = sorted(data, key=lambda d: d["index"]) if all("index" in d for d in data) else data
+            items = sorted(data, key=lambda d: d["index"]) if all(indexed) else data
         except TypeError:
             raise self._error("the answer's 'index' fields are not comparable") from None
-        if "index" in data[0] and [d["index"] for d in items] != list(range(n)):
+        if all(indexed) and [d["index"] for d in items] != list(range(n)):
             raise self._error(f"the answer's indices are {[d['index'] for d in items][:10]}..., expected 0..{n - 1}")
         rows: list[np.ndarray] = []
         for i, item in enumerate(items):

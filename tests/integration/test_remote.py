@@ -337,3 +337,18 @@ def test_a_key_echoed_across_the_body_cut_is_not_shown_in_part() -> None:
     assert action.kind == "raise" and isinstance(action.error, EmbeddingServiceError)
     assert secret[:6] not in str(action.error) and secret[:6] not in (action.error.body or "")
     assert "***" in str(action.error)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [{"index": 0, "embedding": [1.0, 0.0]}, {"embedding": [0.0, 1.0]}],
+        [{"index": 0, "embedding": [1.0, 0.0]}, [0.0, 1.0]],
+    ],
+)
+def test_an_answer_with_index_on_some_items_only_is_a_service_error(data: list[Any]) -> None:
+    """Bad answer: the first item has an 'index', the second has none (or is not an object)."""
+    emb = RemoteEmbedder("http://127.0.0.1:9/v1", model="m", max_retries=0)
+    response = httpx.Response(200, json={"data": data}, request=httpx.Request("POST", emb.url))
+    with pytest.raises(EmbeddingServiceError, match="index"):
+        emb._decide_response(response, ["a", "b"], 0, emb._body(["a", "b"]))
