@@ -246,12 +246,21 @@ class _Run:
             texts.append(items[0])
             metas.append(checked[0])
             positions.append(pos)
-        try:
-            self.store._validate_batch(ids, texts, metas)
-        except InvalidInputError as exc:
-            if exc.index is not None and 0 <= exc.index < len(positions):
-                exc.index = positions[exc.index]
-            raise
+        while True:
+            try:
+                self.store._validate_batch(ids, texts, metas)
+                break
+            except InvalidInputError as exc:
+                k = exc.index
+                if k is None or not 0 <= k < len(positions):
+                    raise
+                if self.on_invalid == "skip":  # the store's own limits make a record invalid too
+                    logger.warning("ingest: skipping invalid record %d: %s", positions[k], exc)
+                    self.report.invalid += 1
+                    del ids[k], texts[k], metas[k], positions[k]
+                    continue
+                exc.index = positions[k]
+                raise
         if self.skip_existing and ids:
             try:
                 existing = self._retrying("look up existing ids", lambda: self.store.existing_ids(ids), ids)

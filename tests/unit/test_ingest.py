@@ -229,6 +229,24 @@ def test_invalid_records_can_be_skipped() -> None:
     assert (report.written, report.invalid) == (3, 2)
 
 
+class _ShortTextStore(MemoryStore):
+    """A store whose own limit (like Milvus's VARCHAR or Pinecone's 40 KB) refuses texts over 30 chars."""
+
+    def _validate_batch(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
+        for i, t in enumerate(texts):
+            if len(t) > 30:
+                raise InvalidInputError(f"texts[{i}] is over 30 characters", index=i, item_id=ids[i])
+
+
+def test_records_over_a_store_limit_are_skipped_too() -> None:
+    """Bad input: two texts over the store's own length limit, with on_invalid='skip'."""
+    store = _ShortTextStore(FakeEmbedder(dimensions=16))
+    items = ["a", "x" * 40, "b", "c", "y" * 50, "d"]
+    report = ingest(store, items, batch_size=4, on_invalid="skip", progress=False)
+    assert (report.written, report.invalid) == (4, 2)
+    assert set(store.records) == {content_id(t) for t in "abcd"}
+
+
 def test_same_id_with_two_texts_in_one_batch_is_refused() -> None:
     """Bad input: two records with id "x" and different texts."""
     store = MemoryStore(FakeEmbedder(dimensions=16))
