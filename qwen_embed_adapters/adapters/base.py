@@ -191,9 +191,11 @@ class VectorStore(ABC):
         Everything is validated before the first write. If a batch fails, WriteError says which
         ids were written and which were not; re-running stores only what is missing.
         """
-        items, id_list, metas = prepare_records(texts, ids, metadatas)
+        given = as_text_list(texts)
+        items, id_list, metas = prepare_records(given, ids, metadatas)
         self._validate_batch(id_list, items, metas)
         self.ensure_dimension()
+        positions = _positions(id_list, given, ids)
         size = self.write_batch_size
         starts = list(range(0, len(items), size))
         written: list[str] = []
@@ -211,11 +213,12 @@ class VectorStore(ABC):
                     )
                     self._write(id_list[b], vectors, items[b], metas[b])
                 except InvalidInputError as exc:
-                    raise _rebased(exc, start, id_list, len(written)) from exc
+                    raise _rebased(exc, start, id_list, positions, len(written)) from exc
                 except Exception as exc:
                     raise self._write_error(exc, written, id_list[start:]) from exc
                 written.extend(id_list[b])
-        return id_list if ids is None else list(ids)
+        # One id per input, in input order (a text repeated in the call repeats its id).
+        return [content_id(t) for t in given] if ids is None else list(ids)
 
     async def aadd_texts(
         self,
@@ -224,9 +227,11 @@ class VectorStore(ABC):
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[str]:
         """Async twin of ``add_texts``."""
-        items, id_list, metas = prepare_records(texts, ids, metadatas)
+        given = as_text_list(texts)
+        items, id_list, metas = prepare_records(given, ids, metadatas)
         self._validate_batch(id_list, items, metas)
         await self.aensure_dimension()
+        positions = _positions(id_list, given, ids)
         size = self.write_batch_size
         starts = list(range(0, len(items), size))
         written: list[str] = []
@@ -247,7 +252,7 @@ class VectorStore(ABC):
                     )
                     await self._awrite(id_list[b], vectors, items[b], metas[b])
                 except InvalidInputError as exc:
-                    raise _rebased(exc, start, id_list, len(written)) from exc
+                    raise _rebased(exc, start, id_list, positions, len(written)) from exc
                 except Exception as exc:
                     raise self._write_error(exc, written, id_list[start:]) from exc
                 written.extend(id_list[b])
@@ -255,7 +260,8 @@ class VectorStore(ABC):
             if pending is not None and not pending.done():
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
-        return id_list if ids is None else list(ids)
+        # One id per input, in input order (a text repeated in the call repeats its id).
+        return [content_id(t) for t in given] if ids is None else list(ids)
 
     def search(
         self,
@@ -332,19 +338,33 @@ class VectorStore(ABC):
         )
 
 
-def _rebased(exc: InvalidInputError, start: int, ids: list[str], written: int) -> InvalidInputError:
+def _positions(id_list: list[str], given: list[str], ids: Sequence[str] | None) -> list[int]:
+    """For each record kept by ``prepare_records``, its index in the caller's list (repeated texts under
+    content-hash ids are stored once, at their first position)."""
+    if ids is not None:
+        return list(range(len(id_list)))
+    first: dict[str, int] = {}
+    for i, t in enumerate(given):
+        first.setdefault(content_id(t), i)
+    return [first[x] for x in id_list]
+
+
+def _rebased(
+    exc: InvalidInputError, start: int, ids: list[str], positions: list[int], written: int
+) -> InvalidInputError:
     """An error about item ``exc.index`` of the batch starting at ``start``, renamed after the caller's
     list (the embedder and ``_write`` only see the batch), saying what earlier batches stored."""
     if exc.index is None or not 0 <= start + exc.index < len(ids):
         return exc
-    pos = start + exc.index
+    kept = start + exc.index
+    pos = positions[kept]
     message = re.sub(rf"\b(texts|ids|metadatas)\[{exc.index}\]", rf"\g<1>[{pos}]", str(exc))
     if f"[{pos}]" not in message:
         message = f"texts[{pos}]: {message}"
-    message += f" (id {ids[pos]!r})"
+    message += f" (id {ids[kept]!r})"
     if written:
         message += f"; {written} records in earlier batches were written before it"
-    return InvalidInputError(message, index=pos, item_id=ids[pos])
+    return InvalidInputError(message, index=pos, item_id=ids[kept])
 
 
 def _check_top_k(top_k: int) -> int:

@@ -89,7 +89,7 @@ def test_query_instruction_is_applied_to_queries_only() -> None:
 def test_re_adding_the_same_texts_is_idempotent(emb: FakeEmbedder, kind: str) -> None:
     store = _filled(emb, kind)
     ids = store.add_texts(DOCS + DOCS[:2])  # repeats within one call and across calls
-    assert ids == [content_id(t) for t in DOCS]
+    assert ids == [content_id(t) for t in DOCS + DOCS[:2]]  # one id per input, in input order
     assert store.count() == len(DOCS)
     assert store._index.ntotal == len(DOCS)  # nothing re-inserted into the index, not even in HNSW
     # Metadata of a re-added text is replaced (an upsert), the vector untouched.
@@ -328,6 +328,32 @@ def test_a_text_refused_by_the_embedder_in_a_later_batch_is_named_by_its_own_ind
     assert err.value.index == 4 and err.value.item_id == "id-4"
     assert "4 records" in str(err.value)
     assert store.count() == 4 and store.existing_ids(ids) == set(ids[:4])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_refused_text_after_a_repeated_one_is_named_by_its_position_in_the_callers_list(mode: str) -> None:
+    """Bad input: texts[5] is too long, and texts[1] repeats texts[0] (stored once under its content id);
+    the error names texts[5], the caller's position, not its position among the stored records."""
+    store = FaissStore(_NoLongTexts(dimensions=16))
+    store.write_batch_size = 2
+    texts = ["one", "one", "two", "three", "four", "x" * 50]
+    with pytest.raises(InvalidInputError, match=r"texts\[5\] is 50 characters") as err:
+        if mode == "sync":
+            store.add_texts(texts)
+        else:
+            asyncio.run(store.aadd_texts(texts))
+    assert err.value.index == 5 and err.value.item_id == content_id("x" * 50)
+    assert store.count() == 4
+
+
+def test_returned_ids_line_up_with_the_inputs(emb: FakeEmbedder) -> None:
+    store = FaissStore(emb)
+    texts = ["alpha", "beta", "alpha"]
+    ids = store.add_texts(texts)
+    assert ids == [content_id("alpha"), content_id("beta"), content_id("alpha")]
+    assert dict(zip(ids, texts, strict=True)) == {content_id("alpha"): "alpha", content_id("beta"): "beta"}
+    assert store.count() == 2
+    assert asyncio.run(store.aadd_texts(texts)) == ids
 
 
 def test_bad_queries_and_arguments(emb: FakeEmbedder) -> None:
