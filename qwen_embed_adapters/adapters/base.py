@@ -200,7 +200,9 @@ class VectorStore(ABC):
         starts = list(range(0, len(items), size))
         written: list[str] = []
         # The next batch embeds on a worker thread while the current one is written.
-        with ThreadPoolExecutor(1, thread_name_prefix="embed-ahead") as ahead:
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="embed-ahead")
+        failed = True
+        try:
             pending = ahead.submit(self.embedder.embed_documents, items[:size]) if starts else None
             for n, start in enumerate(starts):
                 b = slice(start, start + size)
@@ -217,6 +219,10 @@ class VectorStore(ABC):
                 except Exception as exc:
                     raise self._write_error(exc, written, id_list[start:]) from exc
                 written.extend(id_list[b])
+            failed = False
+        finally:
+            # On a failure, raise at once: the batch embedding ahead is abandoned, not waited for.
+            ahead.shutdown(wait=not failed, cancel_futures=True)
         # One id per input, in input order (a text repeated in the call repeats its id).
         return [content_id(t) for t in given] if ids is None else list(ids)
 

@@ -445,3 +445,38 @@ def test_hnsw_recall_against_exact_on_random_vectors() -> None:
         approx = {h.id for h in hnsw.search_by_vector(q, 10)}
         found += len(exact & approx)
     assert found / 500 >= 0.95
+
+
+def test_a_failed_write_raises_without_waiting_for_the_batch_embedding_ahead() -> None:
+    """Failure: the first batch's write fails while the second batch is still embedding (a slow,
+    retrying endpoint); WriteError comes at once, with every id not written, and the embedding ahead
+    is abandoned rather than waited for."""
+    import threading
+
+    from qwen_embed_adapters.errors import WriteError
+
+    release, started = threading.Event(), threading.Event()
+    log: list[str] = []
+
+    class SlowSecondBatch(FakeEmbedder):
+        def _embed_batch(self, texts: list[str]) -> np.ndarray:
+            if texts[0] == "c":
+                started.set()
+                release.wait(timeout=30)
+                log.append("second batch embedded")
+            return super()._embed_batch(texts)
+
+    class FailingStore(FaissStore):
+        def _write(self, ids, vectors, texts, metadatas):  # type: ignore[no-untyped-def]
+            started.wait(timeout=30)  # the second batch is embedding now
+            raise RuntimeError("disk full")
+
+    store = FailingStore(SlowSecondBatch(dimensions=16))
+    store.write_batch_size = 2
+    try:
+        with pytest.raises(WriteError, match="disk full") as err:
+            store.add_texts(["a", "b", "c", "d"], ids=["1", "2", "3", "4"])
+        assert log == []  # raised before the second batch finished embedding
+        assert err.value.failed_ids == ["1", "2", "3", "4"] and err.value.written_ids == []
+    finally:
+        release.set()
