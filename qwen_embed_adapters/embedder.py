@@ -119,6 +119,25 @@ class Embedder(ABC):
         """The dimension without a probe request: None until learnt."""
         return self._dimension
 
+    @property
+    def native_dimension(self) -> int | None:
+        """The model's full output width (before MRL truncation), or None while it is unknown."""
+        return self._native_dim
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        """The longest input, in tokens, this engine embeds; None when the engine does not say."""
+        return None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Tokens per text as the model would see them (before truncation); None when the engine
+        cannot count locally (a remote endpoint)."""
+        return None
+
+    def embed_texts(self, texts: Iterable[str]) -> np.ndarray:
+        """Embed texts exactly as given: no instruction, no prompt (what ``qwen-embed serve`` does)."""
+        return self._encode(as_text_list(texts))
+
     def format_queries(self, texts: Iterable[str], instruction: str | None = None) -> list[str]:
         """Wrap queries in Qwen3's ``Instruct: {task}\\nQuery:{query}`` (no wrapping for "")."""
         items = as_text_list(texts, what="queries")

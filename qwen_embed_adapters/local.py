@@ -486,10 +486,6 @@ class LocalEmbedder(Embedder):
         """Async twin of ``embed_documents``."""
         return await self._aencode(self._documents(texts))
 
-    def embed_texts(self, texts: Iterable[str]) -> np.ndarray:
-        """Embed texts exactly as given: no instruction, no prompt (what ``qwen-embed serve`` does)."""
-        return self._encode(as_text_list(texts))
-
     def _documents(self, texts: Iterable[str]) -> list[str]:
         items = as_text_list(texts)
         return [self._document_prefix + t for t in items] if self._document_prefix else items
@@ -518,6 +514,13 @@ class LocalEmbedder(Embedder):
     def token_counts(self, texts: Sequence[str], *, truncate: bool | None = None) -> list[int]:
         """How many tokens each text becomes (``truncate=False``: before truncation)."""
         return [len(x) for x in self.tokenize(texts, truncate=truncate)]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.token_counts(texts, truncate=False)
+
+    @property
+    def max_input_tokens(self) -> int:
+        return self.max_length
 
     # ------------------------------------------------------------------ batching and the forward pass
     def _encode(self, texts: list[str]) -> np.ndarray:

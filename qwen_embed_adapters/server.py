@@ -294,10 +294,10 @@ def build_app(
         gather_ms=gather_ms,
         max_gather_tokens=max_gather_tokens or int(getattr(embedder, "max_batch_tokens", 16384)),
         auto_truncate=auto_truncate,
-        max_length=getattr(embedder, "max_length", None),
+        max_length=embedder.max_input_tokens,
         aliases={_model_key(name), _model_key(embedder.model)},
     )
-    embed_fn: Callable[[list[str]], np.ndarray] = getattr(embedder, "embed_texts", embedder.embed_documents)
+    embed_fn: Callable[[list[str]], np.ndarray] = embedder.embed_texts
     gatherer = (
         RequestGatherer(embed_fn, window_s=gather_ms / 1000.0, max_tokens=settings.max_gather_tokens)
         if gather_ms > 0
@@ -305,11 +305,8 @@ def build_app(
     )
 
     def count_tokens(texts: list[str]) -> list[int]:
-        counter = getattr(embedder, "token_counts", None)
-        if counter is None:
-            return [max(1, len(t.split())) for t in texts]
-        counts: list[int] = counter(texts, truncate=False)
-        return counts
+        counts = embedder.count_tokens(texts)
+        return counts if counts is not None else [max(1, len(t.split())) for t in texts]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
