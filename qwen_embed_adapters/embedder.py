@@ -308,28 +308,3 @@ class Embedder(ABC):
             "query_instruction": self._explicit_instruction,
         }
 
-
-def embedder_from_config(config: dict[str, Any]) -> Embedder:
-    """Rebuild an embedder from ``Embedder.to_config()`` output.
-
-    >>> cfg = RemoteEmbedder("http://localhost:8000/v1", dimensions=256).to_config()  # doctest: +SKIP
-    >>> embedder_from_config(cfg).dimension  # doctest: +SKIP
-    256
-    """
-    if not isinstance(config, dict) or "engine" not in config:
-        raise ConfigurationError(f"an embedder config is a dict with an 'engine' key, got {config!r:.200}")
-    cfg = dict(config)
-    engine = cfg.pop("engine")
-    if engine == "remote":
-        from .remote import RemoteEmbedder
-
-        return RemoteEmbedder.from_config(cfg)
-    if engine == "local":
-        from .local import LocalEmbedder
-
-        return LocalEmbedder.from_config(cfg)  # type: ignore[attr-defined,no-any-return]
-    if engine == "fake":
-        from .testing import FakeEmbedder
-
-        return FakeEmbedder(**cfg)
-    raise ConfigurationError(f"unknown embedder engine {engine!r}; expected 'remote', 'local' or 'fake'")

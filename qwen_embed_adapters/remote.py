@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -315,39 +314,3 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         await self._aclose_async_client()
         self.close()
 
-
-def embedder_from_env(environ: dict[str, str] | None = None) -> Embedder:
-    """Build an embedder from ``QWEN_EMBED_*`` variables.
-
-    ``QWEN_EMBED_BASE_URL`` (required for the remote engine), ``QWEN_EMBED_MODEL``,
-    ``QWEN_EMBED_DIMENSIONS``, ``QWEN_EMBED_API_KEY``. With ``QWEN_EMBED_ENGINE=local`` (or no base
-    URL but ``QWEN_EMBED_ENGINE`` set to local) a LocalEmbedder is built from ``QWEN_EMBED_MODEL``.
-    """
-    env = os.environ if environ is None else environ
-    dims_raw = env.get("QWEN_EMBED_DIMENSIONS", "").strip()
-    dims: int | None = None
-    if dims_raw:
-        try:
-            dims = int(dims_raw)
-        except ValueError:
-            raise ConfigurationError(f"QWEN_EMBED_DIMENSIONS must be an integer, got {dims_raw!r}") from None
-    engine = env.get("QWEN_EMBED_ENGINE", "").strip().lower()
-    base_url = env.get("QWEN_EMBED_BASE_URL", "").strip()
-    model = env.get("QWEN_EMBED_MODEL", "").strip()
-    if engine == "local":
-        from .local import LocalEmbedder
-
-        return LocalEmbedder(model or "Qwen/Qwen3-Embedding-0.6B", dimensions=dims)  # type: ignore[no-any-return]
-    if not base_url:
-        raise ConfigurationError(
-            "missing QWEN_EMBED_BASE_URL: pass base_url to RemoteEmbedder or set QWEN_EMBED_BASE_URL "
-            "(e.g. http://localhost:30000/v1); set QWEN_EMBED_ENGINE=local for the in-process engine"
-        )
-    key = env.get("QWEN_EMBED_API_KEY") or None
-    return RemoteEmbedder(
-        base_url,
-        model or "Qwen3-Embedding-0.6B",
-        api_key=key,
-        api_key_env="QWEN_EMBED_API_KEY" if key else None,
-        dimensions=dims,
-    )

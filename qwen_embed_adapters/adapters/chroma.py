@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import numpy as np
 
 from .. import models
-from ..embedder import Embedder, embedder_from_config
+from ..config import embedder_from_config
+from ..embedder import Embedder
 from ..errors import (
     ConfigurationError,
     DimensionMismatchError,

@@ -19,7 +19,7 @@ chromadb = pytest.importorskip("chromadb")
 from chromadb.config import Settings  # noqa: E402
 from chromadb.utils.embedding_functions import known_embedding_functions  # noqa: E402
 
-import qwen_embed_adapters.embedder as embedder_module  # noqa: E402
+import qwen_embed_adapters.config as config_module  # noqa: E402
 from qwen_embed_adapters import RemoteEmbedder  # noqa: E402
 from qwen_embed_adapters.adapters import chroma as qc  # noqa: E402
 from qwen_embed_adapters.adapters.base import VectorStore, content_id  # noqa: E402
@@ -152,7 +152,7 @@ def test_build_from_config_reuses_a_live_function(monkeypatch):
     emb = fake(32)
     ef = QwenEmbeddingFunction(emb)
     built = []
-    real = embedder_module.embedder_from_config
+    real = config_module.embedder_from_config
     monkeypatch.setattr(qc, "embedder_from_config", lambda c: built.append(c) or real(c))
     assert QwenEmbeddingFunction.build_from_config(ef.get_config()) is ef
     assert built == []
@@ -160,7 +160,7 @@ def test_build_from_config_reuses_a_live_function(monkeypatch):
 
 def test_build_from_config_caches_rebuilt_functions(monkeypatch):
     built = []
-    real = embedder_module.embedder_from_config
+    real = config_module.embedder_from_config
     monkeypatch.setattr(qc, "embedder_from_config", lambda c: built.append(c) or real(c))
     cfg = {"version": 1, "embedder": {"engine": "fake", "model": "cache-probe", "dimensions": 24,
                                       "query_instruction": None}}
