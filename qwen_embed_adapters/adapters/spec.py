@@ -4,8 +4,8 @@
 
     store = store_from_spec("milvus:///data/kb.db?collection=kb", embedder)      # Milvus Lite file
     store = store_from_spec("milvus+http://milvus:19530/kb", embedder)           # a Milvus server (+https too)
-    store = store_from_spec("chroma+http://chroma:8000/kb", embedder)            # a Chroma server
-    store = store_from_spec("chroma:///data/chroma/kb", embedder)                # PersistentClient(/data/chroma)
+    store = store_from_spec("chroma+http://chroma:8000/docs", embedder)          # a Chroma server
+    store = store_from_spec("chroma:///data/chroma/docs", embedder)              # PersistentClient(/data/chroma)
     store = store_from_spec("pinecone://kb-abc123.svc.pinecone.io?namespace=x", embedder)  # key: $PINECONE_API_KEY
     store = store_from_spec("faiss:///data/faiss-kb", embedder)                  # FaissStore(path=...)
     store = store_from_spec({"store": "milvus", "uri": "./kb.db", "collection": "kb"}, embedder)
@@ -22,6 +22,7 @@ A relative path is written without slashes (``milvus:kb.db``, ``faiss:indexes/kb
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -160,7 +161,8 @@ def chroma_client(uri: str) -> Any:
         raise MissingDependencyError("chromadb", "chroma", "the chroma store") from None
     if uri.startswith(("http://", "https://")):
         parts = urlsplit(uri)
-        return chromadb.HttpClient(host=parts.hostname or "localhost", port=parts.port or 8000,
+        return chromadb.HttpClient(host=parts.hostname or "localhost",
+                                   port=parts.port or (443 if parts.scheme == "https" else 8000),
                                    ssl=parts.scheme == "https")
     return chromadb.PersistentClient(path=uri)
 
@@ -193,6 +195,19 @@ def _build_faiss(spec: dict[str, Any], embedder: Embedder) -> VectorStore:
     return FaissStore(embedder, path=spec["path"], metric=spec["metric"], index=spec["index"])
 
 
+_CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+
+
+def _check_chroma(spec: dict[str, Any]) -> str | None:
+    if not spec.get("uri"):
+        return "needs 'uri'"
+    name = spec.get("collection")
+    if not isinstance(name, str) or not _CHROMA_NAME.fullmatch(name):
+        return (f"takes collection names of 3-512 characters from [a-zA-Z0-9._-], starting and ending with a "
+                f"letter or digit; got {name!r}")
+    return None
+
+
 def _needs(*keys: str) -> Callable[[dict[str, Any]], str | None]:
     def check(spec: dict[str, Any]) -> str | None:
         if any(spec.get(k) for k in keys):
@@ -206,7 +221,7 @@ def _needs(*keys: str) -> Callable[[dict[str, Any]], str | None]:
 STORES: dict[str, StoreKind] = {
     "milvus": StoreKind({"uri": None, "collection": "documents", "token_env": None, "db_name": None,
                          "metric": "COSINE"}, _milvus_uri, _build_milvus, _needs("uri")),
-    "chroma": StoreKind({"uri": None, "collection": "documents"}, _chroma_uri, _build_chroma, _needs("uri")),
+    "chroma": StoreKind({"uri": None, "collection": "documents"}, _chroma_uri, _build_chroma, _check_chroma),
     "pinecone": StoreKind({"host": None, "index": None, "namespace": "", "api_key_env": "PINECONE_API_KEY",
                            "controller_host": None, "cloud": "aws", "region": "us-east-1"},
                           _pinecone_uri, _build_pinecone, _needs("host", "index")),
