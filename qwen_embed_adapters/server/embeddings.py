@@ -1,0 +1,179 @@
+"""``POST /v1/embeddings``: OpenAI's request and response, checked item by item."""
+
+# No `from __future__ import annotations`: FastAPI resolves route annotations (Request) at runtime.
+
+import asyncio
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import models
+from ..embedder import Embedder
+from ..errors import InvalidInputError, QwenEmbedError
+from ..vectors import truncate_normalize
+from .errors import APIError
+from .gatherer import RequestGatherer
+from .settings import ServerSettings, read_json_object
+
+
+def parse_input(value: Any, max_inputs: int) -> list[str]:
+    """``input`` as a list of non-empty strings, or APIError(400) naming the bad item."""
+    if value is None:
+        raise APIError(400, "'input' is required: a string or a list of strings", param="input")
+    if isinstance(value, str):
+        items: list[Any] = [value]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise APIError(
+            400, f"'input' must be a string or a list of strings, got {type(value).__name__}", param="input"
+        )
+    if not items:
+        raise APIError(400, "'input' is an empty list; send at least one string", param="input")
+    if len(items) > max_inputs:
+        raise APIError(
+            400, f"'input' holds {len(items)} items; this server takes at most {max_inputs} per request",
+            param="input", code="too_many_inputs",
+        )
+    for i, item in enumerate(items):
+        _check_item(item, "input" if isinstance(value, str) else f"input[{i}]")
+    return items
+
+
+def _check_item(item: Any, where: str) -> None:
+    if isinstance(item, (int, list)) and not isinstance(item, bool):
+        raise APIError(
+            400, f"{where} is {type(item).__name__}: token-id arrays are not supported, send text",
+            param="input",
+        )
+    if not isinstance(item, str):
+        raise APIError(400, f"{where} is {type(item).__name__}, not a string", param="input")
+    if not item:
+        raise APIError(400, f"{where} is an empty string", param="input")
+
+
+def dimension_range(embedder: Embedder) -> tuple[int, int]:
+    top = embedder.dimension
+    info = models.lookup(embedder.model)
+    low = info.min_dim if info is not None and info.min_dim else 1
+    return min(low, top), top
+
+
+def parse_dimensions(value: Any, embedder: Embedder) -> int | None:
+    if value is None:
+        return None
+    low, top = dimension_range(embedder)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise APIError(400, f"'dimensions' must be an integer, got {value!r:.50}", param="dimensions")
+    if not low <= value <= top:
+        raise APIError(
+            400, f"'dimensions' must be between {low} and {top} for this model, got {value}",
+            param="dimensions", code="invalid_dimensions",
+        )
+    return value
+
+
+def parse_format(value: Any) -> str:
+    fmt = "float" if value is None else value
+    if fmt not in ("float", "base64"):
+        raise APIError(
+            400, f"'encoding_format' must be 'float' or 'base64', got {fmt!r:.50}", param="encoding_format"
+        )
+    return str(fmt)
+
+
+def encode_vectors(vectors: np.ndarray, fmt: str) -> list[Any]:
+    if fmt == "base64":
+        le = np.ascontiguousarray(vectors, dtype="<f4")
+        return [base64.b64encode(row.tobytes()).decode("ascii") for row in le]
+    out: list[Any] = np.asarray(vectors, dtype=np.float32).tolist()
+    return out
+
+
+class EmbeddingsRoute:
+    """The body of ``POST /v1/embeddings`` over one embedder (and its gatherer, when gathering)."""
+
+    def __init__(self, embedder: Embedder, settings: ServerSettings, gatherer: RequestGatherer | None) -> None:
+        self.embedder = embedder
+        self.settings = settings
+        self.gatherer = gatherer
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        counts = self.embedder.count_tokens(texts)
+        return counts if counts is not None else [max(1, len(t.split())) for t in texts]
+
+    def check_model(self, model: Any) -> None:
+        if model is not None and (not isinstance(model, str) or not self.settings.knows_model(model)):
+            raise APIError(
+                404, f"model {model!r:.100} is not served here; this server serves {self.settings.model_name!r}",
+                param="model", code="model_not_found",
+            )
+
+    def check_lengths(self, counts: list[int], single: bool) -> None:
+        """Refuse (or, under auto-truncate, cap) counts over the model's limit; ``counts`` is updated in place."""
+        limit = self.settings.max_length
+        if limit is None:
+            return
+        for i, n in enumerate(counts):
+            if n <= limit:
+                continue
+            if self.settings.auto_truncate:
+                counts[i] = limit
+                continue
+            where = "input" if single else f"input[{i}]"
+            raise APIError(
+                400, f"{where} is {n} tokens long; this model takes at most {limit} "
+                "(shorten it, or start the server with --auto-truncate)",
+                param="input", code="context_length_exceeded",
+            )
+
+    async def embed(self, texts: list[str], tokens: int) -> np.ndarray:
+        embed_fn: Callable[[list[str]], np.ndarray] = self.embedder.embed_texts
+        try:
+            if self.gatherer is not None:
+                return await self.gatherer.submit(texts, tokens)
+            return await asyncio.to_thread(embed_fn, texts)
+        except InvalidInputError as exc:
+            raise APIError(400, str(exc), param="input") from None
+        except QwenEmbedError as exc:
+            raise APIError(500, f"embedding failed: {exc}", type="server_error") from None
+
+    async def __call__(self, request: Any) -> Any:
+        from fastapi.responses import Response
+
+        body = await read_json_object(request)
+        self.check_model(body.get("model"))
+        texts = parse_input(body.get("input"), self.settings.max_inputs)
+        fmt = parse_format(body.get("encoding_format", "float"))
+        dims = parse_dimensions(body.get("dimensions"), self.embedder)
+        counts = await asyncio.to_thread(self.count_tokens, texts)
+        self.check_lengths(counts, isinstance(body.get("input"), str))
+        vectors = await self.embed(texts, sum(counts))
+        if dims is not None and dims != vectors.shape[1]:
+            vectors = truncate_normalize(vectors, dims)
+        encoded = encode_vectors(vectors, fmt)
+        total = int(sum(counts))
+        payload = {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
+            "model": self.settings.model_name,
+            "usage": {"prompt_tokens": total, "total_tokens": total},
+        }
+        return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+
+
+def add_embedding_routes(app: Any, embedder: Embedder, settings: ServerSettings,
+                         gatherer: RequestGatherer | None) -> EmbeddingsRoute:
+    """Register ``POST /v1/embeddings``."""
+    from fastapi import Request
+
+    route = EmbeddingsRoute(embedder, settings, gatherer)
+
+    async def embeddings(request: Request) -> Any:
+        return await route(request)
+
+    app.add_api_route("/v1/embeddings", embeddings, methods=["POST"])
+    return route
