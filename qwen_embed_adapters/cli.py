@@ -46,6 +46,12 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     p.add_argument("--reranker", default=None, metavar="MODEL",
                    help="also serve POST /v1/rerank with this Qwen3-Reranker (hub id or folder)")
+    p.add_argument("--payload-limit", type=int, default=2_000_000,
+                   help="largest request body in bytes; larger ones get 413 (default 2000000)")
+    p.add_argument("--max-concurrent-requests", type=int, default=512,
+                   help="requests served or waiting at once; more get 429 with Retry-After (default 512)")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="on SIGTERM, seconds to let requests in progress finish before exiting (default 30)")
     p.set_defaults(func=_run_serve)
 
 
@@ -80,6 +86,8 @@ def _run_serve(args: argparse.Namespace) -> int:
             max_inputs=args.max_inputs,
             gather_ms=args.gather_ms,
             auto_truncate=args.auto_truncate,
+            payload_limit=args.payload_limit,
+            max_concurrent_requests=args.max_concurrent_requests,
         )
     except QwenEmbedError as exc:
         print(f"qwen-embed serve: {exc}", file=sys.stderr)
@@ -93,7 +101,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     if app.state.reranker is not None:
         print(f"qwen-embed serve: reranker {app.state.reranker.model} on http://{args.host}:{args.port}/v1/rerank",
               flush=True)
-    run(app, host=args.host, port=args.port, log_level=args.log_level)
+    run(app, host=args.host, port=args.port, log_level=args.log_level, graceful_timeout=args.graceful_timeout)
     return 0
 
 

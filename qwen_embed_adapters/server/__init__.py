@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .app import build_app, run
+from .body import read_json_object
 from .errors import APIError, error_response
 from .gatherer import RequestGatherer
 from .rerank import add_rerank_routes
-from .settings import ServerSettings, read_json_object
+from .settings import ServerSettings
 
 __all__: Sequence[str] = [
     "APIError",

@@ -3,7 +3,7 @@
 import hmac
 from typing import Any
 
-from .errors import APIError, error_response
+from .errors import APIError
 
 KEY_MESSAGE = "missing or wrong API key: send 'Authorization: Bearer <key>'"
 
@@ -20,15 +20,3 @@ def check_key(request: Any, api_key: str | None) -> None:
     """Raise APIError(401) unless the request carries the key (no-op without a key)."""
     if api_key and not key_ok(request.headers.get("authorization", ""), api_key):
         raise APIError(401, KEY_MESSAGE, code="invalid_api_key")
-
-
-def install_auth(app: Any, api_key: str | None) -> None:
-    """Guard every ``/v1/`` path with the key; ``/health`` stays open."""
-    from fastapi import Request
-
-    @app.middleware("http")
-    async def _auth(request: Request, call_next: Any) -> Any:
-        if api_key and request.url.path.startswith("/v1/"):
-            if not key_ok(request.headers.get("authorization", ""), api_key):
-                return error_response(APIError(401, KEY_MESSAGE, code="invalid_api_key"))
-        return await call_next(request)

@@ -5,6 +5,7 @@
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +15,19 @@ from .. import models
 from ..embedder import Embedder
 from ..errors import InvalidInputError, QwenEmbedError
 from ..vectors import truncate_normalize
+from .body import check_text, read_json_object
 from .errors import APIError
 from .gatherer import RequestGatherer
-from .settings import ServerSettings, read_json_object
+from .metrics import ServerMetrics
+from .settings import ServerSettings
+
+#: No token of a real vocabulary is longer than this many characters on average over a whole text, so a
+#: text over ``max_length * CHARS_PER_TOKEN`` characters is over ``max_length`` tokens without tokenising
+#: it (a 2 MB string would take seconds to tokenise). Only pathological text (long runs of one symbol)
+#: averages more; under --auto-truncate it is cut to this many characters, then to max_length tokens.
+CHARS_PER_TOKEN = 16
+#: Answers above this many floats are encoded in a worker thread, not on the event loop.
+THREAD_ENCODE_FLOATS = 64 * 1024
 
 
 def parse_input(value: Any, max_inputs: int) -> list[str]:
@@ -53,6 +64,7 @@ def _check_item(item: Any, where: str) -> None:
         raise APIError(400, f"{where} is {type(item).__name__}, not a string", param="input")
     if not item:
         raise APIError(400, f"{where} is an empty string", param="input")
+    check_text(item, where, "input")
 
 
 def dimension_range(embedder: Embedder) -> tuple[int, int]:
@@ -93,13 +105,48 @@ def encode_vectors(vectors: np.ndarray, fmt: str) -> list[Any]:
     return out
 
 
+def render(vectors: np.ndarray, fmt: str, model: str, total_tokens: int) -> bytes:
+    """OpenAI's embeddings answer as JSON bytes."""
+    encoded = encode_vectors(vectors, fmt)
+    payload = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
+        "model": model,
+        "usage": {"prompt_tokens": total_tokens, "total_tokens": total_tokens},
+    }
+    return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+
 class EmbeddingsRoute:
     """The body of ``POST /v1/embeddings`` over one embedder (and its gatherer, when gathering)."""
 
-    def __init__(self, embedder: Embedder, settings: ServerSettings, gatherer: RequestGatherer | None) -> None:
+    def __init__(self, embedder: Embedder, settings: ServerSettings, gatherer: RequestGatherer | None,
+                 metrics: ServerMetrics | None = None) -> None:
         self.embedder = embedder
         self.settings = settings
         self.gatherer = gatherer
+        self.metrics = metrics or ServerMetrics()
+
+    def bound_chars(self, texts: list[str], single: bool) -> list[str]:
+        """Refuse (or, under auto-truncate, cut) texts too long in characters to fit, before tokenising them."""
+        limit = self.settings.max_length
+        if limit is None:
+            return texts
+        cap = limit * CHARS_PER_TOKEN
+        out = list(texts)
+        for i, text in enumerate(texts):
+            if len(text) <= cap:
+                continue
+            if self.settings.auto_truncate:
+                out[i] = text[:cap]
+                continue
+            where = "input" if single else f"input[{i}]"
+            raise APIError(
+                400, f"{where} is {len(text)} characters long, far over the {limit} tokens this model takes "
+                "(shorten it, or start the server with --auto-truncate)",
+                param="input", code="context_length_exceeded",
+            )
+        return out
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         counts = self.embedder.count_tokens(texts)
@@ -130,12 +177,19 @@ class EmbeddingsRoute:
                 param="input", code="context_length_exceeded",
             )
 
-    async def embed(self, texts: list[str], tokens: int) -> np.ndarray:
+    async def embed(self, texts: list[str], counts: list[int]) -> np.ndarray:
         embed_fn: Callable[[list[str]], np.ndarray] = self.embedder.embed_texts
         try:
             if self.gatherer is not None:
-                return await self.gatherer.submit(texts, tokens)
-            return await asyncio.to_thread(embed_fn, texts)
+                return await self.gatherer.submit(texts, counts)
+            queued = time.perf_counter()
+
+            def timed() -> np.ndarray:
+                self.metrics.observe_queue(time.perf_counter() - queued)
+                self.metrics.observe_batch(len(texts))
+                return embed_fn(texts)
+
+            return await asyncio.to_thread(timed)
         except InvalidInputError as exc:
             raise APIError(400, str(exc), param="input") from None
         except QwenEmbedError as exc:
@@ -146,31 +200,28 @@ class EmbeddingsRoute:
 
         body = await read_json_object(request)
         self.check_model(body.get("model"))
-        texts = parse_input(body.get("input"), self.settings.max_inputs)
+        single = isinstance(body.get("input"), str)
+        texts = self.bound_chars(parse_input(body.get("input"), self.settings.max_inputs), single)
         fmt = parse_format(body.get("encoding_format", "float"))
         dims = parse_dimensions(body.get("dimensions"), self.embedder)
         counts = await asyncio.to_thread(self.count_tokens, texts)
-        self.check_lengths(counts, isinstance(body.get("input"), str))
-        vectors = await self.embed(texts, sum(counts))
+        self.check_lengths(counts, single)
+        self.metrics.observe_inputs("/v1/embeddings", len(texts), int(sum(counts)))
+        vectors = await self.embed(texts, counts)
         if dims is not None and dims != vectors.shape[1]:
             vectors = truncate_normalize(vectors, dims)
-        encoded = encode_vectors(vectors, fmt)
-        total = int(sum(counts))
-        payload = {
-            "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
-            "model": self.settings.model_name,
-            "usage": {"prompt_tokens": total, "total_tokens": total},
-        }
-        return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+        args = (vectors, fmt, self.settings.model_name, int(sum(counts)))
+        big = vectors.size > THREAD_ENCODE_FLOATS
+        content = await asyncio.to_thread(render, *args) if big else render(*args)
+        return Response(content, media_type="application/json")
 
 
 def add_embedding_routes(app: Any, embedder: Embedder, settings: ServerSettings,
-                         gatherer: RequestGatherer | None) -> EmbeddingsRoute:
+                         gatherer: RequestGatherer | None, metrics: ServerMetrics | None = None) -> EmbeddingsRoute:
     """Register ``POST /v1/embeddings``."""
     from fastapi import Request
 
-    route = EmbeddingsRoute(embedder, settings, gatherer)
+    route = EmbeddingsRoute(embedder, settings, gatherer, metrics)
 
     async def embeddings(request: Request) -> Any:
         return await route(request)

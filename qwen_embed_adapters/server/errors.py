@@ -1,8 +1,11 @@
 """OpenAI-shaped errors: ``{"error": {"message", "type", "param", "code"}}`` for every failure."""
 
+import logging
 from typing import Any
 
 from ..errors import MissingDependencyError
+
+logger = logging.getLogger("qwen_embed_adapters.server")
 
 
 def import_fastapi() -> Any:
@@ -53,6 +56,8 @@ def install_error_handlers(app: Any) -> None:
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> Any:
+        if exc.status >= 500:
+            logger.error("request %s: %s", getattr(request.state, "request_id", "-"), exc.message)
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)

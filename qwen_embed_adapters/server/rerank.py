@@ -10,8 +10,9 @@ import numpy as np
 
 from ..errors import InvalidInputError, QwenEmbedError
 from .auth import check_key
+from .body import check_text, read_json_object
 from .errors import APIError
-from .settings import ServerSettings, model_key, read_json_object, served_name
+from .settings import ServerSettings, model_key, served_name
 
 
 def parse_documents(value: Any, param: str, max_inputs: int) -> list[str]:
@@ -27,6 +28,7 @@ def parse_documents(value: Any, param: str, max_inputs: int) -> list[str]:
             d = d["text"]
         if not isinstance(d, str):
             raise APIError(400, f"{param}[{i}] must be a string, got {type(d).__name__}", param=param)
+        check_text(d, f"{param}[{i}]", param)
         docs.append(d)
     return docs
 
@@ -87,6 +89,7 @@ class RerankRoute:
         query = body.get("query")
         if not isinstance(query, str) or not query:
             raise APIError(400, "'query' must be a non-empty string", param="query")
+        check_text(query, "query", "query")
         tei = "texts" in body and "documents" not in body
         if not tei and "documents" not in body:
             raise APIError(400, "missing 'documents' (or TEI's 'texts')", param="documents")

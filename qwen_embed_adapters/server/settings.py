@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
-
-from .errors import APIError
 
 DEFAULT_MAX_INPUTS = 2048
 DEFAULT_GATHER_MS = 5.0
+DEFAULT_PAYLOAD_LIMIT = 2_000_000  # bytes, as TEI's --payload-limit
+DEFAULT_MAX_CONCURRENT = 512  # requests served or waiting at once, as TEI
 
 
 @dataclass
@@ -25,6 +23,8 @@ class ServerSettings:
     max_gather_tokens: int = 16384
     auto_truncate: bool = False
     max_length: int | None = None
+    payload_limit: int = DEFAULT_PAYLOAD_LIMIT
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
     aliases: set[str] = field(default_factory=set)
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -40,15 +40,3 @@ def model_key(name: str) -> str:
 def served_name(model: str) -> str:
     """The id a model is served under: its folder name (``Qwen/Qwen3-Embedding-0.6B`` -> ``Qwen3-Embedding-0.6B``)."""
     return PurePath(model.rstrip("/\\")).name or model
-
-
-async def read_json_object(request: Any) -> dict[str, Any]:
-    """The request body as a JSON object, or an APIError(400) saying what is wrong with it."""
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"the request body is not valid JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise APIError(400, f"the request body must be a JSON object, got {type(body).__name__}")
-    return body
