@@ -4,7 +4,7 @@
 - ``/v1/*`` without the key answers 401,
 - more than ``max_concurrent`` requests at once answers 429 with ``Retry-After``,
 - a body over ``payload_limit`` answers 413 before the rest is read (at once when ``Content-Length``
-  says so, else as soon as the count passes the limit),
+  says so, else as soon as the count passes the limit); the rest is never buffered,
 - an exception nobody handled answers 500 JSON naming the request id, which is logged with the traceback.
 """
 
@@ -29,6 +29,10 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+#: After a 413 for a body that declared at most this many bytes, the server reads and discards the rest so
+#: the client (still sending) can read the answer; past it, or without a length, it closes the connection.
+DISCARD_LIMIT = 64 * 2**20
 
 #: Paths that stay cheap and open under load (still 503 while draining, so balancers stop sending).
 UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
@@ -157,7 +161,7 @@ class Guard:
         close = [(b"connection", b"close")]
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > limit:
-            await send_error(send, _too_large(limit, int(declared)), close)
+            await send_error(send, _too_large(limit, int(declared)), None if int(declared) <= DISCARD_LIMIT else close)
             return
         body = await _read_body(receive, limit)
         if body is None:
