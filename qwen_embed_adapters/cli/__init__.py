@@ -64,6 +64,12 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     p.add_argument("--reranker", default=None, metavar="MODEL",
                    help="also serve POST /v1/rerank with this Qwen3-Reranker (hub id or folder)")
+    p.add_argument("--payload-limit", type=int, default=2_000_000,
+                   help="largest request body in bytes; larger ones get 413 (default 2000000)")
+    p.add_argument("--max-concurrent-requests", type=int, default=512,
+                   help="requests served or waiting at once; more get 429 with Retry-After (default 512)")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="on SIGTERM, seconds to let requests in progress finish before exiting (default 30)")
     p.set_defaults(func=_command("serve", wrap=False))
 
 

@@ -39,6 +39,8 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any]:
         max_inputs=args.max_inputs,
         gather_ms=args.gather_ms,
         auto_truncate=args.auto_truncate,
+        payload_limit=args.payload_limit,
+        max_concurrent_requests=args.max_concurrent_requests,
     )
     return embedder, app
 
@@ -61,5 +63,6 @@ def run(args: argparse.Namespace) -> int:
     if app.state.reranker is not None:
         print(f"qwen-embed serve: reranker {app.state.reranker.model} on http://{args.host}:{args.port}/v1/rerank",
               flush=True)
-    run_server(app, host=args.host, port=args.port, log_level=args.log_level)
+    run_server(app, host=args.host, port=args.port, log_level=args.log_level,
+               graceful_timeout=args.graceful_timeout)
     return 0
