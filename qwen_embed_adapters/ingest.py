@@ -248,7 +248,7 @@ class _Run:
             positions.append(pos)
         while True:
             try:
-                self.store._validate_batch(ids, texts, metas)
+                self.store.check_batch(ids, texts, metas)
                 break
             except InvalidInputError as exc:
                 k = exc.index
@@ -318,13 +318,13 @@ class _Run:
                 keep = [i for i, x in enumerate(batch.ids) if x not in have]
                 if not keep:
                     return
-                self.store._write(
+                self.store.write_batch(
                     [batch.ids[i] for i in keep], vectors[keep],
                     [batch.texts[i] for i in keep], [batch.metadatas[i] for i in keep],
                 )
                 return
         batch.attempted = True
-        self.store._write(batch.ids, vectors, batch.texts, batch.metadatas)
+        self.store.write_batch(batch.ids, vectors, batch.texts, batch.metadatas)
 
     def _check_vectors(self, batch: _Batch, vectors: Any) -> np.ndarray:
         arr = np.asarray(vectors, dtype=np.float32)

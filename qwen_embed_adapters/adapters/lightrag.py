@@ -405,7 +405,7 @@ def lightrag_env_values(
             "serve the model (e.g. `qwen-embed serve`) and pass host='http://HOST:PORT/v1'"
         )
     dimension = embedder.dimension
-    native = embedder._native_dim
+    native = embedder.native_dimension
     values: dict[str, str] = {
         "EMBEDDING_BINDING": "openai",
         "EMBEDDING_BINDING_HOST": url.rstrip("/"),

@@ -47,7 +47,7 @@ from ..errors import (
     WriteError,
 )
 from ..vectors import to_list
-from .base import Hit, VectorStore
+from .base import Hit, VectorStore, check_ids
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +318,7 @@ class PineconeStore(VectorStore):
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
         """Close the index handle if this store opened it (``create``)."""
+        super().close()
         if self._owns_index and not self.is_async and hasattr(self.index, "close"):
             self.index.close()
 
@@ -327,18 +328,7 @@ class PineconeStore(VectorStore):
             result = self.index.close()
             if inspect.isawaitable(result):
                 await result
-
-    def __enter__(self) -> PineconeStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> PineconeStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        super().close()
 
     # ---------------------------------------------------------------- dimension
     def _sync_only(self, what: str) -> None:
@@ -551,12 +541,7 @@ class PineconeStore(VectorStore):
 
     @staticmethod
     def _id_chunks(ids: Sequence[str], size: int) -> list[list[str]]:
-        if isinstance(ids, str):
-            raise InvalidInputError("ids: expected a sequence of str, got a single str")
-        id_list = list(ids)
-        for i, x in enumerate(id_list):
-            if not isinstance(x, str) or not x:
-                raise InvalidInputError(f"ids[{i}] must be a non-empty str, got {x!r}", index=i)
+        id_list = check_ids(ids)
         return [id_list[i : i + size] for i in range(0, len(id_list), size)]
 
     def delete(self, ids: Sequence[str]) -> None:

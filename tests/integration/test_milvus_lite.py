@@ -252,7 +252,7 @@ async def test_async_twins_use_the_async_client(open_store: Callable[..., Milvus
     assert await store.acount() == 290
     assert await store.aensure_dimension() == DIM
     await store.aclose()
-    assert store._aclients == {}
+    assert not store._aclients
 
 
 def test_existing_client_is_used_and_left_open(db_path: Path) -> None:
