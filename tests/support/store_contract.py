@@ -305,3 +305,35 @@ class StoreContract:
         want = store.search(QUERY, top_k=4, rerank=reranker, candidates=10)
         got = await store.asearch(QUERY, top_k=4, rerank=reranker, candidates=10)
         check_two_stage(got, want)
+
+
+class MilvusContract(StoreContract):
+    """The contract on a Milvus deployment: subclass and provide ``milvus_uri`` (a Lite ``.db`` path or
+    an ``http://host:port`` URI) and, for a secured server, ``milvus_token``. Each test uses a fresh
+    collection on it; the async twins go through ``AsyncMilvusClient``."""
+
+    @pytest.fixture
+    def milvus_uri(self) -> str:
+        raise NotImplementedError("a MilvusContract subclass provides the milvus_uri fixture")
+
+    @pytest.fixture
+    def milvus_token(self) -> str | None:
+        return None
+
+    @pytest.fixture
+    def open_store(self, milvus_uri: str, milvus_token: str | None) -> Iterator[OpenStore]:
+        from qwen_embed_adapters.adapters.milvus import MilvusStore
+
+        collection = unique_name("contract").replace("-", "_")
+        opened: list[VectorStore] = []
+
+        def open_(embedder: Embedder) -> VectorStore:
+            store = MilvusStore(milvus_uri, collection, embedder, token=milvus_token)
+            opened.append(store)
+            return store
+
+        yield open_
+        for s in opened:
+            s.close()
+        with MilvusStore(milvus_uri, collection, FakeEmbedder(), token=milvus_token) as cleanup:
+            cleanup.drop()  # a server keeps collections across tests; Lite's .db would grow too
