@@ -33,6 +33,7 @@ import numpy as np
 
 from .adapters.base import content_id, prepare_records
 from .errors import DimensionMismatchError, IngestError, InvalidInputError, QwenEmbedError, WriteError
+from .vectors import check_unicode
 
 if TYPE_CHECKING:
     from .adapters.base import VectorStore
@@ -396,6 +397,7 @@ def _normalise(record: Any, pos: int) -> tuple[str, Any, Any]:
     if isinstance(record, str):
         if not record:
             raise InvalidInputError(f"record {pos} is an empty string", index=pos)
+        check_unicode(record, f"record {pos}", index=pos)
         return content_id(record), record, None
     if isinstance(record, Mapping):
         unknown = set(record) - _RECORD_KEYS
@@ -411,6 +413,7 @@ def _normalise(record: Any, pos: int) -> tuple[str, Any, Any]:
             raise InvalidInputError(
                 f"record {pos}: 'text' is {type(text).__name__}, not str: {text!r:.60}", index=pos
             )
+        check_unicode(text, f"record {pos}: 'text'", index=pos)
         rid = record.get("id")
         if rid is None:
             rid = content_id(text) if text else ""

@@ -52,7 +52,7 @@ class Hit:
 
 def content_id(text: str) -> str:
     """The default id of a text: a hash of its content, so re-adding the same text is a no-op."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(check_unicode(text, "text").encode("utf-8")).hexdigest()[:32]
 
 
 def check_ids(ids: Sequence[str], *, what: str = "ids") -> list[str]:
