@@ -333,51 +333,47 @@ class VectorStore(ABC):
         return await asyncio.to_thread(self._search_vector, vector, top_k, filter)
 
     # ---------------------------------------------------------------- public API
+    def _plan_add(
+        self, texts: Iterable[str], ids: Sequence[str] | None, metadatas: Sequence[Mapping[str, Any] | None] | None
+    ) -> _AddPlan:
+        given = as_text_list(texts)
+        items, id_list, metas = prepare_records(given, ids, metadatas)
+        self.check_batch(id_list, items, metas)
+        return _AddPlan(given, ids, items, id_list, metas, self.write_batch_size)
+
     def add_texts(
         self,
         texts: Iterable[str],
         ids: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[str]:
-        """Embed and upsert texts; returns their ids (content hashes unless given).
+        """Embed and upsert texts; returns their ids (content hashes unless given), one per input in
+        input order.
 
         Everything is validated before the first write. If a batch fails, WriteError says which
         ids were written and which were not; re-running stores only what is missing.
         """
-        given = as_text_list(texts)
-        items, id_list, metas = prepare_records(given, ids, metadatas)
-        self.check_batch(id_list, items, metas)
+        plan = self._plan_add(texts, ids, metadatas)
         self.ensure_dimension()
-        positions = _positions(id_list, given, ids)
-        size = self.write_batch_size
-        starts = list(range(0, len(items), size))
-        written: list[str] = []
         # The next batch embeds on a worker thread while the current one is written.
         ahead = ThreadPoolExecutor(1, thread_name_prefix="embed-ahead")
         failed = True
         try:
-            pending = ahead.submit(self.embedder.embed_documents, items[:size]) if starts else None
-            for n, start in enumerate(starts):
-                b = slice(start, start + size)
+            pending = ahead.submit(self.embedder.embed_documents, plan.texts(0)) if plan.batches else None
+            for n, b in enumerate(plan.batches):
                 try:
                     assert pending is not None
                     vectors = pending.result()
-                    pending = (
-                        ahead.submit(self.embedder.embed_documents, items[starts[n + 1] : starts[n + 1] + size])
-                        if n + 1 < len(starts) else None
-                    )
-                    self.write_batch(id_list[b], vectors, items[b], metas[b])
-                except InvalidInputError as exc:
-                    raise _rebased(exc, start, id_list, positions, len(written)) from exc
+                    pending = ahead.submit(self.embedder.embed_documents, plan.texts(n + 1)) if plan.has(n + 1) else None
+                    self.write_batch(plan.ids[b], vectors, plan.items[b], plan.metas[b])
                 except Exception as exc:
-                    raise self._write_error(exc, written, id_list[start:]) from exc
-                written.extend(id_list[b])
+                    raise self._add_failed(exc, plan, b.start) from exc
+                plan.written.extend(plan.ids[b])
             failed = False
         finally:
             # On a failure, raise at once: the batch embedding ahead is abandoned, not waited for.
             ahead.shutdown(wait=not failed, cancel_futures=True)
-        # One id per input, in input order (a text repeated in the call repeats its id).
-        return [content_id(t) for t in given] if ids is None else list(ids)
+        return plan.result()
 
     async def aadd_texts(
         self,
@@ -386,41 +382,32 @@ class VectorStore(ABC):
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[str]:
         """Async twin of ``add_texts``."""
-        given = as_text_list(texts)
-        items, id_list, metas = prepare_records(given, ids, metadatas)
-        self.check_batch(id_list, items, metas)
+        plan = self._plan_add(texts, ids, metadatas)
         await self.aensure_dimension()
-        positions = _positions(id_list, given, ids)
-        size = self.write_batch_size
-        starts = list(range(0, len(items), size))
-        written: list[str] = []
-        pending: asyncio.Future[np.ndarray] | None = (
-            asyncio.ensure_future(self.embedder.aembed_documents(items[:size])) if starts else None
-        )
+        embed = self.embedder.aembed_documents
+        pending = asyncio.ensure_future(embed(plan.texts(0))) if plan.batches else None
         try:
-            for n, start in enumerate(starts):
-                b = slice(start, start + size)
+            for n, b in enumerate(plan.batches):
                 try:
                     assert pending is not None
                     vectors = await pending
-                    pending = (
-                        asyncio.ensure_future(
-                            self.embedder.aembed_documents(items[starts[n + 1] : starts[n + 1] + size])
-                        )
-                        if n + 1 < len(starts) else None
-                    )
-                    await self.awrite_batch(id_list[b], vectors, items[b], metas[b])
-                except InvalidInputError as exc:
-                    raise _rebased(exc, start, id_list, positions, len(written)) from exc
+                    pending = asyncio.ensure_future(embed(plan.texts(n + 1))) if plan.has(n + 1) else None
+                    await self.awrite_batch(plan.ids[b], vectors, plan.items[b], plan.metas[b])
                 except Exception as exc:
-                    raise self._write_error(exc, written, id_list[start:]) from exc
-                written.extend(id_list[b])
+                    raise self._add_failed(exc, plan, b.start) from exc
+                plan.written.extend(plan.ids[b])
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
-        # One id per input, in input order (a text repeated in the call repeats its id).
-        return [content_id(t) for t in given] if ids is None else list(ids)
+        return plan.result()
+
+    def _add_failed(self, exc: Exception, plan: _AddPlan, start: int) -> QwenEmbedError:
+        """What ``add_texts`` raises when the batch at ``start`` fails: a bad item renamed after the
+        caller's list, else WriteError with the ids written and not."""
+        if isinstance(exc, InvalidInputError):
+            return _rebased(exc, start, plan.ids, plan.positions, len(plan.written))
+        return self._write_error(exc, plan.written, plan.ids[start:])
 
     def search(
         self,
@@ -495,6 +482,30 @@ class VectorStore(ABC):
             written_ids=written,
             cause=exc,
         )
+
+
+class _AddPlan:
+    """The records of one ``add_texts`` call, cut into write batches, and what has been written."""
+
+    def __init__(
+        self, given: list[str], ids: Sequence[str] | None, items: list[str], id_list: list[str],
+        metas: list[dict[str, Any]], size: int,
+    ) -> None:
+        self.given, self.explicit = given, ids
+        self.items, self.ids, self.metas = items, id_list, metas
+        self.positions = _positions(id_list, given, ids)
+        self.batches = [slice(start, start + size) for start in range(0, len(items), size)]
+        self.written: list[str] = []
+
+    def has(self, n: int) -> bool:
+        return n < len(self.batches)
+
+    def texts(self, n: int) -> list[str]:
+        return self.items[self.batches[n]]
+
+    def result(self) -> list[str]:
+        # One id per input, in input order (a text repeated in the call repeats its id).
+        return [content_id(t) for t in self.given] if self.explicit is None else list(self.explicit)
 
 
 def _positions(id_list: list[str], given: list[str], ids: Sequence[str] | None) -> list[int]:
