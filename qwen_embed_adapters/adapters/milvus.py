@@ -559,7 +559,7 @@ class MilvusStore(VectorStore):
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the collection holds (for resumable ingestion)."""
-        id_list = [x for x in ids if isinstance(x, str)]
+        id_list = check_ids(ids)
         if not id_list or not self._ensure_loaded():
             return set()
         found: set[str] = set()
