@@ -16,26 +16,16 @@ import random
 import threading
 import time
 from typing import ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
+from ._urls import redact_url  # re-exported: remote.py, rerank.py and doctor.py import it from here
 from .errors import ConfigurationError, EmbeddingServiceError
 
 API_KEY_ENVS = ("QWEN_EMBED_API_KEY", "OPENAI_API_KEY")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 BODY_LIMIT = 800
-
-
-def redact_url(url: str) -> str:
-    """Drop any user:password@ from a URL so it can be logged and shown."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
 
 
 def check_base_url(base_url: str) -> str:
