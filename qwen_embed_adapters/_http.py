@@ -17,8 +17,8 @@ import email.utils
 import logging
 import os
 import random
-import threading
 import re
+import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -95,8 +95,9 @@ def route_candidates(base_url: str, leaf: str, *, swap: tuple[str, ...] = (), v1
         return [url]
     for other in swap:
         if path.endswith("/" + other):
-            url = url[: -len(other)] + leaf
-            return [url]
+            url = url[: -len(other) - 1]
+            path = urlsplit(url).path
+            break
     if not path:
         return [f"{url}/v1/{leaf}", f"{url}/{leaf}"]
     urls = [f"{url}/{leaf}"]
