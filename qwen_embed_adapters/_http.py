@@ -491,7 +491,8 @@ class HTTPClientBase:
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     outcome = exc
             elif kind == "sleep":
-                outcome = time.sleep(arg)
+                time.sleep(arg)
+                outcome = None
             else:
                 outcome = self._send(arg[0], ctx, arg[1])
 
@@ -510,7 +511,8 @@ class HTTPClientBase:
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     outcome = exc
             elif kind == "sleep":
-                outcome = await asyncio.sleep(arg)
+                await asyncio.sleep(arg)
+                outcome = None
             else:
                 outcome = await self._asend(arg[0], ctx, arg[1])
 

@@ -21,6 +21,11 @@ Behaviours:
 - ``service_time`` and ``slots``: each request holds one of ``slots`` for ``service_time`` seconds
   (for throughput benchmarks)
 - ``api_key``: when set, requests without ``Authorization: Bearer <key>`` get 401
+- ``routes``: the POST paths served (default ``/v1/embeddings`` and ``/embeddings``); others get a 404
+  ``{"detail": "Not Found"}``. ``INFINITY_ROUTES`` (``/embeddings`` only) is Infinity's default with no
+  ``--url-prefix`` (FACTS.md, checked against infinity_emb v2: routes ``/embeddings``, ``/rerank``,
+  ``/models``); ``V1_ROUTES`` is vLLM/SGLang/TEI/Ollama (``/v1/embeddings``). ``paths`` records every
+  POST path received, served or not.
 
 Run as a process: ``python -m tests.support.openai_server --port 0 --dim 64`` prints the port.
 """
@@ -42,6 +47,11 @@ from typing import Any
 import numpy as np
 
 from qwen_embed_adapters.testing import _hash_vector
+
+
+DEFAULT_ROUTES = ("/v1/embeddings", "/embeddings")
+INFINITY_ROUTES = ("/embeddings",)
+V1_ROUTES = ("/v1/embeddings",)
 
 
 class _Server(ThreadingHTTPServer):
@@ -72,8 +82,11 @@ class EmbeddingServer:
         api_key: str | None = None,
         port: int = 0,
         reverse: bool = True,
+        routes: Iterable[str] = DEFAULT_ROUTES,
     ) -> None:
         self.dim = dim
+        self.routes = frozenset(routes)
+        self.paths: list[str] = []
         self.model = model
         self.base64_mode = base64
         self.dimensions_mode = dimensions
@@ -103,6 +116,10 @@ class EmbeddingServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> EmbeddingServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -175,8 +192,10 @@ class EmbeddingServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                if self.path.rstrip("/") not in ("/v1/embeddings", "/embeddings"):
-                    self._error(404, f"no route {self.path}")
+                with server._lock:
+                    server.paths.append(self.path)
+                if self.path.rstrip("/") not in server.routes:
+                    self._send(404, {"detail": "Not Found"})  # FastAPI's (Infinity's) answer for an unknown route
                     return
                 try:
                     body = json.loads(raw)
