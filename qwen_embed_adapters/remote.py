@@ -160,6 +160,13 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
         )
 
+    @property
+    def openai_base_url(self) -> str:
+        """The base URL an OpenAI SDK client would take for this server (the route without
+        ``/embeddings``): the route that answered, else the first one to be tried."""
+        route = self._endpoint.resolved or self._endpoint.candidates[0]
+        return route[: -len("/embeddings")] if route.endswith("/embeddings") else route
+
     # ------------------------------------------------------------------ learnt state (per endpoint)
     @property  # type: ignore[override]
     def batch_size(self) -> int:
