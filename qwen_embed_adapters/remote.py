@@ -305,9 +305,11 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             return None  # bisect down to the long input, then cut it
         text = items[0]
         cut = _cut(text, refusal)
+        tokens = f"{refusal.tokens} tokens" if refusal.tokens else "too many tokens"
+        limit = f" of {refusal.limit}" if refusal.limit else ""
         logger.warning(
-            "%s: input %d has %s tokens, over the server's limit of %s; cut client-side from %d to %d characters",
-            redact_url(request.url), offset, refusal.tokens or "too many", refusal.limit or "?", len(text), len(cut),
+            "%s: input %d of its batch has %s, over the server's limit%s; cut client-side from %d to %d characters",
+            redact_url(request.url), offset, tokens, limit, len(text), len(cut),
         )
         return Step("replace", value=[cut])
 

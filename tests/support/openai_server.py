@@ -21,6 +21,21 @@ Behaviours:
 - ``service_time`` and ``slots``: each request holds one of ``slots`` for ``service_time`` seconds
   (for throughput benchmarks)
 - ``api_key``: when set, requests without ``Authorization: Bearer <key>`` get 401
+- ``max_tokens`` with ``length_style``: an input of more than ``max_tokens`` tokens (here: words, split on
+  white space) is refused as each engine refuses it:
+  "tei" (text-embeddings-inference, router/src/infer.rs ``ValidationError::InputLength`` through its
+  OpenAI route): 413 ``Input validation error: `inputs` must have less than 512 tokens. Given: 600``;
+  a body with ``"truncate": true`` is embedded truncated instead.
+  "vllm" (vllm/entrypoints/openai/serving_engine.py ``_validate_input``): 400 ``This model's maximum context
+  length is 512 tokens. However, you requested 600 tokens in the input for embedding generation. Please
+  reduce the length of the input.``; ``"truncate_prompt_tokens": k`` truncates to k tokens.
+  "ollama" (Ollama with ``truncate: false``, llm/server.go): 400 ``input length exceeds the context length``;
+  no switch on the OpenAI route.
+  "ollama-silent" (Ollama's default: cuts at ``num_ctx`` and says nothing, except through
+  ``usage.prompt_tokens``): inputs are cut to ``max_tokens`` words and embedded.
+- ``batch_style``: the wording of a ``max_batch`` refusal: "tei" (``batch size 64 > maximum allowed batch size
+  32``, TEI's ``ValidationError::MaxBatchSize``) or "dashscope" (Alibaba DashScope's OpenAI-compatible
+  embeddings: 400 ``batch size is invalid, it should not be larger than 10.``)
 - ``routes``: the POST paths served (default ``/v1/embeddings`` and ``/embeddings``); others get a 404
   ``{"detail": "Not Found"}``. ``INFINITY_ROUTES`` (``/embeddings`` only) is Infinity's default with no
   ``--url-prefix`` (FACTS.md, checked against infinity_emb v2: routes ``/embeddings``, ``/rerank``,
@@ -47,7 +62,6 @@ from typing import Any
 import numpy as np
 
 from qwen_embed_adapters.testing import _hash_vector
-
 
 DEFAULT_ROUTES = ("/v1/embeddings", "/embeddings")
 INFINITY_ROUTES = ("/embeddings",)
@@ -83,8 +97,14 @@ class EmbeddingServer:
         port: int = 0,
         reverse: bool = True,
         routes: Iterable[str] = DEFAULT_ROUTES,
+        max_tokens: int | None = None,
+        length_style: str = "tei",
+        batch_style: str = "tei",
     ) -> None:
         self.dim = dim
+        self.max_tokens = max_tokens
+        self.length_style = length_style
+        self.batch_style = batch_style
         self.routes = frozenset(routes)
         self.paths: list[str] = []
         self.model = model
@@ -220,6 +240,34 @@ class EmbeddingServer:
                     with server._lock:
                         server.in_flight -= 1
 
+            def _check_lengths(self, body: dict[str, Any], inputs: list[str]) -> list[str] | None:
+                """The inputs as the engine embeds them, or None after refusing an over-long one."""
+                limit, style = server.max_tokens, server.length_style
+                assert limit is not None
+                cut_to = None
+                if style == "tei" and body.get("truncate") is True or style == "ollama-silent":
+                    cut_to = limit
+                elif style == "vllm" and isinstance(body.get("truncate_prompt_tokens"), int):
+                    cut_to = body["truncate_prompt_tokens"] if body["truncate_prompt_tokens"] > 0 else limit
+                if cut_to is not None:
+                    return [" ".join(t.split()[:cut_to]) for t in inputs]
+                for t in inputs:
+                    n = len(t.split())
+                    if n <= limit:
+                        continue
+                    if style == "tei":
+                        self._send(413, {"message": f"Input validation error: `inputs` must have less than {limit} "
+                                                    f"tokens. Given: {n}", "code": 413, "type": "Validation"})
+                    elif style == "vllm":
+                        self._send(400, {"object": "error", "message": (
+                            f"This model's maximum context length is {limit} tokens. However, you requested {n} "
+                            "tokens in the input for embedding generation. Please reduce the length of the input."),
+                            "type": "BadRequestError", "param": None, "code": 400})
+                    else:
+                        self._send(400, {"error": "input length exceeds the context length"})
+                    return None
+                return inputs
+
             def _answer(self, body: dict[str, Any]) -> None:
                 inputs = body.get("input")
                 if isinstance(inputs, str):
@@ -228,11 +276,18 @@ class EmbeddingServer:
                     self._error(400, "input must be a string or array of strings")
                     return
                 if server.max_batch is not None and len(inputs) > server.max_batch:
+                    if server.batch_style == "dashscope":
+                        self._error(400, f"batch size is invalid, it should not be larger than {server.max_batch}.")
+                        return
                     self._error(
                         server.batch_status,
                         f"batch size {len(inputs)} > maximum allowed batch size {server.max_batch}",
                     )
                     return
+                if server.max_tokens is not None:
+                    inputs = self._check_lengths(body, inputs)
+                    if inputs is None:
+                        return
                 fmt = body.get("encoding_format", "float")
                 if fmt == "base64" and server.base64_mode == "refuse":
                     self._error(400, "encoding_format base64 is not supported")
@@ -263,6 +318,9 @@ class EmbeddingServer:
                 if fault == "slow":
                     time.sleep(server.slow_seconds)
                 rows = server.expected(inputs)
+                counted = sum(len(t) for t in inputs)
+                if server.length_style == "ollama-silent" and server.max_tokens is not None:
+                    counted = sum(len(t.split()) for t in inputs)  # tokens after its silent cut
                 if dims is not None and server.dimensions_mode in ("support", "slice"):
                     rows = rows[:, :dims]
                     if server.dimensions_mode == "support":
@@ -292,7 +350,7 @@ class EmbeddingServer:
                     "object": "list",
                     "data": data,
                     "model": server.model,
-                    "usage": {"prompt_tokens": sum(len(t) for t in inputs), "total_tokens": sum(len(t) for t in inputs)},
+                    "usage": {"prompt_tokens": counted, "total_tokens": counted},
                 }
                 out = json.dumps(payload, allow_nan=True).encode()
                 self.send_response(200)
