@@ -52,6 +52,12 @@ EMBEDDINGS_ROUTE_HINT = (
 TRUNCATE_SWITCHES: dict[str, str] = {"tei": "truncate", "vllm": "truncate_prompt_tokens"}
 
 
+#: A request whose ``usage.prompt_tokens`` times this is below its characters was cut silently ...
+SILENT_CUT_CHARS_PER_TOKEN = 12
+#: ... when its inputs hold at least this many characters.
+SILENT_CUT_MIN_CHARS = 4096
+
+
 def normalise_base_url(base_url: str) -> str:
     """``http://h:p`` and ``http://h:p/`` become ``http://h:p/v1``; a trailing ``/embeddings`` is dropped.
 
@@ -75,6 +81,7 @@ class EmbeddingEndpoint(Endpoint):
     encoding_format: str = "base64"
     truncate_switch: str | None = None
     truncate_to: int = -1  # the token count sent with vLLM's truncate_prompt_tokens
+    warned_truncation: bool = False  # warned once that the server seems to truncate silently
 
 
 def _cut(text: str, refusal: Refusal) -> str:
@@ -313,6 +320,27 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         )
         return Step("replace", value=[cut])
 
+    def _check_usage(self, payload: Any, texts: list[str]) -> None:
+        """Warn once when ``usage.prompt_tokens`` shows the server read far fewer tokens than the texts
+        hold: it truncated silently (Ollama cuts at ``num_ctx``)."""
+        ep = self._endpoint
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        counted = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        if ep.warned_truncation or isinstance(counted, bool) or not isinstance(counted, int) or counted <= 0:
+            return
+        chars = sum(len(t) for t in texts)
+        # No tokenizer here: even English code or prose averages well under 12 characters a token,
+        # so fewer tokens than chars/12 means the server did not read everything.
+        if chars >= SILENT_CUT_MIN_CHARS and counted * SILENT_CUT_CHARS_PER_TOKEN < chars:
+            ep.warned_truncation = True
+            logger.warning(
+                "%s counted %d tokens for %d inputs of %d characters in all: it seems to truncate long inputs "
+                "silently. Raise the server's context length (Ollama: the num_ctx option, e.g. "
+                "PARAMETER num_ctx 8192 in a Modelfile; TEI: --max-input-length; vLLM: --max-model-len) or "
+                "split long texts into smaller chunks",
+                redact_url(self.url), counted, len(texts), chars,
+            )
+
     def _parse(self, response: httpx.Response, items: list[Any], request: Request) -> np.ndarray:
         n = len(items)
         try:
@@ -327,6 +355,7 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             ) from None
         if len(data) != n:
             raise self._error(f"asked for {n} embeddings, the server returned {len(data)}")
+        self._check_usage(payload, items)
         indexed = [isinstance(d, dict) and "index" in d for d in data]
         if any(indexed) and not all(indexed):
             raise self._error(f"the answer gives an 'index' for {sum(indexed)} of {n} embeddings only")

@@ -165,3 +165,24 @@ def test_ingest_skips_a_record_the_server_finds_too_long() -> None:
         texts[7] = LONG
         report = ingest(store, texts, batch_size=10, on_invalid="skip", progress=False)
         assert report.invalid == 1 and report.written == 19 and store.count() == 19
+
+
+# ---------------------------------------------------------------------------- silent truncation
+def test_silent_truncation_is_seen_in_usage(caplog: pytest.LogCaptureFixture) -> None:
+    """Ollama's default: inputs over num_ctx are cut without an error; only ``usage.prompt_tokens`` shows it."""
+    very_long = " ".join(f"word{i}" for i in range(5000))  # ~ 40k characters, 5000 tokens for the stand-in
+    with EmbeddingServer(dim=16, max_tokens=512, length_style="ollama-silent") as srv:
+        emb = RemoteEmbedder(srv.base_url, "m")
+        with caplog.at_level(logging.WARNING, logger="qwen_embed_adapters.remote"):
+            emb.embed_documents(["short", very_long])
+            emb.embed_documents([very_long])
+        warnings = [r for r in caplog.records if "truncate long inputs silently" in r.getMessage()]
+        assert len(warnings) == 1 and "num_ctx" in warnings[0].getMessage()  # once per embedder
+
+
+def test_no_truncation_warning_when_the_server_read_everything(caplog: pytest.LogCaptureFixture) -> None:
+    very_long = " ".join(f"word{i}" for i in range(5000))
+    with EmbeddingServer(dim=16) as srv:  # counts every character as a token: nothing was cut
+        with caplog.at_level(logging.WARNING, logger="qwen_embed_adapters.remote"):
+            RemoteEmbedder(srv.base_url, "m").embed_documents([very_long])
+        assert "silently" not in caplog.text
