@@ -183,6 +183,45 @@ def classify_refusal(status: int, lowered_body: str) -> Refusal | None:
     return None
 
 
+# ============================================================================ client-side rate limits
+class RateLimiter:
+    """Requests and tokens per minute for every call of one client, sync and async alike.
+
+    Each request reserves its slot: it starts no sooner than one request interval after the one
+    before it and once the tokens sent before it are paid for at the allowed rate (no bursts, so
+    any minute holds at most the limit). Token counts are estimated before sending and corrected
+    with the server's ``usage`` afterwards.
+    """
+
+    def __init__(self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None) -> None:
+        for label, value in (("max_requests_per_minute", requests_per_minute),
+                             ("max_tokens_per_minute", tokens_per_minute)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ConfigurationError(f"{label} must be a positive number or None, got {value!r}")
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self._next_request = 0.0
+        self._next_token = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self, tokens: int) -> float:
+        """Book the next request (of about ``tokens`` tokens); returns the seconds to wait before sending it."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_request, self._next_token)
+            if self.requests_per_minute:
+                self._next_request = start + 60.0 / self.requests_per_minute
+            if self.tokens_per_minute:
+                self._next_token = start + max(tokens, 0) * 60.0 / self.tokens_per_minute
+            return start - now
+
+    def adjust(self, extra_tokens: int) -> None:
+        """The server counted ``extra_tokens`` more (or fewer, if negative) than the estimate booked."""
+        if self.tokens_per_minute and extra_tokens:
+            with self._lock:
+                self._next_token += extra_tokens * 60.0 / self.tokens_per_minute
+
+
 # ============================================================================ the request loop
 @dataclass
 class Request:
@@ -229,6 +268,8 @@ class HTTPClientBase:
     _too_long_hint: ClassVar[str] = ""
     max_concurrency: int
     _endpoint: Endpoint
+    #: set by a client that takes rate limits
+    _limiter: RateLimiter | None = None
 
     def _init_http(
         self,
@@ -293,6 +334,10 @@ class HTTPClientBase:
 
     def _join(self, parts: list[Any]) -> Any:
         raise NotImplementedError
+
+    def _cost(self, request: Request) -> int:
+        """Estimated tokens of a request, for ``max_tokens_per_minute``."""
+        return 0
 
     def _refusal_step(self, status: int, lowered: str, items: list[Any], request: Request) -> Step | None:
         """The client's own fallbacks for a refused request (dimensions, base64, body shape)."""
@@ -450,6 +495,10 @@ class HTTPClientBase:
         attempt = resends = 0
         while True:
             request = self._build(items, ctx)
+            if self._limiter is not None:
+                pause = self._limiter.reserve(self._cost(request))
+                if pause > 0:
+                    yield ("sleep", pause)
             outcome = yield ("post", request)
             if isinstance(outcome, Exception):
                 step = self._decide_exception(outcome, attempt)

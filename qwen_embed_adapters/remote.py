@@ -22,6 +22,7 @@ from ._http import (
     API_KEY_ENVS,
     Endpoint,
     HTTPClientBase,
+    RateLimiter,
     Refusal,
     Request,
     Step,
@@ -52,6 +53,8 @@ EMBEDDINGS_ROUTE_HINT = (
 TRUNCATE_SWITCHES: dict[str, str] = {"tei": "truncate", "vllm": "truncate_prompt_tokens"}
 
 
+#: Characters per token assumed before the server counts (for ``max_tokens_per_minute``).
+CHARS_PER_TOKEN_ESTIMATE = 4
 #: A request whose ``usage.prompt_tokens`` times this is below its characters was cut silently ...
 SILENT_CUT_CHARS_PER_TOKEN = 12
 #: ... when its inputs hold at least this many characters.
@@ -137,6 +140,8 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         send_dimensions: bool = True,
         encoding_format: str = "base64",
         truncate: bool = False,
+        max_requests_per_minute: float | None = None,
+        max_tokens_per_minute: float | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         max_retry_after: float = 60.0,
@@ -161,6 +166,9 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         #: the URL as given (stripped of trailing slashes); ``endpoint_url`` is the route that answered
         self.base_url = given
         self.truncate = bool(truncate)
+        if max_requests_per_minute is not None or max_tokens_per_minute is not None:
+            # One limiter for every call of this embedder: sync, async, LightRAG's and ingest's through it.
+            self._limiter = RateLimiter(max_requests_per_minute, max_tokens_per_minute)
         self._init_http(
             endpoint=self._endpoint,
             api_key=api_key, api_key_env=api_key_env, headers=headers, max_retries=max_retries, timeout=timeout,
@@ -210,6 +218,7 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         known = {
             "base_url", "model", "dimensions", "query_instruction", "batch_size", "max_concurrency",
             "max_retries", "timeout", "api_key_env", "send_dimensions", "encoding_format", "truncate",
+            "max_requests_per_minute", "max_tokens_per_minute",
         }
         unknown = set(cfg) - known
         if unknown:
@@ -229,7 +238,14 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             "timeout": self.timeout,
             "api_key_env": self.api_key_env or (API_KEY_ENVS[0] if self._api_key else None),
             **({"truncate": True} if self.truncate else {}),
+            **self._limits_config(),
         }
+
+    def _limits_config(self) -> dict[str, Any]:
+        lim = self._limiter
+        if lim is None:
+            return {}
+        return {"max_requests_per_minute": lim.requests_per_minute, "max_tokens_per_minute": lim.tokens_per_minute}
 
     def __repr__(self) -> str:
         dim = self._dimension if self._dimension is not None else "unknown"
@@ -248,6 +264,10 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
 
     def _build(self, items: list[Any], ctx: Any) -> Request:
         return Request(self.url, self._body(items))
+
+    def _cost(self, request: Request) -> int:
+        # About 4 characters a token in English; corrected with the answer's usage.prompt_tokens.
+        return max(1, sum(len(t) for t in request.body["input"]) // CHARS_PER_TOKEN_ESTIMATE)
 
     def _on_wider_answer(self, width: int) -> None:
         if self.send_dimensions:
@@ -320,13 +340,17 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         )
         return Step("replace", value=[cut])
 
-    def _check_usage(self, payload: Any, texts: list[str]) -> None:
+    def _check_usage(self, payload: Any, texts: list[str], request: Request) -> None:
         """Warn once when ``usage.prompt_tokens`` shows the server read far fewer tokens than the texts
         hold: it truncated silently (Ollama cuts at ``num_ctx``)."""
         ep = self._endpoint
         usage = payload.get("usage") if isinstance(payload, dict) else None
         counted = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-        if ep.warned_truncation or isinstance(counted, bool) or not isinstance(counted, int) or counted <= 0:
+        if isinstance(counted, bool) or not isinstance(counted, int) or counted <= 0:
+            return
+        if self._limiter is not None:
+            self._limiter.adjust(counted - self._cost(request))
+        if ep.warned_truncation:
             return
         chars = sum(len(t) for t in texts)
         # No tokenizer here: even English code or prose averages well under 12 characters a token,
@@ -355,7 +379,7 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             ) from None
         if len(data) != n:
             raise self._error(f"asked for {n} embeddings, the server returned {len(data)}")
-        self._check_usage(payload, items)
+        self._check_usage(payload, items, request)
         indexed = [isinstance(d, dict) and "index" in d for d in data]
         if any(indexed) and not all(indexed):
             raise self._error(f"the answer gives an 'index' for {sum(indexed)} of {n} embeddings only")

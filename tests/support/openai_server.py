@@ -40,7 +40,7 @@ Behaviours:
   ``{"detail": "Not Found"}``. ``INFINITY_ROUTES`` (``/embeddings`` only) is Infinity's default with no
   ``--url-prefix`` (FACTS.md, checked against infinity_emb v2: routes ``/embeddings``, ``/rerank``,
   ``/models``); ``V1_ROUTES`` is vLLM/SGLang/TEI/Ollama (``/v1/embeddings``). ``paths`` records every
-  POST path received, served or not.
+  POST path received, served or not, and ``times`` when.
 
 Run as a process: ``python -m tests.support.openai_server --port 0 --dim 64`` prints the port.
 """
@@ -107,6 +107,7 @@ class EmbeddingServer:
         self.batch_style = batch_style
         self.routes = frozenset(routes)
         self.paths: list[str] = []
+        self.times: list[float] = []  # time.monotonic() of every POST received
         self.model = model
         self.base64_mode = base64
         self.dimensions_mode = dimensions
@@ -214,6 +215,7 @@ class EmbeddingServer:
                 raw = self.rfile.read(length)
                 with server._lock:
                     server.paths.append(self.path)
+                    server.times.append(time.monotonic())
                 if self.path.rstrip("/") not in server.routes:
                     self._send(404, {"detail": "Not Found"})  # FastAPI's (Infinity's) answer for an unknown route
                     return
