@@ -320,6 +320,15 @@ class HTTPClientBase:
         self._endpoint.url = value
 
     @property
+    def batch_size(self) -> int:
+        """Items per request: the given ``batch_size``, lowered when the server refuses as many."""
+        return self._endpoint.batch_cap
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._endpoint.batch_cap = value
+
+    @property
     def endpoint_url(self) -> str | None:
         """The full URL of the route that answered (e.g. ``http://host:7997/embeddings``); None before
         the first successful request."""

@@ -183,15 +183,6 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         return route[: -len("/embeddings")] if route.endswith("/embeddings") else route
 
     # ------------------------------------------------------------------ learnt state (per endpoint)
-    @property  # type: ignore[override]
-    def batch_size(self) -> int:
-        """Inputs per request: the given ``batch_size``, lowered when the server refuses as many."""
-        return self._endpoint.batch_cap
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        self._endpoint.batch_cap = value
-
     @property
     def send_dimensions(self) -> bool:
         """Whether ``dimensions`` is sent (False once the server refused or ignored it)."""

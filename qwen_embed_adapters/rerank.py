@@ -448,15 +448,6 @@ class RemoteReranker(Reranker, HTTPClientBase):
         self.max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
 
-    @property
-    def batch_size(self) -> int:
-        """Documents per request: the given ``batch_size``, lowered when the server refuses as many."""
-        return self._endpoint.batch_cap
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        self._endpoint.batch_cap = value
-
     def __repr__(self) -> str:
         key = ", api_key=***" if self._api_key else ""
         return f"RemoteReranker(url={redact_url(self.url)!r}, model={self.model!r}, api={self.api!r}{key})"
