@@ -287,7 +287,7 @@ def lightrag_env_values(
     from ...remote import RemoteEmbedder
 
     remote = embedder if isinstance(embedder, RemoteEmbedder) else None
-    url = host or (remote.base_url if remote is not None else None)
+    url = host or (remote.openai_base_url if remote is not None else None)
     if not url:
         raise ConfigurationError(
             f"{type(embedder).__name__} runs in-process; lightrag-server needs an HTTP endpoint: "
