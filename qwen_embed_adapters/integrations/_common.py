@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..embedder import Embedder, embedder_from_config
+from ..config import embedder_from_config
+from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..embedder import Embedder, embedder_from_config
+from ..config import embedder_from_config
+from ..embedder import Embedder
 from ..errors import MissingDependencyError
 from ..vectors import to_list, to_lists
 from ._common import build_embedder, check_width
