@@ -225,10 +225,12 @@ class RateLimiter:
 # ============================================================================ the request loop
 @dataclass
 class Request:
-    """One request as built: where it goes and its JSON body."""
+    """One request as built: where it goes, its JSON body, and the endpoint (server) it is for; what the
+    answer teaches (route, batch cap, ...) is kept on that endpoint."""
 
     url: str
     body: dict[str, Any]
+    endpoint: Endpoint | None = None  # None: the client's only endpoint
 
 
 @dataclass
@@ -417,15 +419,16 @@ class HTTPClientBase:
     def _decide(self, response: httpx.Response, items: list[Any], request: Request, attempt: int, offset: int) -> Step:
         """What to do after an answer: done, resend (after a learnt fallback), split, retry or raise."""
         status = response.status_code
+        ep = request.endpoint or self._endpoint
         if status == 200:
             value = self._parse(response, items, request)
-            self._route_answered(request.url)
+            self._route_answered(ep, request.url)
             return Step("done", value=value)
         body = self._scrub(response.text)
         lowered = body.lower()
         # A 404 about the model (vLLM: "The model `x` does not exist.") is an answer, not a missing route.
         if status in (404, 405) and "model" not in lowered:
-            step = self._next_route(request.url, status, body)
+            step = self._next_route(ep, request.url, status, body)
             if step is not None:
                 return step
         step = self._refusal_step(status, lowered, items, request)
@@ -435,12 +438,11 @@ class HTTPClientBase:
         if refusal is not None and refusal.kind == "length":
             return self._too_long(refusal, items, request, offset, status, body)
         if refusal is not None and len(items) > 1:
-            return self._lower_batch_cap(refusal, len(items), status)
+            return self._lower_batch_cap(ep, refusal, len(items), status)
         delay, error = self._status_failure(response, attempt, body)
         return Step("raise", error=error) if delay is None else Step("retry", delay=delay)
 
-    def _route_answered(self, url: str) -> None:
-        ep = self._endpoint
+    def _route_answered(self, ep: Endpoint, url: str) -> None:
         if ep.resolved is None:
             with self._client_lock:
                 if ep.resolved is None:
@@ -448,9 +450,8 @@ class HTTPClientBase:
                         self._log.info("%s answers on %s", redact_url(ep.given), redact_url(url))
                     ep.resolved = ep.url = url
 
-    def _next_route(self, url: str, status: int, body: str) -> Step | None:
+    def _next_route(self, ep: Endpoint, url: str, status: int, body: str) -> Step | None:
         """After a 404/405: resend to the next candidate route, or raise naming every route tried."""
-        ep = self._endpoint
         with self._client_lock:
             if ep.resolved is not None:
                 return None  # this route answered before: the 404 is the server's answer
@@ -468,17 +469,17 @@ class HTTPClientBase:
         )
         return Step("raise", error=error)
 
-    def _lower_batch_cap(self, refusal: Refusal, n: int, status: int) -> Step:
+    def _lower_batch_cap(self, ep: Endpoint, refusal: Refusal, n: int, status: int) -> Step:
         # A number in the message is the server's cap: use it at once; else halve.
         limit = refusal.limit or 0
         size = limit if 1 <= limit < n else max(1, n // 2)
         with self._client_lock:
-            if size < self._endpoint.batch_cap:
+            if size < ep.batch_cap:
                 self._log.info(
                     "%s refused %d %ss per request (HTTP %d); using batches of %d from now on",
-                    redact_url(self.url), n, self._item_name, status, size,
+                    redact_url(ep.url), n, self._item_name, status, size,
                 )
-                self._endpoint.batch_cap = size
+                ep.batch_cap = size
         return Step("split", size=size)
 
     def _too_long(

@@ -491,7 +491,8 @@ class RemoteReranker(Reranker, HTTPClientBase):
 
     def _build(self, items: list[Any], ctx: Any) -> Request:
         query, instruction = ctx
-        return Request(self.url, self._body(query, items, instruction, self.shape))
+        ep = self._endpoint
+        return Request(ep.url, self._body(query, items, instruction, ep.shape), ep)
 
     def _refusal_step(self, status: int, lowered: str, items: list[Any], request: Request) -> Step | None:
         if status in (400, 422) and self.api == "auto" and "texts" not in request.body and "texts" in lowered:
