@@ -113,6 +113,9 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
     where the refusal tells which engine it is (TEI ``truncate``, vLLM ``truncate_prompt_tokens``),
     else cut client-side, and a warning says so.
 
+    ``max_requests_per_minute`` / ``max_tokens_per_minute`` (hosted APIs) hold for every call of the
+    embedder together, sync and async; tokens are estimated, then corrected with ``usage.prompt_tokens``.
+
     The key comes from ``api_key``, else ``$QWEN_EMBED_API_KEY``, else ``$OPENAI_API_KEY``; it never
     appears in repr, logs, exceptions or ``to_config()`` (which keeps only the variable's name).
     """
