@@ -139,14 +139,19 @@ class Refusal:
 
 # Wordings (lower-cased) taken from the engines' sources and trackers; see tests/support/openai_server.py.
 _LENGTH_PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
-    # TEI (router/src/infer.rs validation): "Input validation error: `inputs` must have less than 512 tokens. Given: 600"
+    # TEI (core/src/tokenization.rs validation): "Input validation error: `inputs` must have less than 512 tokens. Given: 600"
     (re.compile(r"must have less than (?P<limit>\d+) tokens(?:\. given: (?P<tokens>\d+))?"), "tei"),
     # vLLM (entrypoints/openai/serving_engine.py): "This model's maximum context length is 512 tokens.
     # However, you requested 600 tokens in the input for embedding generation. ..."
     (re.compile(
         r"maximum context length is (?P<limit>\d+) tokens(?:.{0,40}?(?:requested|has|have) (?P<tokens>\d+)(?: input)? tokens)?"
     ), "vllm"),
-    # Ollama (llm/server.go): "input length exceeds the context length" / "... maximum context length"
+    # later vLLM: "max context 8192 tokens, the prompt had at least 8193"
+    (re.compile(r"max context (?P<limit>\d+) tokens, the prompt had at least (?P<tokens>\d+)"), "vllm"),
+    # llama.cpp's server: "input is too large to process. increase the physical batch size" (500),
+    # "the request exceeds the available context size, try increasing it"
+    (re.compile(r"input is too large to process|exceeds the available context size"), "llamacpp"),
+    # Ollama (400, 413 or 500 by version): "the input length exceeds the context length"
     (re.compile(r"input length exceeds (?:the )?(?:maximum )?context length(?: \(?(?P<limit>\d+)\)?)?"), "ollama"),
     # Infinity and others: "input too long", "exceeds max sequence length 512", "token limit", ...
     (re.compile(
