@@ -213,7 +213,8 @@ def _parse_input(value: Any, max_inputs: int) -> list[str]:
         where = "input" if isinstance(value, str) else f"input[{i}]"
         if isinstance(item, (int, list)) and not isinstance(item, bool):
             raise APIError(
-                400, f"{where} is {type(item).__name__}: token-id arrays are not supported, send text",
+                400, f"{where} is {type(item).__name__}: token-id arrays are not supported, send text "
+                "(LangChain's OpenAIEmbeddings sends token ids unless created with check_embedding_ctx_length=False)",
                 param="input",
             )
         if not isinstance(item, str):
