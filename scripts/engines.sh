@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the engine venvs the `engines` test tier runs against, once per machine.
 #
-#   scripts/engines.sh [infinity|llamacpp|all]
+#   scripts/engines.sh [infinity|llamacpp|tiktoken|all]
 #
 # Each engine gets its own venv under ${QWEN_EMBED_CACHE:-$HOME/.cache/qwen-embed-adapters}/venvs/NAME,
 # because their pins conflict with the project's (.[all,dev]) and with each other. A venv is rebuilt only
@@ -78,15 +78,60 @@ install_llamacpp() {
     "$VENV/bin/python" -c "import llama_cpp, llama_cpp.server"
 }
 
+# tiktoken's encodings (lightrag-server tokenises with o200k_base, LangChain with cl100k_base) are downloaded
+# from openaipublic.blob.core.windows.net, which these machines cannot reach. npm's js-tiktoken carries the
+# same ranks in a compressed form: expand them to tiktoken's file format under CACHE/tiktoken, named the way
+# tiktoken's own cache names a download (sha1 of the URL), and keep them only when the sha256 equals the
+# hash tiktoken itself expects, so tiktoken reads them as its verified download (TIKTOKEN_CACHE_DIR).
+JS_TIKTOKEN_VERSION=1.0.21
+build_tiktoken() {
+    local out="$CACHE/tiktoken" logf="$CACHE/logs/tiktoken.log"
+    if [[ -f "$out/.engines-stamp" ]]; then log "tiktoken: up to date ($out)"; return 0; fi
+    mkdir -p "$out"
+    if ! ( set -e
+        cd "$CACHE/src"
+        [[ -f "js-tiktoken-${JS_TIKTOKEN_VERSION}.tgz" ]] || npm pack -q "js-tiktoken@${JS_TIKTOKEN_VERSION}"
+        rm -rf js-tiktoken && mkdir js-tiktoken && tar -C js-tiktoken -xzf "js-tiktoken-${JS_TIKTOKEN_VERSION}.tgz"
+        "$PYTHON" - "$CACHE/src/js-tiktoken/package/dist/ranks" "$out" <<'PY'
+import hashlib, json, sys
+from pathlib import Path
+ranks, out = Path(sys.argv[1]), Path(sys.argv[2])
+expected = {  # tiktoken_ext/openai_public.py
+    "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+}
+for name, sha in expected.items():
+    text = (ranks / f"{name}.js").read_text()
+    bpe = json.loads(text[text.index("{"):].rstrip().rstrip(";"))["bpe_ranks"]
+    pairs = []
+    for line in filter(None, bpe.split("\n")):
+        _, offset, *tokens = line.split(" ")
+        pairs += [(int(offset) + i, tok) for i, tok in enumerate(tokens)]
+    data = "".join(f"{tok} {rank}\n" for rank, tok in sorted(pairs)).encode()
+    if hashlib.sha256(data).hexdigest() != sha:
+        sys.exit(f"{name}: rebuilt file does not match tiktoken's sha256 {sha}")
+    url = f"https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+    (out / hashlib.sha1(url.encode()).hexdigest()).write_bytes(data)
+    print(name, "ok")
+PY
+        touch "$out/.engines-stamp" ) >"$logf" 2>&1; then
+        echo "$logf" >"$CACHE/venvs/tiktoken.failed"; log "tiktoken: FAILED, see $logf"; return 1
+    fi
+    rm -f "$CACHE/venvs/tiktoken.failed"
+    log "tiktoken: built $out"
+}
+
 target="${1:-all}"
 rc=0
 case "$target" in
     infinity) build_venv infinity "$INFINITY_SPEC" install_infinity || rc=1 ;;
     llamacpp) build_venv llamacpp "$LLAMACPP_SPEC" install_llamacpp || rc=1 ;;
+    tiktoken) build_tiktoken || rc=1 ;;
     all)
+        build_tiktoken || rc=1
         build_venv infinity "$INFINITY_SPEC" install_infinity || rc=1
         build_venv llamacpp "$LLAMACPP_SPEC" install_llamacpp || rc=1
         ;;
-    *) echo "usage: $0 [infinity|llamacpp|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [infinity|llamacpp|tiktoken|all]" >&2; exit 2 ;;
 esac
 exit $rc

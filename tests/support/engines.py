@@ -83,16 +83,21 @@ class EngineProcess:
 
 
 def start_engine(name: str, cmd: Sequence[str], *, health_path: str, log_dir: Path,
-                 env: dict[str, str] | None = None, timeout: float = 240.0, port: int | None = None) -> EngineProcess:
-    """Run ``cmd`` (which must listen on ``port``) and wait until ``GET health_path`` answers 200."""
+                 env: dict[str, str] | None = None, timeout: float = 240.0, port: int | None = None,
+                 cwd: Path | None = None, drop_env: tuple[str, ...] = ()) -> EngineProcess:
+    """Run ``cmd`` (which must listen on ``port``) and wait until ``GET health_path`` answers 200.
+
+    ``env`` adds variables; those starting with a prefix in ``drop_env`` are not inherited.
+    """
     port = port or free_port()
     log_path = log_dir / f"{name}-{port}.log"
     log = open(log_path, "wb")  # closed by EngineProcess.stop
-    full_env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DO_NOT_TRACK="1",
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(drop_env)} if drop_env else dict(os.environ)
+    full_env = dict(inherited, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DO_NOT_TRACK="1",
                     INFINITY_ANONYMOUS_USAGE_STATS="0", **(env or {}))
     full_env.pop("PYTHONPATH", None)  # the engine's venv must not import the project's worktree
     proc = subprocess.Popen([c.replace("{port}", str(port)) for c in cmd], stdout=log, stderr=subprocess.STDOUT,
-                            env=full_env, start_new_session=True)
+                            env=full_env, start_new_session=True, cwd=cwd)
     server = EngineProcess(name, proc, port, log_path, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
