@@ -186,3 +186,17 @@ def test_rerank_wire_shape_and_order(infinity_rerank: EngineProcess, cross_encod
     np.testing.assert_allclose(scores, expected, atol=1e-4)
     assert [i for i, _ in ranking] == [int(i) for i in np.argsort(-expected, kind="stable")[:3]]
     assert json.dumps(ranking)  # plain ints and floats
+
+
+def test_query_instruction_is_applied_client_side(infinity_v1: EngineProcess, local: LocalEmbedder) -> None:
+    # the Qwen3 "Instruct: ...\nQuery:" text is built by the client, so any engine serves it
+    with RemoteEmbedder(f"{infinity_v1.root_url}/v1", model=MODEL) as remote:
+        got = remote.embed_query("capital of China", instruction="Find the city")
+    np.testing.assert_allclose(got, local.embed_query("capital of China", instruction="Find the city"), atol=1e-4)
+
+
+def test_token_id_input_is_refused(infinity_root: EngineProcess) -> None:
+    # bad input: token ids, what LangChain's OpenAIEmbeddings sends by default
+    r = httpx.post(f"{infinity_root.root_url}/embeddings", json={"model": MODEL, "input": [[101, 7592, 102]]},
+                   timeout=60)
+    assert r.status_code == 422, r.text

@@ -53,7 +53,7 @@ def tiny_gguf(tiny_qwen3_dir: str, tmp_path_factory: pytest.TempPathFactory) -> 
 def llama_server(tiny_gguf: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     venv = engine_venv("llamacpp")
     cmd = [str(venv / "bin" / "python"), "-m", "llama_cpp.server", "--model", tiny_gguf, "--model_alias", MODEL,
-           "--embedding", "true", "--pooling_type", "3", "--n_ctx", "512", "--n_threads", "1",
+           "--embedding", "true", "--n_ctx", "512", "--n_threads", "1",
            "--host", "127.0.0.1", "--port", "{port}"]
     server = start_engine("llamacpp", cmd, health_path="/v1/models", log_dir=tmp_path_factory.mktemp("llamacpp"))
     try:
@@ -87,12 +87,26 @@ def test_server_returns_unnormalised_last_token_vectors(llama_server: EngineProc
 
 
 def test_query_instruction_and_dimensions(llama_server: EngineProcess, local: LocalEmbedder) -> None:
-    with RemoteEmbedder(f"{llama_server.root_url}/v1", model=MODEL) as remote:
+    # the instruction text is built client-side; the default one only for a known Qwen3 model name,
+    # so with this GGUF's alias it is passed explicitly
+    task = "Given a web search query, retrieve relevant passages that answer the query"
+    with RemoteEmbedder(f"{llama_server.root_url}/v1", model=MODEL, query_instruction=task) as remote:
         np.testing.assert_allclose(remote.embed_query("capital of China"), local.embed_query("capital of China"),
                                    atol=ATOL)
+        np.testing.assert_allclose(remote.embed_query("capital of China", instruction="Find the city"),
+                                   local.embed_query("capital of China", instruction="Find the city"), atol=ATOL)
     # whatever llama.cpp does with `dimensions`, ours comes back truncated then renormalised
     with RemoteEmbedder(f"{llama_server.root_url}/v1", model=MODEL, dimensions=32) as remote:
         got = remote.embed_documents(TEXTS)
     full = local.embed_documents(TEXTS)[:, :32]
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(got, full / np.linalg.norm(full, axis=1, keepdims=True), atol=ATOL)
+
+
+def test_token_id_input(llama_server: EngineProcess) -> None:
+    # bad input: token ids, what LangChain's OpenAIEmbeddings sends by default
+    r = httpx.post(f"{llama_server.root_url}/v1/embeddings", json={"model": MODEL, "input": [[9707, 1879]]},
+                   timeout=60)
+    # llama-cpp-python wraps the request-validation error as a 500 (a client that retries 5xx retries it)
+    assert r.status_code == 500, r.text
+    assert "Input should be a valid string" in r.json()["error"]["message"]
