@@ -38,8 +38,8 @@ unit: venv
 integration: venv
 	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs tests/integration $(PYTEST_ARGS)
 
-# Real engines (Infinity, llama.cpp's server) in their own venvs under
-# $${QWEN_EMBED_CACHE:-~/.cache/qwen-embed-adapters}/venvs, built once per machine (cold ~15 min, warm ~1 s).
+# Real engines (Infinity, llama.cpp's server, lightrag-server) in their own venvs under
+# ${QWEN_EMBED_CACHE:-~/.cache/qwen-embed-adapters}/venvs, built once per machine; warm runs skip the builds.
 engines:
 	bash scripts/engines.sh all
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the engine venvs the `engines` test tier runs against, once per machine.
 #
-#   scripts/engines.sh [infinity|llamacpp|tiktoken|all]
+#   scripts/engines.sh [infinity|llamacpp|lightrag|tiktoken|all]
 #
 # Each engine gets its own venv under ${QWEN_EMBED_CACHE:-$HOME/.cache/qwen-embed-adapters}/venvs/NAME,
 # because their pins conflict with the project's (.[all,dev]) and with each other. A venv is rebuilt only
@@ -19,9 +19,13 @@ PYTHON="${PYTHON:-python3}"
 TORCH="${TORCH:-torch==2.13.0}"
 INFINITY_VERSION=0.0.78
 LLAMACPP_VERSION=0.3.36
+LIGHTRAG_VERSION=1.5.7
 INFINITY_SPEC="infinity-emb[server,torch]==${INFINITY_VERSION} ${TORCH}"
 # the converter (convert_hf_to_gguf.py) imports torch, transformers, sentencepiece and numpy
 LLAMACPP_SPEC="llama-cpp-python[server]==${LLAMACPP_VERSION} ${TORCH} transformers sentencepiece safetensors"
+
+# lightrag-server (the [api] extra pulls a large web stack) runs as a process like the engines
+LIGHTRAG_SPEC="lightrag-hku[api]==${LIGHTRAG_VERSION}"
 
 mkdir -p "$CACHE/venvs" "$CACHE/logs" "$CACHE/wheels" "$CACHE/src"
 
@@ -121,17 +125,25 @@ PY
     log "tiktoken: built $out"
 }
 
+install_lightrag() {
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q "$LIGHTRAG_SPEC"
+    "$VENV/bin/lightrag-server" --help >/dev/null
+}
+
 target="${1:-all}"
 rc=0
 case "$target" in
     infinity) build_venv infinity "$INFINITY_SPEC" install_infinity || rc=1 ;;
     llamacpp) build_venv llamacpp "$LLAMACPP_SPEC" install_llamacpp || rc=1 ;;
     tiktoken) build_tiktoken || rc=1 ;;
+    lightrag) build_venv lightrag "$LIGHTRAG_SPEC" install_lightrag || rc=1 ;;
     all)
         build_tiktoken || rc=1
         build_venv infinity "$INFINITY_SPEC" install_infinity || rc=1
         build_venv llamacpp "$LLAMACPP_SPEC" install_llamacpp || rc=1
+        build_venv lightrag "$LIGHTRAG_SPEC" install_lightrag || rc=1
         ;;
-    *) echo "usage: $0 [infinity|llamacpp|tiktoken|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [infinity|llamacpp|lightrag|tiktoken|all]" >&2; exit 2 ;;
 esac
 exit $rc

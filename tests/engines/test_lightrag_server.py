@@ -1,4 +1,4 @@
-"""``lightrag-server`` itself (``lightrag-hku[api]``), its embedding configured only by the ``.env`` that
+"""``lightrag-server`` itself (``lightrag-hku[api]``, its own venv from ``scripts/engines.sh lightrag``), its embedding configured only by the ``.env`` that
 ``write_lightrag_env`` writes, embedding through a real ``qwen-embed serve``; its LLM is a chat stand-in.
 
 It inserts one document, waits until it is processed, checks the chunk vector it stored equals the
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from qwen_embed_adapters import RemoteEmbedder
 from qwen_embed_adapters.local import LocalEmbedder
 from tests.support import local_fixtures
 from tests.support.chat_stub import ChatStub
-from tests.support.engines import BUILD_SCRIPT, EngineProcess, cache_dir, start_engine
+from tests.support.engines import BUILD_SCRIPT, EngineProcess, cache_dir, engine_venv, start_engine
 from tests.support.local_fixtures import ServeProcess
 
 tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir
@@ -50,9 +49,7 @@ def tiktoken_cache() -> str:
 @pytest.fixture(scope="module")
 def lightrag_server(serve_tiny: ServeProcess, tiktoken_cache: str,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EngineProcess, Path]]:
-    exe = Path(sys.executable).parent / "lightrag-server"
-    if not exe.exists():
-        pytest.skip("lightrag-server is not installed (pip install 'lightrag-hku[api]')")
+    exe = engine_venv("lightrag") / "bin" / "lightrag-server"
     from qwen_embed_adapters.adapters.lightrag import write_lightrag_env
 
     work = tmp_path_factory.mktemp("lightrag-server")

