@@ -88,7 +88,8 @@ def test_bare_root_url_equals_local(infinity_root: EngineProcess, local: LocalEm
     """The issue's headline case: Infinity's defaults and the URL a user copies from its log."""
     with RemoteEmbedder(infinity_root.root_url, model=MODEL) as remote:
         np.testing.assert_allclose(remote.embed_documents(TEXTS), local.embed_documents(TEXTS), atol=1e-4)
-        assert remote.url == f"{infinity_root.root_url}/embeddings"
+        assert remote.url == f"{infinity_root.root_url}/embeddings"  # the route that answered, kept
+        assert remote.to_config()["base_url"] == infinity_root.root_url  # only what the user gave
 
 
 @pytest.mark.parametrize("encoding_format", ["float", "base64"])
