@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: venv test lint typecheck unit integration demo bench clean
+.PHONY: venv test lint typecheck unit integration demo bench clean engines test-engines
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,13 +30,21 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 test: lint typecheck
-	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs $(PYTEST_ARGS)
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "not engines" $(PYTEST_ARGS)
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
 integration: venv
 	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs tests/integration $(PYTEST_ARGS)
+
+# Real engines (Infinity, llama.cpp's server, lightrag-server) in their own venvs under
+# ${QWEN_EMBED_CACHE:-~/.cache/qwen-embed-adapters}/venvs, built once per machine; warm runs skip the builds.
+engines:
+	bash scripts/engines.sh all
+
+test-engines: venv engines
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m engines tests/engines $(PYTEST_ARGS)
 
 demo: venv
 	env -u MILVUS_URI $(VENV)/bin/qwen-embed demo

@@ -57,7 +57,8 @@ def parse_input(value: Any, max_inputs: int) -> list[str]:
 def _check_item(item: Any, where: str) -> None:
     if isinstance(item, (int, list)) and not isinstance(item, bool):
         raise APIError(
-            400, f"{where} is {type(item).__name__}: token-id arrays are not supported, send text",
+            400, f"{where} is {type(item).__name__}: token-id arrays are not supported, send text "
+            "(LangChain's OpenAIEmbeddings sends token ids unless created with check_embedding_ctx_length=False)",
             param="input",
         )
     if not isinstance(item, str):

@@ -14,6 +14,24 @@ Behaviours:
 - ``dimensions``: "support" (truncate + renormalise, like TEI) | "refuse" (400 mentioning matryoshka,
   like vLLM) | "ignore" (native width returned, like old SGLang) | "slice" (no renormalising, like Infinity)
 - ``max_batch``: more inputs than this answer ``batch_status`` (413 or 422, like TEI's cap of 32)
+
+Which real behaviour each mode copies, and from where (docs/compatibility.md has the full table):
+- Infinity modes ("slice", default routes) are checked against the real Infinity 0.0.78 in
+  tests/engines/test_infinity.py; the stand-in mode stays for fault tests.
+- vLLM "refuse" for ``dimensions``: vLLM answers 400 with the message above unless the model is
+  marked matryoshka (``--hf-overrides '{"is_matryoshka": true}'``); source: FACTS.md, from vLLM's
+  pooling-parameter check and its embedding docs. Not run here: vLLM needs a GPU (its CPU build is
+  not on PyPI as a wheel).
+- SGLang "ignore" for ``base64`` (floats returned) and for ``dimensions`` (without
+  ``matryoshka_dimensions``): FACTS.md, from SGLang's ``--is-embedding`` OpenAI route before mid-2026.
+  Not run here: SGLang needs a GPU.
+- TEI "support" for ``dimensions`` (truncate + renormalise, TEI >= 1.8) and ``max_batch=32`` with
+  413/422 "batch size N > maximum allowed batch size 32" (``--max-client-batch-size``, default 32):
+  FACTS.md, from TEI's router validation and CLI docs. Not run here: TEI is a Rust binary shipped as a
+  Docker image, and no registry is reachable.
+- Ollama: ``dimensions`` and base64 "support" on ``/v1/embeddings``; FACTS.md, from Ollama's OpenAI
+  compatibility docs. Not run here: Ollama is a Go binary not on PyPI; its GGUF embedding path is
+  llama.cpp's, which tests/engines/test_llamacpp.py runs for real.
 - ``faults``: a list consumed one per request: "429" (with Retry-After ``retry_after``), "503",
   "500", "drop" (close the connection without answering), "slow" (sleep ``slow_seconds``),
   "wrong_count", "nan", "wrong_width", "bad_index", "ok"

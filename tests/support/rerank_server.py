@@ -19,6 +19,11 @@ Engines:
 - ``vllm-qwen3-original``: like ``vllm``, but the score is computed on ``query + document`` as one raw text,
   as vLLM's ``is_original_qwen3_reranker`` mode does (the client must send the prompt template).
 
+Sources: the ``infinity`` shape is checked against the real Infinity 0.0.78 in
+tests/engines/test_infinity.py::test_rerank_wire_shape_and_order. vLLM (needs a GPU) and TEI (a Rust
+binary shipped as a Docker image; no registry reachable) are not run here: their shapes are copied from
+their OpenAPI docs as recorded in FACTS.md and docs/compatibility.md.
+
 ``faults`` is consumed one per request: "503" / "429" (with Retry-After 0), "500", "drop" (close without
 answering), "wrong_count", "dup_index", "nan", "bad_index", "not_json", "no_results", "too_long" (TEI's
 413 "Input validation error: `inputs` must have less than 512 tokens. Given: 600", from TEI's
