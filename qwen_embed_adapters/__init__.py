@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .embedder import Embedder, embedder_from_config
+from .config import embedder_from_config, embedder_from_env
+from .embedder import Embedder
 from .errors import (
     ConfigurationError,
     DimensionMismatchError,
@@ -18,7 +19,7 @@ from .errors import (
     MissingDependencyError,
     QwenEmbedError,
 )
-from .remote import RemoteEmbedder, embedder_from_env
+from .remote import RemoteEmbedder
 
 __version__ = "0.1.0"
 

@@ -1,9 +1,13 @@
-"""What RemoteEmbedder and RemoteReranker share about talking HTTP: no I/O of its own.
+"""What RemoteEmbedder and RemoteReranker share about talking HTTP: one request loop.
 
-Following openai-python's ``_base_client`` split, this module holds the key resolution, the retry
-decisions (408/409/429/5xx, timeouts, transport errors), backoff with jitter and ``Retry-After``,
-scrubbing of bodies, URL redaction and the lazily built sync and per-event-loop async clients.
-Each client keeps its own request body, answer parsing, fallbacks and the loops that sleep.
+Following openai-python's ``_base_client`` split, the decisions hold no I/O: ``_exchange`` is a
+generator that builds each request (``_build``), reads each answer (``_decide``: route discovery,
+the client's own fallbacks, length refusals vs batch caps, retries of 408/409/429/5xx, timeouts and
+transport errors with backoff, jitter and ``Retry-After``) and says what to do next. ``_send`` and
+``_asend`` are the thin sync and async shells that post, sleep and recurse into sub-batches.
+
+What is learnt about a server (the route that answered, the batch cap, ...) lives in one
+``Endpoint`` object per server, so a client of several servers keeps one each.
 """
 
 from __future__ import annotations
@@ -13,29 +17,31 @@ import email.utils
 import logging
 import os
 import random
+import re
 import threading
 import time
-from typing import ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import ConfigurationError, EmbeddingServiceError
+from ._urls import redact_url  # re-exported: remote.py, rerank.py and doctor.py import it from here
+from .errors import (
+    ConfigurationError,
+    InvalidInputError,
+    RateLimitError,
+    ServiceError,
+    ServiceTimeoutError,
+)
 
 API_KEY_ENVS = ("QWEN_EMBED_API_KEY", "OPENAI_API_KEY")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+TIMEOUT_STATUSES = frozenset({408, 504})
 BODY_LIMIT = 800
-
-
-def redact_url(url: str) -> str:
-    """Drop any user:password@ from a URL so it can be logged and shown."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
+#: Resends without a pause (route, fallback or truncation changes) before a request gives up.
+MAX_RESENDS = 12
 
 
 def check_base_url(base_url: str) -> str:
@@ -64,21 +70,201 @@ def retry_after(response: httpx.Response) -> float | None:
             return None
 
 
-class HTTPClientBase:
-    """Mixin for a client of one HTTP endpoint (``self.url``) with retries.
+# ============================================================================ routes
+def route_candidates(base_url: str, leaf: str, *, swap: tuple[str, ...] = (), v1_root: bool = False) -> list[str]:
+    """The full URLs to try, in order, for the route ``leaf`` ("embeddings", "rerank") of ``base_url``.
 
-    A subclass calls ``_init_http`` in its constructor, sets ``max_concurrency`` and ``_log``, and
-    writes its own request loops around ``_sync_client``/``_async_client``, asking
-    ``_retry_delay`` whether and how long to wait after a retryable failure.
+    A URL with a path is used as given: ``.../v1`` -> ``.../v1/{leaf}``, ``.../{leaf}`` as it is (a path
+    ending in one of ``swap`` has that last segment replaced). A bare ``http://host:port`` tries
+    ``/v1/{leaf}`` (vLLM, SGLang, TEI, Ollama) and then ``/{leaf}`` (Infinity's default). With
+    ``v1_root``, a path ending in ``/v1`` also tries the same path without it.
+    """
+    url = check_base_url(base_url)
+    path = urlsplit(url).path
+    if path.endswith("/" + leaf):
+        return [url]
+    for other in swap:
+        if path.endswith("/" + other):
+            url = url[: -len(other) - 1]
+            path = urlsplit(url).path
+            break
+    if not path:
+        return [f"{url}/v1/{leaf}", f"{url}/{leaf}"]
+    urls = [f"{url}/{leaf}"]
+    if v1_root and path.endswith("/v1"):
+        urls.append(f"{url[: -len('/v1')]}/{leaf}")
+    return urls
+
+
+@dataclass
+class Endpoint:
+    """One server: the routes to try, the one that answered, and what was learnt about it.
+
+    ``url`` is the route requests go to now; ``resolved`` the one that answered 200 (None before the
+    first answer); ``batch_cap`` the most items per request, lowered when the server says so.
+    """
+
+    given: str
+    candidates: list[str]
+    batch_cap: int
+    url: str = ""
+    resolved: str | None = None
+    refused: dict[str, int] = field(default_factory=dict)  # route -> HTTP status that refused it
+
+    def __post_init__(self) -> None:
+        self.url = self.url or self.candidates[0]
+
+
+# ============================================================================ refusals
+@dataclass(frozen=True)
+class Refusal:
+    """How a server refused a request it found too big: a ``length`` refusal (an input has more
+    tokens than the model takes) or a ``batch`` refusal (more inputs than the server takes at once)."""
+
+    kind: str
+    limit: int | None = None  # tokens per input ("length") or inputs per request ("batch")
+    tokens: int | None = None  # the offending input's tokens, when the server says
+    engine: str | None = None  # whose wording it was: "tei", "vllm", "ollama", ...
+
+
+# Wordings (lower-cased) taken from the engines' sources and trackers; see tests/support/openai_server.py.
+_LENGTH_PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
+    # TEI (router/src/infer.rs validation): "Input validation error: `inputs` must have less than 512 tokens. Given: 600"
+    (re.compile(r"must have less than (?P<limit>\d+) tokens(?:\. given: (?P<tokens>\d+))?"), "tei"),
+    # vLLM (entrypoints/openai/serving_engine.py): "This model's maximum context length is 512 tokens.
+    # However, you requested 600 tokens in the input for embedding generation. ..."
+    (re.compile(
+        r"maximum context length is (?P<limit>\d+) tokens(?:.{0,40}?(?:requested|has|have) (?P<tokens>\d+)(?: input)? tokens)?"
+    ), "vllm"),
+    # Ollama (llm/server.go): "input length exceeds the context length" / "... maximum context length"
+    (re.compile(r"input length exceeds (?:the )?(?:maximum )?context length(?: \(?(?P<limit>\d+)\)?)?"), "ollama"),
+    # Infinity and others: "input too long", "exceeds max sequence length 512", "token limit", ...
+    (re.compile(
+        r"(?:too many tokens|(?:input|text|sequence|prompt)s? (?:is |are )?too long|token limit"
+        r"|exceeds? (?:the )?(?:model'?s? )?max(?:imum)?[ _](?:sequence|context|input)[ _](?:length|tokens?)"
+        r"(?: (?:of )?\(?(?P<limit>\d+))?)"
+    ), None),
+)
+_BATCH_WORDS = ("batch size", "batch_size", "max_client_batch", "too many inputs", "too many items", "too many",
+                "larger than", "list should have at most")
+_BATCH_LIMITS = (
+    re.compile(r"maximum allowed batch size (\d+)"),  # TEI: "batch size 64 > maximum allowed batch size 32"
+    re.compile(r"(?:not be |no )larger than (\d+)"),  # DashScope: "batch size is invalid, it should not be larger than 10"
+    re.compile(r"at most (\d+)"),  # pydantic: "List should have at most 2048 items"
+    re.compile(r"(?:maximum|max)[a-z_ ]{0,40}?(?:of |is |= ?|: ?)?(\d+)"),
+)
+
+
+def classify_refusal(status: int, lowered_body: str) -> Refusal | None:
+    """A length or batch refusal read from a status and lower-cased body, or None for anything else."""
+    if status in (400, 413, 422, 500):
+        for pattern, engine in _LENGTH_PATTERNS:
+            m = pattern.search(lowered_body)
+            if m:
+                groups = m.groupdict()
+                limit, tokens = groups.get("limit"), groups.get("tokens")
+                return Refusal("length", int(limit) if limit else None, int(tokens) if tokens else None, engine)
+    if status == 413 or (status in (400, 422) and any(w in lowered_body for w in _BATCH_WORDS)):
+        for pattern in _BATCH_LIMITS:
+            m = pattern.search(lowered_body)
+            if m:
+                return Refusal("batch", int(m.group(1)))
+        return Refusal("batch")
+    return None
+
+
+# ============================================================================ client-side rate limits
+class RateLimiter:
+    """Requests and tokens per minute for every call of one client, sync and async alike.
+
+    Each request reserves its slot: it starts no sooner than one request interval after the one
+    before it and once the tokens sent before it are paid for at the allowed rate (no bursts, so
+    any minute holds at most the limit). Token counts are estimated before sending and corrected
+    with the server's ``usage`` afterwards.
+    """
+
+    def __init__(self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None) -> None:
+        for label, value in (("max_requests_per_minute", requests_per_minute),
+                             ("max_tokens_per_minute", tokens_per_minute)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ConfigurationError(f"{label} must be a positive number or None, got {value!r}")
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self._next_request = 0.0
+        self._next_token = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self, tokens: int) -> float:
+        """Book the next request (of about ``tokens`` tokens); returns the seconds to wait before sending it."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_request, self._next_token)
+            if self.requests_per_minute:
+                self._next_request = start + 60.0 / self.requests_per_minute
+            if self.tokens_per_minute:
+                self._next_token = start + max(tokens, 0) * 60.0 / self.tokens_per_minute
+            return start - now
+
+    def adjust(self, extra_tokens: int) -> None:
+        """The server counted ``extra_tokens`` more (or fewer, if negative) than the estimate booked."""
+        if self.tokens_per_minute and extra_tokens:
+            with self._lock:
+                self._next_token += extra_tokens * 60.0 / self.tokens_per_minute
+
+
+# ============================================================================ the request loop
+@dataclass
+class Request:
+    """One request as built: where it goes and its JSON body."""
+
+    url: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Step:
+    """What to do after one attempt, decided with no I/O."""
+
+    kind: str  # "done", "retry", "resend", "replace", "split", "raise"
+    value: Any = None  # "done": the result; "replace": the items to send instead
+    delay: float = 0.0  # "retry": the pause
+    error: BaseException | None = None  # "raise"
+    size: int = 0  # "split": items per sub-request
+
+
+Op = tuple[str, Any]  # ("post", Request) | ("sleep", seconds) | ("sub", (items, offset))
+
+
+class HTTPClientBase:
+    """Mixin for a client of one HTTP endpoint with retries, sharing one request loop.
+
+    A subclass calls ``_init_http`` in its constructor, sets ``max_concurrency``, ``_log``,
+    ``_error_classes`` and ``_route_hint``, and implements ``_build`` (items -> Request), ``_parse``
+    (a 200 answer -> result), ``_join`` (results of sub-batches -> one) and optionally
+    ``_refusal_step`` (its own fallbacks) and ``_truncate_step``. ``_send``/``_asend`` run a request
+    for a list of items, splitting it where the server asks.
     """
 
     _log: ClassVar[logging.Logger]
-    url: str
+    #: (any failure, timeout, rate limit) classes raised by this client
+    _error_classes: ClassVar[tuple[type[ServiceError], type[ServiceError], type[ServiceError]]] = (
+        ServiceError, ServiceTimeoutError, RateLimitError,
+    )
+    #: which engines serve which route, said when no route answers
+    _route_hint: ClassVar[str] = ""
+    #: what one item is called in errors ("input", "document")
+    _item_name: ClassVar[str] = "input"
+    #: added to the error for an input the server finds too long
+    _too_long_hint: ClassVar[str] = ""
     max_concurrency: int
+    _endpoint: Endpoint
+    #: set by a client that takes rate limits
+    _limiter: RateLimiter | None = None
 
     def _init_http(
         self,
         *,
+        endpoint: Endpoint,
         api_key: str | None,
         api_key_env: str | None,
         headers: dict[str, str] | None,
@@ -92,6 +278,7 @@ class HTTPClientBase:
             raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self._endpoint = endpoint
         self.max_retries = max_retries
         self.timeout = float(timeout)
         self.backoff_base = backoff_base
@@ -112,6 +299,53 @@ class HTTPClientBase:
         self._aclients: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
         self._client_lock = threading.Lock()
 
+    # ---------------------------------------------------------------- the endpoint
+    @property
+    def url(self) -> str:
+        """The route requests go to now (the first candidate until one has answered)."""
+        return self._endpoint.url
+
+    @url.setter
+    def url(self, value: str) -> None:
+        self._endpoint.url = value
+
+    @property
+    def batch_size(self) -> int:
+        """Items per request: the given ``batch_size``, lowered when the server refuses as many."""
+        return self._endpoint.batch_cap
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._endpoint.batch_cap = value
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The full URL of the route that answered (e.g. ``http://host:7997/embeddings``); None before
+        the first successful request."""
+        return self._endpoint.resolved
+
+    # ---------------------------------------------------------------- hooks
+    def _build(self, items: list[Any], ctx: Any) -> Request:
+        raise NotImplementedError
+
+    def _parse(self, response: httpx.Response, items: list[Any], request: Request) -> Any:
+        raise NotImplementedError
+
+    def _join(self, parts: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def _cost(self, request: Request) -> int:
+        """Estimated tokens of a request, for ``max_tokens_per_minute``."""
+        return 0
+
+    def _refusal_step(self, status: int, lowered: str, items: list[Any], request: Request) -> Step | None:
+        """The client's own fallbacks for a refused request (dimensions, base64, body shape)."""
+        return None
+
+    def _truncate_step(self, refusal: Refusal, items: list[Any], request: Request, offset: int) -> Step | None:
+        """With truncation on: how to resend what the server found too long; None to bisect or raise."""
+        return None
+
     # ---------------------------------------------------------------- decisions (no I/O)
     def _scrub(self, text: str) -> str:
         # Replace before cutting: a key that straddles the cut would otherwise show in part.
@@ -125,8 +359,13 @@ class HTTPClientBase:
         base = min(self.backoff_max, self.backoff_base * (2**attempt))
         return base * (0.5 + random.random() / 2)
 
-    def _fail(self, message: str, status: int | None = None, body: str | None = None) -> EmbeddingServiceError:
-        return EmbeddingServiceError(f"{redact_url(self.url)}: {message}", status=status, body=body)
+    def _fail(
+        self, message: str, status: int | None = None, body: str | None = None, *, kind: str = "", url: str | None = None
+    ) -> ServiceError:
+        """The client's error class for ``kind`` ("", "timeout", "rate_limit"), its message naming the URL."""
+        base, timeout_cls, rate_cls = self._error_classes
+        cls = {"timeout": timeout_cls, "rate_limit": rate_cls}.get(kind, base)
+        return cls(f"{redact_url(url or self.url)}: {message}", status=status, body=body)
 
     def _retry_delay(self, attempt: int, what: str, retry_after: float | None = None) -> float | None:
         """The pause before the next attempt after a retryable failure, or None once retries are used up."""
@@ -139,19 +378,191 @@ class HTTPClientBase:
         )
         return delay
 
-    def _transport_failure(self, exc: Exception, attempt: int) -> tuple[float | None, EmbeddingServiceError]:
+    def _transport_failure(self, exc: Exception, attempt: int) -> tuple[float | None, ServiceError]:
         """After a timeout or transport error: the retry delay (None when used up) and the error to raise then."""
         delay = self._retry_delay(attempt, type(exc).__name__)
-        return delay, self._fail(f"{type(exc).__name__} after {attempt + 1} attempts: {self._scrub(str(exc))}")
+        kind = "timeout" if isinstance(exc, httpx.TimeoutException) else ""
+        return delay, self._fail(
+            f"{type(exc).__name__} after {attempt + 1} attempts: {self._scrub(str(exc))}", kind=kind
+        )
 
-    def _status_failure(self, response: httpx.Response, attempt: int, body: str) -> tuple[float | None, EmbeddingServiceError]:
+    def _status_failure(self, response: httpx.Response, attempt: int, body: str) -> tuple[float | None, ServiceError]:
         """After an HTTP error no fallback handled: the retry delay (None if not retryable) and the error."""
         status = response.status_code
         delay = None
+        wait = retry_after(response)
         if status in RETRY_STATUSES:
-            delay = self._retry_delay(attempt, f"HTTP {status}", retry_after(response))
+            delay = self._retry_delay(attempt, f"HTTP {status}", wait)
         retried = f" after {attempt + 1} attempts" if status in RETRY_STATUSES else ""
-        return delay, self._fail(f"HTTP {status}{retried}: {body}", status=status, body=body)
+        kind = "rate_limit" if status == 429 else "timeout" if status in TIMEOUT_STATUSES else ""
+        error = self._fail(f"HTTP {status}{retried}: {body}", status=status, body=body, kind=kind)
+        if isinstance(error, RateLimitError):
+            error.retry_after = wait
+        return delay, error
+
+    def _decide_exception(self, exc: Exception, attempt: int) -> Step:
+        delay, error = self._transport_failure(exc, attempt)
+        return Step("raise", error=error) if delay is None else Step("retry", delay=delay)
+
+    def _decide(self, response: httpx.Response, items: list[Any], request: Request, attempt: int, offset: int) -> Step:
+        """What to do after an answer: done, resend (after a learnt fallback), split, retry or raise."""
+        status = response.status_code
+        if status == 200:
+            value = self._parse(response, items, request)
+            self._route_answered(request.url)
+            return Step("done", value=value)
+        body = self._scrub(response.text)
+        lowered = body.lower()
+        # A 404 about the model (vLLM: "The model `x` does not exist.") is an answer, not a missing route.
+        if status in (404, 405) and "model" not in lowered:
+            step = self._next_route(request.url, status, body)
+            if step is not None:
+                return step
+        step = self._refusal_step(status, lowered, items, request)
+        if step is not None:
+            return step
+        refusal = classify_refusal(status, lowered)
+        if refusal is not None and refusal.kind == "length":
+            return self._too_long(refusal, items, request, offset, status, body)
+        if refusal is not None and len(items) > 1:
+            return self._lower_batch_cap(refusal, len(items), status)
+        delay, error = self._status_failure(response, attempt, body)
+        return Step("raise", error=error) if delay is None else Step("retry", delay=delay)
+
+    def _route_answered(self, url: str) -> None:
+        ep = self._endpoint
+        if ep.resolved is None:
+            with self._client_lock:
+                if ep.resolved is None:
+                    if len(ep.candidates) > 1:
+                        self._log.info("%s answers on %s", redact_url(ep.given), redact_url(url))
+                    ep.resolved = ep.url = url
+
+    def _next_route(self, url: str, status: int, body: str) -> Step | None:
+        """After a 404/405: resend to the next candidate route, or raise naming every route tried."""
+        ep = self._endpoint
+        with self._client_lock:
+            if ep.resolved is not None:
+                return None  # this route answered before: the 404 is the server's answer
+            ep.refused[url] = status
+            if url != ep.url:
+                return Step("resend")  # another request moved on already
+            i = ep.candidates.index(url) if url in ep.candidates else len(ep.candidates)
+            if i + 1 < len(ep.candidates):
+                ep.url = ep.candidates[i + 1]
+                self._log.info("%s answered HTTP %d; trying %s", redact_url(url), status, redact_url(ep.url))
+                return Step("resend")
+        tried = ", ".join(f"{redact_url(u)} (HTTP {s})" for u, s in ep.refused.items())
+        error = self._fail(
+            f"no route answered: tried {tried}: {body}. {self._route_hint}", status=status, body=body, url=url
+        )
+        return Step("raise", error=error)
+
+    def _lower_batch_cap(self, refusal: Refusal, n: int, status: int) -> Step:
+        # A number in the message is the server's cap: use it at once; else halve.
+        limit = refusal.limit or 0
+        size = limit if 1 <= limit < n else max(1, n // 2)
+        with self._client_lock:
+            if size < self._endpoint.batch_cap:
+                self._log.info(
+                    "%s refused %d %ss per request (HTTP %d); using batches of %d from now on",
+                    redact_url(self.url), n, self._item_name, status, size,
+                )
+                self._endpoint.batch_cap = size
+        return Step("split", size=size)
+
+    def _too_long(
+        self, refusal: Refusal, items: list[Any], request: Request, offset: int, status: int, body: str
+    ) -> Step:
+        """An input is over the model's length: never a batch cap. Truncate, bisect, or name the input."""
+        step = self._truncate_step(refusal, items, request, offset)
+        if step is not None:
+            return step
+        if len(items) > 1:
+            return Step("split", size=(len(items) + 1) // 2)
+        tokens = f"{refusal.tokens} tokens" if refusal.tokens else "too many tokens"
+        limit = f", the server takes at most {refusal.limit}" if refusal.limit else ""
+        error = InvalidInputError(
+            f"{self._item_name} {offset}: {tokens}{limit}{self._too_long_hint} "
+            f"({redact_url(request.url)}: HTTP {status}: {body})",
+            index=offset, tokens=refusal.tokens, limit=refusal.limit,
+        )
+        return Step("raise", error=error)
+
+    def _exchange(self, items: list[Any], ctx: Any, offset: int) -> Generator[Op, Any, Any]:
+        """The request loop with no I/O: yields what to do (post, sleep, send a sub-batch), gets the outcome."""
+        attempt = resends = 0
+        while True:
+            request = self._build(items, ctx)
+            if self._limiter is not None:
+                pause = self._limiter.reserve(self._cost(request))
+                if pause > 0:
+                    yield ("sleep", pause)
+            outcome = yield ("post", request)
+            if isinstance(outcome, Exception):
+                step = self._decide_exception(outcome, attempt)
+            else:
+                step = self._decide(outcome, items, request, attempt, offset)
+            if step.kind == "done":
+                return step.value
+            if step.kind == "raise":
+                assert step.error is not None
+                raise step.error
+            if step.kind == "split":
+                parts = []
+                for i in range(0, len(items), step.size):
+                    parts.append((yield ("sub", (items[i : i + step.size], offset + i))))
+                return self._join(parts)
+            if step.kind == "retry":
+                attempt += 1
+                yield ("sleep", step.delay)
+                continue
+            if step.kind == "replace":
+                items = step.value
+            resends += 1
+            if resends > MAX_RESENDS:
+                raise self._fail(f"gave up after {resends} resends with changed settings")
+
+    # ---------------------------------------------------------------- the thin shells
+    def _send(self, items: list[Any], ctx: Any = None, offset: int = 0) -> Any:
+        """Run one request for ``items`` to the end (sync): retries, fallbacks and splits included."""
+        client, loop = self._sync_client(), self._exchange(items, ctx, offset)
+        outcome: Any = None
+        while True:
+            try:
+                kind, arg = loop.send(outcome)
+            except StopIteration as stop:
+                return stop.value
+            if kind == "post":
+                try:
+                    outcome = client.post(arg.url, json=arg.body)
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    outcome = exc
+            elif kind == "sleep":
+                time.sleep(arg)
+                outcome = None
+            else:
+                outcome = self._send(arg[0], ctx, arg[1])
+
+    async def _asend(self, items: list[Any], ctx: Any = None, offset: int = 0) -> Any:
+        """Async twin of ``_send``."""
+        client, loop = self._async_client(), self._exchange(items, ctx, offset)
+        outcome: Any = None
+        while True:
+            try:
+                kind, arg = loop.send(outcome)
+            except StopIteration as stop:
+                return stop.value
+            if kind == "post":
+                try:
+                    outcome = await client.post(arg.url, json=arg.body)
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    outcome = exc
+            elif kind == "sleep":
+                await asyncio.sleep(arg)
+                outcome = None
+            else:
+                outcome = await self._asend(arg[0], ctx, arg[1])
 
     # ---------------------------------------------------------------- clients
     def _limits(self) -> httpx.Limits:

@@ -12,19 +12,68 @@ import asyncio
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from . import models
-from .errors import ConfigurationError, EmbeddingServiceError
+from .errors import ConfigurationError, EmbeddingServiceError, InvalidInputError
 from .vectors import as_text_list, l2_normalize
 
 logger = logging.getLogger(__name__)
 
 Batch = list[int]  # indices into the caller's list of texts
+T = TypeVar("T")
+
+
+def run_batches(jobs: Sequence[Callable[[], T]], pool: Callable[[], ThreadPoolExecutor] | None) -> list[T]:
+    """Run ``jobs`` (one per batch) on the pool ``pool()`` gives (inline when None or one job);
+    results in job order. On the first failure the jobs not yet started are cancelled, the running
+    ones are waited for, and that failure is raised."""
+    if pool is None or len(jobs) <= 1:
+        return [job() for job in jobs]
+    futures = [pool().submit(job) for job in jobs]
+    done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    for f in futures:
+        if f in done and f.exception() is not None:
+            for p in pending:
+                p.cancel()
+            wait(pending)
+            raise f.exception()  # type: ignore[misc]
+    return [f.result() for f in futures]
+
+
+async def arun_batches(jobs: Sequence[Callable[[], Awaitable[T]]], max_concurrency: int) -> list[T]:
+    """Async twin of ``run_batches``: at most ``max_concurrency`` jobs at once; on the first failure
+    every other job is cancelled (and awaited) before the failure is raised."""
+    sem = asyncio.Semaphore(max_concurrency)
+
+    async def run(job: Callable[[], Awaitable[T]]) -> T:
+        async with sem:
+            return await job()
+
+    tasks = [asyncio.ensure_future(run(job)) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def caller_index(exc: InvalidInputError, batch: Sequence[int], what: str = "input") -> InvalidInputError:
+    """``exc`` (naming an item by its place in ``batch``) re-aimed at the caller's index of that item."""
+    k = exc.index
+    if k is None or not 0 <= k < len(batch) or batch[k] == k:
+        return exc
+    message = str(exc)
+    prefix = f"{what} {k}:"
+    if message.startswith(prefix):
+        message = f"{what} {batch[k]}:" + message[len(prefix):]
+    return InvalidInputError(message, index=batch[k], item_id=exc.item_id, tokens=exc.tokens, limit=exc.limit)
 
 
 class Embedder(ABC):
@@ -212,42 +261,36 @@ class Embedder(ABC):
         if not texts:
             return self._empty()
         batches = self._plan_batches(texts)
-        if len(batches) == 1 or self.max_concurrency == 1:
-            parts = [self._finish(self._embed_batch([texts[i] for i in b]), b) for b in batches]
-            return self._assemble(len(texts), batches, parts)
-        pool = self._executor()
-        futures: list[Future[np.ndarray]] = [
-            pool.submit(self._embed_batch, [texts[i] for i in b]) for b in batches
-        ]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in futures:
-            if f in done and f.exception() is not None:
-                for p in pending:
-                    p.cancel()
-                wait(pending)
-                raise f.exception()  # type: ignore[misc]
-        parts = [self._finish(f.result(), b) for f, b in zip(futures, batches, strict=True)]
+
+        def job(b: Batch) -> Callable[[], np.ndarray]:
+            def run() -> np.ndarray:
+                try:
+                    raw = self._embed_batch([texts[i] for i in b])
+                except InvalidInputError as exc:
+                    raise caller_index(exc, b) from None
+                return self._finish(raw, b)
+            return run
+
+        pool = None if self.max_concurrency == 1 else self._executor
+        parts = run_batches([job(b) for b in batches], pool)
         return self._assemble(len(texts), batches, parts)
 
     async def _aencode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return self._empty()
         batches = self._plan_batches(texts)
-        sem = asyncio.Semaphore(self.max_concurrency)
 
-        async def run(b: Batch) -> np.ndarray:
-            async with sem:
-                return self._finish(await self._aembed_batch([texts[i] for i in b]), b)
+        def job(b: Batch) -> Callable[[], Awaitable[np.ndarray]]:
+            async def run() -> np.ndarray:
+                try:
+                    raw = await self._aembed_batch([texts[i] for i in b])
+                except InvalidInputError as exc:
+                    raise caller_index(exc, b) from None
+                return self._finish(raw, b)
+            return run
 
-        tasks = [asyncio.ensure_future(run(b)) for b in batches]
-        try:
-            parts = await asyncio.gather(*tasks)
-        except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        return self._assemble(len(texts), batches, list(parts))
+        parts = await arun_batches([job(b) for b in batches], self.max_concurrency)
+        return self._assemble(len(texts), batches, parts)
 
     def _assemble(self, n: int, batches: Sequence[Batch], parts: Sequence[np.ndarray]) -> np.ndarray:
         if len(batches) == 1 and batches[0] == list(range(n)):
@@ -308,28 +351,3 @@ class Embedder(ABC):
             "query_instruction": self._explicit_instruction,
         }
 
-
-def embedder_from_config(config: dict[str, Any]) -> Embedder:
-    """Rebuild an embedder from ``Embedder.to_config()`` output.
-
-    >>> cfg = RemoteEmbedder("http://localhost:8000/v1", dimensions=256).to_config()  # doctest: +SKIP
-    >>> embedder_from_config(cfg).dimension  # doctest: +SKIP
-    256
-    """
-    if not isinstance(config, dict) or "engine" not in config:
-        raise ConfigurationError(f"an embedder config is a dict with an 'engine' key, got {config!r:.200}")
-    cfg = dict(config)
-    engine = cfg.pop("engine")
-    if engine == "remote":
-        from .remote import RemoteEmbedder
-
-        return RemoteEmbedder.from_config(cfg)
-    if engine == "local":
-        from .local import LocalEmbedder
-
-        return LocalEmbedder.from_config(cfg)  # type: ignore[attr-defined,no-any-return]
-    if engine == "fake":
-        from .testing import FakeEmbedder
-
-        return FakeEmbedder(**cfg)
-    raise ConfigurationError(f"unknown embedder engine {engine!r}; expected 'remote', 'local' or 'fake'")

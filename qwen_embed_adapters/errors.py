@@ -45,11 +45,20 @@ class DimensionMismatchError(QwenEmbedError, ValueError):
         super().__init__(msg)
 
 
-class EmbeddingServiceError(QwenEmbedError):
-    """The embedding endpoint failed (after retries where retrying made sense).
+class ServiceError(QwenEmbedError):
+    """An HTTP service (an embedding or rerank endpoint) failed, after retries where retrying made sense.
 
-    ``status`` is the HTTP status (None for connection errors or a malformed answer), ``body``
-    the start of the response body.
+    ``status`` is the HTTP status (None for connection errors or a malformed answer), ``body`` the
+    start of the response body (keys scrubbed). RemoteReranker raises this class and its subclasses.
+
+    The tree (catch the narrowest that fits)::
+
+        ServiceError
+        ├── ServiceTimeoutError        the server did not answer in time (timeout, HTTP 408/504)
+        ├── RateLimitError             HTTP 429 after every retry; ``retry_after`` as the server asked
+        └── EmbeddingServiceError      any failure of an embedding endpoint (RemoteEmbedder)
+            ├── EmbeddingTimeoutError      (also a ServiceTimeoutError)
+            └── EmbeddingRateLimitError    (also a RateLimitError)
     """
 
     def __init__(self, message: str, *, status: int | None = None, body: str | None = None) -> None:
@@ -58,12 +67,56 @@ class EmbeddingServiceError(QwenEmbedError):
         super().__init__(message)
 
 
-class InvalidInputError(QwenEmbedError, ValueError):
-    """Bad input: None, a non-str, an empty string, a NaN vector, ... ``index`` names the bad item."""
+class ServiceTimeoutError(ServiceError):
+    """The service did not answer in time (client timeout, or HTTP 408/504), after every retry."""
 
-    def __init__(self, message: str, *, index: int | None = None, item_id: str | None = None) -> None:
+
+class RateLimitError(ServiceError):
+    """The service kept answering HTTP 429 after every retry. ``retry_after``: seconds it last asked for."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, body: str | None = None, retry_after: float | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status=status, body=body)
+
+
+class EmbeddingServiceError(ServiceError):
+    """The embedding endpoint failed (after retries where retrying made sense).
+
+    ``status`` is the HTTP status (None for connection errors or a malformed answer), ``body``
+    the start of the response body.
+    """
+
+
+class EmbeddingTimeoutError(EmbeddingServiceError, ServiceTimeoutError):
+    """The embedding endpoint did not answer in time, after every retry."""
+
+
+class EmbeddingRateLimitError(EmbeddingServiceError, RateLimitError):
+    """The embedding endpoint kept answering HTTP 429 after every retry."""
+
+
+class InvalidInputError(QwenEmbedError, ValueError):
+    """Bad input: None, a non-str, an empty string, a NaN vector, a text too long for the server, ...
+
+    ``index`` names the bad item; for a text the server refused as too long, ``tokens`` is its length
+    in tokens when the server said it and ``limit`` the server's maximum.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int | None = None,
+        item_id: str | None = None,
+        tokens: int | None = None,
+        limit: int | None = None,
+    ) -> None:
         self.index = index
         self.item_id = item_id
+        self.tokens = tokens
+        self.limit = limit
         super().__init__(message)
 
 
@@ -95,10 +148,15 @@ class IngestError(WriteError):
 __all__ = [
     "ConfigurationError",
     "DimensionMismatchError",
+    "EmbeddingRateLimitError",
     "EmbeddingServiceError",
+    "EmbeddingTimeoutError",
     "IngestError",
     "InvalidInputError",
     "MissingDependencyError",
     "QwenEmbedError",
+    "RateLimitError",
+    "ServiceError",
+    "ServiceTimeoutError",
     "WriteError",
 ]

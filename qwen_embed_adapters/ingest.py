@@ -33,6 +33,7 @@ import numpy as np
 
 from .adapters.base import content_id, prepare_records
 from .errors import DimensionMismatchError, IngestError, InvalidInputError, QwenEmbedError, WriteError
+from .vectors import check_unicode
 
 if TYPE_CHECKING:
     from .adapters.base import VectorStore
@@ -248,7 +249,7 @@ class _Run:
             positions.append(pos)
         while True:
             try:
-                self.store._validate_batch(ids, texts, metas)
+                self.store.check_batch(ids, texts, metas)
                 break
             except InvalidInputError as exc:
                 k = exc.index
@@ -318,13 +319,13 @@ class _Run:
                 keep = [i for i, x in enumerate(batch.ids) if x not in have]
                 if not keep:
                     return
-                self.store._write(
+                self.store.write_batch(
                     [batch.ids[i] for i in keep], vectors[keep],
                     [batch.texts[i] for i in keep], [batch.metadatas[i] for i in keep],
                 )
                 return
         batch.attempted = True
-        self.store._write(batch.ids, vectors, batch.texts, batch.metadatas)
+        self.store.write_batch(batch.ids, vectors, batch.texts, batch.metadatas)
 
     def _check_vectors(self, batch: _Batch, vectors: Any) -> np.ndarray:
         arr = np.asarray(vectors, dtype=np.float32)
@@ -396,6 +397,7 @@ def _normalise(record: Any, pos: int) -> tuple[str, Any, Any]:
     if isinstance(record, str):
         if not record:
             raise InvalidInputError(f"record {pos} is an empty string", index=pos)
+        check_unicode(record, f"record {pos}", index=pos)
         return content_id(record), record, None
     if isinstance(record, Mapping):
         unknown = set(record) - _RECORD_KEYS
@@ -411,6 +413,7 @@ def _normalise(record: Any, pos: int) -> tuple[str, Any, Any]:
             raise InvalidInputError(
                 f"record {pos}: 'text' is {type(text).__name__}, not str: {text!r:.60}", index=pos
             )
+        check_unicode(text, f"record {pos}: 'text'", index=pos)
         rid = record.get("id")
         if rid is None:
             rid = content_id(text) if text else ""

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .adapters.base import VectorStore, content_id, prepare_records
-from .adapters.spec import store_from_spec
+from .adapters.spec import parse_store_spec, store_from_spec
 from .config import embedder_from_config
 from .embedder import Embedder
 from .errors import (
@@ -283,8 +283,8 @@ class QwenStoreDatasink:
                 size = store.write_batch_size
                 for start in range(0, len(ids), size):
                     part = slice(start, start + size)
-                    store._validate_batch(ids[part], texts[part], metas[part])
-                    store._write(ids[part], chosen[part], texts[part], metas[part])
+                    store.check_batch(ids[part], texts[part], metas[part])
+                    store.write_batch(ids[part], chosen[part], texts[part], metas[part])
 
             # Upserts by id: writing a block again after a reconnect stores nothing twice.
             _with_worker_store(self.store_spec, self.model, vectors.shape[1], put)
@@ -318,14 +318,13 @@ class QwenStoreDatasink:
 
 
 def _describe(spec: str | Mapping[str, Any]) -> str:
-    from .adapters.spec import describe_spec
+    from .adapters.spec import redact_spec
 
-    return describe_spec(spec)
+    return redact_spec(spec)
 
 
 def _is_local_only(spec: str | Mapping[str, Any]) -> bool:
-    kind = spec.split(":", 1)[0] if isinstance(spec, str) else str(spec.get("store", ""))
-    return kind.split("+", 1)[0] == "faiss"
+    return bool(parse_store_spec(spec)["store"] == "faiss")
 
 
 def _close(store: VectorStore) -> None:

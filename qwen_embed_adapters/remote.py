@@ -1,54 +1,98 @@
 """RemoteEmbedder: one client for every OpenAI-compatible ``/v1/embeddings`` server.
 
-The request building and the retry decisions live in plain methods with no I/O; the sync path
-(``httpx.Client`` on a thread pool) and the async path (``httpx.AsyncClient``) add only the loop
-and the sleep, so both behave the same.
+The request building and the decisions live in plain methods with no I/O; the one request loop of
+``_http.HTTPClientBase`` runs them, in a thread pool (sync) or on the event loop (async).
+
+Routes as users write them: a URL with a path is used as given (``http://h/v1`` ->
+``http://h/v1/embeddings``, ``https://gateway/openai/v1``, ``.../embeddings``); a bare ``http://h:p``
+tries ``/v1/embeddings`` and, on a 404, Infinity's default ``/embeddings``, then keeps what answered.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import re
-import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 
-from ._http import API_KEY_ENVS, HTTPClientBase, check_base_url, redact_url
+from ._http import (
+    API_KEY_ENVS,
+    Endpoint,
+    HTTPClientBase,
+    RateLimiter,
+    Refusal,
+    Request,
+    Step,
+    check_base_url,
+    redact_url,
+    route_candidates,
+)
 from ._http import RETRY_STATUSES as RETRY_STATUSES  # re-exported: it was defined here
 from .embedder import Embedder
-from .errors import ConfigurationError, InvalidInputError
+from .errors import (
+    ConfigurationError,
+    EmbeddingRateLimitError,
+    EmbeddingServiceError,
+    EmbeddingTimeoutError,
+    InvalidInputError,
+)
 from .vectors import decode_base64
 
 logger = logging.getLogger(__name__)
 
-_LIMIT_RE = re.compile(r"(?:maximum|max)[a-z_ ]{0,40}?(?:batch[a-z_ ]{0,20}?)?(?:of |is |= ?|: ?)?(\d+)")
+#: Which engines answer on which route, said when no route answers.
+EMBEDDINGS_ROUTE_HINT = (
+    "vLLM, SGLang, TEI, Ollama and `qwen-embed serve` answer on /v1/embeddings; Infinity answers on "
+    "/embeddings by default (/v1/embeddings with --url-prefix /v1). Pass the server's full URL, e.g. "
+    "http://host:8000/v1 or http://host:7997/embeddings."
+)
+#: The engines' own switches that make the server truncate an over-long input (by the wording it refused with).
+TRUNCATE_SWITCHES: dict[str, str] = {"tei": "truncate", "vllm": "truncate_prompt_tokens"}
+
+
+#: Characters per token assumed before the server counts (for ``max_tokens_per_minute``).
+CHARS_PER_TOKEN_ESTIMATE = 4
+#: A request whose ``usage.prompt_tokens`` times this is below its characters was cut silently ...
+SILENT_CUT_CHARS_PER_TOKEN = 12
+#: ... when its inputs hold at least this many characters.
+SILENT_CUT_MIN_CHARS = 4096
 
 
 def normalise_base_url(base_url: str) -> str:
-    """``http://h:p`` and ``http://h:p/`` become ``http://h:p/v1``; a trailing ``/embeddings`` is dropped."""
+    """``http://h:p`` and ``http://h:p/`` become ``http://h:p/v1``; a trailing ``/embeddings`` is dropped.
+
+    The most likely OpenAI-style base of a URL, for tools that need one before any request
+    (RemoteEmbedder itself tries the routes: see ``route_candidates``).
+    """
     url = check_base_url(base_url)
     if url.endswith("/embeddings"):
         url = url[: -len("/embeddings")]
-    if not urlsplit(url).path:
+    if not url.split("://", 1)[1].count("/"):
         url += "/v1"
     return url
 
 
 @dataclass
-class _Action:
-    """What to do after one attempt."""
+class EmbeddingEndpoint(Endpoint):
+    """One embedding server and what was learnt about it: route, batch cap, ``dimensions`` and
+    base64 support, and the switch that makes it truncate (None: unknown; "" : none works)."""
 
-    kind: str  # "done", "retry", "resend", "split", "raise"
-    vectors: np.ndarray | None = None
-    delay: float = 0.0
-    error: Exception | None = None
-    size: int = 0  # for "split": inputs per sub-request
+    send_dimensions: bool = True
+    encoding_format: str = "base64"
+    truncate_switch: str | None = None
+    truncate_to: int = -1  # the token count sent with vLLM's truncate_prompt_tokens
+    warned_truncation: bool = False  # warned once that the server seems to truncate silently
+
+
+def _cut(text: str, refusal: Refusal) -> str:
+    """A conservative client-side cut of ``text`` to fit ``refusal.limit`` tokens."""
+    if refusal.limit and refusal.tokens and refusal.tokens > refusal.limit:
+        keep = int(len(text) * refusal.limit / refusal.tokens * 0.9)
+    else:
+        keep = len(text) // 2
+    return text[: max(1, min(keep, len(text) - 1))]
 
 
 class RemoteEmbedder(Embedder, HTTPClientBase):
@@ -59,12 +103,25 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         emb = RemoteEmbedder("http://localhost:30000/v1", model="Qwen3-Embedding-0.6B", dimensions=512)
         vectors = emb.embed_documents(["今天天气真好", "阳光明媚,适合散步"])   # float32 (2, 512)
 
+    ``base_url`` with a path is used as given (``.../v1`` -> ``.../v1/embeddings``; a URL ending in
+    ``/embeddings`` as it is); a bare ``http://host:port`` tries ``/v1/embeddings`` and then
+    ``/embeddings``, and ``endpoint_url`` tells which answered.
+
+    An input over the server's token limit raises InvalidInputError naming its index (it never lowers
+    the batch size); with ``truncate=True`` it is embedded cut instead: with the server's own switch
+    where the refusal tells which engine it is (TEI ``truncate``, vLLM ``truncate_prompt_tokens``),
+    else cut client-side, and a warning says so.
+
     The key comes from ``api_key``, else ``$QWEN_EMBED_API_KEY``, else ``$OPENAI_API_KEY``; it never
     appears in repr, logs, exceptions or ``to_config()`` (which keeps only the variable's name).
     """
 
     engine = "remote"
     _log = logger
+    _error_classes = (EmbeddingServiceError, EmbeddingTimeoutError, EmbeddingRateLimitError)
+    _route_hint = EMBEDDINGS_ROUTE_HINT
+    _too_long_hint = " (pass truncate=True to embed it cut, or split the text)"
+    _endpoint: EmbeddingEndpoint
 
     def __init__(
         self,
@@ -81,11 +138,22 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         api_key_env: str | None = None,
         send_dimensions: bool = True,
         encoding_format: str = "base64",
+        truncate: bool = False,
+        max_requests_per_minute: float | None = None,
+        max_tokens_per_minute: float | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         max_retry_after: float = 60.0,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if encoding_format not in ("base64", "float"):
+            raise ConfigurationError(f"encoding_format must be 'base64' or 'float', got {encoding_format!r}")
+        given = check_base_url(base_url)
+        # What the server turned out to support lives in the endpoint; learnt once, kept for later calls.
+        self._endpoint = EmbeddingEndpoint(
+            given, route_candidates(given, "embeddings"), batch_cap=64,
+            send_dimensions=send_dimensions and dimensions is not None, encoding_format=encoding_format,
+        )
         super().__init__(
             model,
             dimensions=dimensions,
@@ -93,17 +161,44 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             batch_size=batch_size,
             max_concurrency=max_concurrency,
         )
-        self.base_url = normalise_base_url(base_url)
-        self.url = self.base_url + "/embeddings"
+        self._given_batch_size = batch_size
+        #: the URL as given (stripped of trailing slashes); ``endpoint_url`` is the route that answered
+        self.base_url = given
+        self.truncate = bool(truncate)
+        if max_requests_per_minute is not None or max_tokens_per_minute is not None:
+            # One limiter for every call of this embedder: sync, async, LightRAG's and ingest's through it.
+            self._limiter = RateLimiter(max_requests_per_minute, max_tokens_per_minute)
         self._init_http(
+            endpoint=self._endpoint,
             api_key=api_key, api_key_env=api_key_env, headers=headers, max_retries=max_retries, timeout=timeout,
             backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
         )
-        if encoding_format not in ("base64", "float"):
-            raise ConfigurationError(f"encoding_format must be 'base64' or 'float', got {encoding_format!r}")
-        # What the server turned out to support; learnt once, kept for later calls.
-        self.send_dimensions = send_dimensions and dimensions is not None
-        self.encoding_format = encoding_format
+
+    @property
+    def openai_base_url(self) -> str:
+        """The base URL an OpenAI SDK client would take for this server (the route without
+        ``/embeddings``): the route that answered, else the first one to be tried."""
+        route = self._endpoint.resolved or self._endpoint.candidates[0]
+        return route[: -len("/embeddings")] if route.endswith("/embeddings") else route
+
+    # ------------------------------------------------------------------ learnt state (per endpoint)
+    @property
+    def send_dimensions(self) -> bool:
+        """Whether ``dimensions`` is sent (False once the server refused or ignored it)."""
+        return self._endpoint.send_dimensions
+
+    @send_dimensions.setter
+    def send_dimensions(self, value: bool) -> None:
+        self._endpoint.send_dimensions = value
+
+    @property
+    def encoding_format(self) -> str:
+        """"base64" until the server refuses it, then "float"."""
+        return self._endpoint.encoding_format
+
+    @encoding_format.setter
+    def encoding_format(self, value: str) -> None:
+        self._endpoint.encoding_format = value
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -112,7 +207,8 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         cfg.pop("engine", None)
         known = {
             "base_url", "model", "dimensions", "query_instruction", "batch_size", "max_concurrency",
-            "max_retries", "timeout", "api_key_env", "send_dimensions", "encoding_format",
+            "max_retries", "timeout", "api_key_env", "send_dimensions", "encoding_format", "truncate",
+            "max_requests_per_minute", "max_tokens_per_minute",
         }
         unknown = set(cfg) - known
         if unknown:
@@ -126,12 +222,20 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             "engine": "remote",
             "base_url": redact_url(self.base_url),
             **self._config_common(),
-            "batch_size": self.batch_size,
+            "batch_size": self._given_batch_size,
             "max_concurrency": self.max_concurrency,
             "max_retries": self.max_retries,
             "timeout": self.timeout,
             "api_key_env": self.api_key_env or (API_KEY_ENVS[0] if self._api_key else None),
+            **({"truncate": True} if self.truncate else {}),
+            **self._limits_config(),
         }
+
+    def _limits_config(self) -> dict[str, Any]:
+        lim = self._limiter
+        if lim is None:
+            return {}
+        return {"max_requests_per_minute": lim.requests_per_minute, "max_tokens_per_minute": lim.tokens_per_minute}
 
     def __repr__(self) -> str:
         dim = self._dimension if self._dimension is not None else "unknown"
@@ -140,73 +244,119 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
 
     # ------------------------------------------------------------------ request building and decisions (no I/O)
     def _body(self, texts: list[str]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": self.encoding_format}
-        if self.send_dimensions and self.dimensions is not None:
+        ep = self._endpoint
+        body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": ep.encoding_format}
+        if ep.send_dimensions and self.dimensions is not None:
             body["dimensions"] = self.dimensions
+        if self.truncate and ep.truncate_switch:
+            body[ep.truncate_switch] = True if ep.truncate_switch == "truncate" else ep.truncate_to
         return body
+
+    def _build(self, items: list[Any], ctx: Any) -> Request:
+        return Request(self.url, self._body(items))
+
+    def _cost(self, request: Request) -> int:
+        # About 4 characters a token in English; corrected with the answer's usage.prompt_tokens.
+        return max(1, sum(len(t) for t in request.body["input"]) // CHARS_PER_TOKEN_ESTIMATE)
 
     def _on_wider_answer(self, width: int) -> None:
         if self.send_dimensions:
             logger.info(
                 "%s ignored dimensions=%s (answered %d-d); truncating client-side from now on",
-                redact_url(self.base_url), self.dimensions, width,
+                redact_url(self.url), self.dimensions, width,
             )
             self.send_dimensions = False
 
     def _error(self, message: str) -> Exception:
         return self._fail(message)
 
-    def _decide_exception(self, exc: Exception, attempt: int) -> _Action:
-        if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):
-            delay, error = self._transport_failure(exc, attempt)
-            return _Action("raise", error=error) if delay is None else _Action("retry", delay=delay)
-        return _Action("raise", error=exc)
-
     def _decide_response(
         self, response: httpx.Response, texts: list[str], attempt: int, sent: dict[str, Any]
-    ) -> _Action:
-        status = response.status_code
-        if status == 200:
-            return _Action("done", vectors=self._parse(response, len(texts)))
-        body = self._scrub(response.text)
-        lowered = body.lower()
+    ) -> Step:
+        """What to do after one answer to ``sent`` (kept for tests and tools; the loop calls ``_decide``)."""
+        return self._decide(response, texts, Request(self.url, sent), attempt, 0)
+
+    def _refusal_step(self, status: int, lowered: str, items: list[Any], request: Request) -> Step | None:
+        sent, ep = request.body, self._endpoint
+        if status not in (400, 422):
+            return None
         # Decide from what this request sent: concurrent requests may have switched the flags already.
-        if status in (400, 422) and "dimensions" in sent and ("dimension" in lowered or "matryoshka" in lowered):
-            if self.send_dimensions:
+        if "dimensions" in sent and ("dimension" in lowered or "matryoshka" in lowered):
+            if ep.send_dimensions:
                 logger.info(
                     "%s refused dimensions=%s (HTTP %d); truncating client-side from now on",
-                    redact_url(self.base_url), self.dimensions, status,
+                    redact_url(request.url), self.dimensions, status,
                 )
-                self.send_dimensions = False
-            return _Action("resend")
-        if status in (400, 422) and sent.get("encoding_format") == "base64" and (
-            "encoding_format" in lowered or "base64" in lowered
-        ):
-            if self.encoding_format == "base64":
-                logger.info("%s refused base64 encoding; asking for floats from now on", redact_url(self.base_url))
-                self.encoding_format = "float"
-            return _Action("resend")
-        too_many = status == 413 or (
-            status in (400, 422)
-            and any(w in lowered for w in ("batch size", "batch_size", "too many", "max_client_batch", "inputs"))
-        )
-        if too_many and len(texts) > 1:
-            # TEI names its cap ("... maximum allowed batch size 32"): use it; else halve.
-            m = _LIMIT_RE.search(lowered)
-            limit = int(m.group(1)) if m else 0
-            new_size = limit if 1 <= limit < len(texts) else max(1, len(texts) // 2)
-            with self._client_lock:
-                if new_size < self.batch_size:
-                    logger.info(
-                        "%s refused %d inputs per request (HTTP %d); using batches of %d from now on",
-                        redact_url(self.base_url), len(texts), status, new_size,
-                    )
-                    self.batch_size = new_size
-            return _Action("split", size=new_size)
-        delay, error = self._status_failure(response, attempt, body)
-        return _Action("raise", error=error) if delay is None else _Action("retry", delay=delay)
+                ep.send_dimensions = False
+            return Step("resend")
+        if sent.get("encoding_format") == "base64" and ("encoding_format" in lowered or "base64" in lowered):
+            if ep.encoding_format == "base64":
+                logger.info("%s refused base64 encoding; asking for floats from now on", redact_url(request.url))
+                ep.encoding_format = "float"
+            return Step("resend")
+        switch = ep.truncate_switch
+        if switch and switch in sent and switch in lowered:
+            # The server does not know the switch: cut client-side from now on.
+            logger.info("%s refused %r; cutting long inputs client-side from now on", redact_url(request.url), switch)
+            ep.truncate_switch = ""
+            return Step("resend")
+        return None
 
-    def _parse(self, response: httpx.Response, n: int) -> np.ndarray:
+    def _truncate_step(self, refusal: Refusal, items: list[Any], request: Request, offset: int) -> Step | None:
+        if not self.truncate:
+            return None
+        ep = self._endpoint
+        switch = TRUNCATE_SWITCHES.get(refusal.engine or "")
+        if switch and ep.truncate_switch is None:
+            with self._client_lock:
+                if ep.truncate_switch is None:
+                    logger.warning(
+                        "%s: an input is over the model's %s tokens; asking the server to truncate (%s) from now on",
+                        redact_url(request.url), refusal.limit or "maximum", switch,
+                    )
+                    ep.truncate_switch = switch
+                    ep.truncate_to = refusal.limit or -1
+        if ep.truncate_switch and ep.truncate_switch not in request.body:
+            return Step("resend")
+        if len(items) > 1:
+            return None  # bisect down to the long input, then cut it
+        text = items[0]
+        cut = _cut(text, refusal)
+        tokens = f"{refusal.tokens} tokens" if refusal.tokens else "too many tokens"
+        limit = f" of {refusal.limit}" if refusal.limit else ""
+        logger.warning(
+            "%s: input %d of its batch has %s, over the server's limit%s; cut client-side from %d to %d characters",
+            redact_url(request.url), offset, tokens, limit, len(text), len(cut),
+        )
+        return Step("replace", value=[cut])
+
+    def _check_usage(self, payload: Any, texts: list[str], request: Request) -> None:
+        """Warn once when ``usage.prompt_tokens`` shows the server read far fewer tokens than the texts
+        hold: it truncated silently (Ollama cuts at ``num_ctx``)."""
+        ep = self._endpoint
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        counted = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        if isinstance(counted, bool) or not isinstance(counted, int) or counted <= 0:
+            return
+        if self._limiter is not None:
+            self._limiter.adjust(counted - self._cost(request))
+        if ep.warned_truncation:
+            return
+        chars = sum(len(t) for t in texts)
+        # No tokenizer here: even English code or prose averages well under 12 characters a token,
+        # so fewer tokens than chars/12 means the server did not read everything.
+        if chars >= SILENT_CUT_MIN_CHARS and counted * SILENT_CUT_CHARS_PER_TOKEN < chars:
+            ep.warned_truncation = True
+            logger.warning(
+                "%s counted %d tokens for %d inputs of %d characters in all: it seems to truncate long inputs "
+                "silently. Raise the server's context length (Ollama: the num_ctx option, e.g. "
+                "PARAMETER num_ctx 8192 in a Modelfile; TEI: --max-input-length; vLLM: --max-model-len) or "
+                "split long texts into smaller chunks",
+                redact_url(self.url), counted, len(texts), chars,
+            )
+
+    def _parse(self, response: httpx.Response, items: list[Any], request: Request) -> np.ndarray:
+        n = len(items)
         try:
             payload = response.json()
             data = payload["data"]
@@ -219,6 +369,7 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             ) from None
         if len(data) != n:
             raise self._error(f"asked for {n} embeddings, the server returned {len(data)}")
+        self._check_usage(payload, items, request)
         indexed = [isinstance(d, dict) and "index" in d for d in data]
         if any(indexed) and not all(indexed):
             raise self._error(f"the answer gives an 'index' for {sum(indexed)} of {n} embeddings only")
@@ -249,58 +400,14 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             raise self._error(f"the answer mixes vector widths: {sorted(set(map(str, shapes)))}")
         return np.stack(rows)
 
-    # ------------------------------------------------------------------ sync I/O
+    # ------------------------------------------------------------------ I/O: the shared loop
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        client = self._sync_client()
-        attempt = 0
-        while True:
-            try:
-                body = self._body(texts)
-                response = client.post(self.url, json=body)
-                action = self._decide_response(response, texts, attempt, body)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                action = self._decide_exception(exc, attempt)
-            if action.kind == "done":
-                assert action.vectors is not None
-                return action.vectors
-            if action.kind == "split":
-                parts = [self._embed_batch(texts[i : i + action.size]) for i in range(0, len(texts), action.size)]
-                return self._join(parts)
-            if action.kind == "raise":
-                assert action.error is not None
-                raise action.error
-            if action.kind == "retry":
-                attempt += 1
-                time.sleep(action.delay)
+        return self._send(texts)  # type: ignore[no-any-return]
 
-    # ------------------------------------------------------------------ async I/O
     async def _aembed_batch(self, texts: list[str]) -> np.ndarray:
-        client = self._async_client()
-        attempt = 0
-        while True:
-            try:
-                body = self._body(texts)
-                response = await client.post(self.url, json=body)
-                action = self._decide_response(response, texts, attempt, body)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                action = self._decide_exception(exc, attempt)
-            if action.kind == "done":
-                assert action.vectors is not None
-                return action.vectors
-            if action.kind == "split":
-                parts = [
-                    await self._aembed_batch(texts[i : i + action.size]) for i in range(0, len(texts), action.size)
-                ]
-                return self._join(parts)
-            if action.kind == "raise":
-                assert action.error is not None
-                raise action.error
-            if action.kind == "retry":
-                attempt += 1
-                await asyncio.sleep(action.delay)
+        return await self._asend(texts)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _join(parts: list[np.ndarray]) -> np.ndarray:
+    def _join(self, parts: list[Any]) -> np.ndarray:
         # A part answered before a dimensions fallback is narrower than one answered after it;
         # both are prefixes of the same native vectors, so cut all to the narrowest.
         width = min(p.shape[1] for p in parts)
@@ -315,39 +422,3 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         await self._aclose_async_client()
         self.close()
 
-
-def embedder_from_env(environ: dict[str, str] | None = None) -> Embedder:
-    """Build an embedder from ``QWEN_EMBED_*`` variables.
-
-    ``QWEN_EMBED_BASE_URL`` (required for the remote engine), ``QWEN_EMBED_MODEL``,
-    ``QWEN_EMBED_DIMENSIONS``, ``QWEN_EMBED_API_KEY``. With ``QWEN_EMBED_ENGINE=local`` (or no base
-    URL but ``QWEN_EMBED_ENGINE`` set to local) a LocalEmbedder is built from ``QWEN_EMBED_MODEL``.
-    """
-    env = os.environ if environ is None else environ
-    dims_raw = env.get("QWEN_EMBED_DIMENSIONS", "").strip()
-    dims: int | None = None
-    if dims_raw:
-        try:
-            dims = int(dims_raw)
-        except ValueError:
-            raise ConfigurationError(f"QWEN_EMBED_DIMENSIONS must be an integer, got {dims_raw!r}") from None
-    engine = env.get("QWEN_EMBED_ENGINE", "").strip().lower()
-    base_url = env.get("QWEN_EMBED_BASE_URL", "").strip()
-    model = env.get("QWEN_EMBED_MODEL", "").strip()
-    if engine == "local":
-        from .local import LocalEmbedder
-
-        return LocalEmbedder(model or "Qwen/Qwen3-Embedding-0.6B", dimensions=dims)  # type: ignore[no-any-return]
-    if not base_url:
-        raise ConfigurationError(
-            "missing QWEN_EMBED_BASE_URL: pass base_url to RemoteEmbedder or set QWEN_EMBED_BASE_URL "
-            "(e.g. http://localhost:30000/v1); set QWEN_EMBED_ENGINE=local for the in-process engine"
-        )
-    key = env.get("QWEN_EMBED_API_KEY") or None
-    return RemoteEmbedder(
-        base_url,
-        model or "Qwen3-Embedding-0.6B",
-        api_key=key,
-        api_key_env="QWEN_EMBED_API_KEY" if key else None,
-        dimensions=dims,
-    )

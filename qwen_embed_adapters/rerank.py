@@ -26,19 +26,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
 
-from ._http import HTTPClientBase, check_base_url, redact_url
-from .errors import ConfigurationError, EmbeddingServiceError, InvalidInputError, MissingDependencyError
+from ._http import Endpoint, HTTPClientBase, Request, Step, check_base_url, redact_url, route_candidates
+from .embedder import arun_batches, run_batches
+from .errors import ConfigurationError, InvalidInputError, MissingDependencyError, ServiceError
 from .models import DEFAULT_QWEN3_INSTRUCTION
 
 logger = logging.getLogger(__name__)
@@ -189,7 +188,7 @@ class Reranker(ABC):
         return q, docs, self.instruction if task is None else task
 
     def _error(self, message: str) -> Exception:
-        return EmbeddingServiceError(f"{self.model}: {message}")
+        return ServiceError(f"{self.model}: {message}")
 
     def _checked(self, scores: Any, n: int) -> np.ndarray:
         try:
@@ -367,30 +366,15 @@ _API_SHAPES = {"auto": "auto", "vllm": "cohere", "infinity": "cohere", "cohere":
 _TEMPLATES = ("server", "qwen3")
 
 
+RERANK_ROUTE_HINT = (
+    "vLLM and `qwen-embed serve` answer on /v1/rerank and /rerank; TEI and Infinity (by default) on /rerank. "
+    "Pass the server's full URL, e.g. http://host:8080/rerank."
+)
+
+
 def _rerank_urls(base_url: str) -> list[str]:
     """Where a ``/rerank`` route may live for a given base URL, most likely first."""
-    url = check_base_url(base_url)
-    parts = urlsplit(url)
-    if parts.path.endswith("/rerank"):
-        return [url]
-    if parts.path.endswith("/embeddings"):
-        url = url[: -len("/embeddings")]
-        parts = urlsplit(url)
-    urls = [url + "/rerank"]
-    if parts.path.endswith("/v1"):
-        root = urlunsplit((parts.scheme, parts.netloc, parts.path[: -len("/v1")], "", ""))
-        urls.append(root + "/rerank")
-    elif not parts.path:
-        urls.append(url + "/v1/rerank")
-    return urls
-
-
-@dataclass
-class _Step:
-    kind: str  # "done", "retry", "resend", "next_url", "split", "raise"
-    scores: np.ndarray | None = None
-    delay: float = 0.0
-    error: Exception | None = None
+    return route_candidates(base_url, "rerank", swap=("embeddings",), v1_root=True)
 
 
 class RemoteReranker(Reranker, HTTPClientBase):
@@ -398,7 +382,9 @@ class RemoteReranker(Reranker, HTTPClientBase):
 
     Args:
         base_url: the server (``http://host:8000/v1``, ``http://host:8080``) or the full ``.../rerank`` URL.
-            Without a full URL, ``{base}/rerank`` is tried first, then ``/v1/rerank`` or the root's ``/rerank``.
+            A bare ``http://host:port`` tries ``/v1/rerank`` and then ``/rerank``; ``.../v1`` tries
+            ``.../v1/rerank`` and then the root's ``/rerank`` (TEI, Infinity); ``.../embeddings`` becomes
+            ``.../rerank``. ``endpoint_url`` tells which route answered.
         model: the model name sent to servers that want one.
         api: ``"auto"`` (default), ``"vllm"``/``"infinity"``/``"cohere"`` (``{"model","query","documents","top_n"}``
             -> ``{"results":[{"index","relevance_score"}]}``) or ``"tei"`` (``{"query","texts"}`` ->
@@ -418,6 +404,8 @@ class RemoteReranker(Reranker, HTTPClientBase):
     """
 
     _log = logger
+    _route_hint = RERANK_ROUTE_HINT
+    _item_name = "document"
 
     def __init__(
         self,
@@ -447,16 +435,16 @@ class RemoteReranker(Reranker, HTTPClientBase):
         for label, value in (("batch_size", batch_size), ("max_concurrency", max_concurrency)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{label} must be an int >= 1, got {value!r}")
+        given = check_base_url(base_url)
         self._init_http(
+            endpoint=Endpoint(given, _rerank_urls(given), batch_cap=batch_size),
             api_key=api_key, api_key_env=api_key_env, headers=headers, max_retries=max_retries, timeout=timeout,
             backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
         )
-        self._urls = _rerank_urls(base_url)
-        self.url = self._urls[0]
+        self.base_url = given
         self.api = api
         self.shape = _API_SHAPES[api]  # "auto" until the first answer tells
         self.template = template
-        self.batch_size = batch_size
         self.max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
 
@@ -483,48 +471,20 @@ class RemoteReranker(Reranker, HTTPClientBase):
             body["instruction"] = instruction
         return body
 
-    def _decide_exception(self, exc: Exception, attempt: int) -> _Step:
-        delay, error = self._transport_failure(exc, attempt)
-        return _Step("raise", error=error) if delay is None else _Step("retry", delay=delay)
+    def _build(self, items: list[Any], ctx: Any) -> Request:
+        query, instruction = ctx
+        return Request(self.url, self._body(query, items, instruction, self.shape))
 
-    def _decide(self, response: httpx.Response, n: int, attempt: int, url: str, shape: str) -> _Step:
-        status = response.status_code
-        if status == 200:
-            return _Step("done", scores=self._parse(response, n))
-        body = self._scrub(response.text)
-        lowered = body.lower()
-        # A 404 about the model (vLLM: "The model `x` does not exist.") is an answer, not a missing route.
-        if status in (404, 405) and "model" not in lowered:
-            if url != self.url:  # another request already moved on to the next candidate
-                return _Step("next_url")
-            if url != self._urls[-1]:
-                nxt = self._urls[self._urls.index(url) + 1]
-                logger.info("%s answered %d; trying %s", redact_url(url), status, redact_url(nxt))
-                self.url = nxt
-                return _Step("next_url")
-        if status in (400, 422) and self.api == "auto" and shape != "tei" and "texts" in lowered:
-            if self.shape == "tei":  # another request already switched
-                return _Step("resend")
-            logger.info("%s wants TEI's request shape (query + texts); using it from now on", redact_url(self.url))
-            self.shape = "tei"
-            return _Step("resend")
-        too_many = status == 413 or (
-            status in (400, 422)
-            and any(w in lowered for w in ("batch size", "batch_size", "too many", "max_client_batch"))
-        )
-        if too_many and n > 1:
-            new_size = max(1, n // 2)
-            if new_size < self.batch_size:
-                logger.info(
-                    "%s refused %d documents per request (HTTP %d); using batches of %d from now on",
-                    redact_url(self.url), n, status, new_size,
-                )
-                self.batch_size = new_size
-            return _Step("split")
-        delay, error = self._status_failure(response, attempt, body)
-        return _Step("raise", error=error) if delay is None else _Step("retry", delay=delay)
+    def _refusal_step(self, status: int, lowered: str, items: list[Any], request: Request) -> Step | None:
+        if status in (400, 422) and self.api == "auto" and "texts" not in request.body and "texts" in lowered:
+            if self.shape != "tei":  # else another request already switched
+                logger.info("%s wants TEI's request shape (query + texts); using it from now on", redact_url(self.url))
+                self.shape = "tei"
+            return Step("resend")
+        return None
 
-    def _parse(self, response: httpx.Response, n: int) -> np.ndarray:
+    def _parse(self, response: httpx.Response, items: list[Any], request: Request) -> np.ndarray:
+        n = len(items)
         try:
             payload = response.json()
         except ValueError:
@@ -563,77 +523,24 @@ class RemoteReranker(Reranker, HTTPClientBase):
         size = max(1, self.batch_size)
         return [(i, min(i + size, n)) for i in range(0, n, size)]
 
-    def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
-        spans = self._batches(len(documents))
-        if len(spans) == 1 or self.max_concurrency == 1:
-            parts = [self._post(query, documents[a:b], instruction) for a, b in spans]
-        else:
-            with self._client_lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="RemoteReranker")
-                pool = self._pool
-            futures = [pool.submit(self._post, query, documents[a:b], instruction) for a, b in spans]
-            parts = [f.result() for f in futures]
+    def _join(self, parts: list[Any]) -> np.ndarray:
         return np.concatenate(parts)
+
+    def _pool_now(self) -> ThreadPoolExecutor:
+        with self._client_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="RemoteReranker")
+            return self._pool
+
+    def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        ctx = (query, instruction)
+        jobs = [partial(self._send, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
+        return self._join(run_batches(jobs, None if self.max_concurrency == 1 else self._pool_now))
 
     async def _ascore(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
-        sem = asyncio.Semaphore(self.max_concurrency)
-
-        async def run(a: int, b: int) -> np.ndarray:
-            async with sem:
-                return await self._apost(query, documents[a:b], instruction)
-
-        parts = await asyncio.gather(*(run(a, b) for a, b in self._batches(len(documents))))
-        return np.concatenate(parts)
-
-    # ---------------------------------------------------------------- I/O
-    def _post(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
-        client = self._sync_client()
-        attempt = 0
-        while True:
-            try:
-                url, shape = self.url, self.shape
-                response = client.post(url, json=self._body(query, documents, instruction, shape))
-                step = self._decide(response, len(documents), attempt, url, shape)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                step = self._decide_exception(exc, attempt)
-            if step.kind == "done":
-                assert step.scores is not None
-                return step.scores
-            if step.kind == "split":
-                mid = len(documents) // 2
-                return np.concatenate([self._post(query, documents[:mid], instruction),
-                                       self._post(query, documents[mid:], instruction)])
-            if step.kind == "raise":
-                assert step.error is not None
-                raise step.error
-            if step.kind == "retry":
-                attempt += 1
-                time.sleep(step.delay)
-
-    async def _apost(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
-        client = self._async_client()
-        attempt = 0
-        while True:
-            try:
-                url, shape = self.url, self.shape
-                response = await client.post(url, json=self._body(query, documents, instruction, shape))
-                step = self._decide(response, len(documents), attempt, url, shape)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                step = self._decide_exception(exc, attempt)
-            if step.kind == "done":
-                assert step.scores is not None
-                return step.scores
-            if step.kind == "split":
-                mid = len(documents) // 2
-                left = await self._apost(query, documents[:mid], instruction)
-                return np.concatenate([left, await self._apost(query, documents[mid:], instruction)])
-            if step.kind == "raise":
-                assert step.error is not None
-                raise step.error
-            if step.kind == "retry":
-                attempt += 1
-                await asyncio.sleep(step.delay)
+        ctx = (query, instruction)
+        jobs = [partial(self._asend, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
+        return self._join(await arun_batches(jobs, self.max_concurrency))
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:

@@ -91,8 +91,32 @@ def cosine_scores(query: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.asarray(matrix, dtype=np.float32) @ np.asarray(query, dtype=np.float32)
 
 
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds a lone UTF-16 surrogate (``"\\ud800"``, which no UTF-8 encoder takes), else None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def check_unicode(text: str, what: str, *, index: int | None = None, item_id: str | None = None) -> str:
+    """``text`` unchanged, or InvalidInputError naming ``what`` when it holds a lone surrogate."""
+    at = lone_surrogate(text)
+    if at is not None:
+        raise InvalidInputError(
+            f"{what} holds a lone surrogate {text[at]!r} at character {at}: not valid Unicode text "
+            "(decode the source with errors='replace', or drop the character)",
+            index=index, item_id=item_id,
+        )
+    return text
+
+
 def as_text_list(texts: Any, *, what: str = "texts", allow_empty_list: bool = True) -> list[str]:
-    """Validate an iterable of str, naming the index of the first bad item."""
+    """Validate an iterable of str, naming the index of the first bad item (None, non-str, empty,
+    or a lone surrogate, which no server, tokenizer or database can encode)."""
     if isinstance(texts, (str, bytes)):
         raise InvalidInputError(
             f"{what}: expected a sequence of str, got a single {type(texts).__name__}; wrap it in a list"
@@ -112,6 +136,7 @@ def as_text_list(texts: Any, *, what: str = "texts", allow_empty_list: bool = Tr
             raise InvalidInputError(f"{what}[{i}] is {type(t).__name__}, not str: {t!r:.60}", index=i)
         if not t:
             raise InvalidInputError(f"{what}[{i}] is an empty string", index=i)
+        check_unicode(t, f"{what}[{i}]", index=i)
     if not items and not allow_empty_list:
         raise InvalidInputError(f"{what}: empty list")
     return items
@@ -121,9 +146,11 @@ __all__: Sequence[str] = [
     "as_float32_matrix",
     "as_text_list",
     "check_finite",
+    "check_unicode",
     "cosine_scores",
     "decode_base64",
     "l2_normalize",
+    "lone_surrogate",
     "to_list",
     "to_lists",
     "truncate_normalize",

@@ -1,33 +1,40 @@
 """What the stores share: ``Hit``, content-hash ids, input checks and the ``VectorStore`` base.
 
-A store implements the database calls (``_ensure``, ``_write``, ``_search_vector``, ``count``,
-``delete``); the base class owns validation, ids, embedding, batching of writes, async twins and the
-optional reranking stage, so every store behaves the same.
+A store implements the database calls (``ensure_dimension``, ``_write``, ``_search_vector``,
+``count``, ``delete``, and optionally ``_validate_batch`` for its own limits); the base class owns
+validation (texts, ids, metadata), ids, embedding, batching of writes, the public batch hooks
+``check_batch`` / ``write_batch`` that bulk ingestion uses, async twins, one async client per event
+loop, ``close()`` and context-manager use, and the optional reranking stage, so every store behaves
+the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
 from ..embedder import Embedder
 from ..errors import InvalidInputError, QwenEmbedError, WriteError
-from ..vectors import as_text_list
+from ..vectors import as_float32_matrix, as_text_list, check_unicode, lone_surrogate
 
 if TYPE_CHECKING:
     from ..rerank import Reranker
 
 logger = logging.getLogger(__name__)
+
+_C = TypeVar("_C")
+_S = TypeVar("_S", bound="VectorStore")
 
 
 @dataclass
@@ -45,7 +52,73 @@ class Hit:
 
 def content_id(text: str) -> str:
     """The default id of a text: a hash of its content, so re-adding the same text is a no-op."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(check_unicode(text, "text").encode("utf-8")).hexdigest()[:32]
+
+
+def check_ids(ids: Sequence[str], *, what: str = "ids") -> list[str]:
+    """``ids`` as a list, each a non-empty str of valid Unicode; InvalidInputError naming the first bad one.
+
+    >>> check_ids(["a", "b"])
+    ['a', 'b']
+    """
+    if isinstance(ids, (str, bytes)):
+        raise InvalidInputError(f"{what}: expected a sequence of str, got a single {type(ids).__name__}; wrap it in a list")
+    if ids is None:
+        raise InvalidInputError(f"{what}: expected a sequence of str, got None")
+    try:
+        id_list = list(ids)
+    except TypeError:
+        raise InvalidInputError(f"{what}: expected a sequence of str, got {type(ids).__name__}") from None
+    for i, x in enumerate(id_list):
+        if not isinstance(x, str) or not x:
+            raise InvalidInputError(f"{what}[{i}] must be a non-empty str, got {x!r}", index=i)
+        check_unicode(x, f"{what}[{i}]", index=i)
+    return id_list
+
+
+def _bad_unicode_path(value: Any, path: str) -> str | None:
+    """The key path inside ``value`` of the first str (key or value) holding a lone surrogate."""
+    if isinstance(value, str):
+        return path if lone_surrogate(value) is not None else None
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(k, str) and lone_surrogate(k) is not None:
+                return f"{path}, key {k!r}"
+            found = _bad_unicode_path(v, f"{path}[{k!r}]")
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for j, v in enumerate(value):
+            found = _bad_unicode_path(v, f"{path}[{j}]")
+            if found is not None:
+                return found
+    return None
+
+
+def check_metadata(metadata: Any, index: int, item_id: str) -> dict[str, Any]:
+    """One record's metadata as a plain dict (None means ``{}``): a JSON-serialisable mapping whose
+    keys and strings are valid Unicode. InvalidInputError names ``metadatas[index]``, the id and key."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidInputError(
+            f"metadatas[{index}] (id {item_id!r}) must be a dict, got {type(metadata).__name__}",
+            index=index, item_id=item_id,
+        )
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"metadatas[{index}] (id {item_id!r}) is not JSON-serialisable: {exc}",
+            index=index, item_id=item_id,
+        ) from None
+    bad = _bad_unicode_path(metadata, f"metadatas[{index}]")
+    if bad is not None:
+        raise InvalidInputError(
+            f"{bad} (id {item_id!r}) holds a lone surrogate: not valid Unicode text",
+            index=index, item_id=item_id,
+        )
+    return dict(metadata)
 
 
 def prepare_records(
@@ -56,48 +129,26 @@ def prepare_records(
     """Validate texts, ids and metadatas together; return aligned lists.
 
     Raises InvalidInputError naming the bad item: a None/non-str/empty text, an id that is not a
-    non-empty str, a duplicate id in one call, metadata that is not a JSON-serialisable dict, or
-    lists of different lengths. With default (content-hash) ids a text repeated in one call is
-    stored once.
+    non-empty str, a duplicate id in one call, metadata that is not a JSON-serialisable dict, a lone
+    surrogate in a text, an id or metadata, or lists of different lengths. With default
+    (content-hash) ids a text repeated in one call is stored once.
     """
     items = as_text_list(texts)
     if ids is None:
         id_list = [content_id(t) for t in items]
         explicit = False
     else:
-        if isinstance(ids, str):
-            raise InvalidInputError("ids: expected a sequence of str, got a single str")
-        id_list = list(ids)
+        id_list = check_ids(ids)
         explicit = True
         if len(id_list) != len(items):
             raise InvalidInputError(f"got {len(items)} texts but {len(id_list)} ids")
-        for i, x in enumerate(id_list):
-            if not isinstance(x, str) or not x:
-                raise InvalidInputError(f"ids[{i}] must be a non-empty str, got {x!r}", index=i)
     if metadatas is None:
         metas: list[dict[str, Any]] = [{} for _ in items]
     else:
         metas_in = list(metadatas)
         if len(metas_in) != len(items):
             raise InvalidInputError(f"got {len(items)} texts but {len(metas_in)} metadatas")
-        metas = []
-        for i, m in enumerate(metas_in):
-            if m is None:
-                metas.append({})
-                continue
-            if not isinstance(m, Mapping):
-                raise InvalidInputError(
-                    f"metadatas[{i}] (id {id_list[i]!r}) must be a dict, got {type(m).__name__}",
-                    index=i, item_id=id_list[i],
-                )
-            try:
-                json.dumps(m, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(
-                    f"metadatas[{i}] (id {id_list[i]!r}) is not JSON-serialisable: {exc}",
-                    index=i, item_id=id_list[i],
-                ) from None
-            metas.append(dict(m))
+        metas = [check_metadata(m, i, id_list[i]) for i, m in enumerate(metas_in)]
     seen: dict[str, int] = {}
     keep: list[int] = []
     for i, x in enumerate(id_list):
@@ -116,6 +167,41 @@ def prepare_records(
     return items, id_list, metas
 
 
+class LoopClients(Generic[_C]):
+    """One async client per running event loop.
+
+    grpc.aio channels and httpx async clients belong to the loop that made them; a store used from
+    several loops (``asyncio.run`` twice, a Jupyter kernel and a worker thread) keeps one client for
+    each. Entries of loops that have closed are dropped whenever a new one is added.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[asyncio.AbstractEventLoop, _C]] = {}
+
+    def get(self, make: Callable[[], _C]) -> _C:
+        """The running loop's client, made with ``make()`` on first use in that loop."""
+        loop = asyncio.get_running_loop()
+        entry = self._entries.get(id(loop))
+        if entry is not None and entry[0] is loop:
+            return entry[1]
+        self._entries = {k: v for k, v in self._entries.items() if not v[0].is_closed()}
+        client = make()
+        self._entries[id(loop)] = (loop, client)
+        return client
+
+    def pop_current(self) -> _C | None:
+        """Forget the running loop's client and return it (for the caller to close), if any."""
+        entry = self._entries.pop(id(asyncio.get_running_loop()), None)
+        return None if entry is None else entry[1]
+
+    def clear(self) -> None:
+        """Forget every client (those of other loops cannot be closed from here)."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class VectorStore(ABC):
     """The shape every store shares: ``add_texts``, ``search``, ``count``, ``delete``,
     ``ensure_dimension`` and their async twins."""
@@ -127,6 +213,8 @@ class VectorStore(ABC):
         if not isinstance(embedder, Embedder):
             raise TypeError(f"embedder must be an qwen_embed_adapters Embedder, got {type(embedder).__name__}")
         self.embedder = embedder
+        #: async clients the store opened, one per event loop (see ``LoopClients``)
+        self._aclients: LoopClients[Any] = LoopClients()
 
     # ---------------------------------------------------------------- database hooks
     @property
@@ -176,55 +264,116 @@ class VectorStore(ABC):
     ) -> None:
         await asyncio.to_thread(self._write, ids, vectors, texts, metadatas)
 
+    # ---------------------------------------------------------------- public batch hooks
+    def check_batch(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        """Check records already prepared by ``prepare_records`` (aligned lists) against this store's
+        own limits: Milvus VARCHAR sizes, Pinecone's id rules and 40 KB metadata, Chroma's metadata
+        types. Raises InvalidInputError whose ``index`` is the position in these lists and whose
+        ``item_id`` is the id; nothing is written. Bulk ingestion calls it once per batch."""
+        if not len(ids) == len(texts) == len(metadatas):
+            raise InvalidInputError(f"got {len(ids)} ids, {len(texts)} texts and {len(metadatas)} metadatas")
+        self._validate_batch(ids, texts, metadatas)
+
+    def _batch_vectors(self, ids: list[str], vectors: Any) -> np.ndarray:
+        matrix = as_float32_matrix(vectors, where=f"vectors for {self.name!r}")
+        if matrix.shape[0] != len(ids):
+            raise InvalidInputError(f"got {len(ids)} ids but {matrix.shape[0]} vectors")
+        return matrix
+
+    def write_batch(
+        self, ids: list[str], vectors: Any, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        """Upsert one batch of checked records with their vectors (one float32 row per id, of the
+        store's dimension; call ``ensure_dimension()`` first). Raises on failure, WriteError with the
+        ids written when the store sent several requests; nothing is retried here."""
+        self._write(ids, self._batch_vectors(ids, vectors), texts, metadatas)
+
+    async def awrite_batch(
+        self, ids: list[str], vectors: Any, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        """Async twin of ``write_batch``."""
+        await self._awrite(ids, self._batch_vectors(ids, vectors), texts, metadatas)
+
+    # ---------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        """Release what the store opened (clients passed in are left open). The base forgets its
+        per-loop async clients; ``aclose()`` also closes the running loop's one."""
+        self._aclients.clear()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client, then everything ``close()`` releases."""
+        client = self._aclients.pop_current()
+        if client is not None:
+            try:
+                await self._close_async_client(client)
+            except Exception as exc:  # closing is best effort
+                logger.debug("%s: closing the async client failed: %s", self.name, exc)
+        self.close()
+
+    async def _close_async_client(self, client: Any) -> None:
+        closer = getattr(client, "aclose", None) or getattr(client, "close", None)
+        if closer is not None:
+            result = closer()
+            if inspect.isawaitable(result):
+                await result
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self: _S) -> _S:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         return await asyncio.to_thread(self._search_vector, vector, top_k, filter)
 
     # ---------------------------------------------------------------- public API
+    def _plan_add(
+        self, texts: Iterable[str], ids: Sequence[str] | None, metadatas: Sequence[Mapping[str, Any] | None] | None
+    ) -> _AddPlan:
+        given = as_text_list(texts)
+        items, id_list, metas = prepare_records(given, ids, metadatas)
+        self.check_batch(id_list, items, metas)
+        return _AddPlan(given, ids, items, id_list, metas, self.write_batch_size)
+
     def add_texts(
         self,
         texts: Iterable[str],
         ids: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[str]:
-        """Embed and upsert texts; returns their ids (content hashes unless given).
+        """Embed and upsert texts; returns their ids (content hashes unless given), one per input in
+        input order.
 
         Everything is validated before the first write. If a batch fails, WriteError says which
         ids were written and which were not; re-running stores only what is missing.
         """
-        given = as_text_list(texts)
-        items, id_list, metas = prepare_records(given, ids, metadatas)
-        self._validate_batch(id_list, items, metas)
+        plan = self._plan_add(texts, ids, metadatas)
         self.ensure_dimension()
-        positions = _positions(id_list, given, ids)
-        size = self.write_batch_size
-        starts = list(range(0, len(items), size))
-        written: list[str] = []
         # The next batch embeds on a worker thread while the current one is written.
         ahead = ThreadPoolExecutor(1, thread_name_prefix="embed-ahead")
         failed = True
         try:
-            pending = ahead.submit(self.embedder.embed_documents, items[:size]) if starts else None
-            for n, start in enumerate(starts):
-                b = slice(start, start + size)
+            pending = ahead.submit(self.embedder.embed_documents, plan.texts(0)) if plan.batches else None
+            for n, b in enumerate(plan.batches):
                 try:
                     assert pending is not None
                     vectors = pending.result()
-                    pending = (
-                        ahead.submit(self.embedder.embed_documents, items[starts[n + 1] : starts[n + 1] + size])
-                        if n + 1 < len(starts) else None
-                    )
-                    self._write(id_list[b], vectors, items[b], metas[b])
-                except InvalidInputError as exc:
-                    raise _rebased(exc, start, id_list, positions, len(written)) from exc
+                    pending = ahead.submit(self.embedder.embed_documents, plan.texts(n + 1)) if plan.has(n + 1) else None
+                    self.write_batch(plan.ids[b], vectors, plan.items[b], plan.metas[b])
                 except Exception as exc:
-                    raise self._write_error(exc, written, id_list[start:]) from exc
-                written.extend(id_list[b])
+                    raise self._add_failed(exc, plan, b.start) from exc
+                plan.written.extend(plan.ids[b])
             failed = False
         finally:
             # On a failure, raise at once: the batch embedding ahead is abandoned, not waited for.
             ahead.shutdown(wait=not failed, cancel_futures=True)
-        # One id per input, in input order (a text repeated in the call repeats its id).
-        return [content_id(t) for t in given] if ids is None else list(ids)
+        return plan.result()
 
     async def aadd_texts(
         self,
@@ -233,41 +382,32 @@ class VectorStore(ABC):
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[str]:
         """Async twin of ``add_texts``."""
-        given = as_text_list(texts)
-        items, id_list, metas = prepare_records(given, ids, metadatas)
-        self._validate_batch(id_list, items, metas)
+        plan = self._plan_add(texts, ids, metadatas)
         await self.aensure_dimension()
-        positions = _positions(id_list, given, ids)
-        size = self.write_batch_size
-        starts = list(range(0, len(items), size))
-        written: list[str] = []
-        pending: asyncio.Future[np.ndarray] | None = (
-            asyncio.ensure_future(self.embedder.aembed_documents(items[:size])) if starts else None
-        )
+        embed = self.embedder.aembed_documents
+        pending = asyncio.ensure_future(embed(plan.texts(0))) if plan.batches else None
         try:
-            for n, start in enumerate(starts):
-                b = slice(start, start + size)
+            for n, b in enumerate(plan.batches):
                 try:
                     assert pending is not None
                     vectors = await pending
-                    pending = (
-                        asyncio.ensure_future(
-                            self.embedder.aembed_documents(items[starts[n + 1] : starts[n + 1] + size])
-                        )
-                        if n + 1 < len(starts) else None
-                    )
-                    await self._awrite(id_list[b], vectors, items[b], metas[b])
-                except InvalidInputError as exc:
-                    raise _rebased(exc, start, id_list, positions, len(written)) from exc
+                    pending = asyncio.ensure_future(embed(plan.texts(n + 1))) if plan.has(n + 1) else None
+                    await self.awrite_batch(plan.ids[b], vectors, plan.items[b], plan.metas[b])
                 except Exception as exc:
-                    raise self._write_error(exc, written, id_list[start:]) from exc
-                written.extend(id_list[b])
+                    raise self._add_failed(exc, plan, b.start) from exc
+                plan.written.extend(plan.ids[b])
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
-        # One id per input, in input order (a text repeated in the call repeats its id).
-        return [content_id(t) for t in given] if ids is None else list(ids)
+        return plan.result()
+
+    def _add_failed(self, exc: Exception, plan: _AddPlan, start: int) -> QwenEmbedError:
+        """What ``add_texts`` raises when the batch at ``start`` fails: a bad item renamed after the
+        caller's list, else WriteError with the ids written and not."""
+        if isinstance(exc, InvalidInputError):
+            return _rebased(exc, start, plan.ids, plan.positions, len(plan.written))
+        return self._write_error(exc, plan.written, plan.ids[start:])
 
     def search(
         self,
@@ -344,6 +484,30 @@ class VectorStore(ABC):
         )
 
 
+class _AddPlan:
+    """The records of one ``add_texts`` call, cut into write batches, and what has been written."""
+
+    def __init__(
+        self, given: list[str], ids: Sequence[str] | None, items: list[str], id_list: list[str],
+        metas: list[dict[str, Any]], size: int,
+    ) -> None:
+        self.given, self.explicit = given, ids
+        self.items, self.ids, self.metas = items, id_list, metas
+        self.positions = _positions(id_list, given, ids)
+        self.batches = [slice(start, start + size) for start in range(0, len(items), size)]
+        self.written: list[str] = []
+
+    def has(self, n: int) -> bool:
+        return n < len(self.batches)
+
+    def texts(self, n: int) -> list[str]:
+        return self.items[self.batches[n]]
+
+    def result(self) -> list[str]:
+        # One id per input, in input order (a text repeated in the call repeats its id).
+        return [content_id(t) for t in self.given] if self.explicit is None else list(self.explicit)
+
+
 def _positions(id_list: list[str], given: list[str], ids: Sequence[str] | None) -> list[int]:
     """For each record kept by ``prepare_records``, its index in the caller's list (repeated texts under
     content-hash ids are stored once, at their first position)."""
@@ -382,7 +546,7 @@ def _check_top_k(top_k: int) -> int:
 def _check_query(query: str) -> str:
     if not isinstance(query, str) or not query:
         raise InvalidInputError(f"query must be a non-empty str, got {query!r:.60}")
-    return query
+    return check_unicode(query, "query")
 
 
 def _candidates(top_k: int, candidates: int | None) -> int:

@@ -19,6 +19,7 @@ environment variable, never the key.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -30,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import numpy as np
 
 from .. import models
-from ..embedder import Embedder, embedder_from_config
+from ..config import embedder_from_config
+from ..embedder import Embedder
 from ..errors import (
     ConfigurationError,
     DimensionMismatchError,
@@ -38,10 +40,11 @@ from ..errors import (
     MissingDependencyError,
 )
 from ..vectors import as_text_list
-from .base import Hit, VectorStore
+from .base import Hit, VectorStore, check_ids
 
 if TYPE_CHECKING:
-    from chromadb.api import ClientAPI
+    from chromadb.api import AsyncClientAPI, ClientAPI
+    from chromadb.api.models.AsyncCollection import AsyncCollection
     from chromadb.api.models.Collection import Collection
 
 logger = logging.getLogger(__name__)
@@ -371,6 +374,12 @@ class ChromaStore(VectorStore):
     score is the cosine similarity. The collection is created (or checked) on first use by
     ``get_or_create_collection``, so a different dimension raises before anything is written.
 
+    The async twins (``aadd_texts``, ``asearch``, ``acount``, ``adelete``) talk to a Chroma server
+    through ``chromadb.AsyncHttpClient``: over an ``HttpClient`` one is opened on the same host, port,
+    headers, tenant and database in each event loop that uses the store (``async_client=`` passes
+    one made by ``await chromadb.AsyncHttpClient(...)`` instead). Over an embedded client
+    (``PersistentClient``, ``EphemeralClient``) they run the sync calls on worker threads.
+
     >>> store = ChromaStore(chromadb.PersistentClient("./db"), "docs", embedder)  # doctest: +SKIP
     >>> store.add_texts(["北京是中国首都", "Paris is the capital of France"])  # doctest: +SKIP
     >>> store.search("capital of China", top_k=1)[0].text  # doctest: +SKIP
@@ -385,6 +394,8 @@ class ChromaStore(VectorStore):
         *,
         metadata: Mapping[str, Any] | None = None,
         strict_model: bool = True,
+        async_client: AsyncClientAPI | None = None,
+        use_async_client: bool = True,
         **collection_kwargs: Any,
     ) -> None:
         _require_chromadb("ChromaStore")
@@ -398,6 +409,8 @@ class ChromaStore(VectorStore):
         self._collection_kwargs = collection_kwargs
         self._collection: Collection | None = None
         self._lock = threading.Lock()
+        self._user_aclient = async_client
+        self._use_async_client = use_async_client
 
     @property
     def name(self) -> str:
@@ -435,28 +448,31 @@ class ChromaStore(VectorStore):
                     index=i, item_id=ids[i],
                 ) from None
 
-    def _write(
+    # ---------------------------------------------------------------- requests (shared by both paths)
+    def _upsert_args(
         self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
-    ) -> None:
-        col = self.collection
+    ) -> dict[str, Any]:
         if vectors.shape[1] != self.embedder.dimension:  # pragma: no cover - the embedder guarantees it
             raise DimensionMismatchError(self.embedder.dimension, vectors.shape[1], self._name)
-        col.upsert(
-            ids=ids,
-            embeddings=np.ascontiguousarray(vectors, dtype=np.float32),
-            documents=texts,
+        return {
+            "ids": ids,
+            "embeddings": np.ascontiguousarray(vectors, dtype=np.float32),
+            "documents": texts,
             # Chroma refuses empty dicts; None means "no metadata".
-            metadatas=[m or None for m in metadatas],  # type: ignore[misc]
-        )
+            "metadatas": [m or None for m in metadatas],
+        }
 
-    def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
-        col = self.collection
-        res = col.query(
-            query_embeddings=cast(Any, [np.asarray(vector, dtype=np.float32)]),
-            n_results=top_k,
-            where=filter,
-            include=["documents", "metadatas", "distances"],  # type: ignore[list-item]
-        )
+    @staticmethod
+    def _query_args(vector: np.ndarray, top_k: int, filter: Any) -> dict[str, Any]:
+        return {
+            "query_embeddings": [np.asarray(vector, dtype=np.float32)],
+            "n_results": top_k,
+            "where": filter,
+            "include": ["documents", "metadatas", "distances"],
+        }
+
+    @staticmethod
+    def _hits(res: Any, col: Any) -> list[Hit]:
         ids: list[str] = list(res["ids"][0]) if res["ids"] else []
         docs = _first_row(res, "documents", len(ids), None)
         metas = _first_row(res, "metadatas", len(ids), None)
@@ -467,13 +483,23 @@ class ChromaStore(VectorStore):
             for i, t, m, d in zip(ids, docs, metas, dists, strict=True)
         ]
 
+    # ---------------------------------------------------------------- sync
+    def _write(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        self.collection.upsert(**self._upsert_args(ids, vectors, texts, metadatas))
+
+    def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        col = self.collection
+        return self._hits(col.query(**self._query_args(vector, top_k, filter)), col)
+
     def count(self) -> int:
         """How many records the collection holds."""
         return int(self.collection.count())
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the collection already holds (bulk ingestion skips them on a re-run)."""
-        id_list = list(ids)
+        id_list = check_ids(ids)
         if not id_list:
             return set()
         found = self.collection.get(ids=id_list, include=[])
@@ -481,11 +507,98 @@ class ChromaStore(VectorStore):
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete records by id (missing ids are ignored)."""
-        if isinstance(ids, str):
-            raise InvalidInputError("ids: expected a sequence of str, got a single str")
-        id_list = list(ids)
+        id_list = check_ids(ids)
         if id_list:
             self.collection.delete(ids=id_list)
+
+    # ---------------------------------------------------------------- async (AsyncHttpClient)
+    def _async_settings(self) -> dict[str, Any] | None:
+        """Where the sync client talks to, when it is an HttpClient; None for an embedded client."""
+        try:
+            settings = self.client.get_settings()
+        except Exception:  # a client without settings: no async path
+            return None
+        if not str(getattr(settings, "chroma_api_impl", "")).endswith("fastapi.FastAPI"):
+            return None
+        return {
+            "host": settings.chroma_server_host,
+            "port": int(settings.chroma_server_http_port or 8000),
+            "ssl": bool(settings.chroma_server_ssl_enabled),
+            "headers": settings.chroma_server_headers,
+            "tenant": getattr(self.client, "tenant", None) or "default_tenant",
+            "database": getattr(self.client, "database", None) or "default_database",
+        }
+
+    async def _open_async_collection(self) -> tuple[Any, AsyncCollection]:
+        import chromadb
+
+        await self.aensure_dimension()  # the one-time create/check, through the sync client
+        aclient = self._user_aclient
+        if aclient is None:
+            where = self._async_settings()
+            assert where is not None
+            aclient = await chromadb.AsyncHttpClient(**where)
+        return aclient, await aclient.get_collection(self._name, embedding_function=None)
+
+    async def _acollection(self) -> AsyncCollection | None:
+        """The collection through the running loop's async client, or None to use worker threads."""
+        if not self._use_async_client or (self._user_aclient is None and self._async_settings() is None):
+            return None
+        pending = self._aclients.get(lambda: asyncio.ensure_future(self._open_async_collection()))
+        try:
+            _, col = await asyncio.shield(pending)
+        except BaseException:
+            if pending.done():  # a failed open is not cached: the next call tries again
+                self._aclients.pop_current()
+            raise
+        return col
+
+    async def _close_async_client(self, client: Any) -> None:
+        # ``client`` is the pending open; AsyncFastAPI keeps one httpx client per loop in a class-level
+        # dict and never drops it, so the running loop's one is closed here.
+        if not client.done() or client.cancelled() or client.exception() is not None:
+            client.cancel()
+            return
+        aclient, _ = client.result()
+        if aclient is self._user_aclient:
+            return
+        clients = getattr(getattr(aclient, "_server", None), "_clients", None)
+        http = clients.pop(hash(asyncio.get_running_loop()), None) if isinstance(clients, dict) else None
+        if http is not None:
+            await http.aclose()
+
+    async def _awrite(
+        self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        col = await self._acollection()
+        if col is None:
+            await super()._awrite(ids, vectors, texts, metadatas)
+            return
+        await col.upsert(**self._upsert_args(ids, vectors, texts, metadatas))
+
+    async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        col = await self._acollection()
+        if col is None:
+            return await super()._asearch_vector(vector, top_k, filter)
+        return self._hits(await col.query(**self._query_args(vector, top_k, filter)), col)
+
+    async def acount(self) -> int:
+        """Async twin of ``count``."""
+        col = await self._acollection()
+        if col is None:
+            return await super().acount()
+        return int(await col.count())
+
+    async def adelete(self, ids: Sequence[str]) -> None:
+        """Async twin of ``delete``."""
+        id_list = check_ids(ids)
+        if not id_list:
+            return
+        col = await self._acollection()
+        if col is None:
+            await super().adelete(id_list)
+            return
+        await col.delete(ids=id_list)
 
     def __repr__(self) -> str:
         return f"ChromaStore(name={self._name!r}, embedder={self.embedder!r})"

@@ -41,7 +41,7 @@ from .. import models
 from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
 from ..vectors import as_float32_matrix, l2_normalize
-from .base import Hit, VectorStore, prepare_records
+from .base import Hit, VectorStore, check_ids, prepare_records
 
 logger = logging.getLogger(__name__)
 
@@ -420,12 +420,13 @@ class FaissStore(VectorStore):
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the store holds (bulk ingestion skips them on a re-run)."""
+        id_list = check_ids(ids)
         with self._lock:
-            return {i for i in ids if i in self._slot_of}
+            return {i for i in id_list if i in self._slot_of}
 
     def delete(self, ids: Sequence[str]) -> None:
-        if isinstance(ids, str):
-            raise InvalidInputError("ids: expected a sequence of str, got a single str")
+        """Delete records by id (missing ids are ignored)."""
+        ids = check_ids(ids)
         with self._lock:
             slots = [self._slot_of.pop(i) for i in ids if i in self._slot_of]
             self._drop_slots(slots)
@@ -456,7 +457,7 @@ class FaissStore(VectorStore):
             matrix = matrix[[first[t] for t in kept]]
         else:
             kept, id_list, metas = prepare_records(items, ids, metadatas)
-        self._validate_batch(id_list, kept, metas)
+        self.check_batch(id_list, kept, metas)
         dim = self.ensure_dimension()
         if matrix.shape[1] != dim:
             raise DimensionMismatchError(dim, matrix.shape[1], self.name)
@@ -464,7 +465,7 @@ class FaissStore(VectorStore):
             matrix = l2_normalize(matrix, where=f"{self.name} vectors")
         for start in range(0, len(kept), 4096):
             end = start + 4096
-            self._write(id_list[start:end], matrix[start:end], kept[start:end], metas[start:end])
+            self.write_batch(id_list[start:end], matrix[start:end], kept[start:end], metas[start:end])
         return id_list if ids is None else list(ids)
 
     def search_by_vector(self, vector: Any, top_k: int = 5, filter: Filter = None) -> list[Hit]:

@@ -27,10 +27,10 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from .._urls import redact_url
 from ..embedder import Embedder
 from ..errors import (
     ConfigurationError,
@@ -39,7 +39,7 @@ from ..errors import (
     MissingDependencyError,
 )
 from ..vectors import as_float32_matrix
-from .base import Hit, VectorStore
+from .base import Hit, VectorStore, check_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymilvus import MilvusClient
@@ -103,20 +103,6 @@ def _import_pymilvus() -> Any:
     return pymilvus
 
 
-def _redact_uri(uri: str) -> str:
-    """A URI without user:password, for repr and logs."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "<unparsable uri>"
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, "", ""))
-
-
 def _normalise_metric(metric: str) -> str:
     if not isinstance(metric, str) or metric.upper() not in METRICS:
         raise ConfigurationError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
@@ -149,15 +135,10 @@ def milvus_rows(
     >>> rows[0]["vector"].dtype, rows[0]["text"], rows[0]["metadata"]
     (dtype('float32'), 'hello', {'lang': 'en'})
     """
-    if isinstance(ids, str):
-        raise InvalidInputError("ids: expected a sequence of str, got a single str")
-    id_list = list(ids)
+    id_list = check_ids(ids)
     matrix = as_float32_matrix(vectors, dim=dim, where="milvus_rows vectors")
     if matrix.shape[0] != len(id_list):
         raise InvalidInputError(f"got {len(id_list)} ids but {matrix.shape[0]} vectors")
-    for i, x in enumerate(id_list):
-        if not isinstance(x, str) or not x:
-            raise InvalidInputError(f"ids[{i}] must be a non-empty str, got {x!r}", index=i)
     text_list = None if texts is None else list(texts)
     if text_list is not None and len(text_list) != len(id_list):
         raise InvalidInputError(f"got {len(id_list)} ids but {len(text_list)} texts")
@@ -312,7 +293,6 @@ class MilvusStore(VectorStore):
             raise ConfigurationError(f"async_client must be a pymilvus AsyncMilvusClient, got {type(async_client).__name__}")
         self._user_aclient = async_client
         self._use_async_client = use_async_client
-        self._aclients: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._dimension: int | None = None  # the collection's, once checked
         self._loaded = False
         self._closed = False
@@ -330,7 +310,7 @@ class MilvusStore(VectorStore):
         if scheme in ("http", "https", "tcp", "grpc") or uri.startswith("unix:"):
             return uri
         raise ConfigurationError(
-            f"{_redact_uri(uri)!r} is neither a Milvus Lite path ending in .db nor an http(s):// URI of a "
+            f"{redact_url(uri)!r} is neither a Milvus Lite path ending in .db nor an http(s):// URI of a "
             "Milvus server"
         )
 
@@ -345,45 +325,22 @@ class MilvusStore(VectorStore):
         return self._dimension
 
     def __repr__(self) -> str:
-        where = _redact_uri(self._uri) if self._uri else type(self.client).__name__
+        where = redact_url(self._uri) if self._uri else type(self.client).__name__
         return (
             f"MilvusStore(uri={where!r}, collection={self.collection!r}, metric={self.metric!r}, "
             f"embedder={self.embedder!r})"
         )
 
     def close(self) -> None:
-        """Close the client this store opened (a client passed in is left open)."""
+        """Close the client this store opened (a client passed in is left open). ``aclose()`` also
+        closes the running loop's AsyncMilvusClient."""
+        super().close()  # grpc.aio channels belong to their loop; aclose() closes the current one
         self._closed = True
-        self._aclients.clear()  # grpc.aio channels belong to their loop; aclose() closes them
         if self._owns_client:
             try:
                 self.client.close()
             except Exception as exc:  # closing is best effort
                 logger.debug("closing the Milvus client failed: %s", exc)
-
-    async def aclose(self) -> None:
-        """Close the async clients this store opened, then the sync one."""
-        loop = asyncio.get_running_loop()
-        for key, (owner, client) in list(self._aclients.items()):
-            if owner is loop:
-                try:
-                    await client.close()
-                except Exception as exc:
-                    logger.debug("closing the async Milvus client failed: %s", exc)
-            self._aclients.pop(key, None)
-        self.close()
-
-    def __enter__(self) -> MilvusStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> MilvusStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _async_client(self) -> Any | None:
         """The AsyncMilvusClient for the running loop, or None to fall back to worker threads."""
@@ -391,10 +348,6 @@ class MilvusStore(VectorStore):
             return self._user_aclient
         if not self._use_async_client or not hasattr(self._pymilvus, "AsyncMilvusClient"):
             return None
-        loop = asyncio.get_running_loop()
-        entry = self._aclients.get(id(loop))
-        if entry is not None and entry[0] is loop:
-            return entry[1]
         config = getattr(self.client, "_config", None)
         uri = getattr(config, "uri", None) or self._uri
         if not uri:
@@ -404,9 +357,7 @@ class MilvusStore(VectorStore):
         kwargs: dict[str, Any] = {"uri": uri, "token": token, "db_name": db_name}
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
-        aclient = self._pymilvus.AsyncMilvusClient(**kwargs)
-        self._aclients[id(loop)] = (loop, aclient)
-        return aclient
+        return self._aclients.get(lambda: self._pymilvus.AsyncMilvusClient(**kwargs))
 
     # ------------------------------------------------------------------ collection
     def ensure_collection(self) -> int:
@@ -613,7 +564,7 @@ class MilvusStore(VectorStore):
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the collection holds (for resumable ingestion)."""
-        id_list = [x for x in ids if isinstance(x, str)]
+        id_list = check_ids(ids)
         if not id_list or not self._ensure_loaded():
             return set()
         found: set[str] = set()
@@ -688,26 +639,16 @@ class MilvusStore(VectorStore):
         )
         return int(res[0]["count(*)"])
 
-    @staticmethod
-    def _delete_ids(ids: Sequence[str]) -> list[str]:
-        if isinstance(ids, str):
-            raise InvalidInputError("ids: expected a sequence of str, got a single str; wrap it in a list")
-        id_list = list(ids)
-        for i, x in enumerate(id_list):
-            if not isinstance(x, str) or not x:
-                raise InvalidInputError(f"ids[{i}] must be a non-empty str, got {x!r}", index=i)
-        return id_list
-
     def delete(self, ids: Sequence[str]) -> None:
         """Delete records by id; missing ids are ignored."""
-        id_list = self._delete_ids(ids)
+        id_list = check_ids(ids)
         if not id_list or not self._ensure_loaded():
             return
         self.client.delete(self.collection, ids=id_list, timeout=self.timeout)
 
     async def adelete(self, ids: Sequence[str]) -> None:
         """Async twin of ``delete``."""
-        id_list = self._delete_ids(ids)
+        id_list = check_ids(ids)
         if not id_list:
             return
         if not self._loaded and not await asyncio.to_thread(self._ensure_loaded):

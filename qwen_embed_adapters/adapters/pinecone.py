@@ -47,7 +47,7 @@ from ..errors import (
     WriteError,
 )
 from ..vectors import to_list
-from .base import Hit, VectorStore
+from .base import Hit, VectorStore, check_ids
 
 logger = logging.getLogger(__name__)
 
@@ -200,28 +200,14 @@ class PineconeStore(VectorStore):
         if pc.has_index(name):
             desc = pc.describe_index(name)
         else:
-            logger.info("creating Pinecone index %r (%d-d, %s, %s/%s)", name, dim, metric, cloud, region)
             try:
-                desc = pc.create_index(
-                    name=name,
-                    dimension=dim,
-                    metric=metric,
-                    spec={"serverless": {"cloud": cloud, "region": region}},
-                    tags=cls._tags(embedder, dim),
-                    timeout=timeout,
-                )
+                desc = pc.create_index(**cls._create_body(name, embedder, dim, metric, cloud, region, timeout))
             except Exception as exc:
                 if getattr(exc, "status_code", None) != 409:  # created meanwhile by someone else
                     raise
                 desc = pc.describe_index(name)
         cls._check_existing(desc, name, embedder, dim, metric)
-        store = cls(
-            pc.Index(host=desc.host), embedder, namespace=namespace, name=name,
-            dimension=dim, metric=metric, **store_kwargs,
-        )
-        store._owns_index = True
-        store._checked = True
-        return store
+        return cls._opened(pc.Index(host=desc.host), embedder, name, dim, metric, namespace, store_kwargs)
 
     @classmethod
     async def acreate(
@@ -248,25 +234,35 @@ class PineconeStore(VectorStore):
         if await pc.has_index(name):
             desc = await pc.describe_index(name)
         else:
-            logger.info("creating Pinecone index %r (%d-d, %s, %s/%s)", name, dim, metric, cloud, region)
             try:
-                desc = await pc.create_index(
-                    name=name,
-                    dimension=dim,
-                    metric=metric,
-                    spec={"serverless": {"cloud": cloud, "region": region}},
-                    tags=cls._tags(embedder, dim),
-                    timeout=timeout,
-                )
+                desc = await pc.create_index(**cls._create_body(name, embedder, dim, metric, cloud, region, timeout))
             except Exception as exc:
                 if getattr(exc, "status_code", None) != 409:
                     raise
                 desc = await pc.describe_index(name)
         cls._check_existing(desc, name, embedder, dim, metric)
-        store = cls(
-            await pc.index(host=desc.host), embedder, namespace=namespace, name=name,
-            dimension=dim, metric=metric, **store_kwargs,
-        )
+        return cls._opened(await pc.index(host=desc.host), embedder, name, dim, metric, namespace, store_kwargs)
+
+    @classmethod
+    def _create_body(
+        cls, name: str, embedder: Embedder, dim: int, metric: str, cloud: str, region: str, timeout: int | None
+    ) -> dict[str, Any]:
+        logger.info("creating Pinecone index %r (%d-d, %s, %s/%s)", name, dim, metric, cloud, region)
+        return {
+            "name": name,
+            "dimension": dim,
+            "metric": metric,
+            "spec": {"serverless": {"cloud": cloud, "region": region}},
+            "tags": cls._tags(embedder, dim),
+            "timeout": timeout,
+        }
+
+    @classmethod
+    def _opened(
+        cls, index: Any, embedder: Embedder, name: str, dim: int, metric: str, namespace: str,
+        store_kwargs: dict[str, Any],
+    ) -> PineconeStore:
+        store = cls(index, embedder, namespace=namespace, name=name, dimension=dim, metric=metric, **store_kwargs)
         store._owns_index = True
         store._checked = True
         return store
@@ -318,6 +314,7 @@ class PineconeStore(VectorStore):
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
         """Close the index handle if this store opened it (``create``)."""
+        super().close()
         if self._owns_index and not self.is_async and hasattr(self.index, "close"):
             self.index.close()
 
@@ -327,18 +324,7 @@ class PineconeStore(VectorStore):
             result = self.index.close()
             if inspect.isawaitable(result):
                 await result
-
-    def __enter__(self) -> PineconeStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> PineconeStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        super().close()
 
     # ---------------------------------------------------------------- dimension
     def _sync_only(self, what: str) -> None:
@@ -551,12 +537,7 @@ class PineconeStore(VectorStore):
 
     @staticmethod
     def _id_chunks(ids: Sequence[str], size: int) -> list[list[str]]:
-        if isinstance(ids, str):
-            raise InvalidInputError("ids: expected a sequence of str, got a single str")
-        id_list = list(ids)
-        for i, x in enumerate(id_list):
-            if not isinstance(x, str) or not x:
-                raise InvalidInputError(f"ids[{i}] must be a non-empty str, got {x!r}", index=i)
+        id_list = check_ids(ids)
         return [id_list[i : i + size] for i in range(0, len(id_list), size)]
 
     def delete(self, ids: Sequence[str]) -> None:

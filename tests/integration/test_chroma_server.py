@@ -35,6 +35,7 @@ from qwen_embed_adapters.errors import DimensionMismatchError  # noqa: E402
 from qwen_embed_adapters.models import DEFAULT_QWEN3_INSTRUCTION  # noqa: E402
 from tests.support.chroma_server import ChromaServer, docker_available  # noqa: E402
 from tests.support.openai_server import EmbeddingServer  # noqa: E402
+from tests.support.store_contract import TEXTS, OpenStore, StoreContract  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -303,3 +304,44 @@ def test_store_over_http(http_client, embedder):
     assert len(filtered) == 3 and all(h.metadata["i"] < 5 for h in filtered)
     store.delete(ids[:100])
     assert store.count() == 200
+
+
+# ---------------------------------------------------------------- the shared store contract
+class TestChromaServerContract(StoreContract):
+    """The shared store contract (tests/support/store_contract.py) against `chroma run`: the sync API
+    over ``HttpClient``, the async twins over ``AsyncHttpClient``."""
+
+    @pytest.fixture
+    def open_store(self, chroma_run: ChromaServer) -> OpenStore:
+        from chromadb.config import Settings
+
+        name = new_name()
+
+        def open_(embedder: Embedder) -> ChromaStore:
+            client = chromadb.HttpClient(
+                host=chroma_run.host, port=chroma_run.port, settings=Settings(anonymized_telemetry=False)
+            )
+            return ChromaStore(client, name, embedder)
+
+        return open_
+
+    async def test_async_twins_go_through_async_http_client(self, store: ChromaStore, monkeypatch) -> None:
+        from chromadb.api.models.AsyncCollection import AsyncCollection
+
+        def no_threads(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the async path fell back to the sync client")
+
+        store.ensure_dimension()  # the one sync call the async path makes, done up front here
+        for method in ("_write", "_search_vector", "count", "delete"):
+            monkeypatch.setattr(store, method, no_threads)
+        ids = await store.aadd_texts(TEXTS)
+        assert await store.acount() == len(TEXTS)
+        hits = await store.asearch(TEXTS[1], top_k=1, instruction="")
+        assert hits[0].id == ids[1] and hits[0].score == pytest.approx(1.0, abs=1e-4)
+        await store.adelete(ids[:2])
+        assert await store.acount() == len(TEXTS) - 2
+        col = await store._acollection()
+        assert isinstance(col, AsyncCollection)
+        assert len(store._aclients) == 1
+        await store.aclose()
+        assert len(store._aclients) == 0

@@ -30,6 +30,7 @@ from qwen_embed_adapters.errors import (  # noqa: E402
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
 from tests.support.pinecone_scenario import CORPUS, run_store_scenario  # noqa: E402
 from tests.support.pinecone_server import MAX_REQUEST_BYTES, PineconeServer  # noqa: E402
+from tests.support.store_contract import OpenStore, StoreContract, unique_name  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +53,16 @@ def pc(server: PineconeServer) -> Any:
 
 def _store(pc: Any, name: str = "docs", dim: int = 64, **kw: Any) -> PineconeStore:
     return PineconeStore.create(pc, name, FakeEmbedder(dimensions=dim, query_instruction=INSTRUCTION), **kw)
+
+
+class TestPineconeStandinContract(StoreContract):
+    """The shared store contract (tests/support/store_contract.py) through the real ``pinecone`` SDK
+    against tests/support/pinecone_server.py, the stand-in for Pinecone's cloud."""
+
+    @pytest.fixture
+    def open_store(self, pc: Any) -> OpenStore:
+        name = unique_name("contract")
+        return lambda embedder: PineconeStore.create(pc, name, embedder)
 
 
 def _upsert_bodies(server: PineconeServer) -> list[dict[str, Any]]:
@@ -353,22 +364,6 @@ def test_no_secret_in_repr_logs_or_errors(server: PineconeServer, pc: Any, caplo
         store.add_texts(["x"])
     assert SECRET not in repr(store) and SECRET not in str(err.value)
     assert SECRET not in caplog.text
-
-
-def test_sync_store_async_twins(server: PineconeServer, pc: Any) -> None:
-    """Stand-in for Pinecone's cloud: the async twins over a sync index handle give the same results."""
-    store = _store(pc, namespace="twins")
-
-    async def go() -> tuple[list[str], int, list[str]]:
-        ids = await store.aadd_texts(CORPUS)
-        n = await store.acount()
-        hits = await store.asearch(CORPUS[2], top_k=1, instruction="")
-        await store.adelete(ids[:2])
-        return ids, n, [h.id for h in hits]
-
-    ids, n, hit_ids = asyncio.run(go())
-    assert n == len(CORPUS) and hit_ids == [ids[2]]
-    assert store.count() == len(CORPUS) - 2
 
 
 async def test_asyncio_client_create_write_search_count_delete(server: PineconeServer) -> None:

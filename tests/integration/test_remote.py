@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from qwen_embed_adapters import RemoteEmbedder, embedder_from_config, embedder_from_env
-from qwen_embed_adapters import remote as remote_mod
+from qwen_embed_adapters import _http as http_mod
 from qwen_embed_adapters.errors import ConfigurationError, EmbeddingServiceError
 from tests.support.openai_server import EmbeddingServer
 
@@ -54,8 +54,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     async def fake_async_sleep(d: float) -> None:
         delays.append(d)
 
-    monkeypatch.setattr(remote_mod.time, "sleep", lambda d: delays.append(d))
-    monkeypatch.setattr(remote_mod.asyncio, "sleep", fake_async_sleep)
+    monkeypatch.setattr(http_mod.time, "sleep", lambda d: delays.append(d))
+    monkeypatch.setattr(http_mod.asyncio, "sleep", fake_async_sleep)
     yield delays
 
 
@@ -308,10 +308,11 @@ def test_openai_api_key_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_config_round_trip_and_env() -> None:
     emb = RemoteEmbedder("http://127.0.0.1:8000", "Qwen3-Embedding-4B", dimensions=512, batch_size=16)
-    assert emb.base_url == "http://127.0.0.1:8000/v1"
+    # A bare host is kept as given: the rebuilt embedder finds its route again (/v1/embeddings or /embeddings).
+    assert emb.base_url == "http://127.0.0.1:8000" and emb.endpoint_url is None
     cfg = emb.to_config()
     assert cfg == {
-        "engine": "remote", "base_url": "http://127.0.0.1:8000/v1", "model": "Qwen3-Embedding-4B",
+        "engine": "remote", "base_url": "http://127.0.0.1:8000", "model": "Qwen3-Embedding-4B",
         "dimensions": 512, "query_instruction": None, "batch_size": 16, "max_concurrency": 4,
         "max_retries": 5, "timeout": 60.0, "api_key_env": cfg["api_key_env"],
     }

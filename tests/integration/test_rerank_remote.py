@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("fastapi")
 
-from qwen_embed_adapters.errors import ConfigurationError, EmbeddingServiceError, InvalidInputError
+from qwen_embed_adapters.errors import ConfigurationError, InvalidInputError, ServiceError
 from qwen_embed_adapters.rerank import LocalReranker, RemoteReranker
 from qwen_embed_adapters.testing import make_tiny_qwen3_reranker
 from tests.support import local_fixtures
@@ -117,7 +117,7 @@ def test_serve_rerank_route_shapes_and_errors(serve: ServeProcess, local: LocalR
 def test_wrong_model_name_is_reported_not_retried_elsewhere(serve: ServeProcess) -> None:
     """Bad input: a model name the server does not serve (a 404 that is not a missing route)."""
     remote = RemoteReranker(serve.base_url, "Qwen3-Reranker-8B", api_key=KEY)
-    with pytest.raises(EmbeddingServiceError, match="model 'Qwen3-Reranker-8B' is not served here") as err:
+    with pytest.raises(ServiceError, match="model 'Qwen3-Reranker-8B' is not served here") as err:
         remote.score(QUERY, DOCS[:2])
     assert err.value.status == 404 and remote.url == f"{serve.base_url}/rerank"
 
@@ -126,7 +126,7 @@ def test_tei_shape_against_serve(serve: ServeProcess, local: LocalReranker) -> N
     remote = RemoteReranker(serve.root_url, api="tei", api_key=KEY)
     try:
         np.testing.assert_allclose(remote.score(QUERY, DOCS), local.score(QUERY, DOCS), atol=1e-5)
-        assert remote.url == f"{serve.root_url}/rerank"
+        assert remote.url == remote.endpoint_url == f"{serve.root_url}/v1/rerank"  # a bare host tries /v1 first
     finally:
         remote.close()
 
@@ -134,7 +134,7 @@ def test_tei_shape_against_serve(serve: ServeProcess, local: LocalReranker) -> N
 def test_wrong_key_is_an_error_without_the_key(serve: ServeProcess) -> None:
     """Bad input: a wrong API key; the error has the status and never the key."""
     remote = RemoteReranker(serve.base_url, "tiny-reranker", api_key="wrong-key-777")
-    with pytest.raises(EmbeddingServiceError) as err:
+    with pytest.raises(ServiceError) as err:
         remote.score(QUERY, DOCS[:2])
     assert err.value.status == 401 and "wrong-key-777" not in str(err.value)
     assert "wrong-key-777" not in repr(remote) and "api_key=***" in repr(remote)
@@ -145,7 +145,7 @@ def test_wrong_key_is_an_error_without_the_key(serve: ServeProcess) -> None:
     ("engine", "url", "api", "final_url_suffix", "shape"),
     [
         ("vllm", "base", "auto", "/v1/rerank", "cohere"),
-        ("vllm", "root", "vllm", "/rerank", "cohere"),
+        ("vllm", "root", "vllm", "/v1/rerank", "cohere"),  # a bare host tries /v1/rerank first
         ("infinity", "root", "auto", "/rerank", "cohere"),
         ("infinity", "base", "infinity", "/rerank", "cohere"),  # /v1/rerank is a 404: falls back to the root
         ("tei", "base", "auto", "/rerank", "tei"),  # 404 on /v1/rerank, then 422 "missing field `texts`"
@@ -192,7 +192,9 @@ def test_tei_batch_limit_splits_and_is_learnt(local: LocalReranker) -> None:
         np.testing.assert_allclose(remote.score(QUERY, DOCS), local.score(QUERY, DOCS), atol=1e-6)
         assert remote.batch_size <= 3
         sizes = [len(b["texts"]) for _, b in srv.requests]
-        assert sizes == [10, 5, 2, 3, 5, 2, 3]  # halved until accepted; refused requests score nothing
+        # A bare host: /v1/rerank is a 404 first; then TEI's 422 names its cap (3), which is used at once.
+        assert sizes == [10, 10, 3, 3, 3, 1]
+        assert [p for p, _ in srv.requests][:2] == ["/v1/rerank", "/rerank"]
         srv.requests.clear()
         remote.score(QUERY, DOCS)
         assert all(len(b["texts"]) <= 3 for _, b in srv.requests)  # no refused request the second time
@@ -217,7 +219,7 @@ def test_persistent_failure_raises_with_status(local: LocalReranker) -> None:
     """Bad input (from the server): 500 on every attempt."""
     with RerankServer("vllm", local.score, faults=["500"] * 5) as srv:
         remote = RemoteReranker(srv.base_url, max_retries=2, backoff_base=0.01)
-        with pytest.raises(EmbeddingServiceError, match="HTTP 500 after 3 attempts") as err:
+        with pytest.raises(ServiceError, match="HTTP 500 after 3 attempts") as err:
             remote.score(QUERY, DOCS[:2])
         assert err.value.status == 500 and "injected 500" in (err.value.body or "")
         assert len(srv.requests) == 3
@@ -238,7 +240,7 @@ def test_malformed_answers_are_refused(local: LocalReranker, fault: str, message
     """Bad input (from the server): wrong count, repeated or out-of-range index, NaN score, not JSON, no results."""
     with RerankServer("vllm", local.score, faults=[fault]) as srv:
         remote = RemoteReranker(srv.base_url, max_retries=0)
-        with pytest.raises(EmbeddingServiceError, match=message):
+        with pytest.raises(ServiceError, match=message):
             remote.score(QUERY, DOCS[:4])
 
 
@@ -266,5 +268,67 @@ def test_unreachable_server_fails_after_retries() -> None:
     """Bad input: a port nothing listens on."""
     port = local_fixtures.free_port()
     remote = RemoteReranker(f"http://127.0.0.1:{port}/v1", max_retries=1, backoff_base=0.01, timeout=2)
-    with pytest.raises(EmbeddingServiceError, match="ConnectError after 2 attempts"):
+    with pytest.raises(ServiceError, match="ConnectError after 2 attempts"):
         remote.score(QUERY, ["a"])
+
+
+# ---------------------------------------------------------------------------- one fan-out, one error tree
+def test_a_failed_batch_cancels_the_pending_ones(local: LocalReranker) -> None:
+    """Bad answer: the first of 8 one-document batches is malformed; the other batches not yet sent
+    are cancelled (before, every batch was still sent after the call had failed)."""
+    with RerankServer("vllm", local.score, faults=["wrong_count"], delay=0.2) as srv:
+        remote = RemoteReranker(srv.base_url, batch_size=1, max_concurrency=2, max_retries=0)
+        with pytest.raises(ServiceError, match="asked for the scores of 1 documents"):
+            remote.score(QUERY, DOCS[:8])
+        remote.close()  # waits for the thread pool: whatever was still queued would be sent by now
+        assert len(srv.requests) <= 4
+
+
+async def test_a_failed_batch_cancels_the_pending_ones_async(local: LocalReranker) -> None:
+    """Bad answer: as above, on the async path."""
+    with RerankServer("vllm", local.score, faults=["wrong_count"], delay=0.2) as srv:
+        remote = RemoteReranker(srv.base_url, batch_size=1, max_concurrency=2, max_retries=0)
+        with pytest.raises(ServiceError, match="asked for the scores of 1 documents"):
+            await remote.ascore(QUERY, DOCS[:8])
+        await asyncio.sleep(0.6)
+        assert len(srv.requests) <= 3
+        await remote.aclose()
+
+
+def test_a_too_long_document_is_named_and_the_batch_cap_kept(local: LocalReranker) -> None:
+    """Bad input: the server refuses one document as too long (TEI's 413 wording); the error names the
+    caller's index of that document and the batch size is not lowered."""
+    with RerankServer("vllm", local.score, faults=["too_long", "ok", "too_long", "too_long"]) as srv:
+        remote = RemoteReranker(srv.base_url, batch_size=4, max_concurrency=1, max_retries=0)
+        # 6 documents: batch 0..3 refused -> halves 0..1 (ok) and 2..3 (refused) -> 2 (refused): document 2.
+        with pytest.raises(InvalidInputError, match="document 2: 600 tokens, the server takes at most 512") as err:
+            remote.score(QUERY, DOCS[:6])
+        assert (err.value.index, err.value.tokens, err.value.limit) == (2, 600, 512)
+        assert remote.batch_size == 4
+
+
+def test_rate_limit_and_timeout_errors_are_typed(local: LocalReranker) -> None:
+    """Bad answer: 429 on every attempt; then a server too slow for the timeout."""
+    from qwen_embed_adapters.errors import EmbeddingServiceError, RateLimitError, ServiceTimeoutError
+
+    with RerankServer("vllm", local.score, faults=["429"] * 3) as srv:
+        remote = RemoteReranker(srv.base_url, max_retries=1, backoff_base=0.01)
+        with pytest.raises(RateLimitError, match="HTTP 429 after 2 attempts") as err:
+            remote.score(QUERY, DOCS[:2])
+        assert err.value.status == 429 and err.value.retry_after == 0.0
+        assert not isinstance(err.value, EmbeddingServiceError)  # a reranker's error is not an embedding one
+    with RerankServer("vllm", local.score, delay=1.0) as srv:
+        remote = RemoteReranker(srv.base_url, max_retries=0, timeout=0.2)
+        with pytest.raises(ServiceTimeoutError, match="ReadTimeout"):
+            remote.score(QUERY, DOCS[:2])
+
+
+def test_every_route_404_names_each_url_and_the_engines(local: LocalReranker) -> None:
+    """Bad input: a bare host whose server has no rerank route at all (the TEI stand-in on /v2 only is
+    not one: use a path-less host that 404s everywhere)."""
+    with RerankServer("vllm", local.score) as srv:
+        remote = RemoteReranker(srv.root_url + "/api", max_retries=0)
+        with pytest.raises(ServiceError, match="no route answered: tried") as err:
+            remote.score(QUERY, DOCS[:2])
+        assert f"{srv.root_url}/api/rerank (HTTP 404)" in str(err.value)
+        assert "TEI and Infinity (by default) on /rerank" in str(err.value) and err.value.status == 404

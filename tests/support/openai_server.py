@@ -21,6 +21,26 @@ Behaviours:
 - ``service_time`` and ``slots``: each request holds one of ``slots`` for ``service_time`` seconds
   (for throughput benchmarks)
 - ``api_key``: when set, requests without ``Authorization: Bearer <key>`` get 401
+- ``max_tokens`` with ``length_style``: an input of more than ``max_tokens`` tokens (here: words, split on
+  white space) is refused as each engine refuses it:
+  "tei" (text-embeddings-inference, router/src/infer.rs ``ValidationError::InputLength`` through its
+  OpenAI route): 413 ``Input validation error: `inputs` must have less than 512 tokens. Given: 600``;
+  a body with ``"truncate": true`` is embedded truncated instead.
+  "vllm" (vllm/entrypoints/openai/serving_engine.py ``_validate_input``): 400 ``This model's maximum context
+  length is 512 tokens. However, you requested 600 tokens in the input for embedding generation. Please
+  reduce the length of the input.``; ``"truncate_prompt_tokens": k`` truncates to k tokens.
+  "ollama" (Ollama with ``truncate: false``, llm/server.go): 400 ``input length exceeds the context length``;
+  no switch on the OpenAI route.
+  "ollama-silent" (Ollama's default: cuts at ``num_ctx`` and says nothing, except through
+  ``usage.prompt_tokens``): inputs are cut to ``max_tokens`` words and embedded.
+- ``batch_style``: the wording of a ``max_batch`` refusal: "tei" (``batch size 64 > maximum allowed batch size
+  32``, TEI's ``ValidationError::MaxBatchSize``) or "dashscope" (Alibaba DashScope's OpenAI-compatible
+  embeddings: 400 ``batch size is invalid, it should not be larger than 10.``)
+- ``routes``: the POST paths served (default ``/v1/embeddings`` and ``/embeddings``); others get a 404
+  ``{"detail": "Not Found"}``. ``INFINITY_ROUTES`` (``/embeddings`` only) is Infinity's default with no
+  ``--url-prefix`` (FACTS.md, checked against infinity_emb v2: routes ``/embeddings``, ``/rerank``,
+  ``/models``); ``V1_ROUTES`` is vLLM/SGLang/TEI/Ollama (``/v1/embeddings``). ``paths`` records every
+  POST path received, served or not, and ``times`` when.
 
 Run as a process: ``python -m tests.support.openai_server --port 0 --dim 64`` prints the port.
 """
@@ -42,6 +62,10 @@ from typing import Any
 import numpy as np
 
 from qwen_embed_adapters.testing import _hash_vector
+
+DEFAULT_ROUTES = ("/v1/embeddings", "/embeddings")
+INFINITY_ROUTES = ("/embeddings",)
+V1_ROUTES = ("/v1/embeddings",)
 
 
 class _Server(ThreadingHTTPServer):
@@ -72,8 +96,18 @@ class EmbeddingServer:
         api_key: str | None = None,
         port: int = 0,
         reverse: bool = True,
+        routes: Iterable[str] = DEFAULT_ROUTES,
+        max_tokens: int | None = None,
+        length_style: str = "tei",
+        batch_style: str = "tei",
     ) -> None:
         self.dim = dim
+        self.max_tokens = max_tokens
+        self.length_style = length_style
+        self.batch_style = batch_style
+        self.routes = frozenset(routes)
+        self.paths: list[str] = []
+        self.times: list[float] = []  # time.monotonic() of every POST received
         self.model = model
         self.base64_mode = base64
         self.dimensions_mode = dimensions
@@ -103,6 +137,10 @@ class EmbeddingServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> EmbeddingServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -175,8 +213,11 @@ class EmbeddingServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                if self.path.rstrip("/") not in ("/v1/embeddings", "/embeddings"):
-                    self._error(404, f"no route {self.path}")
+                with server._lock:
+                    server.paths.append(self.path)
+                    server.times.append(time.monotonic())
+                if self.path.rstrip("/") not in server.routes:
+                    self._send(404, {"detail": "Not Found"})  # FastAPI's (Infinity's) answer for an unknown route
                     return
                 try:
                     body = json.loads(raw)
@@ -201,6 +242,34 @@ class EmbeddingServer:
                     with server._lock:
                         server.in_flight -= 1
 
+            def _check_lengths(self, body: dict[str, Any], inputs: list[str]) -> list[str] | None:
+                """The inputs as the engine embeds them, or None after refusing an over-long one."""
+                limit, style = server.max_tokens, server.length_style
+                assert limit is not None
+                cut_to = None
+                if style == "tei" and body.get("truncate") is True or style == "ollama-silent":
+                    cut_to = limit
+                elif style == "vllm" and isinstance(body.get("truncate_prompt_tokens"), int):
+                    cut_to = body["truncate_prompt_tokens"] if body["truncate_prompt_tokens"] > 0 else limit
+                if cut_to is not None:
+                    return [" ".join(t.split()[:cut_to]) for t in inputs]
+                for t in inputs:
+                    n = len(t.split())
+                    if n <= limit:
+                        continue
+                    if style == "tei":
+                        self._send(413, {"message": f"Input validation error: `inputs` must have less than {limit} "
+                                                    f"tokens. Given: {n}", "code": 413, "type": "Validation"})
+                    elif style == "vllm":
+                        self._send(400, {"object": "error", "message": (
+                            f"This model's maximum context length is {limit} tokens. However, you requested {n} "
+                            "tokens in the input for embedding generation. Please reduce the length of the input."),
+                            "type": "BadRequestError", "param": None, "code": 400})
+                    else:
+                        self._send(400, {"error": "input length exceeds the context length"})
+                    return None
+                return inputs
+
             def _answer(self, body: dict[str, Any]) -> None:
                 inputs = body.get("input")
                 if isinstance(inputs, str):
@@ -209,11 +278,18 @@ class EmbeddingServer:
                     self._error(400, "input must be a string or array of strings")
                     return
                 if server.max_batch is not None and len(inputs) > server.max_batch:
+                    if server.batch_style == "dashscope":
+                        self._error(400, f"batch size is invalid, it should not be larger than {server.max_batch}.")
+                        return
                     self._error(
                         server.batch_status,
                         f"batch size {len(inputs)} > maximum allowed batch size {server.max_batch}",
                     )
                     return
+                if server.max_tokens is not None:
+                    inputs = self._check_lengths(body, inputs)
+                    if inputs is None:
+                        return
                 fmt = body.get("encoding_format", "float")
                 if fmt == "base64" and server.base64_mode == "refuse":
                     self._error(400, "encoding_format base64 is not supported")
@@ -244,6 +320,9 @@ class EmbeddingServer:
                 if fault == "slow":
                     time.sleep(server.slow_seconds)
                 rows = server.expected(inputs)
+                counted = sum(len(t) for t in inputs)
+                if server.length_style == "ollama-silent" and server.max_tokens is not None:
+                    counted = sum(len(t.split()) for t in inputs)  # tokens after its silent cut
                 if dims is not None and server.dimensions_mode in ("support", "slice"):
                     rows = rows[:, :dims]
                     if server.dimensions_mode == "support":
@@ -273,7 +352,7 @@ class EmbeddingServer:
                     "object": "list",
                     "data": data,
                     "model": server.model,
-                    "usage": {"prompt_tokens": sum(len(t) for t in inputs), "total_tokens": sum(len(t) for t in inputs)},
+                    "usage": {"prompt_tokens": counted, "total_tokens": counted},
                 }
                 out = json.dumps(payload, allow_nan=True).encode()
                 self.send_response(200)

@@ -20,7 +20,9 @@ Engines:
   as vLLM's ``is_original_qwen3_reranker`` mode does (the client must send the prompt template).
 
 ``faults`` is consumed one per request: "503" / "429" (with Retry-After 0), "500", "drop" (close without
-answering), "wrong_count", "dup_index", "nan", "bad_index", "not_json", "no_results", "ok".
+answering), "wrong_count", "dup_index", "nan", "bad_index", "not_json", "no_results", "too_long" (TEI's
+413 "Input validation error: `inputs` must have less than 512 tokens. Given: 600", from TEI's
+router/src/infer.rs validation), "ok". ``delay``: seconds every request waits before its answer.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class RerankServer:
         max_batch: int | None = None,
         faults: Iterable[str] = (),
         api_key: str | None = None,
+        delay: float = 0.0,
     ) -> None:
         if engine not in _ROUTES:
             raise ValueError(f"unknown engine {engine!r}")
@@ -70,6 +73,7 @@ class RerankServer:
         self.max_batch = max_batch
         self.faults = list(faults)
         self.api_key = api_key
+        self.delay = delay
         self.requests: list[tuple[str, Any]] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
@@ -132,6 +136,11 @@ class RerankServer:
                     self._send(401, {"error": "Unauthorized", "error_type": "Unauthorized"})
                     return
                 fault = srv._next_fault()
+                time.sleep(srv.delay)
+                if fault == "too_long":
+                    self._send(413, {"error": "Input validation error: `inputs` must have less than 512 tokens. "
+                                              "Given: 600", "error_type": "Validation"})
+                    return
                 if fault in ("503", "429", "500"):
                     self._send(int(fault), {"error": f"injected {fault}"}, headers={"Retry-After": "0"})
                     return

@@ -19,10 +19,10 @@ chromadb = pytest.importorskip("chromadb")
 from chromadb.config import Settings  # noqa: E402
 from chromadb.utils.embedding_functions import known_embedding_functions  # noqa: E402
 
-import qwen_embed_adapters.embedder as embedder_module  # noqa: E402
+import qwen_embed_adapters.config as config_module  # noqa: E402
 from qwen_embed_adapters import RemoteEmbedder  # noqa: E402
 from qwen_embed_adapters.adapters import chroma as qc  # noqa: E402
-from qwen_embed_adapters.adapters.base import VectorStore, content_id  # noqa: E402
+from qwen_embed_adapters.adapters.base import VectorStore  # noqa: E402
 from qwen_embed_adapters.adapters.chroma import (  # noqa: E402
     EF_NAME,
     META_DIMENSION,
@@ -36,9 +36,9 @@ from qwen_embed_adapters.errors import (  # noqa: E402
     ConfigurationError,
     DimensionMismatchError,
     InvalidInputError,
-    WriteError,
 )
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from tests.support.store_contract import OpenStore, StoreContract  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-test-DO-NOT-PERSIST-4242"
@@ -152,7 +152,7 @@ def test_build_from_config_reuses_a_live_function(monkeypatch):
     emb = fake(32)
     ef = QwenEmbeddingFunction(emb)
     built = []
-    real = embedder_module.embedder_from_config
+    real = config_module.embedder_from_config
     monkeypatch.setattr(qc, "embedder_from_config", lambda c: built.append(c) or real(c))
     assert QwenEmbeddingFunction.build_from_config(ef.get_config()) is ef
     assert built == []
@@ -160,7 +160,7 @@ def test_build_from_config_reuses_a_live_function(monkeypatch):
 
 def test_build_from_config_caches_rebuilt_functions(monkeypatch):
     built = []
-    real = embedder_module.embedder_from_config
+    real = config_module.embedder_from_config
     monkeypatch.setattr(qc, "embedder_from_config", lambda c: built.append(c) or real(c))
     cfg = {"version": 1, "embedder": {"engine": "fake", "model": "cache-probe", "dimensions": 24,
                                       "query_instruction": None}}
@@ -359,29 +359,26 @@ def test_missing_chromadb_raises_missing_dependency():
 
 
 # ---------------------------------------------------------------- ChromaStore
+class TestChromaPersistentContract(StoreContract):
+    """The shared store contract (tests/support/store_contract.py) on an embedded PersistentClient;
+    its async twins run the sync calls on worker threads. The `chroma run` server half, with
+    AsyncHttpClient, is in tests/integration/test_chroma_server.py."""
+
+    @pytest.fixture
+    def open_store(self, tmp_path, name) -> OpenStore:  # type: ignore[no-untyped-def]
+        client = chromadb.PersistentClient(str(tmp_path / "db"), settings=Settings(anonymized_telemetry=False))
+        return lambda embedder: ChromaStore(client, name, embedder)
+
+
 def test_store_subclasses_the_shared_base(client, name):
     assert isinstance(ChromaStore(client, name, fake()), VectorStore)
 
 
-def test_store_add_search_count_delete(client, name):
-    emb = fake(32)
-    store = ChromaStore(client, name, emb)
+def test_store_takes_chroma_where_filters_and_records_the_dimension(client, name):
+    store = ChromaStore(client, name, fake(32))
     ids = store.add_texts(DOCS, metadatas=[{"lang": "en", "n": i} for i in range(len(DOCS))])
-    assert ids == [content_id(t) for t in DOCS]
-    assert store.count() == 4
-    assert store.add_texts(DOCS[:2]) == ids[:2] and store.count() == 4  # content ids: stored once
-    hits = store.search("What is the capital of France?", top_k=2)
-    assert [h.id for h in hits][0] == ids[1] and hits[0].text == DOCS[1]
-    assert hits[0].metadata == {"lang": "en", "n": 1}
-    q = emb.embed_query("What is the capital of France?")
-    expected = emb.embed_documents([h.text for h in hits]) @ q
-    np.testing.assert_allclose([h.score for h in hits], expected, atol=1e-5)
     filtered = store.search("capital", top_k=4, filter={"n": {"$gte": 2}})
     assert {h.id for h in filtered} == {ids[2], ids[3]}
-    store.delete([ids[0], "missing-id"])
-    store.delete([])
-    assert store.count() == 3
-    assert ids[0] not in {h.id for h in store.search("Beijing capital of China", top_k=3)}
     assert store.collection.metadata[META_DIMENSION] == 32
 
 
@@ -394,15 +391,6 @@ def test_store_explicit_ids_and_stored_vectors(client, name):
     assert got["documents"] == DOCS[:3] and got["metadatas"] == [None, None, None]
 
 
-def test_store_dimension_mismatch_writes_nothing(client, name):
-    ChromaStore(client, name, fake(32)).add_texts(DOCS[:2])
-    other = ChromaStore(client, name, fake(64))
-    with pytest.raises(DimensionMismatchError) as info:
-        other.add_texts(DOCS[2:])
-    assert (info.value.expected, info.value.actual, info.value.where) == (32, 64, name)
-    assert client.get_collection(name).count() == 2
-
-
 def test_store_bad_metadata_names_the_item(client, name):
     """Bad input: a nested dict as a metadata value, which Chroma does not store."""
     store = ChromaStore(client, name, fake())
@@ -410,36 +398,6 @@ def test_store_bad_metadata_names_the_item(client, name):
         store.add_texts(["one", "two"], ids=["a", "b"], metadatas=[{"ok": 1}, {"nested": {"x": 1}}])
     assert info.value.index == 1 and info.value.item_id == "b"
     assert store.count() == 0
-
-
-def test_store_bad_inputs():
-    """Bad input: a None text, a single str as ids, and a zero top_k."""
-    store = ChromaStore(chromadb.EphemeralClient(), f"t-{uuid.uuid4().hex[:8]}", fake())
-    with pytest.raises(InvalidInputError, match=r"texts\[1\] is None"):
-        store.add_texts(["fine", None])  # type: ignore[list-item]
-    with pytest.raises(InvalidInputError, match="single str"):
-        store.delete("abc")
-    with pytest.raises(InvalidInputError, match="top_k must be a positive int"):
-        store.search("q", top_k=0)
-
-
-def test_store_write_failure_reports_ids(client, name, monkeypatch):
-    store = ChromaStore(client, name, fake())
-    store.write_batch_size = 2
-    calls = {"n": 0}
-    real = ChromaStore._write
-
-    def flaky(self, ids, vectors, texts, metas):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("disk full")
-        return real(self, ids, vectors, texts, metas)
-
-    monkeypatch.setattr(ChromaStore, "_write", flaky)
-    with pytest.raises(WriteError) as info:
-        store.add_texts(DOCS, ids=["a", "b", "c", "d"])
-    assert info.value.written_ids == ["a", "b"] and info.value.failed_ids == ["c", "d"]
-    assert store.count() == 2
 
 
 def test_store_on_an_l2_collection_scores_cosine(client, name):
@@ -451,18 +409,6 @@ def test_store_on_an_l2_collection_scores_cosine(client, name):
     hits = store.search("capital of China", top_k=4)
     expected = emb.embed_documents([h.text for h in hits]) @ emb.embed_query("capital of China")
     np.testing.assert_allclose([h.score for h in hits], expected, atol=1e-5)
-
-
-async def test_store_async_twins(client, name):
-    emb = fake(64)
-    store = ChromaStore(client, name, emb)
-    ids = await store.aadd_texts(DOCS)
-    assert await store.acount() == 4
-    assert await store.aensure_dimension() == 64
-    hits = await store.asearch("borrow checker in Rust", top_k=1)
-    assert hits[0].id == ids[3]
-    await store.adelete(ids[:1])
-    assert await store.acount() == 3
 
 
 def test_chroma_store_existing_ids_lets_a_rerun_skip_stored_records(tmp_path) -> None:  # type: ignore[no-untyped-def]

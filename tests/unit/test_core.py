@@ -11,7 +11,8 @@ import pytest
 
 import qwen_embed_adapters as qea
 from qwen_embed_adapters import models, vectors
-from qwen_embed_adapters.embedder import Embedder, embedder_from_config
+from qwen_embed_adapters.config import embedder_from_config
+from qwen_embed_adapters.embedder import Embedder
 from qwen_embed_adapters.errors import (
     ConfigurationError,
     DimensionMismatchError,

@@ -184,7 +184,7 @@ def test_defaults_are_lightrags() -> None:
     assert DEFAULT_EMBEDDING_FUNC_MAX_ASYNC == constants.DEFAULT_EMBEDDING_FUNC_MAX_ASYNC
     assert DEFAULT_EMBEDDING_TIMEOUT == constants.DEFAULT_EMBEDDING_TIMEOUT
     emb = embedder_from_lightrag_env({"EMBEDDING_BINDING_HOST": "http://localhost:30000"})
-    assert emb.base_url == "http://localhost:30000/v1"
+    assert emb.base_url == "http://localhost:30000" and emb.openai_base_url == "http://localhost:30000/v1"
     assert emb.model == "Qwen3-Embedding-0.6B" and emb.dimension == 1024
     assert (emb.batch_size, emb.max_concurrency, emb.timeout) == (10, 8, 30.0)
     assert emb.send_dimensions is False

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qwen_embed_adapters._urls import redact_url
 from qwen_embed_adapters.adapters.milvus import (
     MilvusStore,
-    _redact_uri,
     filter_expression,
     milvus_rows,
 )
@@ -90,9 +90,9 @@ def test_filter_expression_refuses_bad_filters() -> None:
 
 
 def test_redact_uri_hides_credentials() -> None:
-    assert _redact_uri("https://user:s3cret@in01.zillizcloud.com:19538/db") == "https://***@in01.zillizcloud.com:19538/db"
-    assert _redact_uri("http://localhost:19530") == "http://localhost:19530"
-    assert "s3cret" not in _redact_uri("http://root:s3cret@h")
+    assert redact_url("https://user:s3cret@in01.zillizcloud.com:19538/db") == "https://***@in01.zillizcloud.com:19538/db"
+    assert redact_url("http://localhost:19530") == "http://localhost:19530"
+    assert "s3cret" not in redact_url("http://root:s3cret@h")
 
 
 def test_uri_that_is_neither_db_nor_http_is_refused(tmp_path: Path) -> None:

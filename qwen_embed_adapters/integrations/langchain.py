@@ -1,0 +1,139 @@
+"""LangChain: ``QwenEmbeddings``, a langchain-core ``Embeddings`` over any qwen_embed_adapters Embedder.
+
+``embed_documents`` embeds texts as they are; ``embed_query`` wraps the query in Qwen3's
+``Instruct: ...\\nQuery:`` format first, so any LangChain vector store (Chroma, Milvus, Pinecone,
+...) gets Qwen3's asymmetric retrieval without knowing about it. Vectors come back as lists of
+Python floats, L2-normalised, at the embedder's (MRL) dimension. The async twins use the
+embedder's async path (native HTTP for RemoteEmbedder, a worker thread for LocalEmbedder), so they
+never block the event loop.
+
+    from langchain_chroma import Chroma
+    from qwen_embed_adapters.integrations.langchain import QwenEmbeddings
+
+    embeddings = QwenEmbeddings(base_url="http://localhost:8000/v1", dimensions=512)
+    store = Chroma("docs", embedding_function=embeddings)
+    store.add_texts(["Beijing is the capital of China"])
+    store.similarity_search("capital of China", k=1)
+
+Needs the ``langchain`` extra: ``pip install "qwen-embed-adapters[langchain]"``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..embedder import Embedder
+from ..errors import MissingDependencyError
+from ..vectors import to_list, to_lists
+from ._common import build_embedder, check_width
+
+try:
+    from langchain_core.embeddings import Embeddings
+except ImportError as _exc:  # langchain-core is an optional extra
+    raise MissingDependencyError("langchain-core", "langchain", "qwen_embed_adapters.integrations.langchain") from _exc
+
+if TYPE_CHECKING:
+    from langchain_core.vectorstores import VectorStore
+
+__all__ = ["QwenEmbeddings", "ensure_dimension"]
+
+
+class QwenEmbeddings(Embeddings):
+    """LangChain ``Embeddings`` backed by a qwen_embed_adapters ``Embedder``.
+
+    Pass an embedder (``QwenEmbeddings(embedder)``, or its ``to_config()`` dict), or the keyword
+    arguments of one: with ``base_url`` a ``RemoteEmbedder(base_url, model, **kwargs)`` is built,
+    otherwise a ``LocalEmbedder(model, **kwargs)``.
+
+    ``query_instruction`` (default: the embedder's own, i.e. Qwen3's web-search task) is the task
+    put in front of every query; ``""`` turns query wrapping off.
+
+    >>> from qwen_embed_adapters.testing import FakeEmbedder
+    >>> emb = QwenEmbeddings(FakeEmbedder(dimensions=8))
+    >>> len(emb.embed_query("hello"))
+    8
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | dict[str, Any] | None = None,
+        *,
+        base_url: str | None = None,
+        model: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.embedder = build_embedder(embedder, base_url, model, kwargs, owner="QwenEmbeddings")
+
+    # -- langchain-core Embeddings -------------------------------------------------------------
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents (no instruction) as lists of Python floats."""
+        return to_lists(self.embedder.embed_documents(texts))
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query with the Qwen3 query instruction, as a list of Python floats."""
+        return to_list(self.embedder.embed_query(text))
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async twin of ``embed_documents``; does not block the event loop."""
+        return to_lists(await self.embedder.aembed_documents(texts))
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async twin of ``embed_query``; does not block the event loop."""
+        return to_list(await self.embedder.aembed_query(text))
+
+    # -- extras --------------------------------------------------------------------------------
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Several queries in one call (batched like documents, each with the instruction)."""
+        return to_lists(self.embedder.embed_queries(texts))
+
+    @property
+    def dimension(self) -> int:
+        """The width of every vector (the embedder's dimension)."""
+        return self.embedder.dimension
+
+    @property
+    def model(self) -> str:
+        """The embedder's model name."""
+        return self.embedder.model
+
+    @property
+    def api_key_env(self) -> str | None:
+        """Name of the environment variable a remote embedder read its key from (never the key)."""
+        return getattr(self.embedder, "api_key_env", None)
+
+    def close(self) -> None:
+        """Release the embedder's threads and connections."""
+        self.embedder.close()
+
+    def __repr__(self) -> str:
+        return f"QwenEmbeddings({self.embedder!r})"
+
+
+def ensure_dimension(store: VectorStore, embeddings: QwenEmbeddings | Embedder) -> None:
+    """Raise DimensionMismatchError if ``store`` already holds vectors of another width.
+
+    LangChain's stores embed first and let the database refuse the write; call this right after
+    opening a store on an existing collection to fail before anything is written. Knows
+    langchain-chroma ``Chroma`` (collection metadata written by our Chroma adapter, else one stored
+    vector), langchain-milvus ``Milvus`` (the vector field's ``dim``) and langchain-pinecone
+    ``PineconeVectorStore`` (the index's ``dimension``). An empty or not yet created collection passes.
+    """
+    embedder = embeddings.embedder if isinstance(embeddings, QwenEmbeddings) else embeddings
+    kind = type(store).__name__
+    if kind == "Chroma":
+        from ._stores import chroma_dimension
+
+        collection = store._collection  # type: ignore[attr-defined]
+        check_width(chroma_dimension(collection), embedder, collection.name)
+    elif kind == "Milvus":
+        from ._stores import milvus_dimension
+
+        name = store.collection_name  # type: ignore[attr-defined]
+        check_width(milvus_dimension(store.client, name, store._vector_field), embedder, name)  # type: ignore[attr-defined]
+    elif kind == "PineconeVectorStore":
+        from ._stores import pinecone_dimension
+
+        index = store.index  # type: ignore[attr-defined]
+        check_width(pinecone_dimension(index), embedder, "pinecone index")
+    else:
+        raise TypeError(f"ensure_dimension does not know {kind}; supported: Chroma, Milvus, PineconeVectorStore")

@@ -1,0 +1,159 @@
+"""LlamaIndex: ``QwenEmbedding``, a ``BaseEmbedding`` over any qwen_embed_adapters Embedder.
+
+LlamaIndex already separates query and text embeddings, which is exactly Qwen3's asymmetry:
+``_get_query_embedding`` wraps the query in ``Instruct: ...\\nQuery:``, ``_get_text_embedding(s)``
+embed nodes as they are. LlamaIndex cuts node lists into ``embed_batch_size`` chunks; each chunk is
+one call to the embedder (which may cut it further to respect a server's caps).
+
+The embed model pickles and serialises (``to_dict``/``to_json``/``from_dict``) as the embedder's
+``to_config()``: plain JSON holding, for a key, only the name of the environment variable it is
+read from.
+
+    from llama_index.core import Settings, VectorStoreIndex, Document
+    from qwen_embed_adapters.integrations.llamaindex import QwenEmbedding
+
+    Settings.embed_model = QwenEmbedding(base_url="http://localhost:8000/v1", dimensions=512)
+    index = VectorStoreIndex.from_documents([Document(text="Beijing is the capital of China")])
+    index.as_retriever(similarity_top_k=1).retrieve("capital of China")
+
+Needs the ``llamaindex`` extra: ``pip install "qwen-embed-adapters[llamaindex]"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import embedder_from_config
+from ..embedder import Embedder
+from ..errors import MissingDependencyError
+from ..vectors import to_list, to_lists
+from ._common import build_embedder, check_width
+
+try:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.bridge.pydantic import Field, PrivateAttr
+except ImportError as _exc:  # llama-index-core is an optional extra
+    raise MissingDependencyError(
+        "llama-index-core", "llamaindex", "qwen_embed_adapters.integrations.llamaindex"
+    ) from _exc
+
+__all__ = ["QwenEmbedding", "ensure_dimension"]
+
+
+class QwenEmbedding(BaseEmbedding):  # type: ignore[misc]
+    """LlamaIndex embed model backed by a qwen_embed_adapters ``Embedder``.
+
+    Pass an embedder (or its ``to_config()`` dict), or the keyword arguments of one: with
+    ``base_url`` a ``RemoteEmbedder(base_url, model, **kwargs)`` is built, otherwise a
+    ``LocalEmbedder(model, **kwargs)``. ``embed_batch_size`` (LlamaIndex's own knob) sets how
+    many nodes go to the embedder per call.
+
+    >>> from qwen_embed_adapters.testing import FakeEmbedder
+    >>> len(QwenEmbedding(FakeEmbedder(dimensions=8)).get_query_embedding("hello"))
+    8
+    """
+
+    embedder_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The embedder's to_config(): plain JSON, a key only by its env var name.",
+    )
+    _embedder: Any = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        embedder: Embedder | dict[str, Any] | None = None,
+        *,
+        base_url: str | None = None,
+        model: str | None = None,
+        embedder_config: dict[str, Any] | None = None,
+        embed_batch_size: int = 32,
+        model_name: str | None = None,
+        callback_manager: Any = None,
+        num_workers: int | None = None,
+        embeddings_cache: Any = None,
+        rate_limiter: Any = None,
+        **engine_kwargs: Any,
+    ) -> None:
+        if embedder is None and base_url is None and model is None and embedder_config:
+            embedder = embedder_config  # rebuilt by from_dict / unpickling
+        built = build_embedder(embedder, base_url, model, engine_kwargs, owner="QwenEmbedding")
+        super().__init__(
+            embedder_config=built.to_config(),
+            embed_batch_size=embed_batch_size,
+            model_name=model_name or built.model,
+            callback_manager=callback_manager,
+            num_workers=num_workers,
+            embeddings_cache=embeddings_cache,
+            rate_limiter=rate_limiter,
+        )
+        self._embedder = built
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "QwenEmbedding"
+
+    @property
+    def embedder(self) -> Embedder:
+        """The Embedder doing the work (rebuilt from ``embedder_config`` if it was dropped)."""
+        if self._embedder is None:
+            self._embedder = embedder_from_config(self.embedder_config)
+        return self._embedder  # type: ignore[no-any-return]
+
+    @property
+    def dimension(self) -> int:
+        """The width of every vector."""
+        return self.embedder.dimension
+
+    # -- BaseEmbedding hooks -------------------------------------------------------------------
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return to_list(self.embedder.embed_query(query))
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return to_list(await self.embedder.aembed_query(query))
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return to_list(self.embedder.embed_documents([text])[0])
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return to_list((await self.embedder.aembed_documents([text]))[0])
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return to_lists(self.embedder.embed_documents(texts))
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return to_lists(await self.embedder.aembed_documents(texts))
+
+    # -- pickling: the embedder (threads, connections) is rebuilt from its config --------------
+    def __getstate__(self) -> dict[str, Any]:
+        embedder, self._embedder = self._embedder, None
+        try:
+            return super().__getstate__()  # type: ignore[no-any-return]
+        finally:
+            self._embedder = embedder
+
+    def __repr__(self) -> str:
+        return f"QwenEmbedding({self.embedder!r}, embed_batch_size={self.embed_batch_size})"
+
+
+def ensure_dimension(vector_store: Any, embed_model: QwenEmbedding | Embedder) -> None:
+    """Raise DimensionMismatchError if ``vector_store`` already holds vectors of another width.
+
+    LlamaIndex embeds nodes first and lets the database refuse the write; call this after opening a
+    store on an existing collection to fail before anything is written. Knows ``ChromaVectorStore``
+    (collection metadata written by our Chroma adapter, else one stored vector) and
+    ``MilvusVectorStore`` (the vector field's ``dim``). An empty or missing collection passes.
+    """
+    embedder = embed_model.embedder if isinstance(embed_model, QwenEmbedding) else embed_model
+    kind = type(vector_store).__name__
+    if kind == "ChromaVectorStore":
+        from ._stores import chroma_dimension
+
+        collection = vector_store._collection
+        check_width(chroma_dimension(collection), embedder, collection.name)
+    elif kind == "MilvusVectorStore":
+        from ._stores import milvus_dimension
+
+        name = vector_store.collection_name
+        check_width(milvus_dimension(vector_store.client, name, vector_store.embedding_field), embedder, name)
+    else:
+        raise TypeError(f"ensure_dimension does not know {kind}; supported: ChromaVectorStore, MilvusVectorStore")

@@ -1,0 +1,42 @@
+"""What the app needs beyond the embedder, shared by every route."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+DEFAULT_MAX_INPUTS = 2048
+DEFAULT_GATHER_MS = 5.0
+DEFAULT_PAYLOAD_LIMIT = 2_000_000  # bytes, as TEI's --payload-limit
+DEFAULT_MAX_CONCURRENT = 512  # requests served or waiting at once, as TEI
+
+
+@dataclass
+class ServerSettings:
+    """What the app needs beyond the embedder; shared with routes added later (e.g. /v1/rerank)."""
+
+    model_name: str
+    api_key: str | None = None
+    max_inputs: int = DEFAULT_MAX_INPUTS
+    gather_ms: float = DEFAULT_GATHER_MS
+    max_gather_tokens: int = 16384
+    auto_truncate: bool = False
+    max_length: int | None = None
+    payload_limit: int = DEFAULT_PAYLOAD_LIMIT
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    aliases: set[str] = field(default_factory=set)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def knows_model(self, name: str) -> bool:
+        return model_key(name) in self.aliases
+
+
+def model_key(name: str) -> str:
+    """How a model name is compared: its last path part, lower case."""
+    return PurePath(name.rstrip("/\\")).name.lower() if name else ""
+
+
+def served_name(model: str) -> str:
+    """The id a model is served under: its folder name (``Qwen/Qwen3-Embedding-0.6B`` -> ``Qwen3-Embedding-0.6B``)."""
+    return PurePath(model.rstrip("/\\")).name or model

@@ -1,0 +1,157 @@
+"""QwenEmbeddings in real LangChain stacks: langchain-tests' standard integration suite with the tiny
+Qwen3 in-process and through a real `qwen-embed serve`; langchain-chroma and langchain-milvus (Milvus
+Lite) retrieving with the real MiniLM; the Qwen3 instruction reaching the engine for queries only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langchain_core")
+from langchain_tests.integration_tests import EmbeddingsIntegrationTests
+
+from qwen_embed_adapters.errors import DimensionMismatchError
+from qwen_embed_adapters.integrations.langchain import QwenEmbeddings, ensure_dimension
+from qwen_embed_adapters.models import format_query
+from qwen_embed_adapters.testing import FakeEmbedder
+from tests.support import local_fixtures
+from tests.support.local_fixtures import ServeProcess
+from tests.support.recording import RecordingEmbedder
+
+tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir
+serve_tiny = local_fixtures.serve_tiny
+minilm_dir = local_fixtures.minilm_dir
+
+pytestmark = pytest.mark.integration
+
+TASK = "Given a question, retrieve the passage that answers it"
+DOCS = [
+    "Paris is the capital and largest city of France.",
+    "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar.",
+    "The Great Barrier Reef is the world's largest coral reef system, off Australia.",
+    "Python is a programming language known for its readable syntax.",
+]
+QUESTION = "How do plants make food from light?"
+EXPECTED = DOCS[1]
+
+
+class TestStandardInProcess(EmbeddingsIntegrationTests):
+    """The tiny Qwen3 run in-process by LocalEmbedder."""
+
+    _model_dir: str = ""
+
+    @pytest.fixture(autouse=True)
+    def _model(self, tiny_qwen3_dir: str) -> None:
+        type(self)._model_dir = tiny_qwen3_dir
+
+    @property
+    def embeddings_class(self) -> type[QwenEmbeddings]:
+        return QwenEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict[str, Any]:
+        return {"model": self._model_dir, "device": "cpu", "max_length": 512}
+
+
+class TestStandardThroughServe(EmbeddingsIntegrationTests):
+    """The same model behind a real `qwen-embed serve` subprocess, reached by RemoteEmbedder."""
+
+    _url: str = ""
+
+    @pytest.fixture(autouse=True)
+    def _server(self, serve_tiny: ServeProcess) -> None:
+        type(self)._url = serve_tiny.base_url
+
+    @property
+    def embeddings_class(self) -> type[QwenEmbeddings]:
+        return QwenEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict[str, Any]:
+        return {"base_url": self._url, "model": "tiny-qwen3", "batch_size": 2}
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_dir: str) -> Any:
+    from qwen_embed_adapters.local import LocalEmbedder
+
+    return LocalEmbedder(minilm_dir, device="cpu", max_length=256)
+
+
+@pytest.fixture
+def recording(minilm: Any) -> RecordingEmbedder:
+    return RecordingEmbedder(minilm, query_instruction=TASK)
+
+
+def _assert_instruction_only_on_queries(rec: RecordingEmbedder) -> None:
+    wrapped = format_query(QUESTION, TASK)
+    assert wrapped in rec.sent
+    assert sorted(t for t in rec.sent if t != wrapped) == sorted(DOCS)  # documents went in bare
+    assert all(not t.startswith("Instruct:") for t in rec.sent if t != wrapped)
+
+
+def test_langchain_chroma_retrieves_and_instructs_queries_only(tmp_path: Path,
+                                                               recording: RecordingEmbedder) -> None:
+    from langchain_chroma import Chroma
+
+    store = Chroma("lc-docs", embedding_function=QwenEmbeddings(recording), persist_directory=str(tmp_path),
+                   collection_metadata={"hnsw:space": "cosine"})
+    ids = store.add_texts(DOCS, ids=[f"d{i}" for i in range(len(DOCS))])
+    assert ids == ["d0", "d1", "d2", "d3"]
+    hits = store.similarity_search(QUESTION, k=1)
+    assert [h.page_content for h in hits] == [EXPECTED]
+    _assert_instruction_only_on_queries(recording)
+
+
+async def test_langchain_chroma_async_search(tmp_path: Path, recording: RecordingEmbedder) -> None:
+    from langchain_chroma import Chroma
+
+    store = Chroma("lc-async", embedding_function=QwenEmbeddings(recording), persist_directory=str(tmp_path))
+    await store.aadd_texts(DOCS)
+    hits = await store.asimilarity_search(QUESTION, k=1)
+    assert [h.page_content for h in hits] == [EXPECTED]
+    _assert_instruction_only_on_queries(recording)
+
+
+def test_langchain_milvus_lite_retrieves_and_instructs_queries_only(tmp_path: Path,
+                                                                    recording: RecordingEmbedder) -> None:
+    from langchain_milvus import Milvus
+
+    store = Milvus(embedding_function=QwenEmbeddings(recording), collection_name="lc_docs",
+                   connection_args={"uri": str(tmp_path / "lc.db")}, auto_id=True,
+                   index_params={"index_type": "FLAT", "metric_type": "COSINE"})
+    store.add_texts(DOCS)
+    hits = store.similarity_search(QUESTION, k=1)
+    assert [h.page_content for h in hits] == [EXPECTED]
+    _assert_instruction_only_on_queries(recording)
+
+
+def test_ensure_dimension_chroma_refuses_other_width_before_writing(tmp_path: Path) -> None:
+    from langchain_chroma import Chroma
+
+    Chroma("lc-dim", embedding_function=QwenEmbeddings(FakeEmbedder(dimensions=32)),
+           persist_directory=str(tmp_path)).add_texts(["one", "two"])
+    narrow = FakeEmbedder(dimensions=16)
+    reopened = Chroma("lc-dim", embedding_function=QwenEmbeddings(narrow), persist_directory=str(tmp_path))
+    with pytest.raises(DimensionMismatchError) as err:  # a 16-d embedder on a 32-d collection
+        ensure_dimension(reopened, QwenEmbeddings(narrow))
+    assert (err.value.expected, err.value.actual, err.value.where) == (32, 16, "lc-dim")
+    assert reopened._collection.count() == 2
+    ensure_dimension(reopened, FakeEmbedder(dimensions=32))  # the right width passes
+
+
+def test_ensure_dimension_milvus_refuses_other_width_before_writing(tmp_path: Path) -> None:
+    from langchain_milvus import Milvus
+
+    uri = str(tmp_path / "dim.db")
+    Milvus(embedding_function=QwenEmbeddings(FakeEmbedder(dimensions=32)), collection_name="lc_dim",
+           connection_args={"uri": uri}, auto_id=True).add_texts(["one", "two"])
+    narrow = QwenEmbeddings(FakeEmbedder(dimensions=16))
+    reopened = Milvus(embedding_function=narrow, collection_name="lc_dim", connection_args={"uri": uri},
+                      auto_id=True)
+    with pytest.raises(DimensionMismatchError) as err:  # a 16-d embedder on a 32-d collection
+        ensure_dimension(reopened, narrow)
+    assert (err.value.expected, err.value.actual, err.value.where) == (32, 16, "lc_dim")
+    assert reopened.client.get_collection_stats("lc_dim")["row_count"] == 2
