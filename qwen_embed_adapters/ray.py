@@ -53,9 +53,7 @@ def _require_ray() -> Any:
         import ray
         import ray.data
     except ImportError as exc:  # pragma: no cover - the extra is installed in tests
-        raise MissingDependencyError(
-            'Ray Data is not installed: pip install "qwen-embed-adapters[ray]"'
-        ) from exc
+        raise MissingDependencyError("ray[data]", "ray", "qwen_embed_adapters.ray") from exc
     return ray
 
 
