@@ -129,14 +129,19 @@ class Refusal:
 
 # Wordings (lower-cased) taken from the engines' sources and trackers; see tests/support/openai_server.py.
 _LENGTH_PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
-    # TEI (router/src/infer.rs validation): "Input validation error: `inputs` must have less than 512 tokens. Given: 600"
+    # TEI (core/src/tokenization.rs validation): "Input validation error: `inputs` must have less than 512 tokens. Given: 600"
     (re.compile(r"must have less than (?P<limit>\d+) tokens(?:\. given: (?P<tokens>\d+))?"), "tei"),
     # vLLM (entrypoints/openai/serving_engine.py): "This model's maximum context length is 512 tokens.
     # However, you requested 600 tokens in the input for embedding generation. ..."
     (re.compile(
         r"maximum context length is (?P<limit>\d+) tokens(?:.{0,40}?(?:requested|has|have) (?P<tokens>\d+)(?: input)? tokens)?"
     ), "vllm"),
-    # Ollama (llm/server.go): "input length exceeds the context length" / "... maximum context length"
+    # later vLLM: "max context 8192 tokens, the prompt had at least 8193"
+    (re.compile(r"max context (?P<limit>\d+) tokens, the prompt had at least (?P<tokens>\d+)"), "vllm"),
+    # llama.cpp's server: "input is too large to process. increase the physical batch size" (500),
+    # "the request exceeds the available context size, try increasing it"
+    (re.compile(r"input is too large to process|exceeds the available context size"), "llamacpp"),
+    # Ollama (400, 413 or 500 by version): "the input length exceeds the context length"
     (re.compile(r"input length exceeds (?:the )?(?:maximum )?context length(?: \(?(?P<limit>\d+)\)?)?"), "ollama"),
     # Infinity and others: "input too long", "exceeds max sequence length 512", "token limit", ...
     (re.compile(
@@ -215,10 +220,12 @@ class RateLimiter:
 # ============================================================================ the request loop
 @dataclass
 class Request:
-    """One request as built: where it goes and its JSON body."""
+    """One request as built: where it goes, its JSON body, and the endpoint (server) it is for; what the
+    answer teaches (route, batch cap, ...) is kept on that endpoint."""
 
     url: str
     body: dict[str, Any]
+    endpoint: Endpoint | None = None  # None: the client's only endpoint
 
 
 @dataclass
@@ -407,15 +414,16 @@ class HTTPClientBase:
     def _decide(self, response: httpx.Response, items: list[Any], request: Request, attempt: int, offset: int) -> Step:
         """What to do after an answer: done, resend (after a learnt fallback), split, retry or raise."""
         status = response.status_code
+        ep = request.endpoint or self._endpoint
         if status == 200:
             value = self._parse(response, items, request)
-            self._route_answered(request.url)
+            self._route_answered(ep, request.url)
             return Step("done", value=value)
         body = self._scrub(response.text)
         lowered = body.lower()
         # A 404 about the model (vLLM: "The model `x` does not exist.") is an answer, not a missing route.
         if status in (404, 405) and "model" not in lowered:
-            step = self._next_route(request.url, status, body)
+            step = self._next_route(ep, request.url, status, body)
             if step is not None:
                 return step
         step = self._refusal_step(status, lowered, items, request)
@@ -425,12 +433,11 @@ class HTTPClientBase:
         if refusal is not None and refusal.kind == "length":
             return self._too_long(refusal, items, request, offset, status, body)
         if refusal is not None and len(items) > 1:
-            return self._lower_batch_cap(refusal, len(items), status)
+            return self._lower_batch_cap(ep, refusal, len(items), status)
         delay, error = self._status_failure(response, attempt, body)
         return Step("raise", error=error) if delay is None else Step("retry", delay=delay)
 
-    def _route_answered(self, url: str) -> None:
-        ep = self._endpoint
+    def _route_answered(self, ep: Endpoint, url: str) -> None:
         if ep.resolved is None:
             with self._client_lock:
                 if ep.resolved is None:
@@ -438,9 +445,8 @@ class HTTPClientBase:
                         self._log.info("%s answers on %s", redact_url(ep.given), redact_url(url))
                     ep.resolved = ep.url = url
 
-    def _next_route(self, url: str, status: int, body: str) -> Step | None:
+    def _next_route(self, ep: Endpoint, url: str, status: int, body: str) -> Step | None:
         """After a 404/405: resend to the next candidate route, or raise naming every route tried."""
-        ep = self._endpoint
         with self._client_lock:
             if ep.resolved is not None:
                 return None  # this route answered before: the 404 is the server's answer
@@ -458,17 +464,17 @@ class HTTPClientBase:
         )
         return Step("raise", error=error)
 
-    def _lower_batch_cap(self, refusal: Refusal, n: int, status: int) -> Step:
+    def _lower_batch_cap(self, ep: Endpoint, refusal: Refusal, n: int, status: int) -> Step:
         # A number in the message is the server's cap: use it at once; else halve.
         limit = refusal.limit or 0
         size = limit if 1 <= limit < n else max(1, n // 2)
         with self._client_lock:
-            if size < self._endpoint.batch_cap:
+            if size < ep.batch_cap:
                 self._log.info(
                     "%s refused %d %ss per request (HTTP %d); using batches of %d from now on",
-                    redact_url(self.url), n, self._item_name, status, size,
+                    redact_url(ep.url), n, self._item_name, status, size,
                 )
-                self._endpoint.batch_cap = size
+                ep.batch_cap = size
         return Step("split", size=size)
 
     def _too_long(

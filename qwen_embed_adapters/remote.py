@@ -112,6 +112,9 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
     where the refusal tells which engine it is (TEI ``truncate``, vLLM ``truncate_prompt_tokens``),
     else cut client-side, and a warning says so.
 
+    ``max_requests_per_minute`` / ``max_tokens_per_minute`` (hosted APIs) hold for every call of the
+    embedder together, sync and async; tokens are estimated, then corrected with ``usage.prompt_tokens``.
+
     The key comes from ``api_key``, else ``$QWEN_EMBED_API_KEY``, else ``$OPENAI_API_KEY``; it never
     appears in repr, logs, exceptions or ``to_config()`` (which keeps only the variable's name).
     """
@@ -243,8 +246,8 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         return f"RemoteEmbedder(base_url={redact_url(self.base_url)!r}, model={self.model!r}, dimension={dim}{key})"
 
     # ------------------------------------------------------------------ request building and decisions (no I/O)
-    def _body(self, texts: list[str]) -> dict[str, Any]:
-        ep = self._endpoint
+    def _body(self, texts: list[str], ep: EmbeddingEndpoint | None = None) -> dict[str, Any]:
+        ep = ep or self._endpoint
         body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": ep.encoding_format}
         if ep.send_dimensions and self.dimensions is not None:
             body["dimensions"] = self.dimensions
@@ -253,11 +256,17 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         return body
 
     def _build(self, items: list[Any], ctx: Any) -> Request:
-        return Request(self.url, self._body(items))
+        ep = self._endpoint  # one endpoint today; a client of several would pick one here
+        return Request(ep.url, self._body(items, ep), ep)
 
     def _cost(self, request: Request) -> int:
         # About 4 characters a token in English; corrected with the answer's usage.prompt_tokens.
         return max(1, sum(len(t) for t in request.body["input"]) // CHARS_PER_TOKEN_ESTIMATE)
+
+    def _endpoint_of(self, request: Request) -> EmbeddingEndpoint:
+        ep = request.endpoint or self._endpoint
+        assert isinstance(ep, EmbeddingEndpoint)
+        return ep
 
     def _on_wider_answer(self, width: int) -> None:
         if self.send_dimensions:
@@ -277,7 +286,7 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         return self._decide(response, texts, Request(self.url, sent), attempt, 0)
 
     def _refusal_step(self, status: int, lowered: str, items: list[Any], request: Request) -> Step | None:
-        sent, ep = request.body, self._endpoint
+        sent, ep = request.body, self._endpoint_of(request)
         if status not in (400, 422):
             return None
         # Decide from what this request sent: concurrent requests may have switched the flags already.
@@ -305,7 +314,7 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
     def _truncate_step(self, refusal: Refusal, items: list[Any], request: Request, offset: int) -> Step | None:
         if not self.truncate:
             return None
-        ep = self._endpoint
+        ep = self._endpoint_of(request)
         switch = TRUNCATE_SWITCHES.get(refusal.engine or "")
         if switch and ep.truncate_switch is None:
             with self._client_lock:
@@ -333,7 +342,7 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
     def _check_usage(self, payload: Any, texts: list[str], request: Request) -> None:
         """Warn once when ``usage.prompt_tokens`` shows the server read far fewer tokens than the texts
         hold: it truncated silently (Ollama cuts at ``num_ctx``)."""
-        ep = self._endpoint
+        ep = self._endpoint_of(request)
         usage = payload.get("usage") if isinstance(payload, dict) else None
         counted = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         if isinstance(counted, bool) or not isinstance(counted, int) or counted <= 0:

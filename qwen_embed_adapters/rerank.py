@@ -29,6 +29,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -377,6 +378,14 @@ def _rerank_urls(base_url: str) -> list[str]:
     return route_candidates(base_url, "rerank", swap=("embeddings",), v1_root=True)
 
 
+@dataclass
+class RerankEndpoint(Endpoint):
+    """One rerank server: route and batch cap (see ``Endpoint``) and the request shape it speaks
+    ("auto" until its first answer tells, "cohere" or "tei")."""
+
+    shape: str = "auto"
+
+
 class RemoteReranker(Reranker, HTTPClientBase):
     """Scores from a ``/rerank`` endpoint: vLLM, Infinity, TEI or ``qwen-embed serve --reranker``.
 
@@ -404,6 +413,7 @@ class RemoteReranker(Reranker, HTTPClientBase):
     """
 
     _log = logger
+    _endpoint: RerankEndpoint
     _route_hint = RERANK_ROUTE_HINT
     _item_name = "document"
 
@@ -437,16 +447,24 @@ class RemoteReranker(Reranker, HTTPClientBase):
                 raise ConfigurationError(f"{label} must be an int >= 1, got {value!r}")
         given = check_base_url(base_url)
         self._init_http(
-            endpoint=Endpoint(given, _rerank_urls(given), batch_cap=batch_size),
+            endpoint=RerankEndpoint(given, _rerank_urls(given), batch_cap=batch_size, shape=_API_SHAPES[api]),
             api_key=api_key, api_key_env=api_key_env, headers=headers, max_retries=max_retries, timeout=timeout,
             backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
         )
         self.base_url = given
         self.api = api
-        self.shape = _API_SHAPES[api]  # "auto" until the first answer tells
         self.template = template
         self.max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def shape(self) -> str:
+        """The request shape the server speaks: "auto" until its first answer tells, "cohere" or "tei"."""
+        return self._endpoint.shape
+
+    @shape.setter
+    def shape(self, value: str) -> None:
+        self._endpoint.shape = value
 
     def __repr__(self) -> str:
         key = ", api_key=***" if self._api_key else ""
@@ -473,7 +491,8 @@ class RemoteReranker(Reranker, HTTPClientBase):
 
     def _build(self, items: list[Any], ctx: Any) -> Request:
         query, instruction = ctx
-        return Request(self.url, self._body(query, items, instruction, self.shape))
+        ep = self._endpoint
+        return Request(ep.url, self._body(query, items, instruction, ep.shape), ep)
 
     def _refusal_step(self, status: int, lowered: str, items: list[Any], request: Request) -> Step | None:
         if status in (400, 422) and self.api == "auto" and "texts" not in request.body and "texts" in lowered:

@@ -15,6 +15,7 @@ from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchErro
 from qwen_embed_adapters.remote import RemoteEmbedder
 from qwen_embed_adapters.testing import FakeEmbedder
 from tests.support.milvus_fixtures import corpus, docker_reason, milvus_lite_server, milvus_lite_server_mode
+from tests.support.store_contract import MilvusContract
 
 pymilvus = pytest.importorskip("pymilvus")
 pytestmark = pytest.mark.integration
@@ -30,6 +31,15 @@ def lite_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("milvus_server") / "data"
     with milvus_lite_server(data_dir) as uri:
         yield uri
+
+
+class TestMilvusLiteServerContract(MilvusContract):
+    """The shared store contract over http:// against ``milvus-lite server`` (a standalone tier
+    subclasses MilvusContract the same way with its own URI)."""
+
+    @pytest.fixture
+    def milvus_uri(self, lite_server_uri: str) -> str:
+        return lite_server_uri
 
 
 def exercise_server(uri: str, prefix: str, n: int = 500) -> None:

@@ -61,3 +61,29 @@ def test_limits_round_trip_and_are_checked() -> None:
     assert "max_requests_per_minute" not in RemoteEmbedder("http://127.0.0.1:9/v1").to_config()
     with pytest.raises(ConfigurationError, match="max_requests_per_minute must be a positive number"):
         RemoteEmbedder("http://127.0.0.1:9/v1", max_requests_per_minute=0)
+
+
+def test_the_server_side_429_and_timeouts_are_typed() -> None:
+    """Bad answers: 429 on every attempt; then a server slower than the timeout. Both stay
+    EmbeddingServiceErrors (existing handlers keep working) and say why through their class."""
+    from qwen_embed_adapters.errors import (
+        EmbeddingRateLimitError,
+        EmbeddingServiceError,
+        EmbeddingTimeoutError,
+        RateLimitError,
+        ServiceError,
+        ServiceTimeoutError,
+    )
+
+    with EmbeddingServer(dim=16, faults=["429"] * 3, retry_after=0.01) as srv:
+        emb = RemoteEmbedder(srv.base_url, "m", max_retries=2)
+        with pytest.raises(EmbeddingRateLimitError, match="HTTP 429 after 3 attempts") as err:
+            emb.embed_documents(["a"])
+        assert isinstance(err.value, RateLimitError) and isinstance(err.value, EmbeddingServiceError)
+        assert err.value.status == 429 and err.value.retry_after == 0.01
+    with EmbeddingServer(dim=16, faults=["slow"], slow_seconds=1.0) as srv:
+        emb = RemoteEmbedder(srv.base_url, "m", max_retries=0, timeout=0.2)
+        with pytest.raises(EmbeddingTimeoutError, match="ReadTimeout after 1 attempts") as terr:
+            emb.embed_documents(["a"])
+        assert isinstance(terr.value, ServiceTimeoutError) and isinstance(terr.value, ServiceError)
+        assert terr.value.status is None

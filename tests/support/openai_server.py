@@ -23,14 +23,14 @@ Behaviours:
 - ``api_key``: when set, requests without ``Authorization: Bearer <key>`` get 401
 - ``max_tokens`` with ``length_style``: an input of more than ``max_tokens`` tokens (here: words, split on
   white space) is refused as each engine refuses it:
-  "tei" (text-embeddings-inference, router/src/infer.rs ``ValidationError::InputLength`` through its
-  OpenAI route): 413 ``Input validation error: `inputs` must have less than 512 tokens. Given: 600``;
+  "tei" (text-embeddings-inference, core/src/tokenization.rs ``TextEmbeddingsError::Validation``, through
+  its OpenAI route): 413 ``Input validation error: `inputs` must have less than 512 tokens. Given: 600``;
   a body with ``"truncate": true`` is embedded truncated instead.
   "vllm" (vllm/entrypoints/openai/serving_engine.py ``_validate_input``): 400 ``This model's maximum context
   length is 512 tokens. However, you requested 600 tokens in the input for embedding generation. Please
   reduce the length of the input.``; ``"truncate_prompt_tokens": k`` truncates to k tokens.
-  "ollama" (Ollama with ``truncate: false``, llm/server.go): 400 ``input length exceeds the context length``;
-  no switch on the OpenAI route.
+  "ollama" (Ollama with ``truncate: false``, as users report it): 400 ``the input length exceeds the context
+  length`` (some versions answer 500 or 413); no switch on the OpenAI route.
   "ollama-silent" (Ollama's default: cuts at ``num_ctx`` and says nothing, except through
   ``usage.prompt_tokens``): inputs are cut to ``max_tokens`` words and embedded.
 - ``batch_style``: the wording of a ``max_batch`` refusal: "tei" (``batch size 64 > maximum allowed batch size
@@ -266,7 +266,7 @@ class EmbeddingServer:
                             "tokens in the input for embedding generation. Please reduce the length of the input."),
                             "type": "BadRequestError", "param": None, "code": 400})
                     else:
-                        self._send(400, {"error": "input length exceeds the context length"})
+                        self._send(400, {"error": "the input length exceeds the context length"})
                     return None
                 return inputs
 

@@ -22,7 +22,7 @@ Engines:
 ``faults`` is consumed one per request: "503" / "429" (with Retry-After 0), "500", "drop" (close without
 answering), "wrong_count", "dup_index", "nan", "bad_index", "not_json", "no_results", "too_long" (TEI's
 413 "Input validation error: `inputs` must have less than 512 tokens. Given: 600", from TEI's
-router/src/infer.rs validation), "ok". ``delay``: seconds every request waits before its answer.
+core/src/tokenization.rs validation), "ok". ``delay``: seconds every request waits before its answer.
 """
 
 from __future__ import annotations
