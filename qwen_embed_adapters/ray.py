@@ -392,7 +392,10 @@ def write_to_store(
     try:
         ds.write_datasink(_as_datasink(inner), concurrency=concurrency)
     except Exception as exc:
-        raise _unwrap(exc) from exc
+        ours = _unwrap(exc)
+        if ours is exc:
+            raise
+        raise ours from exc
     return inner.totals
 
 
@@ -497,6 +500,24 @@ def ingest_ray(
     if _is_local_only(store_spec):
         raise ConfigurationError("FAISS is local-only: use qwen_embed_adapters.ingest.ingest on one machine")
     started = time.perf_counter()
+    ctx = _require_ray().data.DataContext.get_current()
+    # Our InvalidInputError / DimensionMismatchError reach the caller as themselves, not as text inside
+    # Ray's UserCodeException (whose cause is lost when it crosses processes).
+    saved, ctx.raise_original_map_exception = ctx.raise_original_map_exception, True
+    try:
+        report = _ingest_ray(source, store_spec, embedder, text_column=text_column, batch_size=batch_size,
+                             concurrency=concurrency, num_gpus=num_gpus, on_invalid=on_invalid,
+                             skip_existing=skip_existing)
+    finally:
+        ctx.raise_original_map_exception = saved
+    report.seconds = time.perf_counter() - started
+    logger.info("ingest_ray into %s: %s", _describe(store_spec), report)
+    return report
+
+
+def _ingest_ray(source: Any, store_spec: str | Mapping[str, Any], embedder: Embedder, *, text_column: str,
+                batch_size: int, concurrency: int | tuple[int, int], num_gpus: float, on_invalid: str,
+                skip_existing: bool) -> IngestReport:
     dim = embedder.dimension
     # The guard before anything is read or embedded: the same check on_write_start repeats.
     guard = store_from_spec(store_spec, PrecomputedEmbedder(embedder.model, dim))
@@ -516,13 +537,13 @@ def ingest_ray(
     )
     ds = embed_dataset(ds, embedder, text_column=text_column, batch_size=batch_size,
                        concurrency=concurrency, num_gpus=num_gpus)
+    # A Dataset keeps the DataContext it was created with (the caller's own, for a Dataset passed in).
+    ds.context.raise_original_map_exception = True
     totals = write_to_store(ds, store_spec, model=embedder.model, text_column=text_column)
     report = IngestReport(
-        written=totals.get("written", 0), skipped=totals.get("skipped", 0),
-        invalid=totals.get("invalid", 0), seconds=time.perf_counter() - started,
+        written=totals.get("written", 0), skipped=totals.get("skipped", 0), invalid=totals.get("invalid", 0),
     )
     report.seen = report.written + report.skipped + report.invalid
-    logger.info("ingest_ray into %s: %s", _describe(store_spec), report)
     return report
 
 
@@ -532,9 +553,9 @@ def _unwrap(exc: BaseException) -> BaseException:
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, QwenEmbedError):
-            return cur
         cause = getattr(cur, "cause", None)
+        if isinstance(cur, QwenEmbedError) and not isinstance(cause, QwenEmbedError):
+            return cur
         cur = cause if isinstance(cause, BaseException) else (cur.__cause__ or cur.__context__)
     return exc
 
