@@ -151,7 +151,7 @@ _LENGTH_PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
     ), None),
 )
 _BATCH_WORDS = ("batch size", "batch_size", "max_client_batch", "too many inputs", "too many items", "too many",
-                "larger than", "list should have at most")
+                "too_many_inputs", "per request", "larger than", "list should have at most")
 _BATCH_LIMITS = (
     re.compile(r"maximum allowed batch size (\d+)"),  # TEI: "batch size 64 > maximum allowed batch size 32"
     re.compile(r"(?:not be |no )larger than (\d+)"),  # DashScope: "batch size is invalid, it should not be larger than 10"

@@ -160,3 +160,13 @@ def test_api_key_and_auto_truncate(tiny_qwen3_dir: str, local: LocalEmbedder) ->
             assert remote.embed_documents(["hello"]).shape == (1, 64)
     finally:
         server.stop()
+
+
+def test_remote_embedder_learns_the_servers_input_cap(serve_tiny: ServeProcess, local: LocalEmbedder) -> None:
+    """serve answers 400 "takes at most 64 per request" (code too_many_inputs) to 256 inputs: the client
+    sets its batch cap to 64 at once and every vector still equals the in-process one."""
+    texts = [f"cap text {i}" for i in range(300)]
+    with RemoteEmbedder(serve_tiny.base_url, model="tiny-qwen3", batch_size=256) as emb:
+        got = emb.embed_documents(texts)
+        assert emb.batch_size == 64
+    np.testing.assert_allclose(got, local.embed_documents(texts), atol=1e-5)
