@@ -271,6 +271,11 @@ class MilvusStore(VectorStore):
             kwargs: dict[str, Any] = {"uri": self._uri, "token": self._token, "db_name": self._db_name}
             if timeout is not None:
                 kwargs["timeout"] = timeout
+            if self._uri.startswith(("http://", "https://")):
+                # pymilvus pings idle channels every 10 s; a `milvus-lite server` (Python gRPC, default
+                # 5-minute minimum ping interval) answers GOAWAY too_many_pings and the channel then fails
+                # to recover. Ping only while calls are in flight: idle stores stay connected.
+                kwargs["grpc_options"] = {"grpc.keepalive_permit_without_calls": False}
             self.client: MilvusClient = self._pymilvus.MilvusClient(**kwargs)
             self._owns_client = True
         elif isinstance(uri_or_client, self._pymilvus.MilvusClient):
