@@ -48,7 +48,8 @@ _STATUS = "_qwen_status"  # per-row status column between the stages of ingest_r
 _NEW, _EXISTS, _INVALID = "new", "exists", "invalid"
 
 
-def _require_ray() -> Any:
+def require_ray() -> Any:
+    """The `ray` module with Ray Data, or MissingDependencyError naming the extra."""
     try:
         import ray
         import ray.data
@@ -123,7 +124,7 @@ def embed_dataset(
     embedder travels as ``to_config()`` (no secret: each worker reads a key from its own environment)
     and is built once per actor; ``num_gpus=1`` gives each actor its own GPU for a LocalEmbedder.
     """
-    _require_ray()
+    require_ray()
     if kind not in ("document", "query"):
         raise ConfigurationError(f"kind must be 'document' or 'query', got {kind!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -381,7 +382,7 @@ def write_to_store(
     existing one, with the vector width, before any block is written (``DimensionMismatchError``).
     Rows without an ``id`` column get content-hash ids. Returns counts (written, skipped, invalid).
     """
-    _require_ray()
+    require_ray()
     if _is_local_only(store_spec):
         raise ConfigurationError(
             "FAISS is a local, single-process store: Ray workers cannot write into it; "
@@ -457,7 +458,7 @@ class _Prepare:
 
 
 def _read(source: Any, text_column: str) -> Any:
-    ray = _require_ray()
+    ray = require_ray()
     if not isinstance(source, (str, os.PathLike, list, tuple)):
         return source  # an existing Dataset
     paths = [os.fspath(p) for p in (source if isinstance(source, (list, tuple)) else [source])]
@@ -494,13 +495,13 @@ def ingest_ray(
     Pinecone by index host). Ids default to content hashes, so re-running the job stores only what is
     missing; ``skip_existing`` asks the store first and embeds only the new rows.
     """
-    _require_ray()
+    require_ray()
     if on_invalid not in ("raise", "skip"):
         raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
     if _is_local_only(store_spec):
         raise ConfigurationError("FAISS is local-only: use qwen_embed_adapters.ingest.ingest on one machine")
     started = time.perf_counter()
-    ctx = _require_ray().data.DataContext.get_current()
+    ctx = require_ray().data.DataContext.get_current()
     # Our InvalidInputError / DimensionMismatchError reach the caller as themselves, not as text inside
     # Ray's UserCodeException (whose cause is lost when it crosses processes).
     saved, ctx.raise_original_map_exception = ctx.raise_original_map_exception, True

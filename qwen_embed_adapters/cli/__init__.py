@@ -111,6 +111,7 @@ def _add_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
   PINECONE_API_KEY=... qwen-embed ingest corpus.jsonl --store pinecone --collection kb --dimensions 512
   qwen-embed ingest docs/ --store faiss --uri ./faiss_kb                 # a FAISS index saved in a folder
   qwen-embed ingest docs/ --store-spec chroma+http://localhost:8000/kb   # one URI for the whole store
+  qwen-embed ingest docs/ --ray --store-spec milvus+http://milvus:19530/kb # embed and write on Ray Data
 """,
     )
     p.add_argument("paths", nargs="+", help="files or directories (.txt, .md, .jsonl)")
@@ -118,6 +119,12 @@ def _add_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--batch-size", type=int, default=None, help="records per embed/write step [the store's]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="embed and write on Ray Data: a cluster address (ray://head:10001, auto) or, with no "
+                        "value, a local Ray started for this run")
+    p.add_argument("--ray-concurrency", type=int, default=2, metavar="N",
+                   help="with --ray: embedding actors (one model each) [2]")
+    p.add_argument("--ray-gpus", type=float, default=0, metavar="G", help="with --ray: GPUs per actor [0]")
     add_store_args(p)
     add_engine_args(p)
     p.set_defaults(func=_command("ingest"))

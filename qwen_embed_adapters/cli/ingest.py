@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import IngestError, InvalidInputError
 from .options import build_embedder, open_store, save_if_local, store_spec
 from .output import close_quietly
+
+if TYPE_CHECKING:
+    from ..embedder import Embedder
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,6 +24,11 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"no .txt/.md/.jsonl files under {', '.join(args.paths)}")
     kind = store_spec(args)["store"]
     embedder = build_embedder(args)
+    if args.ray is not None:
+        try:
+            return _run_on_ray(args, files, embedder)
+        finally:
+            close_quietly(None, embedder)
     store = None
     try:
         store = open_store(args, embedder)
@@ -41,3 +51,27 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         close_quietly(store, embedder)
+
+
+def _run_on_ray(args: argparse.Namespace, files: list[Path], embedder: Embedder) -> int:
+    """``--ray``: the files are chunked here, then embedded by an actor pool and written by Ray tasks."""
+    from ..ingest import iter_file_records
+    from ..ray import ingest_ray, require_ray
+
+    ray = require_ray()
+    if not ray.is_initialized():
+        if args.ray == "local":
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=args.ray, log_to_driver=False)
+    records = list(iter_file_records(files, max_tokens=args.max_tokens))
+    ds = ray.data.from_items(records)
+    report = ingest_ray(ds, store_spec(args), embedder, batch_size=args.batch_size or 256,
+                        concurrency=args.ray_concurrency, num_gpus=args.ray_gpus)
+    if args.json:
+        out = report.as_dict()
+        out.pop("failed_ids", None)
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(f"{len(files)} files -> {store_spec(args)['store']} on Ray: {report}")
+    return 0

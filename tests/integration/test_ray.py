@@ -211,3 +211,28 @@ def test_faiss_is_refused_as_local_only(ray_cluster: Any, tmp_path: Path) -> Non
 
     with pytest.raises(ConfigurationError, match="FAISS is local-only"):
         ingest_ray(ray.data.from_items([{"text": "x"}]), f"faiss://{tmp_path}", FakeEmbedder())
+
+
+def test_cli_ingest_on_ray_into_chroma(ray_cluster: Any, chroma: ChromaServer, tmp_path: Path) -> None:
+    """`qwen-embed ingest --ray` (attaching to the running local cluster) chunks files and lands every chunk."""
+    import json
+    import subprocess
+    import sys
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    lines = [{"id": f"j{i}", "text": f"jsonl record {i}", "metadata": {"n": i}} for i in range(120)]
+    (docs / "a.jsonl").write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    spec = f"chroma+http://127.0.0.1:{chroma.port}/ray_cli"
+    address = ray.get_runtime_context().gcs_address
+    out = subprocess.run(
+        [sys.executable, "-m", "qwen_embed_adapters.cli", "ingest", str(docs), "--ray", address,
+         "--store-spec", spec, "--engine", "fake", "--dimensions", "16", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (report["written"], report["invalid"]) == (120, 0)
+    col = chroma.client().get_collection("ray_cli")
+    assert col.count() == 120
+    assert col.get(ids=["j7"], include=["documents", "metadatas"])["documents"] == ["jsonl record 7"]
