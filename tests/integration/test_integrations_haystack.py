@@ -11,16 +11,16 @@ import pytest
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")  # no posthog calls from tests
 pytest.importorskip("haystack")
-from haystack import Document, Pipeline  # noqa: E402
-from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever  # noqa: E402
-from haystack.components.writers import DocumentWriter  # noqa: E402
-from haystack.document_stores.in_memory import InMemoryDocumentStore  # noqa: E402
+from haystack import Document, Pipeline
+from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
+from haystack.components.writers import DocumentWriter
+from haystack.document_stores.in_memory import InMemoryDocumentStore
 
-from qwen_embed_adapters.integrations.haystack import QwenDocumentEmbedder, QwenTextEmbedder  # noqa: E402
-from qwen_embed_adapters.models import format_query  # noqa: E402
-from tests.support import local_fixtures  # noqa: E402
-from tests.support.local_fixtures import ServeProcess  # noqa: E402
-from tests.support.recording import RecordingEmbedder  # noqa: E402
+from qwen_embed_adapters.integrations.haystack import QwenDocumentEmbedder, QwenTextEmbedder
+from qwen_embed_adapters.models import format_query
+from tests.support import local_fixtures
+from tests.support.local_fixtures import ServeProcess
+from tests.support.recording import RecordingEmbedder
 
 minilm_dir = local_fixtures.minilm_dir
 tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir

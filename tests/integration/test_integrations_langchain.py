@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 pytest.importorskip("langchain_core")
-from langchain_tests.integration_tests import EmbeddingsIntegrationTests  # noqa: E402
+from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 
-from qwen_embed_adapters.errors import DimensionMismatchError  # noqa: E402
-from qwen_embed_adapters.integrations.langchain import QwenEmbeddings, ensure_dimension  # noqa: E402
-from qwen_embed_adapters.models import format_query  # noqa: E402
-from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
-from tests.support import local_fixtures  # noqa: E402
-from tests.support.local_fixtures import ServeProcess  # noqa: E402
-from tests.support.recording import RecordingEmbedder  # noqa: E402
+from qwen_embed_adapters.errors import DimensionMismatchError
+from qwen_embed_adapters.integrations.langchain import QwenEmbeddings, ensure_dimension
+from qwen_embed_adapters.models import format_query
+from qwen_embed_adapters.testing import FakeEmbedder
+from tests.support import local_fixtures
+from tests.support.local_fixtures import ServeProcess
+from tests.support.recording import RecordingEmbedder
 
 tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir
 serve_tiny = local_fixtures.serve_tiny

@@ -10,12 +10,12 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from qwen_embed_adapters.errors import DimensionMismatchError  # noqa: E402
-from qwen_embed_adapters.integrations.llamaindex import QwenEmbedding, ensure_dimension  # noqa: E402
-from qwen_embed_adapters.models import format_query  # noqa: E402
-from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
-from tests.support import local_fixtures  # noqa: E402
-from tests.support.recording import RecordingEmbedder  # noqa: E402
+from qwen_embed_adapters.errors import DimensionMismatchError
+from qwen_embed_adapters.integrations.llamaindex import QwenEmbedding, ensure_dimension
+from qwen_embed_adapters.models import format_query
+from qwen_embed_adapters.testing import FakeEmbedder
+from tests.support import local_fixtures
+from tests.support.recording import RecordingEmbedder
 
 minilm_dir = local_fixtures.minilm_dir
 

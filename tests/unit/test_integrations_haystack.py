@@ -9,13 +9,13 @@ import pytest
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")  # no posthog calls from tests
 pytest.importorskip("haystack")
-from haystack import Document, Pipeline  # noqa: E402
-from haystack.utils import Secret  # noqa: E402
+from haystack import Document, Pipeline
+from haystack.utils import Secret
 
-from qwen_embed_adapters.errors import ConfigurationError  # noqa: E402
-from qwen_embed_adapters.integrations.haystack import QwenDocumentEmbedder, QwenTextEmbedder  # noqa: E402
-from qwen_embed_adapters.models import format_query  # noqa: E402
-from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from qwen_embed_adapters.errors import ConfigurationError
+from qwen_embed_adapters.integrations.haystack import QwenDocumentEmbedder, QwenTextEmbedder
+from qwen_embed_adapters.models import format_query
+from qwen_embed_adapters.testing import FakeEmbedder
 
 TASK = "Given a question, retrieve passages that answer it"
 

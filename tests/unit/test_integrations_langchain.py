@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 pytest.importorskip("langchain_core")
-from langchain_tests.unit_tests import EmbeddingsUnitTests  # noqa: E402
+from langchain_tests.unit_tests import EmbeddingsUnitTests
 
-from qwen_embed_adapters.errors import ConfigurationError  # noqa: E402
-from qwen_embed_adapters.integrations.langchain import QwenEmbeddings  # noqa: E402
-from qwen_embed_adapters.models import format_query  # noqa: E402
-from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from qwen_embed_adapters.errors import ConfigurationError
+from qwen_embed_adapters.integrations.langchain import QwenEmbeddings
+from qwen_embed_adapters.models import format_query
+from qwen_embed_adapters.testing import FakeEmbedder
 
 TASK = "Given a question, retrieve passages that answer it"
 

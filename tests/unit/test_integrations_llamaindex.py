@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from qwen_embed_adapters.integrations.llamaindex import QwenEmbedding  # noqa: E402
-from qwen_embed_adapters.models import format_query  # noqa: E402
-from qwen_embed_adapters.remote import RemoteEmbedder  # noqa: E402
-from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from qwen_embed_adapters.integrations.llamaindex import QwenEmbedding
+from qwen_embed_adapters.models import format_query
+from qwen_embed_adapters.remote import RemoteEmbedder
+from qwen_embed_adapters.testing import FakeEmbedder
 
 TASK = "Given a question, retrieve passages that answer it"
 
