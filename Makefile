@@ -40,7 +40,7 @@ integration: venv
 	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs tests/integration $(PYTEST_ARGS)
 
 # Framework stores that pin older DB SDKs (langchain-pinecone: pinecone<8; LlamaIndex Milvus: pymilvus<3),
-# in their own venv cached per machine. Cold ~6 min (venv), warm ~30 s.
+# in their own venv cached per machine. Cold ~4 min (venv build, warm pip cache), warm ~30 s.
 test-integrations-compat:
 	env -u MILVUS_URI PYTHONPATH=$(CURDIR) $$(bash scripts/integrations_compat_venv.sh) -m pytest -q -rs \
 		-p no:cacheprovider tests/integration/test_integrations_compat.py \
