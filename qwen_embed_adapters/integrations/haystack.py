@@ -20,6 +20,7 @@ Needs the ``haystack`` extra: ``pip install "qwen-embed-adapters[haystack]"``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from .._http import API_KEY_ENVS
@@ -66,7 +67,6 @@ class _QwenComponent:
             raise ConfigurationError(
                 f"{type(self).__name__}: pass an embedder, base_url=... (RemoteEmbedder) or model=... (LocalEmbedder)"
             )
-        self._given = embedder if isinstance(embedder, Embedder) else None
         self.embedder_config = embedder.to_config() if isinstance(embedder, Embedder) else embedder
         self.base_url = base_url
         self.model = model
@@ -74,7 +74,7 @@ class _QwenComponent:
         self.dimensions = dimensions
         self.query_instruction = query_instruction
         self.batch_size = batch_size
-        self._embedder: Embedder | None = self._given
+        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
 
     def warm_up(self) -> None:
         """Build the embedder (connects nothing yet for a remote one; loads the model for a local one)."""
@@ -89,7 +89,8 @@ class _QwenComponent:
             key = self.api_key.resolve_value() if self.api_key is not None else None
             kwargs["api_key"] = key
             if key and self.api_key is not None and self.api_key.type.value == "env_var":
-                env = next((n for n in self.api_key._env_vars if _env(n) == key), None)  # type: ignore[attr-defined]
+                # remember which variable held the key, so the embedder's to_config() names that one
+                env = next((n for n in self.api_key._env_vars if os.environ.get(n) == key), None)  # type: ignore[attr-defined]
                 kwargs["api_key_env"] = env
         self._embedder = build_embedder(None, self.base_url, self.model, kwargs, owner=type(self).__name__)
 
@@ -125,12 +126,6 @@ class _QwenComponent:
     def _meta(self) -> dict[str, Any]:
         emb = self.embedder
         return {"model": emb.model, "dimension": emb.dimension}
-
-
-def _env(name: str) -> str | None:
-    import os
-
-    return os.environ.get(name)
 
 
 @component

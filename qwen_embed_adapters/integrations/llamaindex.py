@@ -77,7 +77,7 @@ class QwenEmbedding(BaseEmbedding):  # type: ignore[misc]
         if embedder is None and base_url is None and model is None and embedder_config:
             embedder = embedder_config  # rebuilt by from_dict / unpickling
         built = build_embedder(embedder, base_url, model, engine_kwargs, owner="QwenEmbedding")
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]  # embedder_config is our field
             embedder_config=built.to_config(),
             embed_batch_size=embed_batch_size,
             model_name=model_name or built.model,
