@@ -209,3 +209,10 @@ async def test_metrics_scrape() -> None:
     for name in ("qwen_embed_batch_size_count", "qwen_embed_queue_seconds_count",
                  "qwen_embed_request_duration_seconds_bucket"):
         assert name in text
+
+
+def test_malloc_settings_respect_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qwen_embed_adapters.server.memory import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the operator's setting wins
