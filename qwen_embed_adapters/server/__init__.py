@@ -6,8 +6,10 @@ collects them for a few milliseconds (up to a token budget) and runs one length-
 clients sending one text each cost about one batch, not 32. Errors have OpenAI's shape
 ``{"error": {"message", "type", "param", "code"}}`` and name the offending input.
 
-Modules: ``app`` (settings, lifespan, ``build_app``, ``run``), ``embeddings`` and ``rerank`` (the
-routes), ``gatherer`` (request gathering), ``errors`` and ``auth``, ``settings``.
+Modules: ``app`` (wiring, lifespan, ``build_app``, ``run``), ``guard`` (the outermost ASGI layer: request
+ids, draining, key, back-pressure, body limit, 500s), ``embeddings`` and ``rerank`` (the routes),
+``gatherer`` (request gathering), ``body`` (JSON bodies), ``metrics`` (``/metrics``), ``shutdown``
+(draining SIGTERM), ``errors``, ``auth``, ``settings``.
 FastAPI and uvicorn are imported lazily (the ``server`` extra).
 """
 

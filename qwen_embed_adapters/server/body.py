@@ -26,6 +26,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise APIError(400, f"the request body is not valid JSON ({exc})") from None
     except RecursionError:
         raise APIError(400, "the request body is not valid JSON: it is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise APIError(400, f"the request body is not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise APIError(400, f"the request body must be a JSON object, got {type(body).__name__}")
     return body

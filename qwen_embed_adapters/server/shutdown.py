@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import MissingDependencyError
 from .guard import GuardState
+from .memory import limit_malloc_arenas
 
 logger = logging.getLogger("qwen_embed_adapters.server")
 
@@ -72,4 +73,5 @@ def serve_until_drained(app: Any, *, host: str, port: int, log_level: str, grace
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             timeout_graceful_shutdown=max(0.1, graceful_timeout))  # type: ignore[arg-type]  # a float works
     server = _server_class(uvicorn)(config, app.state.guard, graceful_timeout)
+    limit_malloc_arenas()
     server.run()

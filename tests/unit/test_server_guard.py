@@ -138,10 +138,12 @@ async def test_draining_server_answers_503() -> None:
         (b'{"input": "\xff\xfe"}', "not valid UTF-8 (byte 0xff at offset 11"),
         (b'"just a string"', "must be a JSON object, got str"),
         (b"null", "must be a JSON object, got NoneType"),
+        (b'{"input": "x", "dimensions": ' + b"9" * 5000 + b"}", "not valid JSON (Exceeds the limit"),
     ],
 )
 async def test_hostile_json_is_a_named_400(body: bytes, needle: str) -> None:
-    """Bad input: lone surrogates (alone and in a list), 5,000-deep nesting, invalid UTF-8, non-object bodies."""
+    """Bad input: lone surrogates (alone and in a list), 5,000-deep nesting, invalid UTF-8, non-object bodies,
+    a 5,000-digit integer (Python refuses to parse it)."""
     app = build_app(FakeEmbedder(dimensions=8), model_name="fake")
     async with Client(app) as client:
         resp = await client.post("/v1/embeddings", content=body, headers={"content-type": "application/json"})
@@ -207,3 +209,10 @@ async def test_metrics_scrape() -> None:
     for name in ("qwen_embed_batch_size_count", "qwen_embed_queue_seconds_count",
                  "qwen_embed_request_duration_seconds_bucket"):
         assert name in text
+
+
+def test_malloc_settings_respect_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qwen_embed_adapters.server.memory import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the operator's setting wins
