@@ -282,12 +282,13 @@ class _Run:
     # ------------------------------------------------------------------ writing
     def _write_next(self, pending: deque[_Batch]) -> None:
         batch = pending.popleft()
-        assert batch.future is not None
         try:
-            vectors = batch.future.result()
-            vectors = self._check_vectors(batch, vectors)
+            vectors = self._embedded(batch)
         except Exception as exc:
             raise self._fail(batch, pending, "embedding", exc) from exc
+        if not batch.ids:  # every record of the batch was refused by the embedder and skipped
+            self._advance(batch.read)
+            return
         try:
             self._retrying(
                 f"write batch {batch.number}",
@@ -309,6 +310,29 @@ class _Run:
         if self.on_batch is not None:
             self.report.seconds = time.perf_counter() - self.started
             self.on_batch(self.report)
+
+    def _embedded(self, batch: _Batch) -> np.ndarray:
+        """The batch's vectors. With ``on_invalid="skip"``, a record the embedder refuses (an input the
+        server finds too long) is dropped and counted, and the rest of the batch is embedded again."""
+        assert batch.future is not None
+        try:
+            return self._check_vectors(batch, batch.future.result())
+        except InvalidInputError as exc:
+            refused: InvalidInputError = exc
+        while True:
+            k = refused.index
+            if self.on_invalid != "skip" or k is None or not 0 <= k < len(batch.ids):
+                raise refused
+            logger.warning("ingest: skipping record id %r the embedder refused: %s", batch.ids[k], refused)
+            self.report.invalid += 1
+            self.inflight.discard(batch.ids[k])
+            del batch.ids[k], batch.texts[k], batch.metadatas[k]
+            if not batch.ids:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            try:
+                return self._check_vectors(batch, self.store.embedder.embed_documents(batch.texts))
+            except InvalidInputError as exc:
+                refused = exc
 
     def _write_missing(self, batch: _Batch, vectors: np.ndarray) -> None:
         """Write a batch; on a retry only the ids the store does not hold yet (a failed write may have

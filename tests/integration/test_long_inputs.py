@@ -14,7 +14,8 @@ import pytest
 
 from qwen_embed_adapters import RemoteEmbedder
 from qwen_embed_adapters._http import classify_refusal
-from qwen_embed_adapters.errors import EmbeddingServiceError, InvalidInputError
+from qwen_embed_adapters.adapters.base import content_id
+from qwen_embed_adapters.errors import EmbeddingServiceError, IngestError, InvalidInputError
 from qwen_embed_adapters.vectors import l2_normalize
 from tests.support.openai_server import EmbeddingServer
 
@@ -149,11 +150,6 @@ def test_dashscope_cap_is_taken_at_once() -> None:
 
 
 # ---------------------------------------------------------------------------- ingest
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest turns an InvalidInputError raised while embedding a batch into IngestError('embedding'); "
-    "on_invalid='skip' only covers records refused before embedding (ingest.py, helper 'stores')",
-)
 def test_ingest_skips_a_record_the_server_finds_too_long() -> None:
     """Bad input: record 7 of 20 has 600 tokens against TEI's 512; with on_invalid='skip' the run
     stores the other 19 and counts record 7 as invalid."""
@@ -168,6 +164,10 @@ def test_ingest_skips_a_record_the_server_finds_too_long() -> None:
         texts[7] = LONG
         report = ingest(store, texts, batch_size=10, on_invalid="skip", progress=False)
         assert report.invalid == 1 and report.written == 19 and store.count() == 19
+        assert set(store.existing_ids([content_id(t) for t in texts])) == {content_id(t) for i, t in enumerate(texts) if i != 7}
+        # Without "skip" the same record stops the run with the refusal named.
+        with pytest.raises(IngestError, match="tokens"):
+            ingest(FaissStore(emb), texts, batch_size=10, progress=False)
 
 
 # ---------------------------------------------------------------------------- silent truncation
