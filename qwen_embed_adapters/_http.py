@@ -7,7 +7,9 @@ transport errors with backoff, jitter and ``Retry-After``) and says what to do n
 ``_asend`` are the thin sync and async shells that post, sleep and recurse into sub-batches.
 
 What is learnt about a server (the route that answered, the batch cap, ...) lives in one
-``Endpoint`` object per server, so a client of several servers keeps one each.
+``Endpoint`` object per server, so a client of several servers keeps one each. With several, ``_pick``
+sends each request to the endpoint with the fewest in flight, and ``_failover`` benches one that fails
+(connection error, timeout, 5xx) with a doubling pause and retries the request on another.
 """
 
 from __future__ import annotations
