@@ -7,7 +7,9 @@ transport errors with backoff, jitter and ``Retry-After``) and says what to do n
 ``_asend`` are the thin sync and async shells that post, sleep and recurse into sub-batches.
 
 What is learnt about a server (the route that answered, the batch cap, ...) lives in one
-``Endpoint`` object per server, so a client of several servers keeps one each.
+``Endpoint`` object per server, so a client of several servers keeps one each. With several, ``_pick``
+sends each request to the endpoint with the fewest in flight, and ``_failover`` benches one that fails
+(connection error, timeout, 5xx) with a doubling pause and retries the request on another.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ from .errors import (
 
 API_KEY_ENVS = ("QWEN_EMBED_API_KEY", "OPENAI_API_KEY")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: Answers that bench one of several endpoints (the server, not the request, is at fault).
+BENCH_STATUSES = frozenset({408, 500, 502, 503, 504})
+#: First and longest bench of a failed endpoint (seconds); it doubles with each failure in a row.
+BENCH_BASE = 1.0
+BENCH_MAX = 30.0
 TIMEOUT_STATUSES = frozenset({408, 504})
 BODY_LIMIT = 800
 #: Resends without a pause (route, fallback or truncation changes) before a request gives up.
@@ -110,6 +117,12 @@ class Endpoint:
     url: str = ""
     resolved: str | None = None
     refused: dict[str, int] = field(default_factory=dict)  # route -> HTTP status that refused it
+    # For a client of several servers: requests in flight, benched until (monotonic seconds), failures
+    # in a row (the bench doubles with each), requests answered.
+    outstanding: int = 0
+    benched_until: float = 0.0
+    failures: int = 0
+    served: int = 0
 
     def __post_init__(self) -> None:
         self.url = self.url or self.candidates[0]
@@ -226,6 +239,7 @@ class Request:
     url: str
     body: dict[str, Any]
     endpoint: Endpoint | None = None  # None: the client's only endpoint
+    pinned: bool = False  # must go to this endpoint (a probe): a failure is not retried elsewhere
 
 
 @dataclass
@@ -265,6 +279,8 @@ class HTTPClientBase:
     _too_long_hint: ClassVar[str] = ""
     max_concurrency: int
     _endpoint: Endpoint
+    #: every server of the client (one, unless it was given several URLs); ``_endpoint`` is the first
+    _endpoints: list[Endpoint]
     #: set by a client that takes rate limits
     _limiter: RateLimiter | None = None
 
@@ -286,6 +302,9 @@ class HTTPClientBase:
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self._endpoint = endpoint
+        if not getattr(self, "_endpoints", None):
+            self._endpoints = [endpoint]
+        self._rotation = 0
         self.max_retries = max_retries
         self.timeout = float(timeout)
         self.backoff_base = backoff_base
@@ -318,12 +337,86 @@ class HTTPClientBase:
 
     @property
     def batch_size(self) -> int:
-        """Items per request: the given ``batch_size``, lowered when the server refuses as many."""
-        return self._endpoint.batch_cap
+        """Items per request: the given ``batch_size``, lowered when the server refuses as many (with
+        several servers, the largest of their caps; a batch too big for the one picked is split)."""
+        return max(ep.batch_cap for ep in self._all_endpoints())
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        self._endpoint.batch_cap = value
+        for ep in self._all_endpoints():
+            ep.batch_cap = value
+
+    def _all_endpoints(self) -> list[Endpoint]:
+        return self.__dict__.get("_endpoints") or [self._endpoint]
+
+    # ---------------------------------------------------------------- several endpoints
+    def _pick(self, pinned: Endpoint | None = None) -> Endpoint:
+        """The endpoint for the next request, counted as in flight until ``_release``: ``pinned`` if
+        given, else the one with the fewest requests in flight among those not benched (ties taken in
+        turn); when all are benched, the one whose bench ends first."""
+        with self._client_lock:
+            eps = self._endpoints
+            if pinned is not None:
+                ep = pinned
+            elif len(eps) == 1:
+                ep = eps[0]
+            else:
+                now = time.monotonic()
+                ready = [e for e in eps if e.benched_until <= now and self._routable(e)]
+                if ready:
+                    start = self._rotation = (self._rotation + 1) % len(eps)
+                    order = {id(e): (i - start) % len(eps) for i, e in enumerate(eps)}
+                    ep = min(ready, key=lambda e: (e.outstanding, order[id(e)]))
+                else:
+                    ep = min((e for e in eps if self._routable(e)), key=lambda e: e.benched_until, default=eps[0])
+            ep.outstanding += 1
+            return ep
+
+    def _routable(self, ep: Endpoint) -> bool:
+        """Whether ``ep`` may take requests (a subclass holds back endpoints it has not checked yet)."""
+        return True
+
+    def _release(self, request: Request) -> None:
+        """``request``'s answer (or failure) is in: its endpoint has one request fewer in flight."""
+        ep = request.endpoint
+        if ep is not None:
+            with self._client_lock:
+                ep.outstanding = max(0, ep.outstanding - 1)
+
+    def _bench(self, ep: Endpoint, why: str) -> None:
+        """Take a failed endpoint out of rotation for a while (doubling with each failure in a row)."""
+        with self._client_lock:
+            ep.failures += 1
+            pause = min(BENCH_MAX, BENCH_BASE * 2 ** (ep.failures - 1))
+            ep.benched_until = time.monotonic() + pause
+        self._log.warning(
+            "%s: %s; benched for %.1fs, its requests go to the other %d endpoint(s)",
+            redact_url(ep.given), why, pause, len(self._endpoints) - 1,
+        )
+
+    def _answered(self, ep: Endpoint) -> None:
+        with self._client_lock:
+            ep.served += 1
+            if ep.failures:
+                self._log.info("%s answers again", redact_url(ep.given))
+                ep.failures = 0
+                ep.benched_until = 0.0
+
+    def _failover(self, request: Request | None, why: str, attempt: int) -> Step | None:
+        """With several endpoints: bench ``ep`` after a failure and retry the request on another (at
+        once, or when the first bench ends if all are benched); None to fall back to the one-server
+        rules. A request gives up after ``max_retries`` plus one try per other endpoint."""
+        ep = request.endpoint if request is not None else None
+        if request is None or ep is None or len(self._endpoints) < 2:
+            return None
+        self._bench(ep, why)
+        if request.pinned:
+            return Step("raise", error=self._fail(why, url=request.url))
+        if attempt >= self.max_retries + len(self._endpoints) - 1:
+            return None
+        now = time.monotonic()
+        wait = min(e.benched_until for e in self._endpoints if self._routable(e) or e is ep) - now
+        return Step("retry", delay=max(0.0, wait))
 
     @property
     def endpoint_url(self) -> str | None:
@@ -385,15 +478,19 @@ class HTTPClientBase:
         )
         return delay
 
-    def _transport_failure(self, exc: Exception, attempt: int) -> tuple[float | None, ServiceError]:
+    def _transport_failure(
+        self, exc: Exception, attempt: int, url: str | None = None
+    ) -> tuple[float | None, ServiceError]:
         """After a timeout or transport error: the retry delay (None when used up) and the error to raise then."""
         delay = self._retry_delay(attempt, type(exc).__name__)
         kind = "timeout" if isinstance(exc, httpx.TimeoutException) else ""
         return delay, self._fail(
-            f"{type(exc).__name__} after {attempt + 1} attempts: {self._scrub(str(exc))}", kind=kind
+            f"{type(exc).__name__} after {attempt + 1} attempts: {self._scrub(str(exc))}", kind=kind, url=url
         )
 
-    def _status_failure(self, response: httpx.Response, attempt: int, body: str) -> tuple[float | None, ServiceError]:
+    def _status_failure(
+        self, response: httpx.Response, attempt: int, body: str, url: str | None = None
+    ) -> tuple[float | None, ServiceError]:
         """After an HTTP error no fallback handled: the retry delay (None if not retryable) and the error."""
         status = response.status_code
         delay = None
@@ -402,13 +499,16 @@ class HTTPClientBase:
             delay = self._retry_delay(attempt, f"HTTP {status}", wait)
         retried = f" after {attempt + 1} attempts" if status in RETRY_STATUSES else ""
         kind = "rate_limit" if status == 429 else "timeout" if status in TIMEOUT_STATUSES else ""
-        error = self._fail(f"HTTP {status}{retried}: {body}", status=status, body=body, kind=kind)
+        error = self._fail(f"HTTP {status}{retried}: {body}", status=status, body=body, kind=kind, url=url)
         if isinstance(error, RateLimitError):
             error.retry_after = wait
         return delay, error
 
-    def _decide_exception(self, exc: Exception, attempt: int) -> Step:
-        delay, error = self._transport_failure(exc, attempt)
+    def _decide_exception(self, exc: Exception, attempt: int, request: Request | None = None) -> Step:
+        step = self._failover(request, f"{type(exc).__name__}: {self._scrub(str(exc))}", attempt)
+        if step is not None:
+            return step
+        delay, error = self._transport_failure(exc, attempt, request.url if request else None)
         return Step("raise", error=error) if delay is None else Step("retry", delay=delay)
 
     def _decide(self, response: httpx.Response, items: list[Any], request: Request, attempt: int, offset: int) -> Step:
@@ -418,6 +518,7 @@ class HTTPClientBase:
         if status == 200:
             value = self._parse(response, items, request)
             self._route_answered(ep, request.url)
+            self._answered(ep)
             return Step("done", value=value)
         body = self._scrub(response.text)
         lowered = body.lower()
@@ -434,7 +535,11 @@ class HTTPClientBase:
             return self._too_long(refusal, items, request, offset, status, body)
         if refusal is not None and len(items) > 1:
             return self._lower_batch_cap(ep, refusal, len(items), status)
-        delay, error = self._status_failure(response, attempt, body)
+        if status in BENCH_STATUSES and request.endpoint is not None:
+            step = self._failover(request, f"HTTP {status}: {body}", attempt)
+            if step is not None:
+                return step
+        delay, error = self._status_failure(response, attempt, body, request.url)
         return Step("raise", error=error) if delay is None else Step("retry", delay=delay)
 
     def _route_answered(self, ep: Endpoint, url: str) -> None:
@@ -500,15 +605,24 @@ class HTTPClientBase:
         attempt = resends = 0
         while True:
             request = self._build(items, ctx)
-            if self._limiter is not None:
-                pause = self._limiter.reserve(self._cost(request))
-                if pause > 0:
-                    yield ("sleep", pause)
-            outcome = yield ("post", request)
-            if isinstance(outcome, Exception):
-                step = self._decide_exception(outcome, attempt)
-            else:
-                step = self._decide(outcome, items, request, attempt, offset)
+            try:
+                ep = request.endpoint
+                if ep is not None and len(self._endpoints) > 1 and len(items) > max(1, ep.batch_cap):
+                    # Several servers: this one takes fewer items per request than the batch holds.
+                    step = Step("split", size=max(1, ep.batch_cap))
+                else:
+                    if self._limiter is not None:
+                        pause = self._limiter.reserve(self._cost(request))
+                        if pause > 0:
+                            yield ("sleep", pause)
+                    outcome = yield ("post", request)
+                    if isinstance(outcome, Exception):
+                        step = self._decide_exception(outcome, attempt, request)
+                    else:
+                        step = self._decide(outcome, items, request, attempt, offset)
+            finally:
+                # Runs when the generator is closed mid-request too (a cancelled task).
+                self._release(request)
             if step.kind == "done":
                 return step.value
             if step.kind == "raise":

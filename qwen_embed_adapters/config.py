@@ -64,7 +64,8 @@ def embedder_from_config(config: dict[str, Any]) -> Embedder:
 def embedder_from_env(environ: Mapping[str, str] | None = None) -> Embedder:
     """Build an embedder from ``QWEN_EMBED_*`` variables.
 
-    ``QWEN_EMBED_BASE_URL`` (required for the remote engine), ``QWEN_EMBED_MODEL``,
+    ``QWEN_EMBED_BASE_URL`` (required for the remote engine; a comma-separated list of URLs for a
+    RemoteEmbedder over several servers of the same model), ``QWEN_EMBED_MODEL``,
     ``QWEN_EMBED_DIMENSIONS``, ``QWEN_EMBED_API_KEY``. With ``QWEN_EMBED_ENGINE=local`` (or no base
     URL but ``QWEN_EMBED_ENGINE`` set to local) a LocalEmbedder is built from ``QWEN_EMBED_MODEL``.
     """
@@ -91,8 +92,9 @@ def embedder_from_env(environ: Mapping[str, str] | None = None) -> Embedder:
     from .remote import RemoteEmbedder
 
     key = env.get("QWEN_EMBED_API_KEY") or None
+    urls = [u.strip() for u in base_url.split(",") if u.strip()]
     return RemoteEmbedder(
-        base_url,
+        urls[0] if len(urls) == 1 else urls,
         model or "Qwen3-Embedding-0.6B",
         api_key=key,
         api_key_env="QWEN_EMBED_API_KEY" if key else None,

@@ -10,7 +10,11 @@ tries ``/v1/embeddings`` and, on a 404, Infinity's default ``/embeddings``, then
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +58,12 @@ TRUNCATE_SWITCHES: dict[str, str] = {"tei": "truncate", "vllm": "truncate_prompt
 
 #: Characters per token assumed before the server counts (for ``max_tokens_per_minute``).
 CHARS_PER_TOKEN_ESTIMATE = 4
+#: The text every server of a several-server RemoteEmbedder embeds on first use, to compare their answers.
+PROBE_TEXT = "qwen-embed-adapters: the same model behind every endpoint?"
+#: Two servers whose probe vectors (compared on their common prefix) are less alike than this serve
+#: different models or weights.
+PROBE_MIN_COSINE = 0.99
+
 #: A request whose ``usage.prompt_tokens`` times this is below its characters was cut silently ...
 SILENT_CUT_CHARS_PER_TOKEN = 12
 #: ... when its inputs hold at least this many characters.
@@ -84,6 +94,9 @@ class EmbeddingEndpoint(Endpoint):
     truncate_switch: str | None = None
     truncate_to: int = -1  # the token count sent with vLLM's truncate_prompt_tokens
     warned_truncation: bool = False  # warned once that the server seems to truncate silently
+    # Several servers: whether this one was checked against the others, and the model its answers name.
+    checked: bool = False
+    served_model: str | None = None
 
 
 def _cut(text: str, refusal: Refusal) -> str:
@@ -112,6 +125,13 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
     where the refusal tells which engine it is (TEI ``truncate``, vLLM ``truncate_prompt_tokens``),
     else cut client-side, and a warning says so.
 
+    ``base_url`` may be a list of URLs of servers of the same model (replicas): each request goes to
+    the one with the fewest requests in flight; each keeps what was learnt about it (route, batch cap,
+    ``dimensions`` and base64 support). On first use every server embeds one probe text, and a server
+    whose answer differs in width, model name or vector from the first one's raises ConfigurationError
+    naming it. A server that fails (connection error, timeout, 5xx) is benched for 1 s, doubling with
+    each failure in a row up to 30 s, and its batches are retried on the others.
+
     ``max_requests_per_minute`` / ``max_tokens_per_minute`` (hosted APIs) hold for every call of the
     embedder together, sync and async; tokens are estimated, then corrected with ``usage.prompt_tokens``.
 
@@ -128,7 +148,7 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str = "Qwen3-Embedding-0.6B",
         *,
         api_key: str | None = None,
@@ -151,12 +171,30 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
     ) -> None:
         if encoding_format not in ("base64", "float"):
             raise ConfigurationError(f"encoding_format must be 'base64' or 'float', got {encoding_format!r}")
-        given = check_base_url(base_url)
-        # What the server turned out to support lives in the endpoint; learnt once, kept for later calls.
-        self._endpoint = EmbeddingEndpoint(
-            given, route_candidates(given, "embeddings"), batch_cap=64,
-            send_dimensions=send_dimensions and dimensions is not None, encoding_format=encoding_format,
-        )
+        if isinstance(base_url, str):
+            urls = [check_base_url(base_url)]
+        elif isinstance(base_url, Sequence) and base_url:
+            urls = [check_base_url(u) for u in base_url]
+        else:
+            raise ConfigurationError(f"base_url must be a URL or a non-empty list of URLs, got {base_url!r:.200}")
+        if len(set(urls)) != len(urls):
+            dup = next(u for u in urls if urls.count(u) > 1)
+            raise ConfigurationError(f"base_url lists {redact_url(dup)!r} twice")
+        given = urls[0]
+        # What each server turned out to support lives in its endpoint; learnt once, kept for later calls.
+        endpoints = [
+            EmbeddingEndpoint(
+                url, route_candidates(url, "embeddings"), batch_cap=64,
+                send_dimensions=send_dimensions and dimensions is not None, encoding_format=encoding_format,
+                checked=len(urls) == 1,
+            )
+            for url in urls
+        ]
+        self._endpoints = list(endpoints)
+        self._endpoint = endpoints[0]
+        self._check_lock = threading.Lock()
+        self._acheck_locks: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
+        self._probe_ref: tuple[EmbeddingEndpoint, np.ndarray] | None = None
         super().__init__(
             model,
             dimensions=dimensions,
@@ -165,8 +203,10 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             max_concurrency=max_concurrency,
         )
         self._given_batch_size = batch_size
-        #: the URL as given (stripped of trailing slashes); ``endpoint_url`` is the route that answered
+        #: the URL as given (stripped of trailing slashes); ``endpoint_url`` is the route that answered.
+        #: With several servers: the first one's; ``base_urls`` lists them all.
         self.base_url = given
+        self.base_urls = urls
         self.truncate = bool(truncate)
         if max_requests_per_minute is not None or max_tokens_per_minute is not None:
             # One limiter for every call of this embedder: sync, async, LightRAG's and ingest's through it.
@@ -221,9 +261,10 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         return cls(cfg.pop("base_url"), **cfg)
 
     def to_config(self) -> dict[str, Any]:
+        urls = [redact_url(u) for u in self.base_urls]
         return {
             "engine": "remote",
-            "base_url": redact_url(self.base_url),
+            "base_url": urls[0] if len(urls) == 1 else urls,
             **self._config_common(),
             "batch_size": self._given_batch_size,
             "max_concurrency": self.max_concurrency,
@@ -243,7 +284,9 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
     def __repr__(self) -> str:
         dim = self._dimension if self._dimension is not None else "unknown"
         key = ", api_key=***" if self._api_key else ""
-        return f"RemoteEmbedder(base_url={redact_url(self.base_url)!r}, model={self.model!r}, dimension={dim}{key})"
+        urls = [redact_url(u) for u in self.base_urls]
+        shown = urls[0] if len(urls) == 1 else urls
+        return f"RemoteEmbedder(base_url={shown!r}, model={self.model!r}, dimension={dim}{key})"
 
     # ------------------------------------------------------------------ request building and decisions (no I/O)
     def _body(self, texts: list[str], ep: EmbeddingEndpoint | None = None) -> dict[str, Any]:
@@ -256,8 +299,13 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         return body
 
     def _build(self, items: list[Any], ctx: Any) -> Request:
-        ep = self._endpoint  # one endpoint today; a client of several would pick one here
-        return Request(ep.url, self._body(items, ep), ep)
+        pinned = ctx if isinstance(ctx, EmbeddingEndpoint) else None
+        ep = self._pick(pinned)
+        assert isinstance(ep, EmbeddingEndpoint)
+        return Request(ep.url, self._body(items, ep), ep, pinned=pinned is not None)
+
+    def _routable(self, ep: Any) -> bool:
+        return bool(ep.checked)
 
     def _cost(self, request: Request) -> int:
         # About 4 characters a token in English; corrected with the answer's usage.prompt_tokens.
@@ -269,12 +317,117 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         return ep
 
     def _on_wider_answer(self, width: int) -> None:
-        if self.send_dimensions:
-            logger.info(
-                "%s ignored dimensions=%s (answered %d-d); truncating client-side from now on",
-                redact_url(self.url), self.dimensions, width,
+        return None  # learnt per endpoint in _parse, where the answering endpoint is known
+
+    def _wider_than_asked(self, width: int, request: Request) -> None:
+        ep = self._endpoint_of(request)
+        if self.dimensions is not None and "dimensions" in request.body and width > self.dimensions:
+            with self._client_lock:
+                if ep.send_dimensions:
+                    logger.info(
+                        "%s ignored dimensions=%s (answered %d-d); truncating client-side from now on",
+                        redact_url(request.url), self.dimensions, width,
+                    )
+                    ep.send_dimensions = False
+
+    # ------------------------------------------------------------------ several endpoints: the first-use check
+    def _to_check(self) -> list[EmbeddingEndpoint]:
+        now = time.monotonic()
+        eps = [e for e in self._endpoints if isinstance(e, EmbeddingEndpoint)]
+        return [e for e in eps if not e.checked and e.benched_until <= now]
+
+    def _admit(self, ep: EmbeddingEndpoint, raw: np.ndarray) -> None:
+        """Compare ``ep``'s answer to the probe with the first checked endpoint's; ConfigurationError
+        naming ``ep`` when it serves another model or width."""
+        vec = np.asarray(raw, dtype=np.float32)[0]
+        ref = self._probe_ref
+        odd = redact_url(ep.given)
+        same = "every endpoint of one RemoteEmbedder must serve the same model and width"
+        if self.dimensions is not None and vec.shape[0] < self.dimensions:
+            raise ConfigurationError(
+                f"endpoint {odd} answers {vec.shape[0]}-d vectors, fewer than dimensions={self.dimensions}; {same}"
             )
-            self.send_dimensions = False
+        if ref is None:
+            self._probe_ref = (ep, vec)
+            ep.checked = True
+            return
+        ref_ep, ref_vec = ref
+        first = redact_url(ref_ep.given)
+        if ep.served_model and ref_ep.served_model and ep.served_model != ref_ep.served_model:
+            raise ConfigurationError(
+                f"endpoint {odd} serves model {ep.served_model!r}, but {first} serves {ref_ep.served_model!r}; {same}"
+            )
+        width, ref_width = vec.shape[0], ref_vec.shape[0]
+        if self.dimensions is None and width != ref_width:
+            raise ConfigurationError(
+                f"endpoint {odd} answers {width}-d vectors, but {first} answers {ref_width}-d; {same}"
+            )
+        k = min(width, ref_width)
+        a, b = vec[:k], ref_vec[:k]
+        cos = float(a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
+        if cos < PROBE_MIN_COSINE:
+            raise ConfigurationError(
+                f"endpoint {odd} embeds the same text differently from {first} (cosine {cos:.3f}): another model "
+                f"or other weights; {same}"
+            )
+        ep.checked = True
+
+    def _probe_failed(self, ep: EmbeddingEndpoint, exc: EmbeddingServiceError) -> None:
+        # A refusal of the request itself (401, 404 model, 400) is a configuration error, not an outage.
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 429):
+            raise ConfigurationError(f"endpoint {redact_url(ep.given)} refused the check request: {exc}") from None
+        if ep.benched_until <= time.monotonic():
+            self._bench(ep, f"check request failed ({exc})")
+
+    def _no_endpoint(self, error: Exception | None) -> None:
+        if not any(getattr(e, "checked", True) for e in self._endpoints):
+            raise error or self._fail("no endpoint could be checked yet: all are benched")
+
+    def _ensure_checked(self) -> None:
+        """On first use (and when a server that was down comes back): probe the unchecked endpoints."""
+        if len(self._endpoints) == 1 or not self._to_check():
+            return
+        with self._check_lock:
+            error: Exception | None = None
+            for ep in self._to_check():
+                try:
+                    raw = self._send([PROBE_TEXT], ep)
+                except EmbeddingServiceError as exc:
+                    self._probe_failed(ep, exc)
+                    error = error or exc
+                    continue
+                self._admit(ep, raw)
+            self._no_endpoint(error)
+
+    async def _aensure_checked(self) -> None:
+        if len(self._endpoints) == 1 or not self._to_check():
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._acheck_locks.get(id(loop))
+        if lock is None or lock[0] is not loop:
+            self._acheck_locks[id(loop)] = lock = (loop, asyncio.Lock())
+        async with lock[1]:
+            error: Exception | None = None
+            for ep in self._to_check():
+                try:
+                    raw = await self._asend([PROBE_TEXT], ep)
+                except EmbeddingServiceError as exc:
+                    self._probe_failed(ep, exc)
+                    error = error or exc
+                    continue
+                self._admit(ep, raw)
+            self._no_endpoint(error)
+
+    @property
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Per server: its URL (redacted), requests answered, in flight, failures in a row, and whether it
+        is benched and checked."""
+        now = time.monotonic()
+        return [
+            {"url": redact_url(e.given), "served": e.served, "outstanding": e.outstanding, "failures": e.failures,
+             "benched": e.benched_until > now, "checked": getattr(e, "checked", True)}
+            for e in self._endpoints
+        ]
 
     def _error(self, message: str) -> Exception:
         return self._fail(message)
@@ -366,6 +519,10 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
 
     def _parse(self, response: httpx.Response, items: list[Any], request: Request) -> np.ndarray:
         n = len(items)
+
+        def fail(message: str) -> Exception:
+            return self._fail(message, url=request.url)
+
         try:
             payload = response.json()
             data = payload["data"]
@@ -374,20 +531,23 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         except (ValueError, KeyError, TypeError) as exc:
             raise self._fail(
                 f"malformed answer ({exc}): {self._scrub(response.text)}",
-                status=response.status_code, body=self._scrub(response.text),
+                status=response.status_code, body=self._scrub(response.text), url=request.url,
             ) from None
         if len(data) != n:
-            raise self._error(f"asked for {n} embeddings, the server returned {len(data)}")
+            raise fail(f"asked for {n} embeddings, the server returned {len(data)}")
         self._check_usage(payload, items, request)
+        model = payload.get("model") if isinstance(payload, dict) else None
+        if isinstance(model, str) and model:
+            self._endpoint_of(request).served_model = model
         indexed = [isinstance(d, dict) and "index" in d for d in data]
         if any(indexed) and not all(indexed):
-            raise self._error(f"the answer gives an 'index' for {sum(indexed)} of {n} embeddings only")
+            raise fail(f"the answer gives an 'index' for {sum(indexed)} of {n} embeddings only")
         try:
             items = sorted(data, key=lambda d: d["index"]) if all(indexed) else data
         except TypeError:
-            raise self._error("the answer's 'index' fields are not comparable") from None
+            raise fail("the answer's 'index' fields are not comparable") from None
         if all(indexed) and [d["index"] for d in items] != list(range(n)):
-            raise self._error(f"the answer's indices are {[d['index'] for d in items][:10]}..., expected 0..{n - 1}")
+            raise fail(f"the answer's indices are {[d['index'] for d in items][:10]}..., expected 0..{n - 1}")
         rows: list[np.ndarray] = []
         for i, item in enumerate(items):
             emb = item.get("embedding") if isinstance(item, dict) else None
@@ -395,25 +555,28 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
                 try:
                     rows.append(decode_base64(emb, where=f"embedding {i}"))
                 except InvalidInputError as exc:
-                    raise self._error(str(exc)) from None
+                    raise fail(str(exc)) from None
             elif isinstance(emb, list):
                 try:
                     rows.append(np.asarray(emb, dtype=np.float32))
                 except (TypeError, ValueError):
-                    raise self._error(f"embedding {i} is not a list of numbers") from None
+                    raise fail(f"embedding {i} is not a list of numbers") from None
             else:
-                raise self._error(f"embedding {i} is missing or of type {type(emb).__name__}")
+                raise fail(f"embedding {i} is missing or of type {type(emb).__name__}")
         widths = {r.shape for r in rows}
         if len(widths) != 1 or rows[0].ndim != 1:
             shapes = [r.shape[0] if r.ndim == 1 else r.shape for r in rows]
-            raise self._error(f"the answer mixes vector widths: {sorted(set(map(str, shapes)))}")
+            raise fail(f"the answer mixes vector widths: {sorted(set(map(str, shapes)))}")
+        self._wider_than_asked(rows[0].shape[0], request)
         return np.stack(rows)
 
     # ------------------------------------------------------------------ I/O: the shared loop
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        self._ensure_checked()
         return self._send(texts)  # type: ignore[no-any-return]
 
     async def _aembed_batch(self, texts: list[str]) -> np.ndarray:
+        await self._aensure_checked()
         return await self._asend(texts)  # type: ignore[no-any-return]
 
     def _join(self, parts: list[Any]) -> np.ndarray:
