@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: venv test lint typecheck unit integration demo bench clean
+.PHONY: venv test lint typecheck unit integration demo bench clean test-db images
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,7 +30,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 test: lint typecheck
-	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs $(PYTEST_ARGS)
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "not docker and not standalone" $(PYTEST_ARGS)
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
@@ -43,6 +43,15 @@ demo: venv
 
 bench: venv
 	$(PY) benchmarks/remote_throughput.py
+
+# The database tiers (docs/testing.md): Docker installed/started and the local Chroma/Milvus images built
+# when absent (cached per machine), the milvus-server venv, then every docker/standalone test.
+images:
+	bash tests/containers/build_images.sh
+	bash tests/containers/milvus_venv.sh >/dev/null
+
+test-db: venv images
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "docker or standalone" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ set -euo pipefail
 BASE=qwen-embed-test/debian-bookworm:base
 CHROMA=qwen-embed-test/chroma:local
 MILVUS=qwen-embed-test/milvus:local
-CHROMADB_VERSION=${CHROMADB_VERSION:-$(python3 - <<'PY' 2>/dev/null || echo 1.5.0
+CHROMADB_VERSION=${CHROMADB_VERSION:-$(${PYTHON:-.venv/bin/python} - <<'PY' 2>/dev/null || echo 1.5.9
 import importlib.metadata as m
 print(m.version("chromadb"))
 PY

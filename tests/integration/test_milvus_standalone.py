@@ -17,6 +17,7 @@ from qwen_embed_adapters.errors import ConfigurationError
 from qwen_embed_adapters.testing import FakeEmbedder
 from tests.integration.test_milvus_lite import (  # noqa: F401  (collected here again with the server's URI)
     DIM,
+    open_store,
     test_async_twins_use_the_async_client,
     test_bad_inputs_write_nothing,
     test_bulk_2000_ids_count_vectors_search_and_rerun,
@@ -32,7 +33,6 @@ from tests.integration.test_milvus_lite import (  # noqa: F401  (collected here 
     test_query_instruction_is_applied_to_search_only,
     test_scores_match_numpy_for_each_metric,
 )
-from tests.integration.test_milvus_lite import open_store  # noqa: F401  (the fixture, over milvus_uri)
 from tests.support.fault_ingest import run_kill_and_rerun
 from tests.support.milvus_fixtures import corpus, free_port
 from tests.support.milvus_standalone import StandaloneMilvus, milvus_server_cmd, standalone_milvus

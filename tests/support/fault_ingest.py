@@ -34,7 +34,7 @@ def stored_vectors(store: Any, ids: Sequence[str]) -> dict[str, np.ndarray]:
                 out[row["id"]] = np.asarray(row["vector"], dtype=np.float32)
         else:
             got = store.collection.get(ids=chunk, include=["embeddings"])
-            for id_, vec in zip(got["ids"], got["embeddings"]):
+            for id_, vec in zip(got["ids"], got["embeddings"], strict=True):
                 out[id_] = np.asarray(vec, dtype=np.float32)
     return out
 
