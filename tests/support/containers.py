@@ -33,9 +33,18 @@ OFFICIAL = {"chroma": "chromadb/chroma:1.5.9", "milvus": "milvusdb/milvus:v2.5.1
 LOCAL = {"chroma": "qwen-embed-test/chroma:local", "milvus": "qwen-embed-test/milvus:local"}
 
 
+_PICKED: dict[str, tuple[str | None, str]] = {}
+
+
 def pick_image(kind: str) -> tuple[str | None, str]:
-    """(image, how) — the official image if local or pullable within 60 s, else the local build; None with
-    the reason when neither exists."""
+    """(image, how) — the official image if local or pullable, else the local build; None with the reason
+    when neither exists. Decided once per test process (a failed pull is not retried)."""
+    if kind not in _PICKED:
+        _PICKED[kind] = _pick_image(kind)
+    return _PICKED[kind]
+
+
+def _pick_image(kind: str) -> tuple[str | None, str]:
     reason = docker_reason()
     if reason is not None:
         return None, reason
