@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 export ANONYMIZED_TELEMETRY := False
 export HAYSTACK_TELEMETRY_ENABLED := False
 
-.PHONY: venv test lint typecheck unit integration demo bench clean engines test-engines test-integrations-compat
+.PHONY: venv test lint typecheck unit integration demo bench clean engines test-engines test-integrations-compat test-db images
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,7 +31,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 test: lint typecheck
-	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "not engines" $(PYTEST_ARGS)
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "not engines and not docker and not standalone" $(PYTEST_ARGS)
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
@@ -59,6 +59,15 @@ demo: venv
 
 bench: venv
 	$(PY) benchmarks/remote_throughput.py
+
+# The database tiers (docs/testing.md): Docker installed/started and the local Chroma/Milvus images built
+# when absent (cached per machine), the milvus-server venv, then every docker/standalone test.
+images:
+	bash tests/containers/build_images.sh
+	bash tests/containers/milvus_venv.sh >/dev/null
+
+test-db: venv images
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "docker or standalone" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

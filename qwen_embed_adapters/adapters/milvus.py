@@ -276,7 +276,12 @@ class MilvusStore(VectorStore):
                 # 5-minute minimum ping interval) answers GOAWAY too_many_pings and the channel then fails
                 # to recover. Ping only while calls are in flight: idle stores stay connected.
                 kwargs["grpc_options"] = {"grpc.keepalive_permit_without_calls": False}
-            self.client: MilvusClient = self._pymilvus.MilvusClient(**kwargs)
+            try:
+                self.client: MilvusClient = self._pymilvus.MilvusClient(**kwargs)
+            except self._pymilvus.MilvusException as exc:  # server down: pymilvus gives up after `timeout`
+                raise ConfigurationError(
+                    f"cannot reach Milvus at {redact_url(self._uri)} (timeout {timeout or 10} s): {exc.message}"
+                ) from exc
             self._owns_client = True
         elif isinstance(uri_or_client, self._pymilvus.MilvusClient):
             self.client = uri_or_client
@@ -514,6 +519,19 @@ class MilvusStore(VectorStore):
         self._loaded = True
         return True
 
+    def _reloaded(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a read; if the server answers "collection not loaded" (a real server restarted since this
+        store loaded it: collections come back released), load it again and retry once."""
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if getattr(exc, "code", None) != 101 and "not loaded" not in str(exc):
+                raise
+            logger.info("Milvus collection %r was released (server restart?); loading it again", self.collection)
+            self._loaded = False
+            self._ensure_loaded()
+            return call(*args, **kwargs)
+
     # ------------------------------------------------------------------ checks
     def _validate_batch(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
         """VARCHAR limits (in UTF-8 bytes, as a Milvus server counts them) for ids and texts."""
@@ -570,7 +588,9 @@ class MilvusStore(VectorStore):
         found: set[str] = set()
         for start in range(0, len(id_list), 1000):
             chunk = id_list[start : start + 1000]
-            res = self.client.get(self.collection, ids=chunk, output_fields=[self.id_field], timeout=self.timeout)
+            res = self._reloaded(
+                self.client.get, self.collection, ids=chunk, output_fields=[self.id_field], timeout=self.timeout
+            )
             found.update(str(r[self.id_field]) for r in res)
         return found
 
@@ -605,7 +625,7 @@ class MilvusStore(VectorStore):
 
     def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         self.ensure_dimension()
-        return self._hits(self.client.search(**self._search_args(vector, top_k, filter)))
+        return self._hits(self._reloaded(self.client.search, **self._search_args(vector, top_k, filter)))
 
     async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         if self._dimension is None:
@@ -620,8 +640,8 @@ class MilvusStore(VectorStore):
         """How many records the collection holds (0 when it does not exist yet)."""
         if not self._ensure_loaded():
             return 0
-        res = self.client.query(
-            self.collection, filter="", output_fields=["count(*)"],
+        res = self._reloaded(
+            self.client.query, self.collection, filter="", output_fields=["count(*)"],
             consistency_level=self.consistency_level, timeout=self.timeout,
         )
         return int(res[0]["count(*)"])

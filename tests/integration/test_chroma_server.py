@@ -65,17 +65,30 @@ def chroma_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServe
 
 
 @pytest.fixture(scope="module")
-def chroma_container() -> Iterator[dict[str, Any]]:
+def chroma_container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     ok, why = docker_available()
     if not ok:
         pytest.skip(f"testcontainers chromadb/chroma: {why}")
     from testcontainers.community.chroma import ChromaContainer
 
-    with ChromaContainer(f"chromadb/chroma:{chromadb.__version__}") as c:
-        yield c.get_config()
+    from tests.support.containers import DbContainer, pick_image
+
+    image, how = pick_image("chroma")  # the official image when pullable, else the local build
+    if image is None:
+        pytest.skip(how)
+    if how == "official":
+        with ChromaContainer(image) as c:
+            yield c.get_config()
+        return
+    box = DbContainer("chroma", image, tmp_path_factory.mktemp("chroma-box") / "data")
+    box.start()
+    try:
+        yield {"host": "127.0.0.1", "port": box.port}
+    finally:
+        box.remove()
 
 
-@pytest.fixture(scope="module", params=["chroma-run", "testcontainers"])
+@pytest.fixture(scope="module", params=["chroma-run", pytest.param("testcontainers", marks=pytest.mark.docker)])
 def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
     """How to reach the server: host, port, and the data dir when it is ours to read."""
     if request.param == "chroma-run":

@@ -42,19 +42,30 @@ def db_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     release_lite(path)
 
 
+@pytest.fixture(scope="module")
+def milvus_uri(db_path: Path) -> str:
+    """Where the stores go; tests/integration/test_milvus_standalone.py runs these tests again with the
+    URI of a real Milvus standalone server."""
+    return str(db_path)
+
+
 @pytest.fixture()
-def open_store(db_path: Path) -> Iterator[Callable[..., MilvusStore]]:
-    """Opens stores on the module's .db and closes them at teardown."""
+def open_store(milvus_uri: str) -> Iterator[Callable[..., MilvusStore]]:
+    """Opens stores on the module's .db (or server) and closes them at teardown."""
     stores: list[MilvusStore] = []
 
     def _open(collection: str, embedder: Any = None, **kw: Any) -> MilvusStore:
-        s = MilvusStore(str(db_path), collection, embedder or FakeEmbedder(dimensions=DIM), **kw)
+        s = MilvusStore(milvus_uri, collection, embedder or FakeEmbedder(dimensions=DIM), **kw)
         stores.append(s)
         return s
 
     yield _open
     for s in stores:
         s.close()
+    if milvus_uri.startswith("http"):  # a server keeps collections between tests
+        with MilvusStore(milvus_uri, "cleanup", FakeEmbedder(dimensions=DIM)) as c:
+            for name in c.client.list_collections():
+                c.client.drop_collection(name)
 
 
 class TestMilvusLiteContract(MilvusContract):

@@ -125,14 +125,27 @@ def test_remote_embedder_over_http_into_milvus(lite_server_uri: str) -> None:
 
 
 @pytest.mark.docker
-def test_standalone_milvus_in_docker() -> None:
+def test_standalone_milvus_in_docker(tmp_path: Path) -> None:
     reason = docker_reason()
     if reason is not None:
         pytest.skip(reason)
     from testcontainers.community.milvus import MilvusContainer
 
-    with MilvusContainer("milvusdb/milvus:v2.5.14") as milvus:
-        exercise_server(milvus.get_connection_url(), "docker")
+    from tests.support.containers import DbContainer, pick_image
+
+    image, how = pick_image("milvus")  # the official image when pullable, else the local build
+    if image is None:
+        pytest.skip(how)
+    if how == "official":
+        with MilvusContainer(image) as milvus:
+            exercise_server(milvus.get_connection_url(), "docker")
+        return
+    box = DbContainer("milvus", image, tmp_path / "data")
+    box.start()
+    try:
+        exercise_server(box.uri, "docker")
+    finally:
+        box.remove()
 
 
 def test_unknown_uri_is_refused(tmp_path: Path) -> None:

@@ -43,6 +43,16 @@ def _docker_skip_reason() -> str | None:
         docker.from_env(timeout=5).ping()
     except Exception as exc:
         return f"no Docker engine answers ({type(exc).__name__}); Pinecone Local is Docker-only"
+    client = docker.from_env(timeout=120)
+    try:  # no registry answers on some machines, and Pinecone Local cannot be built from public parts
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        try:
+            client.images.pull(IMAGE)
+        except Exception as exc:
+            return f"{IMAGE} is not local and cannot be pulled ({type(exc).__name__}); Pinecone Local is Docker-only"
+    finally:
+        client.close()
     return None
 
 
