@@ -26,7 +26,7 @@ from tests.integration.test_milvus_lite import (  # noqa: F401  (collected here 
     test_collection_with_int64_ids_is_refused_clearly,
     test_count_and_delete_on_a_missing_collection,
     test_failed_batch_reports_ids_and_rerun_completes,
-    test_ids_metadata_filter_and_delete,
+    test_expression_and_dict_filters,
     test_milvus_rows_for_users_who_insert_themselves,
     test_other_dimension_or_metric_is_refused_before_any_write,
     test_oversize_text_limit_follows_the_collection,
