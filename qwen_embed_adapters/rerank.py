@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +37,8 @@ import numpy as np
 
 from ._http import Endpoint, HTTPClientBase, Request, Step, check_base_url, redact_url, route_candidates
 from .embedder import arun_batches, run_batches
-from .errors import ConfigurationError, InvalidInputError, MissingDependencyError, ServiceError
+from .errors import ConfigurationError, InvalidInputError, ServiceError
+from .local import TorchRuntime, import_torch, pad_batch, plan_token_batches, resolve_model_path
 from .models import DEFAULT_QWEN3_INSTRUCTION
 
 logger = logging.getLogger(__name__)
@@ -205,44 +205,6 @@ class Reranker(ABC):
 
 
 # ============================================================================ LocalReranker
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise MissingDependencyError("torch", "local", "LocalReranker") from None
-    return torch
-
-
-def _resolve_device(torch: Any, device: str) -> str:
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def _resolve_dtype(torch: Any, dtype: Any, device: str) -> Any:
-    if not isinstance(dtype, str):
-        return dtype
-    names = {
-        "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-        "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-        "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    }
-    if dtype == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device == "mps":
-            return torch.float16
-        return torch.float32
-    if dtype not in names:
-        raise ConfigurationError(f"dtype must be 'auto' or one of {sorted(names)}, got {dtype!r}")
-    return names[dtype]
-
-
 class LocalReranker(Reranker):
     """Qwen3-Reranker in process (transformers), scored as its model card describes.
 
@@ -268,25 +230,22 @@ class LocalReranker(Reranker):
         max_batch_tokens: int = 16384,
     ) -> None:
         super().__init__(model, instruction=instruction)
-        torch = _torch()
-        try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError:
-            raise MissingDependencyError("transformers", "local", "LocalReranker") from None
+        _, transformers = import_torch("LocalReranker")
         for label, value in (("max_length", max_length), ("max_batch_tokens", max_batch_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
-        self._torch_mod = torch
-        self.device = _resolve_device(torch, device)
-        self.dtype = _resolve_dtype(torch, dtype, self.device)
         self.max_length = max_length
         self.max_batch_tokens = max_batch_tokens
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left")
-            self._model = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype)
+        try:  # the same model-file search, device/dtype checks and loading as LocalEmbedder
+            path = resolve_model_path(model)
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), padding_side="left")
+            self._runtime = TorchRuntime(path, device=device, dtype=dtype, causal_lm=True, owner="LocalReranker")
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"could not load the reranker {model!r}: {exc}") from exc
-        self._model.to(self.device).eval()  # type: ignore[arg-type]
+        self._torch_mod = self._runtime.torch
+        self._model = self._runtime.model
+        self.device = self._runtime.device
+        self.dtype = self._runtime.dtype
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.token_yes = self._single_token("yes")
@@ -297,7 +256,6 @@ class LocalReranker(Reranker):
         if room < 8:
             raise ConfigurationError(f"max_length={max_length} leaves no room for the pair after the prompt")
         self._room = room
-        self._lock = threading.Lock()
 
     def _single_token(self, word: str) -> int:
         tid: Any = self.tokenizer.convert_tokens_to_ids(word)
@@ -319,19 +277,8 @@ class LocalReranker(Reranker):
         return [self.prefix_tokens + list(ids) + self.suffix_tokens for ids in enc["input_ids"]]
 
     def _plan(self, lengths: list[int]) -> list[list[int]]:
-        # Longest first, so each batch's padding is small and a too-big budget shows up at once.
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for i in order:
-            width = lengths[current[0]] if current else lengths[i]
-            if current and width * (len(current) + 1) > self.max_batch_tokens:
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
+        # LocalEmbedder's planner: longest first, so each batch's padding is small.
+        return plan_token_batches(lengths, self.max_batch_tokens, max(1, len(lengths)))
 
     def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
         return self.score_token_ids(self.tokenize(query, documents, instruction))
@@ -342,12 +289,11 @@ class LocalReranker(Reranker):
         out = np.empty(len(sequences), dtype=np.float32)
         if not sequences:
             return out
-        with self._lock, torch.inference_mode():
+        with self._runtime.lock, torch.inference_mode():
             for batch in self._plan([len(s) for s in sequences]):
-                padded = self.tokenizer.pad(
-                    {"input_ids": [sequences[i] for i in batch]}, padding=True, return_tensors="pt"
-                )
-                inputs = {k: v.to(self.device) for k, v in padded.items()}
+                ids, mask = pad_batch([sequences[i] for i in batch], int(self.tokenizer.pad_token_id), "left")
+                inputs = {"input_ids": torch.from_numpy(ids).to(self.device),
+                          "attention_mask": torch.from_numpy(mask).to(self.device)}
                 try:
                     logits = self._model(**inputs, logits_to_keep=1).logits[:, -1, :]
                 except TypeError:  # transformers without logits_to_keep

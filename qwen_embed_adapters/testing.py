@@ -159,64 +159,120 @@ def _build_tiny_qwen3_tokenizer(path: str | os.PathLike[str], *, append_eos: boo
     return ids
 
 
+# The transformer shapes of Qwen/Qwen3-Embedding-* as their config.json files give them. Speed depends on
+# these, not on the values of the weights. "tiny" is the small case the tests build in a second.
+QWEN3_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 32768, "tie_word_embeddings": True,
+    },
+    "0.6B": {
+        "vocab_size": 151669, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
+        "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 32768,
+        "tie_word_embeddings": True,
+    },
+    "4B": {
+        "vocab_size": 151665, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 40960,
+        "tie_word_embeddings": True,
+    },
+    "8B": {
+        "vocab_size": 151665, "hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 40960,
+        "tie_word_embeddings": False,
+    },
+}
+
+
+def qwen3_config(size: str = "0.6B", **overrides: Any) -> Any:
+    """The ``transformers.Qwen3Config`` of Qwen3-Embedding-``size`` (``"0.6B"``, ``"4B"``, ``"8B"``, ``"tiny"``).
+
+    The tiny tokenizer's special-token ids are passed in by ``make_qwen3``; without them the ids are
+    Qwen3's own (151643 ``<|endoftext|>``). Raises ``ValueError`` naming the sizes for an unknown one.
+    """
+    from transformers import Qwen3Config
+
+    if size not in QWEN3_SIZES:
+        raise ValueError(f"unknown Qwen3 size {size!r}; choose one of {sorted(QWEN3_SIZES)}")
+    fields: dict[str, Any] = {
+        "vocab_size": 151669, "rms_norm_eps": 1e-6, "bos_token_id": 151643, "eos_token_id": 151643,
+        "pad_token_id": 151643, "attention_bias": False, "architectures": ["Qwen3ForCausalLM"],
+    }
+    fields.update(QWEN3_SIZES[size])
+    fields.update(overrides)
+    return Qwen3Config(**fields, **_ROPE_THETA)
+
+
+def make_qwen3(path: str | os.PathLike[str], size: str = "0.6B", seed: int = 0, *, dtype: str = "float32") -> str:
+    """Write a random Qwen3 embedding model with the real shape of Qwen3-Embedding-``size`` to ``path``.
+
+    Same layout as the real repository (safetensors, ``modules.json``, ``1_Pooling`` last-token,
+    ``2_Normalize``, query/document prompts, a tokenizer that pads on the left and appends
+    ``<|endoftext|>``), so LocalEmbedder and sentence-transformers both load it. The tokenizer is the
+    tiny one (a few hundred tokens, the real 151k vocabulary cannot be downloaded here) but the
+    embedding matrix has the real vocabulary size: compute costs what the real model's costs, since the
+    vocabulary only enters through the embedding lookup. ``size="tiny"`` is ``make_tiny_qwen3``.
+    ``dtype`` is the dtype of the saved weights (the real uploads are bfloat16). Returns ``path``.
+    0.6B takes about 2.4 GB in float32; 4B and 8B are 16 and 30 GB: build them only where that fits.
+    """
+    try:
+        import torch
+        from transformers import Qwen3Model
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(exc.name or "torch", "local", "make_qwen3") from None
+    if size not in QWEN3_SIZES:
+        raise ValueError(f"unknown Qwen3 size {size!r}; choose one of {sorted(QWEN3_SIZES)}")
+    out = Path(path)
+    config = _save_qwen3(out, Qwen3Model, seed, size=size, append_eos=True, dtype=getattr(torch, dtype))
+    _write_sentence_transformers_files(out, pooling="lasttoken", width=config.hidden_size)
+    return str(out)
+
+
 def make_tiny_qwen3(path: str | os.PathLike[str], seed: int = 0) -> str:
     """Write a small random Qwen3 embedding model (hidden size 64, 2 layers) and its tokenizer to ``path``.
 
-    It loads like Qwen3-Embedding: ``AutoModel`` gives a ``Qwen3Model``, the tokenizer pads on the left
-    and appends ``<|endoftext|>``, and the folder carries the same sentence-transformers files
-    (last-token pooling, Normalize, query/document prompts). Weights are safetensors, identical for
-    the same ``seed``. Needs the ``local`` extra (torch, transformers). Returns ``path`` as a str.
+    ``make_qwen3(path, size="tiny", seed=seed)``. It loads like Qwen3-Embedding: ``AutoModel`` gives a
+    ``Qwen3Model``, the tokenizer pads on the left and appends ``<|endoftext|>``, and the folder
+    carries the same sentence-transformers files (last-token pooling, Normalize, query/document
+    prompts). Weights are safetensors, identical for the same ``seed``. Needs the ``local`` extra
+    (torch, transformers). Returns ``path`` as a str.
 
     >>> folder = make_tiny_qwen3("/tmp/tiny-qwen3")  # doctest: +SKIP
     >>> LocalEmbedder(folder).dimension  # doctest: +SKIP
     64
     """
-    try:
-        import torch  # noqa: F401 - imported first so that a missing torch is named as such
-        from transformers import Qwen3Model
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingDependencyError(exc.name or "torch", "local", "make_tiny_qwen3") from None
-
-    out = Path(path)
-    _save_tiny_qwen3(out, Qwen3Model, seed, append_eos=True)
-    _write_sentence_transformers_files(out, pooling="lasttoken")
-    return str(out)
+    return make_qwen3(path, size="tiny", seed=seed)
 
 
-def _save_tiny_qwen3(out: Path, model_cls: Any, seed: int, *, append_eos: bool, **config_overrides: Any) -> None:
-    """Write the tiny tokenizer and a ``model_cls`` (hidden size 64, 2 layers) seeded with ``seed`` to ``out``."""
+def _save_qwen3(
+    out: Path, model_cls: Any, seed: int, *, size: str = "tiny", append_eos: bool, dtype: Any = None,
+    **config_overrides: Any,
+) -> Any:
+    """Write the tiny tokenizer and a ``model_cls`` of shape ``size`` seeded with ``seed`` to ``out``."""
     import torch
-    from transformers import Qwen3Config
 
     ids = _build_tiny_qwen3_tokenizer(out, append_eos=append_eos)
     vocab = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
-    vocab_size = max(len(vocab), *ids.values()) + 1
-    config = Qwen3Config(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        max_position_embeddings=32768,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=True,
+    if size == "tiny":
+        config_overrides.setdefault("vocab_size", max(len(vocab), *ids.values()) + 1)
+    config = qwen3_config(
+        size,
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"],
-        architectures=["Qwen3ForCausalLM"],
         **config_overrides,
-        **_ROPE_THETA,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model_cls(config)
+    if dtype is not None:
+        model.to(dtype)
     model.eval()
     model.save_pretrained(str(out), safe_serialization=True)
+    return config
 
 
-def _write_sentence_transformers_files(out: Path, *, pooling: str) -> None:
+def _write_sentence_transformers_files(out: Path, *, pooling: str, width: int = 64) -> None:
     """The sentence-transformers files Qwen3-Embedding ships: Transformer, Pooling, Normalize, prompts."""
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -227,7 +283,7 @@ def _write_sentence_transformers_files(out: Path, *, pooling: str) -> None:
     (out / "1_Pooling").mkdir(exist_ok=True)
     (out / "2_Normalize").mkdir(exist_ok=True)
     pool = {
-        "word_embedding_dimension": 64,
+        "word_embedding_dimension": width,
         "pooling_mode_cls_token": pooling == "cls",
         "pooling_mode_mean_tokens": pooling == "mean",
         "pooling_mode_max_tokens": False,
@@ -271,5 +327,5 @@ def make_tiny_qwen3_reranker(path: str | os.PathLike[str], seed: int = 0) -> str
 
     out = Path(path)
     # Wider initial weights than the default 0.02 spread P("yes") over (0, 1).
-    _save_tiny_qwen3(out, Qwen3ForCausalLM, seed, append_eos=False, initializer_range=0.2)
+    _save_qwen3(out, Qwen3ForCausalLM, seed, append_eos=False, initializer_range=0.2)
     return str(out)

@@ -440,3 +440,22 @@ def test_quickstart_example_runs_offline(capsys: pytest.CaptureFixture[str], tin
     out = capsys.readouterr().out
     assert "64-d, pooling lasttoken, padding left" in out
     assert out.count("\n+") + out.count("\n-") >= 2  # three scored documents
+
+
+def test_backend_and_runtime_interface(tiny: LocalEmbedder, tiny_qwen3_dir: str) -> None:
+    """Bad input: an unknown backend. The runtime takes numpy batches: padding is runtime-neutral."""
+    from qwen_embed_adapters.local import TorchRuntime, pad_batch
+
+    with pytest.raises(ConfigurationError, match=r"backend must be one of \['torch'\], got 'onnx'"):
+        LocalEmbedder(tiny_qwen3_dir, device="cpu", backend="onnx")
+    assert tiny.backend == "torch" and "backend" not in tiny.to_config()
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0, side="left")
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    ids_r, mask_r = pad_batch([[5, 6, 7], [8]], pad_id=9, side="right")
+    assert ids_r.tolist() == [[5, 6, 7], [8, 9, 9]] and mask_r.tolist() == [[1, 1, 1], [1, 0, 0]]
+    runtime = TorchRuntime(tiny.path, device="cpu", dtype="float32")
+    texts = ["Beijing is the capital of China", "ok"]
+    ids, mask = pad_batch(tiny.tokenize(texts), tiny._pad_id, "left")
+    raw = runtime.run(ids, mask, ("lasttoken",))
+    raw = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    np.testing.assert_allclose(raw, tiny.embed_documents(texts), atol=1e-6)

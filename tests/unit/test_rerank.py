@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from qwen_embed_adapters import rerank as rerank_module  # noqa: E402
 from qwen_embed_adapters.errors import ConfigurationError, InvalidInputError, MissingDependencyError  # noqa: E402
 from qwen_embed_adapters.rerank import LocalReranker, Reranker, format_pair  # noqa: E402
 from qwen_embed_adapters.testing import make_tiny_qwen3_reranker  # noqa: E402
@@ -144,7 +145,9 @@ def test_truncation_matches_the_reference(folder: str) -> None:
     np.testing.assert_allclose(short.score(QUERIES[0], DOCUMENTS), ref, atol=1e-5)
 
 
-def test_token_budget_batches_give_the_same_scores(folder: str, reranker: LocalReranker) -> None:
+def test_token_budget_batches_give_the_same_scores(
+    folder: str, reranker: LocalReranker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     small = LocalReranker(folder, device="cpu", max_batch_tokens=150)
     lengths = [len(s) for s in small.tokenize(QUERIES[1], DOCUMENTS)]
     plan = small._plan(lengths)
@@ -153,13 +156,13 @@ def test_token_budget_batches_give_the_same_scores(folder: str, reranker: LocalR
     for b in plan:  # longest first inside each batch, and within budget unless alone
         assert len(b) == 1 or lengths[b[0]] * len(b) <= 150
     calls = []
-    original = small.tokenizer.pad
+    original = rerank_module.pad_batch
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return original(*args, **kwargs)
 
-    small.tokenizer.pad = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(rerank_module, "pad_batch", spy)
     scores = small.score(QUERIES[1], DOCUMENTS)
     assert len(calls) == len(plan)
     np.testing.assert_allclose(scores, reranker.score(QUERIES[1], DOCUMENTS), atol=1e-5)
@@ -223,7 +226,7 @@ def test_bad_constructor_arguments(folder: str, tmp_path: Path) -> None:
     """Bad input: a folder with no model, a dtype name that does not exist, a zero token budget."""
     with pytest.raises(ConfigurationError, match="could not load the reranker"):
         LocalReranker(str(tmp_path / "nothing-here"), device="cpu")
-    with pytest.raises(ConfigurationError, match="dtype must be"):
+    with pytest.raises(ConfigurationError, match="dtype 'float8' is not one of"):
         LocalReranker(folder, device="cpu", dtype="float8")
     with pytest.raises(ConfigurationError, match="max_batch_tokens must be a positive int"):
         LocalReranker(folder, device="cpu", max_batch_tokens=0)
@@ -253,3 +256,21 @@ def test_backend_answers_are_checked() -> None:
         Broken([0.1, 0.2]).score("q", ["a", "b", "c"])
     with pytest.raises(ServiceError, match="document 1: the score is NaN"):
         Broken([0.1, float("nan")]).score("q", ["a", "b"])
+
+
+def test_explicit_devices_are_checked_like_local_embedder(folder: str) -> None:
+    """Bad input: a device torch cannot use here (no CUDA on this machine) and one that is no device at all.
+
+    LocalReranker shares LocalEmbedder's device/dtype resolution (issue 21): before, an explicit device
+    was passed through unchecked and MPS got float16 here but float32 in LocalEmbedder.
+    """
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigurationError, match="'cuda:0' asked for, but torch sees no CUDA device"):
+            LocalReranker(folder, device="cuda:0")
+    with pytest.raises(ConfigurationError, match="device 'gpu-please' is not a torch device"):
+        LocalReranker(folder, device="gpu-please")
+    from qwen_embed_adapters.local import resolve_dtype
+
+    assert resolve_dtype(torch, "auto", "mps") is torch.float32  # the one rule both use
+    r = LocalReranker(folder, device="cpu", dtype="bfloat16")
+    assert r.dtype is torch.bfloat16 and r._model.dtype is torch.bfloat16 and r.device == "cpu"

@@ -1,0 +1,52 @@
+"""LocalEmbedder: Qwen3-Embedding (or any sentence-transformers folder) in-process.
+
+torch and transformers are imported when a LocalEmbedder is built, never when this package is imported.
+
+- ``files``: finding the model folder and reading its sentence-transformers files (no torch)
+- ``tokens``: tokenising, padding, token-budget batch planning (no torch)
+- ``runtime_torch``: device/dtype/attention choice, the forward pass and pooling (imports torch lazily)
+- ``embedder``: ``LocalEmbedder``, tying them together behind ``backend="torch"``
+"""
+
+from __future__ import annotations
+
+from .embedder import BACKENDS, LocalEmbedder
+from .files import DEFAULT_MODEL, MODEL_ENV, PoolingSpec, read_pooling_spec, resolve_model_path
+from .runtime_torch import (
+    TorchRuntime,
+    import_torch,
+    pool_hidden_states,
+    resolve_attn_implementation,
+    resolve_device,
+    resolve_dtype,
+)
+from .tokens import (
+    ACCELERATOR_BATCH_TOKENS,
+    CPU_BATCH_TOKENS,
+    TokenPipeline,
+    default_batch_tokens,
+    pad_batch,
+    plan_token_batches,
+)
+
+__all__ = [
+    "ACCELERATOR_BATCH_TOKENS",
+    "BACKENDS",
+    "CPU_BATCH_TOKENS",
+    "DEFAULT_MODEL",
+    "MODEL_ENV",
+    "LocalEmbedder",
+    "PoolingSpec",
+    "TokenPipeline",
+    "TorchRuntime",
+    "default_batch_tokens",
+    "import_torch",
+    "pad_batch",
+    "plan_token_batches",
+    "pool_hidden_states",
+    "read_pooling_spec",
+    "resolve_attn_implementation",
+    "resolve_device",
+    "resolve_dtype",
+    "resolve_model_path",
+]

@@ -1,0 +1,57 @@
+"""make_qwen3: the real Qwen3-Embedding shapes, and the tiny case unchanged (issue 18)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from transformers import Qwen3Model  # noqa: E402
+
+from qwen_embed_adapters.testing import make_qwen3, make_tiny_qwen3, qwen3_config  # noqa: E402
+
+
+def _parameters(size: str) -> int:
+    with torch.device("meta"):
+        model = Qwen3Model(qwen3_config(size))
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("size", "layers", "hidden", "heads", "kv", "inter", "params_m"),
+    [
+        ("0.6B", 28, 1024, 16, 8, 3072, 595.8),  # model card: 0.6B; 595,776,512 parameters
+        ("4B", 36, 2560, 32, 8, 9728, 4021.8),
+        ("8B", 36, 4096, 32, 8, 12288, 7567.3),
+    ],
+)
+def test_real_shapes(size: str, layers: int, hidden: int, heads: int, kv: int, inter: int, params_m: float) -> None:
+    cfg = qwen3_config(size)
+    assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads) == (
+        layers, hidden, heads, kv)
+    assert (cfg.intermediate_size, cfg.head_dim, cfg.rms_norm_eps) == (inter, 128, 1e-6)
+    assert cfg.vocab_size in (151669, 151665)
+    theta = getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]
+    assert theta == 1000000.0
+    # Built on the meta device: no memory, but the parameter count is the model's own.
+    assert _parameters(size) / 1e6 == pytest.approx(params_m, abs=0.1)
+
+
+def test_unknown_size_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown Qwen3 size '1B'.*0\.6B"):
+        make_qwen3(tmp_path / "x", size="1B")
+    assert not (tmp_path / "x").exists()
+
+
+def test_tiny_is_make_tiny_qwen3(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    a = load_file(str(Path(make_tiny_qwen3(tmp_path / "a", seed=3)) / "model.safetensors"))
+    b = load_file(str(Path(make_qwen3(tmp_path / "b", size="tiny", seed=3)) / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    pool = json.loads((tmp_path / "b" / "1_Pooling" / "config.json").read_text())
+    assert pool["word_embedding_dimension"] == 64 and pool["pooling_mode_lasttoken"]
