@@ -137,7 +137,8 @@ class Report:
                      "peak_bf16_tflops": self.peak, "python": platform.python_version()}
 
     def check(self, name: str, passed: bool, value: float, limit: str, detail: str = "") -> None:
-        self.checks.append({"name": name, "passed": bool(passed), "value": float(value), "limit": limit,
+        self.checks.append({"name": name, "passed": bool(passed), "value": None if value != value else float(value),
+                            "limit": limit,
                             "detail": detail})
         log(f"{'ok    ' if passed else 'FAILED'} {name}: {value:.6g} ({limit}) {detail}")
 
@@ -163,7 +164,8 @@ class Report:
                  + (f"{self.peak:g} TFLOPS" if self.peak else "n/a"), "",
                  "| check | value | limit | result |", "|---|---:|---|---|"]
         for c in self.checks:
-            lines.append(f"| {c['name']} | {c['value']:.6g} | {c['limit']} | {'ok' if c['passed'] else 'FAILED'} |")
+            value = "—" if c["value"] is None else f"{c['value']:.6g}"
+            lines.append(f"| {c['name']} | {value} | {c['limit']} | {'ok' if c['passed'] else 'FAILED'} |")
         lines += ["", "| engine | shape | dtype | texts | tokens | tokens/s | % of bf16 peak |",
                   "|---|---|---|---:|---:|---:|---:|"]
         for t in self.throughput:
@@ -188,19 +190,19 @@ def st_model(folder: str, device: str, dtype: str) -> Any:
     return st
 
 
-def st_encode(st: Any, texts: list[str]) -> np.ndarray:
-    return np.asarray(st.encode(texts, batch_size=ST_BATCH, normalize_embeddings=True), dtype=np.float32)
+def st_encode(st: Any, texts: list[str], batch: int = ST_BATCH) -> np.ndarray:
+    return np.asarray(st.encode(texts, batch_size=batch, normalize_embeddings=True), dtype=np.float32)
 
 
 def check_device_vs_cpu(rep: Report, args: argparse.Namespace, tiny: str, texts: list[str]) -> None:
     ref = local(tiny, "cpu", "float32").embed_documents(texts)
     got = local(tiny, args.device, "float32").embed_documents(texts)
     diff = float(np.abs(got - ref).max())
-    rep.check(f"tiny fp32: LocalEmbedder {args.device} vs cpu, max abs diff", diff <= ATOL, diff, f"<= {ATOL:g}")
+    rep.check(f"tiny fp32: LocalEmbedder {args.device} vs cpu, max abs diff", diff <= args.atol, diff, f"<= {args.atol:g}")
     st = st_encode(st_model(tiny, "cpu", "float32"), texts)
     diff = float(np.abs(ref - st).max())
-    rep.check("tiny fp32: LocalEmbedder cpu vs sentence-transformers cpu, max abs diff", diff <= ATOL, diff,
-              f"<= {ATOL:g}")
+    rep.check("tiny fp32: LocalEmbedder cpu vs sentence-transformers cpu, max abs diff", diff <= args.atol, diff,
+              f"<= {args.atol:g}")
 
 
 def check_dtypes(rep: Report, args: argparse.Namespace, folder: str, size: str, texts: list[str]) -> None:
@@ -243,8 +245,19 @@ def check_throughput(rep: Report, args: argparse.Namespace, folder: str, size: s
         rep.speed(name, size, dtype, tokens, len(texts), secs, fpt)
         del emb
     st = st_model(folder, args.device, dtype)
-    vectors["sentence-transformers"], secs = timed(args.device, lambda xs: st_encode(st, xs), texts)
-    rep.speed("sentence-transformers", size, dtype, tokens, len(texts), secs, fpt)
+    st_name = "sentence-transformers"
+    for batch in (ST_BATCH, 4):
+        try:
+            vectors["sentence-transformers"], secs = timed(
+                args.device, lambda xs: st_encode(st, xs, batch), texts)  # noqa: B023 (used at once)
+            break
+        except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
+            if "out of memory" not in str(exc).lower() or batch != ST_BATCH:
+                raise
+            log(f"       sentence-transformers ran out of memory at batch {batch}; retrying with batch 4")
+            st_name = "sentence-transformers (batch 4 after OOM at 32)"
+            free_device(args.device)
+    rep.speed(st_name, size, dtype, tokens, len(texts), secs, fpt)
     st = None  # free the device memory before the next shape
     ref = vectors["sentence-transformers"]
     for name, vec in vectors.items():
@@ -252,9 +265,16 @@ def check_throughput(rep: Report, args: argparse.Namespace, folder: str, size: s
             cos = float(row_cosine(vec, ref).min())
             rep.check(f"{size} {dtype}: {name} vs sentence-transformers, worst row cosine", cos >= COSINE_MIN,
                       cos, f">= {COSINE_MIN}")
-    if args.device.startswith("cuda"):
+    free_device(args.device)
+
+
+def free_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import gc
+
         import torch
 
+        gc.collect()
         torch.cuda.empty_cache()
 
 
@@ -314,7 +334,7 @@ def check_serve(rep: Report, args: argparse.Namespace, folder: str, size: str, t
         got[i::clients] = part
     diff = float(np.abs(got - ref).max())
     rep.check(f"{size} fp32: serve on {args.device} ({clients} concurrent requests) vs in-process, max abs diff",
-              diff <= ATOL, diff, f"<= {ATOL:g}")
+              diff <= args.atol, diff, f"<= {args.atol:g}")
     rep.speed(f"qwen-embed serve, {clients} concurrent requests", size, "float32", sum(emb.token_counts(texts)),
               len(texts), secs, flops_per_token(folder))
 
@@ -326,6 +346,9 @@ def main() -> int:
     ap.add_argument("--sizes", default="0.6B,4B", help="throughput shapes without --quick (default 0.6B,4B)")
     ap.add_argument("--texts", type=int, default=None, help="texts per throughput run (default 128; 24 quick)")
     ap.add_argument("--max-tokens", type=int, default=None, help="longest input (default 8192; 200 quick)")
+    ap.add_argument("--atol", type=float, default=ATOL, help=f"largest abs difference for the fp32 checks "
+                    f"(default {ATOL:g})")
+    ap.add_argument("--steps", default="device,dtypes,throughput,serve", help="which steps to run (default all)")
     ap.add_argument("--json", dest="json_path", help="write the results as JSON here")
     ap.add_argument("--markdown", help="write the markdown tables here")
     args = ap.parse_args()
@@ -346,28 +369,44 @@ def main() -> int:
         device_name = platform.processor() or platform.machine()
     rep = Report(args, device_name)
     t_start = time.perf_counter()
+
+    def step(name: str, fn: Any, *fargs: Any, **fkw: Any) -> None:
+        """Run one step; an exception is a failed check (so the other steps still run and report)."""
+        try:
+            fn(*fargs, **fkw)
+        except Exception as exc:  # reported as a FAILED check, exit code 1
+            rep.check(f"{name}: raised {type(exc).__name__}", False, float("nan"), "no error", str(exc)[:300])
+            free_device(args.device)
+
     with tempfile.TemporaryDirectory() as tmp:
         tiny = model_folder("tiny", "float32", tmp)
         tok = AutoTokenizer.from_pretrained(tiny)  # every shape shares the tiny tokenizer
         short = corpus(16, tok, 5, 120, seed=1)
-        log("1. device vs CPU, tiny fp32")
-        check_device_vs_cpu(rep, args, tiny, short)
-        log("2. bf16/fp16 vs fp32")
-        if quick:
-            check_dtypes(rep, args, tiny, "tiny", short)
-        else:
-            check_dtypes(rep, args, model_folder("0.6B", "float32", tmp), "0.6B", corpus(32, tok, 10, 2000, seed=2))
-        log("3. throughput, mixed lengths")
-        texts = corpus(n_texts, tok, 10, max_tokens)
-        if quick:
-            check_throughput(rep, args, tiny, "tiny", "float32", texts)
-        else:
-            for size in args.sizes.split(","):
-                dtype = "float32" if args.device == "cpu" else "bfloat16"
-                folder = model_folder(size, "float32" if size == "0.6B" else dtype, tmp)
-                check_throughput(rep, args, folder, size, dtype, texts)
-        log("4. qwen-embed serve gathering on the device")
-        check_serve(rep, args, tiny, "tiny", texts if quick else texts[:64], clients=4)
+        steps = set(args.steps.split(","))
+        if "device" in steps:
+            log("1. device vs CPU, tiny fp32")
+            step("device vs cpu", check_device_vs_cpu, rep, args, tiny, short)
+        if "dtypes" in steps:
+            log("2. bf16/fp16 vs fp32")
+            if quick:
+                step("dtypes", check_dtypes, rep, args, tiny, "tiny", short)
+            else:
+                step("dtypes 0.6B", lambda: check_dtypes(rep, args, model_folder("0.6B", "float32", tmp), "0.6B",
+                                                         corpus(32, tok, 10, 2000, seed=2)))
+        texts = corpus(n_texts, tok, 10, max_tokens) if steps & {"throughput", "serve"} else []
+        if "throughput" in steps:
+            log("3. throughput, mixed lengths")
+            if quick:
+                step("throughput tiny", check_throughput, rep, args, tiny, "tiny", "float32", texts)
+            else:
+                for size in args.sizes.split(","):
+                    dtype = "float32" if args.device == "cpu" else "bfloat16"
+                    step(f"throughput {size}", lambda size=size, dtype=dtype: check_throughput(
+                        rep, args, model_folder(size, "float32" if size == "0.6B" else dtype, tmp), size, dtype,
+                        texts))
+        if "serve" in steps:
+            log("4. qwen-embed serve gathering on the device")
+            step("serve", check_serve, rep, args, tiny, "tiny", texts if quick else texts[:64], clients=4)
     rep.meta["seconds"] = round(time.perf_counter() - t_start, 1)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(rep.to_json(), indent=2), encoding="utf-8")

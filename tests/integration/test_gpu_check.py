@@ -49,6 +49,23 @@ def test_gpu_check_quick_on_cpu(tmp_path: Path) -> None:
     assert "| LocalEmbedder sdpa | tiny | float32 | 24 |" in table and "FAILED" not in table
 
 
+def test_gpu_check_fails_loudly_on_a_mismatch(tmp_path: Path) -> None:
+    """Bad input: ``--atol 0`` makes LocalEmbedder vs sentence-transformers (about 1e-7 apart) a mismatch."""
+    out = tmp_path / "gpu_check.json"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--quick",
+         "--steps", "device", "--atol", "0", "--json", str(out)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    assert "FAILED: 1 check(s):" in proc.stderr
+    assert "LocalEmbedder cpu vs sentence-transformers cpu" in proc.stderr.split("FAILED: 1 check(s):")[1]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["passed"] is False
+    assert [c["passed"] for c in result["checks"]] == [True, False]  # cpu vs cpu is exactly 0 <= 0
+
+
 def test_peak_table_and_flops_per_token(tmp_path: Path) -> None:
     """The peak lookup by device name and FLOPs per token from the 0.6B configuration (no model built)."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
