@@ -1,4 +1,5 @@
-"""``POST /v1/embeddings``: OpenAI's request and response, checked item by item."""
+"""``POST /v1/embeddings``: OpenAI's request and response, checked item by item; ``input_type: "query"`` (NIM,
+Cohere) wraps inputs as Qwen3 queries, with an optional ``instruction``."""
 
 # No `from __future__ import annotations`: FastAPI resolves route annotations (Request) at runtime.
 
