@@ -162,16 +162,21 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         formatter_class=_RAW,
         description="Checks an OpenAI-compatible endpoint (--base-url) or an in-process model: reachable, model "
                     "name, dimension, `dimensions` support, base64 support, the norms of 1,000 vectors, and "
-                    "similar pairs scoring above dissimilar ones (Chinese, English, code). Prints a table with a "
+                    "similar pairs scoring above dissimilar ones (Chinese, English, code); against an endpoint also "
+                    "padding bugs (a text alone vs in a batch of longer ones), non-determinism and, with "
+                    "--reference, the vectors vs the same weights run in-process. Prints a table with a "
                     "fix for each failure; exits 1 when a check fails.",
         epilog="""examples:
   qwen-embed doctor --base-url http://localhost:30000/v1 --model Qwen3-Embedding-0.6B
   qwen-embed doctor --model ./models/Qwen3-Embedding-0.6B          # in-process
   qwen-embed doctor --base-url http://localhost:8080/v1 --json
+  qwen-embed doctor --base-url http://localhost:8080/v1 --reference ./models/Qwen3-Embedding-0.6B
 """,
     )
     p.add_argument("--samples", type=int, default=1000, help="vectors whose norms are checked [1000]")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.add_argument("--reference", metavar="MODEL_DIR",
+                   help="with --base-url: compare the server's vectors with this model folder run in-process")
     add_engine_args(p)
     p.set_defaults(func=_command("doctor"))
 

@@ -2,7 +2,11 @@
 
 Against an endpoint the checks use raw HTTP (so they see what the server really sends): reachable,
 model name, dimension, ``dimensions`` support, base64 support, the norms of 1,000 vectors, and similar
-pairs scoring above dissimilar ones in a small built-in Chinese/English/code set. Each result is PASS,
+pairs scoring above dissimilar ones in a small built-in Chinese/English/code set, then whether the vectors
+are right: a text alone equals the same text in a batch of much longer ones (padding bugs), the same text
+twice gives the same vector (non-determinism), and, given ``reference`` (a model folder), the server's
+vectors equal ``LocalEmbedder``'s on the same weights (wrong pooling, as llama.cpp's default mean pooling
+gives for Qwen3). Each result is PASS,
 WARN (works, because the client compensates), FAIL or SKIP, with a fix for everything that is not PASS.
 
 Each check is one small function; ``REMOTE_CHECKS`` and ``EMBEDDER_CHECKS`` list them in the order the
@@ -68,6 +72,14 @@ FIXES = {
     "nan": "The server returned NaN/zero vectors: fp16 overflow is the usual cause; serve in bf16 or fp32.",
     "pairs": "Similar texts do not score above unrelated ones: a wrong pooling (Qwen3 needs last-token pooling "
              "with left padding), a wrong model, or a broken quantisation. Compare with `qwen-embed serve`.",
+    "padding": "A text's vector changes with the other texts in its batch: the server pads wrongly (Qwen3 "
+               "needs left padding, or an attention mask that hides the padding). Send one text per request "
+               "until the engine is fixed, and report it upstream.",
+    "determinism": "The same text gives different vectors: check for dropout left on (model not in eval mode), "
+                   "a non-deterministic kernel or quantisation, or a load balancer mixing different models.",
+    "reference": "The server's vectors are not the model's: check its pooling (Qwen3 needs last-token pooling, "
+                 "llama.cpp: --pooling last; mean or cls pooling is wrong), that it loaded the same weights, and "
+                 "that it does not add a prompt of its own. `qwen-embed serve` gives the reference vectors.",
     "load": "Download the model (`huggingface-cli download Qwen/Qwen3-Embedding-0.6B` or "
             "`modelscope download --model Qwen/Qwen3-Embedding-0.6B`) or pass --model /path/to/folder.",
     "oom": "Out of memory: lower max_batch_tokens / --embed-batch-size, use --dimensions, or a smaller model.",
@@ -104,6 +116,7 @@ class Probe:
     timeout: float = 30.0
     norm_samples: int = 1000
     batch: int = 32
+    reference: str | None = None  # a model folder whose LocalEmbedder vectors the server's must match
     first: Any = None  # the answer to the first one-string request
     ping: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # its vector
     stop: bool = False  # set by a check that leaves nothing for the later ones to look at
@@ -233,6 +246,80 @@ def check_pairs_remote(p: Probe) -> Check:
         return p.fail(Check("similar > dissimilar", FAIL, str(exc), FIXES["refused"]))
     return _pairs_check(vecs)
 
+#: (a) and (b): a short text, and much longer texts to batch it with.
+PADDING_TEXT = "Beijing is the capital of China"
+#: (~130 and ~40 real tokens: longer than the short text by far, within any engine's length limit.)
+LONG_TEXTS = ("The quick brown fox jumps over the lazy dog. " * 12, "机器学习是人工智能的一个分支，研究计算机如何从数据中学习。" * 2)
+#: below this cosine a text's vector is not "the same vector" (fp16/bf16 engines stay far above it).
+SAME_COSINE = 0.999
+#: below this cosine per text the server does not compute what the reference model computes.
+REFERENCE_COSINE = 0.99
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    den = np.linalg.norm(a64, axis=-1) * np.linalg.norm(b64, axis=-1)
+    return np.asarray((a64 * b64).sum(axis=-1) / np.where(den == 0, 1.0, den))
+
+
+def check_batch_padding(p: Probe) -> Check:
+    """A text alone and the same text between much longer texts in one batch give the same vector."""
+    try:
+        alone = _raw_embed(p.client, p.url, p.model, [PADDING_TEXT], 1)[0]
+        batched = _raw_embed(p.client, p.url, p.model, [LONG_TEXTS[0], PADDING_TEXT, LONG_TEXTS[1]], 3)[1]
+    except RuntimeError as exc:
+        return Check("batch padding", WARN, f"not compared: {exc}", "The server refused the batch; read its error.")
+    cos = float(_cosines(alone, batched))
+    detail = f"cosine {cos:.5f} between a text alone and inside a batch of longer texts"
+    if cos >= SAME_COSINE:
+        return Check("batch padding", PASS, detail)
+    return Check("batch padding", FAIL, detail + f" (< {SAME_COSINE})", FIXES["padding"])
+
+
+def check_determinism(p: Probe) -> Check:
+    """The same text, sent twice in one batch and once more alone, gives the same vector each time."""
+    try:
+        twice = _raw_embed(p.client, p.url, p.model, [TRIPLETS[0][1], LONG_TEXTS[0], TRIPLETS[0][1]], 3)
+        again = _raw_embed(p.client, p.url, p.model, [TRIPLETS[0][1]], 1)[0]
+    except RuntimeError as exc:
+        return Check("determinism", WARN, f"not compared: {exc}", "The server refused the batch; read its error.")
+    cos = min(float(_cosines(twice[0], twice[2])), float(_cosines(twice[0], again)))
+    detail = f"lowest cosine {cos:.5f} over 3 copies of one text (2 in one batch, 1 alone)"
+    if cos >= SAME_COSINE:
+        return Check("determinism", PASS, detail)
+    return Check("determinism", FAIL, detail + f" (< {SAME_COSINE})", FIXES["determinism"])
+
+
+def check_reference(p: Probe) -> Check:
+    """With ``reference``: the server's vectors equal LocalEmbedder's on the same weights, text by text."""
+    if not p.reference:
+        return Check("vs reference", SKIP, "pass --reference MODEL_DIR to compare with the model run in-process")
+    from ..local import LocalEmbedder
+
+    texts = _triplet_texts()
+    try:
+        local = LocalEmbedder(p.reference, device="cpu")
+    except Exception as exc:
+        return Check("vs reference", FAIL, f"cannot load {p.reference}: " + " ".join(str(exc).split())[:300],
+                     FIXES["load"])
+    try:
+        want = local.embed_texts(texts)
+        got = _raw_embed(p.client, p.url, p.model, texts, p.batch)
+    except RuntimeError as exc:
+        return Check("vs reference", FAIL, str(exc), FIXES["refused"])
+    finally:
+        local.close()
+    if got.shape != want.shape:
+        return Check("vs reference", FAIL, f"the server answers {got.shape[1]}-d, the reference model "
+                     f"{want.shape[1]}-d", FIXES["reference"])
+    cos = _cosines(got, want)
+    worst = int(np.argmin(cos))
+    detail = (f"{int((cos >= REFERENCE_COSINE).sum())}/{len(texts)} texts at cosine >= {REFERENCE_COSINE} "
+              f"with LocalEmbedder; lowest {cos[worst]:.4f} ({texts[worst].splitlines()[0][:24]!r})")
+    if cos[worst] >= REFERENCE_COSINE:
+        return Check("vs reference", PASS, detail)
+    return Check("vs reference", FAIL, detail, FIXES["reference"])
+
 
 #: (name, check) in table order; each check runs only while no earlier one set ``probe.stop``.
 REMOTE_CHECKS: list[tuple[str, Callable[[Probe], Check]]] = [
@@ -243,6 +330,9 @@ REMOTE_CHECKS: list[tuple[str, Callable[[Probe], Check]]] = [
     ("base64 support", check_base64),
     ("vector norms", check_norms_remote),
     ("similar > dissimilar", check_pairs_remote),
+    ("batch padding", check_batch_padding),
+    ("determinism", check_determinism),
+    ("vs reference", check_reference),
 ]
 
 
@@ -255,6 +345,7 @@ def run_remote(
     timeout: float = 30.0,
     norm_samples: int = 1000,
     batch: int = 32,
+    reference: str | None = None,
 ) -> list[Check]:
     """All checks against an OpenAI-compatible endpoint, with raw requests."""
     import httpx
@@ -265,7 +356,7 @@ def run_remote(
     checks: list[Check] = []
     with httpx.Client(timeout=timeout, headers=headers) as client:
         probe = Probe(client, normalise_base_url(base_url), model, dimensions=dimensions, timeout=timeout,
-                      norm_samples=norm_samples, batch=batch)
+                      norm_samples=norm_samples, batch=batch, reference=reference)
         for name, check in REMOTE_CHECKS:
             checks.append(Check(name, SKIP, "needs the checks above") if probe.stop else check(probe))
     return checks
@@ -396,7 +487,8 @@ def _check_remote(args: argparse.Namespace) -> list[Check]:
         os.environ.get("QWEN_EMBED_API_KEY") or os.environ.get("OPENAI_API_KEY")
     )
     return run_remote(args.base_url, args.model or "Qwen3-Embedding-0.6B", api_key=key or None,
-                      dimensions=args.dimensions, timeout=args.timeout, norm_samples=args.samples)
+                      dimensions=args.dimensions, timeout=args.timeout, norm_samples=args.samples,
+                      reference=getattr(args, "reference", None))
 
 
 def _check_in_process(args: argparse.Namespace) -> list[Check]:

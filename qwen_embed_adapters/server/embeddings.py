@@ -1,4 +1,5 @@
-"""``POST /v1/embeddings``: OpenAI's request and response, checked item by item."""
+"""``POST /v1/embeddings``: OpenAI's request and response, checked item by item; ``input_type: "query"`` (NIM,
+Cohere) wraps inputs as Qwen3 queries, with an optional ``instruction``."""
 
 # No `from __future__ import annotations`: FastAPI resolves route annotations (Request) at runtime.
 
@@ -66,6 +67,34 @@ def _check_item(item: Any, where: str) -> None:
     if not item:
         raise APIError(400, f"{where} is an empty string", param="input")
     check_text(item, where, "input")
+
+
+#: ``input_type`` values (NVIDIA NIM's and Cohere's name for it); "passage" is NIM's word for a document.
+INPUT_TYPES = ("query", "document", "passage")
+
+
+def apply_input_type(texts: list[str], input_type: Any, instruction: Any, embedder: Embedder) -> list[str]:
+    """Texts as the model should see them: wrapped as Qwen3 queries for ``input_type="query"``, else as sent.
+
+    ``instruction`` replaces the embedder's ``query_instruction`` (``""`` for no wrapping); it only goes
+    with ``input_type="query"``. A bad value is APIError(400) naming it.
+    """
+    if input_type is not None and input_type not in INPUT_TYPES:
+        raise APIError(
+            400, f"'input_type' must be 'query' or 'document' (or NIM's 'passage'), got {input_type!r:.50}",
+            param="input_type", code="invalid_input_type",
+        )
+    if instruction is not None and not isinstance(instruction, str):
+        raise APIError(400, f"'instruction' must be a string, got {type(instruction).__name__}",
+                       param="instruction")
+    if input_type != "query":
+        if instruction is not None:
+            raise APIError(400, f"'instruction' only applies to input_type 'query', got input_type "
+                           f"{input_type!r:.50}; documents are embedded as sent", param="instruction")
+        return texts
+    if instruction is not None:
+        check_text(instruction, "instruction", "instruction")
+    return embedder.format_queries(texts, instruction)
 
 
 def dimension_range(embedder: Embedder) -> tuple[int, int]:
@@ -202,7 +231,9 @@ class EmbeddingsRoute:
         body = await read_json_object(request)
         self.check_model(body.get("model"))
         single = isinstance(body.get("input"), str)
-        texts = self.bound_chars(parse_input(body.get("input"), self.settings.max_inputs), single)
+        texts = parse_input(body.get("input"), self.settings.max_inputs)
+        texts = apply_input_type(texts, body.get("input_type"), body.get("instruction"), self.embedder)
+        texts = self.bound_chars(texts, single)
         fmt = parse_format(body.get("encoding_format", "float"))
         dims = parse_dimensions(body.get("dimensions"), self.embedder)
         counts = await asyncio.to_thread(self.count_tokens, texts)

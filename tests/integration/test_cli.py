@@ -156,7 +156,7 @@ def test_doctor_on_connection_refused(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert "reachable             FAIL    connection refused" in out
     assert "[FAIL] reachable: Start the server" in out
-    assert out.count("SKIP") == 6
+    assert out.count("SKIP") == 9  # the 9 checks after "reachable"
 
 
 def test_doctor_on_qwen_embed_serve_with_a_wrong_model_name(serve_tiny: ServeProcess) -> None:  # noqa: F811
@@ -170,6 +170,45 @@ def test_doctor_on_qwen_embed_serve_with_a_wrong_model_name(serve_tiny: ServePro
     code, checks = doctor(serve_tiny.base_url, "--model", "tiny-qwen3")
     assert checks["model name"]["status"] == "PASS" and checks["dimension"]["detail"] == "64-d"
     assert checks["vector norms"]["status"] == "PASS"
+
+
+def test_doctor_passes_qwen_embed_serve_against_its_own_weights(
+    serve_tiny: ServeProcess, tiny_qwen3_dir: str  # noqa: F811
+) -> None:
+    code, checks = doctor(serve_tiny.base_url, "--model", "tiny-qwen3", "--reference", tiny_qwen3_dir)
+    for name in ("batch padding", "determinism", "vs reference"):
+        assert checks[name]["status"] == "PASS", checks[name]
+    assert checks["vs reference"]["detail"].startswith("30/30 texts at cosine >= 0.99 with LocalEmbedder")
+    _, checks = doctor(serve_tiny.base_url, "--model", "tiny-qwen3")  # no --reference: the comparison is skipped
+    assert checks["vs reference"]["status"] == "SKIP" and "--reference MODEL_DIR" in checks["vs reference"]["detail"]
+
+
+def test_doctor_flags_a_mean_pooling_server(tmp_path: Path, tiny_qwen3_dir: str) -> None:  # noqa: F811
+    """Bad input: a server that mean-pools Qwen3 (llama.cpp's default pooling for embeddings).
+
+    The stand-in is a real `qwen-embed serve` on a copy of the tiny Qwen3 whose 1_Pooling/config.json asks for
+    mean pooling instead of last-token, so it pads and batches correctly and only the pooling is wrong.
+    """
+    import shutil
+
+    from tests.support.local_fixtures import start_serve
+
+    mean_dir = tmp_path / "tiny-qwen3-mean"
+    shutil.copytree(tiny_qwen3_dir, mean_dir)
+    (mean_dir / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64,
+                                                                    "pooling_mode_mean_tokens": True}))
+    server = start_serve(str(mean_dir), ["--served-model-name", "tiny-qwen3-mean"])
+    try:
+        code, checks = doctor(server.base_url, "--model", "tiny-qwen3-mean", "--reference", tiny_qwen3_dir)
+    finally:
+        server.stop()
+    assert code == 1
+    assert checks["batch padding"]["status"] == "PASS" and checks["determinism"]["status"] == "PASS"
+    ref = checks["vs reference"]
+    assert ref["status"] == "FAIL", ref
+    assert "texts at cosine >= 0.99 with LocalEmbedder; lowest" in ref["detail"]
+    assert not ref["detail"].startswith("30/30")
+    assert "last-token pooling" in ref["fix"]
 
 
 def test_the_console_script_is_installed() -> None:

@@ -170,3 +170,39 @@ def test_remote_embedder_learns_the_servers_input_cap(serve_tiny: ServeProcess, 
         got = emb.embed_documents(texts)
         assert emb.batch_size == 64
     np.testing.assert_allclose(got, local.embed_documents(texts), atol=1e-5)
+
+
+def _vectors(resp: httpx.Response) -> np.ndarray:
+    assert resp.status_code == 200, resp.text
+    return np.array([d["embedding"] for d in resp.json()["data"]], dtype=np.float32)
+
+
+def test_input_type_query_wraps_like_embed_queries(serve_tiny: ServeProcess, local: LocalEmbedder) -> None:
+    texts = TEXTS[:3]
+    query = _vectors(_post(serve_tiny, {"model": "tiny-qwen3", "input": texts, "input_type": "query"}))
+    np.testing.assert_allclose(query, local.embed_queries(texts), atol=1e-5)
+    custom = _vectors(_post(serve_tiny, {"input": texts, "input_type": "query", "instruction": "Find the city"}))
+    np.testing.assert_allclose(custom, local.embed_queries(texts, instruction="Find the city"), atol=1e-5)
+    assert not np.allclose(custom, query, atol=1e-3)  # the instruction really changed what was embedded
+    # usage counts the wrapped text, as embed_queries tokenises it
+    resp = _post(serve_tiny, {"input": texts, "input_type": "query"})
+    assert resp.json()["usage"]["prompt_tokens"] == sum(local.token_counts(local.format_queries(texts)))
+    for body in ({"input": texts, "input_type": "document"}, {"input": texts}, {"input": texts, "input_type": "passage"}):
+        np.testing.assert_allclose(_vectors(_post(serve_tiny, body)), local.embed_texts(texts), atol=1e-5)
+    assert not np.allclose(query, local.embed_texts(texts), atol=1e-3)
+
+
+@pytest.mark.parametrize(("body", "param", "needle"), [
+    ({"input": "x", "input_type": "search_query"}, "input_type", "'search_query'"),  # Cohere's v3 wording
+    ({"input": "x", "input_type": 3}, "input_type", "got 3"),
+    ({"input": "x", "input_type": "query", "instruction": ["a"]}, "instruction", "must be a string, got list"),
+    ({"input": "x", "input_type": "document", "instruction": "Find"}, "instruction", "only applies to input_type"),
+])
+def test_bad_input_type_or_instruction_is_400(serve_tiny: ServeProcess, body: dict[str, object], param: str,
+                                              needle: str) -> None:
+    resp = _post(serve_tiny, body)
+    assert resp.status_code == 400
+    err = resp.json()["error"]
+    assert err["param"] == param
+    assert needle in err["message"]
+    assert err["type"] == "invalid_request_error"
