@@ -9,10 +9,12 @@ the hub when online). Where it cannot, the demo falls back to the all-MiniLM-L6-
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,10 +120,34 @@ def _show(store: VectorStore, queries: list[str] | tuple[str, ...], top_k: int) 
         print(flush=True)
 
 
+ZH_HINT = "提示：中文文档见 README.zh-CN.md 和 docs/zh/quickstart.md（从 SGLang :30000 到 Milvus 检索的每一步）。"
+ZH_FALLBACK = ("注意：以上中文查询的结果来自仅用英文训练的后备模型 all-MiniLM-L6-v2，只是字面重合，"
+               "不代表语义检索效果；中文检索请使用 Qwen3-Embedding。")
+EN_FALLBACK = ("note: all-MiniLM-L6-v2 was trained on English only; hits for the Chinese queries above match "
+               "shared characters, not meaning. Chinese retrieval needs Qwen3-Embedding.")
+
+
+def chinese_locale(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the reader's locale is Chinese (the first of LC_ALL, LC_MESSAGES, LANG that is set)."""
+    env = os.environ if env is None else env
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name)
+        if value:
+            return value.lower().startswith("zh")
+    return False
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
 def run(args: argparse.Namespace) -> int:
     """Index the sample corpus and print the top hits for the demo queries."""
     from ..ingest import ingest
 
+    zh = chinese_locale()
+    if zh:
+        print(ZH_HINT, flush=True)
     embedder, fell_back = _embedder(args)
     tmp: str | None = None
     if args.path:
@@ -142,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         _show(store, args.query or DEFAULT_QUERIES, args.top_k)
         if fell_back:
             print(f"(these results come from the FALLBACK model {FALLBACK_NAME}, not Qwen3-Embedding)")
+            if any(_has_cjk(q) for q in (args.query or DEFAULT_QUERIES)):
+                print(ZH_FALLBACK if zh else EN_FALLBACK)
         if args.path:
             print(f"kept the index in {root}; running the demo again stores nothing twice")
         return 0

@@ -24,6 +24,9 @@ def test_demo_offline_falls_back_loudly_and_finds_the_right_passages(tmp_path: P
            "HF_HOME": str(tmp_path / "hf"), "MODELSCOPE_CACHE": str(tmp_path / "ms")}
     env.pop("MILVUS_URI", None)
     env.pop("QWEN_EMBED_MODEL", None)
+    env.pop("LC_ALL", None)
+    env.pop("LC_MESSAGES", None)
+    env["LANG"] = "zh_CN.UTF-8"  # a Chinese reader: a hint in Chinese, and the fallback judged honestly
     out = subprocess.run(
         [sys.executable, "-m", "qwen_embed_adapters.cli", "demo", "-q", "What is the capital of China?",
          "-q", "python function to sort a list", "-q", "如何做西红柿炒鸡蛋？", "-k", "1"],
@@ -43,7 +46,26 @@ def test_demo_offline_falls_back_loudly_and_finds_the_right_passages(tmp_path: P
         "python function to sort a list": "code-python-000",
         "如何做西红柿炒鸡蛋？": "passage-zh-024",
     }
+    assert out.stdout.splitlines()[0].startswith("提示：中文文档见 README.zh-CN.md")
+    assert "中文检索请使用 Qwen3-Embedding" in out.stdout
     assert "Traceback" not in out.stderr
+
+
+def test_chinese_locale_is_read_from_lc_all_then_lang() -> None:
+    from qwen_embed_adapters.cli.demo import chinese_locale
+
+    assert chinese_locale({"LANG": "zh_CN.UTF-8"})
+    assert chinese_locale({"LC_ALL": "zh_TW.UTF-8", "LANG": "en_US.UTF-8"})
+    assert not chinese_locale({"LC_ALL": "en_US.UTF-8", "LANG": "zh_CN.UTF-8"})
+    assert not chinese_locale({})
+
+
+def test_english_locale_gets_no_hint(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_MESSAGES", raising=False)
+    assert cli.main(["demo", "--engine", "fake", "-k", "1", "-q", "capital of China"]) == 0
+    assert "提示" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("store", ["chroma", "milvus"])
