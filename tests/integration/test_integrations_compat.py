@@ -29,19 +29,12 @@ from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
 from tests.support import local_fixtures  # noqa: E402
 from tests.support.pinecone_server import API_VERSION, PineconeServer  # noqa: E402
 from tests.support.recording import RecordingEmbedder  # noqa: E402
+from tests.support.retrieval_corpus import DOCS, QUESTION, TASK  # noqa: E402
 
 minilm_dir = local_fixtures.minilm_dir
 
 pytestmark = pytest.mark.integration
 
-TASK = "Given a question, retrieve the passage that answers it"
-DOCS = [
-    "Paris is the capital and largest city of France.",
-    "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar.",
-    "The Great Barrier Reef is the world's largest coral reef system, off Australia.",
-    "Python is a programming language known for its readable syntax.",
-]
-QUESTION = "How do plants make food from light?"
 
 
 @pytest.fixture

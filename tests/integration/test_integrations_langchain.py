@@ -19,6 +19,7 @@ from qwen_embed_adapters.testing import FakeEmbedder
 from tests.support import local_fixtures
 from tests.support.local_fixtures import ServeProcess
 from tests.support.recording import RecordingEmbedder
+from tests.support.retrieval_corpus import DOCS, EXPECTED, QUESTION, TASK
 
 tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir
 serve_tiny = local_fixtures.serve_tiny
@@ -26,15 +27,6 @@ minilm_dir = local_fixtures.minilm_dir
 
 pytestmark = pytest.mark.integration
 
-TASK = "Given a question, retrieve the passage that answers it"
-DOCS = [
-    "Paris is the capital and largest city of France.",
-    "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar.",
-    "The Great Barrier Reef is the world's largest coral reef system, off Australia.",
-    "Python is a programming language known for its readable syntax.",
-]
-QUESTION = "How do plants make food from light?"
-EXPECTED = DOCS[1]
 
 
 class TestStandardInProcess(EmbeddingsIntegrationTests):

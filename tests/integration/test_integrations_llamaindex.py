@@ -16,20 +16,12 @@ from qwen_embed_adapters.models import format_query
 from qwen_embed_adapters.testing import FakeEmbedder
 from tests.support import local_fixtures
 from tests.support.recording import RecordingEmbedder
+from tests.support.retrieval_corpus import DOCS, EXPECTED, QUESTION, TASK
 
 minilm_dir = local_fixtures.minilm_dir
 
 pytestmark = pytest.mark.integration
 
-TASK = "Given a question, retrieve the passage that answers it"
-DOCS = [
-    "Paris is the capital and largest city of France.",
-    "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar.",
-    "The Great Barrier Reef is the world's largest coral reef system, off Australia.",
-    "Python is a programming language known for its readable syntax.",
-]
-QUESTION = "How do plants make food from light?"
-EXPECTED = DOCS[1]
 
 
 @pytest.fixture(scope="module")
