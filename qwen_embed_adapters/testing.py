@@ -269,7 +269,24 @@ def _save_qwen3(
         model.to(dtype)
     model.eval()
     model.save_pretrained(str(out), safe_serialization=True)
+    _add_legacy_config_keys(out / "config.json")
     return config
+
+
+def _add_legacy_config_keys(path: Path) -> None:
+    """Also write ``rope_theta`` and ``torch_dtype`` at the top level, as the real repositories do.
+
+    transformers 5 saves them as ``rope_parameters`` and ``dtype``; a transformers 4.x reader (the
+    one Infinity, optimum and older sentence-transformers installs pin) ignores those and would fall
+    back to RoPE theta 10,000 instead of Qwen3's 1,000,000, i.e. compute different vectors.
+    """
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    rope = cfg.get("rope_parameters") or {}
+    if "rope_theta" in rope:
+        cfg.setdefault("rope_theta", rope["rope_theta"])
+    if "dtype" in cfg:
+        cfg.setdefault("torch_dtype", cfg["dtype"])
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _write_sentence_transformers_files(out: Path, *, pooling: str, width: int = 64) -> None:

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build the engine venvs the `engines` test tier runs against, once per machine.
 #
-#   scripts/engines.sh [infinity|llamacpp|lightrag|tiktoken|all]
+#   scripts/engines.sh [infinity|llamacpp|lightrag|tiktoken|all|st-onnx]
+#
+# st-onnx (sentence-transformers' ONNX backend, for benchmarks/full_size.py only) is not part of `all`:
+# no test runs it.
 #
 # Each engine gets its own venv under ${QWEN_EMBED_CACHE:-$HOME/.cache/qwen-embed-adapters}/venvs/NAME,
 # because their pins conflict with the project's (.[all,dev]) and with each other. A venv is rebuilt only
@@ -23,6 +26,10 @@ LIGHTRAG_VERSION=1.5.7
 INFINITY_SPEC="infinity-emb[server,torch]==${INFINITY_VERSION} ${TORCH}"
 # the converter (convert_hf_to_gguf.py) imports torch, transformers, sentencepiece and numpy
 LLAMACPP_SPEC="llama-cpp-python[server]==${LLAMACPP_VERSION} ${TORCH} transformers sentencepiece safetensors"
+
+# sentence-transformers 6 and optimum-onnx 0.1 cannot be installed together (pip: ResolutionImpossible),
+# so the ONNX backend is measured with the newest pair that resolves.
+ST_ONNX_SPEC="sentence-transformers[onnx]==5.7.0 optimum-onnx[onnxruntime]==0.1.0 ${TORCH}"
 
 # lightrag-server (the [api] extra pulls a large web stack) runs as a process like the engines
 LIGHTRAG_SPEC="lightrag-hku[api]==${LIGHTRAG_VERSION}"
@@ -131,6 +138,14 @@ install_lightrag() {
     "$VENV/bin/lightrag-server" --help >/dev/null
 }
 
+install_st_onnx() {
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q "$TORCH"
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" install -q $ST_ONNX_SPEC
+    "$VENV/bin/python" -c "import optimum.onnxruntime, sentence_transformers"
+}
+
 target="${1:-all}"
 rc=0
 case "$target" in
@@ -138,12 +153,13 @@ case "$target" in
     llamacpp) build_venv llamacpp "$LLAMACPP_SPEC" install_llamacpp || rc=1 ;;
     tiktoken) build_tiktoken || rc=1 ;;
     lightrag) build_venv lightrag "$LIGHTRAG_SPEC" install_lightrag || rc=1 ;;
+    st-onnx) build_venv st-onnx "$ST_ONNX_SPEC" install_st_onnx || rc=1 ;;
     all)
         build_tiktoken || rc=1
         build_venv infinity "$INFINITY_SPEC" install_infinity || rc=1
         build_venv llamacpp "$LLAMACPP_SPEC" install_llamacpp || rc=1
         build_venv lightrag "$LIGHTRAG_SPEC" install_lightrag || rc=1
         ;;
-    *) echo "usage: $0 [infinity|llamacpp|lightrag|tiktoken|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [infinity|llamacpp|lightrag|tiktoken|all|st-onnx]" >&2; exit 2 ;;
 esac
 exit $rc

@@ -55,3 +55,19 @@ def test_tiny_is_make_tiny_qwen3(tmp_path: Path) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     pool = json.loads((tmp_path / "b" / "1_Pooling" / "config.json").read_text())
     assert pool["word_embedding_dimension"] == 64 and pool["pooling_mode_lasttoken"]
+
+
+def test_config_carries_the_legacy_keys_transformers_4_reads(tmp_path: Path) -> None:
+    """transformers 5 writes ``rope_parameters``; Infinity's and optimum's transformers 4.57 reads ``rope_theta``.
+
+    Without the top-level key, a transformers 4.x reader silently falls back to RoPE theta 10,000 and
+    computes different vectors (benchmarks/full_size.py compares Infinity's vectors with LocalEmbedder's).
+    """
+    cfg = json.loads((Path(make_qwen3(tmp_path / "m", size="tiny")) / "config.json").read_text())
+    assert cfg["rope_theta"] == 1000000.0
+    assert cfg["rope_parameters"]["rope_theta"] == 1000000.0
+    assert cfg["torch_dtype"] == cfg["dtype"] == "float32"
+    from transformers import AutoConfig
+
+    loaded = AutoConfig.from_pretrained(str(tmp_path / "m"))  # and transformers 5 still reads it
+    assert loaded.rope_parameters["rope_theta"] == 1000000.0
