@@ -118,7 +118,8 @@ def main() -> None:
         f"### LangChain: QwenEmbeddings vs LangChain's own classes, same model ({dt.date.today()})",
         "",
         f"all-MiniLM-L6-v2 (384-d), {n} texts of 8-40 words, CPU, median of {args.repeats}; "
-        f"{platform.machine()}, Python {platform.python_version()}, 2 cores shared with other jobs. "
+        f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} at the end. "
         "`python benchmarks/integrations.py`",
         "",
         "| path | alternative | QwenEmbeddings texts/s | alternative texts/s | ratio | max abs diff of vectors |",
