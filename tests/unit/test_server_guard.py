@@ -216,3 +216,32 @@ def test_malloc_settings_respect_the_environment(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False  # the operator's setting wins
+
+
+async def test_rerank_cuts_huge_documents_before_tokenising() -> None:
+    """Bad input: a 1.5 MB document (and a 100 kB query) to a reranker that keeps 64 tokens per pair.
+
+    The reranker receives at most 64 * CHARS_PER_TOKEN characters of each; short texts arrive whole.
+    """
+    from qwen_embed_adapters.rerank import Reranker
+    from qwen_embed_adapters.server.embeddings import CHARS_PER_TOKEN
+
+    seen: list[tuple[str, list[str]]] = []
+
+    class RecordingReranker(Reranker):
+        max_length = 64
+
+        def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+            seen.append((query, list(documents)))
+            return np.arange(len(documents), dtype=np.float32) / 10
+
+    app = build_app(FakeEmbedder(dimensions=8), RecordingReranker("rec"), model_name="fake")
+    huge, short = "word " * 300_000, "Beijing is the capital of China"
+    async with Client(app) as client:
+        resp = await client.post("/v1/rerank", json={"query": "q" * 100_000, "documents": [short, huge]})
+    assert resp.status_code == 200, resp.text
+    assert [r["index"] for r in resp.json()["results"]] == [1, 0]
+    (query, docs), = seen
+    cap = 64 * CHARS_PER_TOKEN
+    assert query == "q" * cap
+    assert docs == [short, huge[:cap]]
