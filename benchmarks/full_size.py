@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,13 +57,14 @@ ENGINES = {
 }
 
 
-def model_folder(size: str) -> str:
+def model_folder(size: str, dtype: str = "float32") -> str:
+    """The random ``size`` folder (weights saved in ``dtype``), built once under the cache."""
     from qwen_embed_adapters.testing import make_qwen3
 
-    folder = CACHE / f"random-qwen3-{size}-seed0"
+    folder = CACHE / (f"random-qwen3-{size}-seed0" + ("" if dtype == "float32" else f"-{dtype}"))
     if not (folder / "modules.json").is_file():
         print(f"building {folder} ...", file=sys.stderr)
-        make_qwen3(folder, size=size, seed=0)
+        make_qwen3(folder, size=size, seed=0, dtype=dtype)
     return str(folder)
 
 
@@ -106,7 +108,7 @@ def engine_local(folder: str, texts: list[str], device: str) -> tuple[Callable[[
     return emb.embed_documents, padded
 
 
-def _sentence_transformer(folder: str, device: str, **kwargs: object) -> object:
+def _sentence_transformer(folder: str, device: str, **kwargs: Any) -> Any:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(folder, device=device, **kwargs)
@@ -114,16 +116,22 @@ def _sentence_transformer(folder: str, device: str, **kwargs: object) -> object:
     return st
 
 
+def _st_engine(st: Any, texts: list[str]) -> tuple[Callable[[list[str]], np.ndarray], int]:
+    """encode and padded tokens of a loaded SentenceTransformer (torch or ONNX), batches of ST_BATCH."""
+    lengths = [len(st.tokenizer(t)["input_ids"]) for t in texts]
+
+    def encode(xs: list[str]) -> np.ndarray:
+        return np.asarray(st.encode(xs, batch_size=ST_BATCH, normalize_embeddings=True))
+
+    return encode, padded_fixed_batches(texts, lengths, ST_BATCH)
+
+
 def engine_st(folder: str, texts: list[str], device: str) -> tuple[Callable[[list[str]], np.ndarray], int]:
     import torch
 
-    st = _sentence_transformer(folder, device, model_kwargs={"torch_dtype": torch.float32})
-    lengths = [len(st.tokenizer(t)["input_ids"]) for t in texts]  # type: ignore[attr-defined]
-
-    def encode(xs: list[str]) -> np.ndarray:
-        return np.asarray(st.encode(xs, batch_size=ST_BATCH, normalize_embeddings=True))  # type: ignore[attr-defined]
-
-    return encode, padded_fixed_batches(texts, lengths, ST_BATCH)
+    return _st_engine(
+        _sentence_transformer(folder, device, model_kwargs={"torch_dtype": torch.float32}), texts
+    )
 
 
 def engine_st_onnx(
@@ -134,15 +142,9 @@ def engine_st_onnx(
     if not (onnx_folder / "onnx" / "model.onnx").is_file():
         t0 = time.perf_counter()
         st = _sentence_transformer(folder, device, backend="onnx", model_kwargs={"export": True})
-        st.save_pretrained(str(onnx_folder))  # type: ignore[attr-defined]
+        st.save_pretrained(str(onnx_folder))
         print(f"exported ONNX in {time.perf_counter() - t0:.0f} s to {onnx_folder}", file=sys.stderr)
-    st = _sentence_transformer(str(onnx_folder), device, backend="onnx")
-    lengths = [len(st.tokenizer(t)["input_ids"]) for t in texts]  # type: ignore[attr-defined]
-
-    def encode(xs: list[str]) -> np.ndarray:
-        return np.asarray(st.encode(xs, batch_size=ST_BATCH, normalize_embeddings=True))  # type: ignore[attr-defined]
-
-    return encode, padded_fixed_batches(texts, lengths, ST_BATCH)
+    return _st_engine(_sentence_transformer(str(onnx_folder), device, backend="onnx"), texts)
 
 
 def engine_infinity(

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import subprocess
 import sys
 import tempfile
@@ -41,9 +40,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-WORDS = ("vector database embedding query retrieval passage capital China Beijing model token batch "
-         "server index cosine similarity machine learning 机器 学习 向量 数据库").split()
+import full_size  # noqa: E402  (the random model folders and the mixed-length corpus)
+from full_size import corpus  # noqa: E402
+
 ST_BATCH = 32  # sentence-transformers' default encode batch size
 COSINE_MIN = 0.999
 ATOL = 1e-5
@@ -84,30 +85,16 @@ def flops_per_token(folder: str) -> float:
 
 
 def model_folder(size: str, dtype: str, tmp: str) -> str:
+    """The tiny folder in this run's ``tmp``; the others built once under the cache (full_size.py's)."""
+    if size != "tiny":
+        return full_size.model_folder(size, dtype)
     from qwen_embed_adapters.testing import make_qwen3
 
-    if size == "tiny":
-        folder = Path(tmp) / "tiny-qwen3"
-    else:
-        cache = Path(os.environ.get("QWEN_EMBED_CACHE", Path.home() / ".cache" / "qwen-embed-adapters"))
-        folder = cache / (f"random-qwen3-{size}-seed0" + ("" if dtype == "float32" else f"-{dtype}"))
+    folder = Path(tmp) / "tiny-qwen3"
     if not (folder / "modules.json").is_file():
         log(f"building {folder} ...")
         make_qwen3(folder, size=size, seed=0, dtype=dtype)
     return str(folder)
-
-
-def corpus(n: int, tokenizer: Any, lo: int, hi: int, seed: int = 0) -> list[str]:
-    """n texts whose token counts spread log-uniformly from ``lo`` to ``hi``."""
-    rng = random.Random(seed)
-    texts = []
-    for _ in range(n):
-        target = int(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        words = [rng.choice(WORDS) for _ in range(target)]
-        while len(tokenizer(" ".join(words))["input_ids"]) > target and len(words) > 3:
-            words = words[: int(len(words) * 0.9)]
-        texts.append(" ".join(words))
-    return texts
 
 
 def log(msg: str) -> None:
