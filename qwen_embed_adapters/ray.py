@@ -14,7 +14,7 @@ writes with content-hash ids, so a retried task writes nothing twice.
     emb = RemoteEmbedder("http://vllm:8000/v1", dimensions=512)
     report = ingest_ray("s3://bucket/chunks/*.jsonl", "milvus+http://milvus:19530/kb", emb,
                         concurrency=8)
-    print(report)    # written 1000000, skipped 0, failed 0 in 812.0 s (1231.5 texts/s)
+    str(report)      # "written 1000000, skipped 0, failed 0 in 812.0 s (1231.5 texts/s)"
 """
 
 from __future__ import annotations
