@@ -16,7 +16,7 @@ from qwen_embed_adapters.errors import DimensionMismatchError
 from qwen_embed_adapters.integrations.langchain import QwenEmbeddings, ensure_dimension
 from qwen_embed_adapters.models import format_query
 from qwen_embed_adapters.testing import FakeEmbedder
-from tests.support import local_fixtures
+from tests.support import local_fixtures, retrieval_corpus
 from tests.support.local_fixtures import ServeProcess
 from tests.support.recording import RecordingEmbedder
 from tests.support.retrieval_corpus import DOCS, EXPECTED, QUESTION, TASK
@@ -24,6 +24,8 @@ from tests.support.retrieval_corpus import DOCS, EXPECTED, QUESTION, TASK
 tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir
 serve_tiny = local_fixtures.serve_tiny
 minilm_dir = local_fixtures.minilm_dir
+minilm = retrieval_corpus.minilm
+recording = retrieval_corpus.recording
 
 pytestmark = pytest.mark.integration
 
@@ -63,18 +65,6 @@ class TestStandardThroughServe(EmbeddingsIntegrationTests):
     @property
     def embedding_model_params(self) -> dict[str, Any]:
         return {"base_url": self._url, "model": "tiny-qwen3", "batch_size": 2}
-
-
-@pytest.fixture(scope="module")
-def minilm(minilm_dir: str) -> Any:
-    from qwen_embed_adapters.local import LocalEmbedder
-
-    return LocalEmbedder(minilm_dir, device="cpu", max_length=256)
-
-
-@pytest.fixture
-def recording(minilm: Any) -> RecordingEmbedder:
-    return RecordingEmbedder(minilm, query_instruction=TASK)
 
 
 def _assert_instruction_only_on_queries(rec: RecordingEmbedder) -> None:

@@ -14,26 +14,16 @@ from qwen_embed_adapters.errors import DimensionMismatchError
 from qwen_embed_adapters.integrations.llamaindex import QwenEmbedding, ensure_dimension
 from qwen_embed_adapters.models import format_query
 from qwen_embed_adapters.testing import FakeEmbedder
-from tests.support import local_fixtures
+from tests.support import local_fixtures, retrieval_corpus
 from tests.support.recording import RecordingEmbedder
 from tests.support.retrieval_corpus import DOCS, EXPECTED, QUESTION, TASK
 
 minilm_dir = local_fixtures.minilm_dir
+minilm = retrieval_corpus.minilm
+recording = retrieval_corpus.recording
 
 pytestmark = pytest.mark.integration
 
-
-
-@pytest.fixture(scope="module")
-def minilm(minilm_dir: str) -> Any:
-    from qwen_embed_adapters.local import LocalEmbedder
-
-    return LocalEmbedder(minilm_dir, device="cpu", max_length=256)
-
-
-@pytest.fixture
-def recording(minilm: Any) -> RecordingEmbedder:
-    return RecordingEmbedder(minilm, query_instruction=TASK)
 
 
 def _nodes() -> list[Any]:
