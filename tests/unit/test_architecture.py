@@ -6,7 +6,10 @@ draws the same table."""
 from __future__ import annotations
 
 import ast
-from concurrent.futures import ThreadPoolExecutor
+import functools
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import qwen_embed_adapters
@@ -51,18 +54,30 @@ def _type_checking_lines(tree: ast.AST) -> set[int]:
     return lines
 
 
-def _parse(path: Path) -> ast.Module:
-    """``ast.parse`` on a fresh thread. CPython 3.11.7's AST constructor checks its recursion depth against the
-    thread's counter, which earlier tests that hit RecursionError in this thread (the server's 5,000-deep JSON
-    cases) can leave skewed: "SystemError: AST constructor recursion depth mismatch" (cpython gh-106905)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(ast.parse, path.read_text(encoding="utf-8")).result()
+@functools.cache
+def _trees() -> dict[str, ast.Module]:
+    """Every module's AST, parsed in a child interpreter and sent back pickled.
+
+    CPython 3.11.7's AST constructor checks a recursion-depth counter that a long pytest process can leave
+    skewed (the server's 5,000-deep JSON cases raise RecursionError earlier; other tests leave threads
+    behind): "SystemError: AST constructor recursion depth mismatch" (cpython gh-106905). Parsing on a
+    fresh thread was not enough (a fresh-ci run still failed); a fresh interpreter has none of that state,
+    and unpickling builds the nodes without that constructor.
+    """
+    code = (
+        "import ast, pickle, sys; "
+        "pickle.dump({p: ast.parse(open(p, encoding='utf-8').read()) for p in sys.argv[1:]}, sys.stdout.buffer)"
+    )
+    paths = [str(p) for p in MODULES.values()]
+    out = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, check=True).stdout
+    by_path: dict[str, ast.Module] = pickle.loads(out)  # our own child's output
+    return {m: by_path[str(p)] for m, p in MODULES.items()}
 
 
 def imports_of(module: str) -> list[tuple[str, int, bool]]:
     """(imported package module, line, only under TYPE_CHECKING) for every import anywhere in ``module``."""
     path = MODULES[module]
-    tree = _parse(path)
+    tree = _trees()[module]
     typing_only = _type_checking_lines(tree)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: list[tuple[str, int, bool]] = []
