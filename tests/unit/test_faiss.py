@@ -18,7 +18,7 @@ from qwen_embed_adapters.errors import (
     MissingDependencyError,
 )
 from qwen_embed_adapters.testing import FakeEmbedder
-from tests.support.store_contract import OpenStore, StoreContract
+from qwen_embed_adapters.testing.contract import OpenStore, StoreContract
 
 DOCS = [
     "Paris is the capital of France.",
@@ -49,7 +49,7 @@ def emb() -> FakeEmbedder:
 
 
 class TestFaissFlatContract(StoreContract):
-    """The shared store contract (tests/support/store_contract.py) on an exact flat index."""
+    """The shared store contract (qwen_embed_adapters.testing.contract) on an exact flat index."""
 
     index = "flat"
 
