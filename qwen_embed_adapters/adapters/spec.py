@@ -229,6 +229,9 @@ def _pinecone_dimension(index: Any, name: str | None = None, field: str | None =
     return index_dimension(index)
 
 
+#: the store the CLI uses when none is named (``--store``, ``$QWEN_EMBED_STORE``)
+DEFAULT_STORE = "milvus"
+
 #: store name (the URI scheme before any ``+transport``, or the dict's ``"store"``) -> its kind.
 STORES: dict[str, StoreKind] = {
     "milvus": StoreKind(
@@ -357,6 +360,7 @@ def is_local_only(spec: str | Mapping[str, Any]) -> bool:
 
 
 __all__ = [
+    "DEFAULT_STORE",
     "STORES",
     "CliFlag",
     "StoreKind",

@@ -215,10 +215,11 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
   qwen-embed demo --model /models/Qwen3-Embedding-0.6B
 """,
     )
-    from ..adapters.spec import STORES
+    from ..adapters.spec import DEFAULT_STORE, STORES
 
     embedded = tuple(name for name, kind in STORES.items() if kind.embedded)
-    p.add_argument("--store", choices=embedded, default="milvus", help="embedded store [milvus]")
+    default = DEFAULT_STORE if DEFAULT_STORE in embedded else embedded[0]
+    p.add_argument("--store", choices=embedded, default=default, help=f"embedded store [{default}]")
     p.add_argument("--path", default=None, help="keep the index in this directory [a temporary one]")
     p.add_argument("--model", default=None, help="model folder or hub id [Qwen/Qwen3-Embedding-0.6B]")
     p.add_argument("--device", default="auto", help="cuda, mps, cpu or auto [auto]")

@@ -48,11 +48,11 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
     """``--store``, ``--uri``, ``--collection``, each store's own flags and ``--store-spec`` (from ``STORES``)."""
-    from ..adapters.spec import STORES
+    from ..adapters.spec import DEFAULT_STORE, STORES
 
     g = p.add_argument_group("vector store")
-    g.add_argument("--store", choices=tuple(STORES), default=os.environ.get("QWEN_EMBED_STORE") or "milvus",
-                   help="which database [$QWEN_EMBED_STORE; default milvus]")
+    g.add_argument("--store", choices=tuple(STORES), default=os.environ.get("QWEN_EMBED_STORE") or DEFAULT_STORE,
+                   help=f"which database [$QWEN_EMBED_STORE; default {DEFAULT_STORE}]")
     g.add_argument("--uri", default=None, help="; ".join(
         k.uri_help + (f" [{k.default_uri}]" if k.default_uri else "") for k in STORES.values() if k.uri_setting))
     named = [n for n, k in STORES.items() if k.collection_setting]
