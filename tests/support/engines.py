@@ -2,9 +2,9 @@
 
 Each engine lives in its own venv under ``${QWEN_EMBED_CACHE:-~/.cache/qwen-embed-adapters}/venvs/NAME``
 (its pins conflict with the project's). ``engine_venv(NAME)`` builds it on first use by running the script
-(a no-op when the stamp is current). When the build fails, the test fails in CI (``CI=true``, set by
-``.ci/run`` and fresh-ci: an engine the suite installs itself must run there) and skips elsewhere, naming
-the build log either way.
+(a no-op when the stamp is current). When the build fails, the test fails in CI (``CI=true``, which
+``.ci/run`` sets: an engine the suite installs itself must run there) and skips elsewhere, naming the
+build log either way.
 The tests themselves run in the project's venv and talk to the engine over HTTP, as a user's code would.
 """
 
@@ -33,7 +33,7 @@ def cache_dir() -> Path:
 
 
 def in_ci() -> bool:
-    """Whether this run is CI's (``CI=true``, as .ci/run, fresh-ci and most CI services set it)."""
+    """Whether this run is CI's (``CI=true``, as .ci/run and most CI services set it)."""
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
