@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from qwen_embed_adapters.errors import DimensionMismatchError
+from tests.support.components import COMPONENTS, Component, Folders
+from tests.support.local_fixtures import tiny_qwen3_dir  # noqa: F401
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.integration
@@ -62,3 +64,22 @@ def test_a_ray_data_worker_raising_dimension_mismatch_reaches_the_driver_as_itse
     assert str(exc.cause).startswith(
         "dimension mismatch for 'kb': it holds 1024-d vectors, got 512-d (a worker's check)\n"
     )
+
+
+# ---------------------------------------------------------------- settings through a Ray worker
+@ray.remote
+def _rebuilt_in_a_worker(obj: Any, probe: Any) -> tuple[Any, Any, str]:
+    # ``obj`` arrived by pickle: the worker holds a component rebuilt from its settings
+    return obj.settings, None if probe is None else probe(obj), type(obj).__name__
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: c.name)
+def test_every_setting_survives_a_ray_worker(
+    ray_cluster: Any, component: Component, tiny_qwen3_dir: str  # noqa: F811
+) -> None:
+    obj = component.build(Folders(tiny_qwen3=tiny_qwen3_dir))
+    settings, result, name = ray.get(_rebuilt_in_a_worker.remote(obj, component.probe))
+    assert name == type(obj).__name__
+    assert settings == obj.settings
+    if component.probe is not None:
+        np.testing.assert_allclose(result, component.probe(obj), atol=1e-6)
