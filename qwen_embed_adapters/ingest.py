@@ -33,6 +33,7 @@ import numpy as np
 
 from .adapters.base import content_id, prepare_records
 from .errors import DimensionMismatchError, IngestError, InvalidInputError, QwenEmbedError, WriteError
+from .settings import check_choice, check_int
 from .vectors import check_unicode
 
 if TYPE_CHECKING:
@@ -125,12 +126,9 @@ def ingest(
     the collection's.
     """
     size = store.write_batch_size if batch_size is None else batch_size
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
-    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-        raise InvalidInputError(f"prefetch must be an int >= 1, got {prefetch!r}")
-    if on_invalid not in ("raise", "skip"):
-        raise InvalidInputError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
+    check_int("batch_size", size, minimum=1)
+    check_int("prefetch", prefetch, minimum=1)
+    check_choice("on_invalid", on_invalid, ("raise", "skip"))
     if isinstance(records, (str, bytes)) or records is None:
         raise InvalidInputError(
             f"records: expected an iterable of str or dicts, got {type(records).__name__}"
