@@ -100,3 +100,11 @@ def embedder_from_env(environ: Mapping[str, str] | None = None) -> Embedder:
         api_key_env="QWEN_EMBED_API_KEY" if key else None,
         dimensions=dims,
     )
+
+
+__all__ = [
+    "ENGINES",
+    "EngineFactory",
+    "embedder_from_config",
+    "embedder_from_env",
+]

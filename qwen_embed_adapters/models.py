@@ -90,3 +90,15 @@ def format_query(query: str, instruction: str) -> str:
     if not instruction:
         return query
     return f"Instruct: {instruction}\nQuery:{query}"
+
+
+__all__ = [
+    "DEFAULT_QWEN3_INSTRUCTION",
+    "ModelInfo",
+    "QWEN3_EMBEDDING",
+    "check_dimensions",
+    "default_instruction",
+    "format_query",
+    "is_qwen3",
+    "lookup",
+]

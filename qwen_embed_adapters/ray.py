@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -561,6 +561,12 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-__all__: Sequence[str] = [
-    "PrecomputedEmbedder", "QwenStoreDatasink", "embed_dataset", "ingest_ray", "write_to_store",
+__all__ = [
+    "Kind",
+    "PrecomputedEmbedder",
+    "QwenStoreDatasink",
+    "embed_dataset",
+    "ingest_ray",
+    "require_ray",
+    "write_to_store",
 ]

@@ -362,3 +362,14 @@ def make_tiny_qwen3_reranker(path: str | os.PathLike[str], seed: int = 0) -> str
     # Wider initial weights than the default 0.02 spread P("yes") over (0, 1).
     _save_qwen3(out, Qwen3ForCausalLM, seed, append_eos=False, initializer_range=0.2)
     return str(out)
+
+
+__all__ = [
+    "FakeEmbedder",
+    "FakeEmbedderSettings",
+    "QWEN3_SIZES",
+    "make_qwen3",
+    "make_tiny_qwen3",
+    "make_tiny_qwen3_reranker",
+    "qwen3_config",
+]

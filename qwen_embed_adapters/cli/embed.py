@@ -107,3 +107,10 @@ def run(args: argparse.Namespace) -> int:
         if src is not sys.stdin:
             src.close()
         close_quietly(embedder)
+
+
+__all__ = [
+    "Embed",
+    "Item",
+    "run",
+]

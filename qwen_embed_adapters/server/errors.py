@@ -72,3 +72,11 @@ def install_error_handlers(app: Any) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Any:
         return error_response(APIError(400, f"invalid request: {exc.errors()!s:.500}"))
+
+
+__all__ = [
+    "APIError",
+    "error_response",
+    "import_fastapi",
+    "install_error_handlers",
+]
