@@ -384,7 +384,6 @@ class Embedder(ABC):
         }
 
 
-
 class SettingsEmbedder(Configurable, Embedder):
     """An Embedder whose settings are one frozen dataclass (``settings_class``, derived from
     :class:`EmbedderSettings`) kept at ``self.settings``.
