@@ -22,7 +22,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -49,6 +49,78 @@ TIMEOUT_STATUSES = frozenset({408, 504})
 BODY_LIMIT = 800
 #: Resends without a pause (route, fallback or truncation changes) before a request gives up.
 MAX_RESENDS = 12
+
+
+#: Header names whose values are credentials: never persisted in a config, a pickle or a repr.
+_SECRET_HEADER = re.compile(r"authorization|key|token|secret|password|passwd|cookie|auth|signature", re.IGNORECASE)
+
+
+class Hidden:
+    """Stands for a secret in a repr: shows as ``***``."""
+
+    def __repr__(self) -> str:
+        return "***"
+
+
+HIDDEN = Hidden()
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value looks like a credential (``Authorization``, ``X-Api-Key``, ``X-Auth-Token``)."""
+    return bool(_SECRET_HEADER.search(name))
+
+
+def split_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """``headers`` as (plain ones, credential ones); only the plain ones are settings."""
+    plain: dict[str, str] = {}
+    secret: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ConfigurationError(f"headers must map str to str, got {name!r:.60}: {type(value).__name__}")
+        (secret if is_secret_header(name) else plain)[name] = value
+    return plain, secret
+
+
+def env_headers(header_envs: Mapping[str, str] | None) -> dict[str, str]:
+    """The headers whose values are read from environment variables (``{"X-Api-Key": "MY_KEY_VAR"}``);
+    a variable that is not set is left out."""
+    out: dict[str, str] = {}
+    for name, env in (header_envs or {}).items():
+        value = os.environ.get(env)
+        if value:
+            out[name] = value
+    return out
+
+
+def check_headers(headers: Any, header_envs: Any) -> None:
+    """Settings check: ``headers`` holds no credential (those go by env var name in ``header_envs``)."""
+    for label, value in (("headers", headers), ("header_envs", header_envs)):
+        if value is None:
+            continue
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ConfigurationError(f"{label} must map str to str, got {value!r:.60}" if label == "header_envs"
+                                     else f"{label} must map str to str")
+    for name in headers or {}:
+        if is_secret_header(name):
+            raise ConfigurationError(
+                f"header {name!r} holds a credential: it is not kept in settings; pass "
+                f"header_envs={{{name!r}: 'ENV_VAR'}} to read it from an environment variable"
+            )
+
+
+def resolve_api_key(api_key: str | None, api_key_env: str | None) -> tuple[str | None, str | None]:
+    """(the key, the name of the variable a rebuilt client reads it from).
+
+    The key is ``api_key``, else ``$api_key_env``, else the first of ``API_KEY_ENVS`` that is set. A key
+    given directly with no variable named keeps ``API_KEY_ENVS[0]`` as its variable: the rebuilt client
+    reads the key from there (the key itself is never persisted).
+    """
+    if api_key is None:
+        for name in (api_key_env,) if api_key_env else API_KEY_ENVS:
+            if os.environ.get(name):
+                return os.environ[name], name
+        return None, api_key_env
+    return api_key or None, api_key_env or (API_KEY_ENVS[0] if api_key else None)
 
 
 def check_base_url(base_url: str) -> str:
