@@ -37,6 +37,7 @@ from .errors import (
     ServiceError,
     ServiceTimeoutError,
 )
+from .http.engines import Refusal, classify_refusal
 
 API_KEY_ENVS = ("QWEN_EMBED_API_KEY", "OPENAI_API_KEY")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -200,67 +201,7 @@ class Endpoint:
         self.url = self.url or self.candidates[0]
 
 
-# ============================================================================ refusals
-@dataclass(frozen=True)
-class Refusal:
-    """How a server refused a request it found too big: a ``length`` refusal (an input has more
-    tokens than the model takes) or a ``batch`` refusal (more inputs than the server takes at once)."""
-
-    kind: str
-    limit: int | None = None  # tokens per input ("length") or inputs per request ("batch")
-    tokens: int | None = None  # the offending input's tokens, when the server says
-    engine: str | None = None  # whose wording it was: "tei", "vllm", "ollama", ...
-
-
-# Wordings (lower-cased) taken from the engines' sources and trackers; see tests/support/openai_server.py.
-_LENGTH_PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
-    # TEI (core/src/tokenization.rs validation): "Input validation error: `inputs` must have less than 512 tokens. Given: 600"
-    (re.compile(r"must have less than (?P<limit>\d+) tokens(?:\. given: (?P<tokens>\d+))?"), "tei"),
-    # vLLM (entrypoints/openai/serving_engine.py): "This model's maximum context length is 512 tokens.
-    # However, you requested 600 tokens in the input for embedding generation. ..."
-    (re.compile(
-        r"maximum context length is (?P<limit>\d+) tokens(?:.{0,40}?(?:requested|has|have) (?P<tokens>\d+)(?: input)? tokens)?"
-    ), "vllm"),
-    # later vLLM: "max context 8192 tokens, the prompt had at least 8193"
-    (re.compile(r"max context (?P<limit>\d+) tokens, the prompt had at least (?P<tokens>\d+)"), "vllm"),
-    # llama.cpp's server: "input is too large to process. increase the physical batch size" (500),
-    # "the request exceeds the available context size, try increasing it"
-    (re.compile(r"input is too large to process|exceeds the available context size"), "llamacpp"),
-    # Ollama (400, 413 or 500 by version): "the input length exceeds the context length"
-    (re.compile(r"input length exceeds (?:the )?(?:maximum )?context length(?: \(?(?P<limit>\d+)\)?)?"), "ollama"),
-    # Infinity and others: "input too long", "exceeds max sequence length 512", "token limit", ...
-    (re.compile(
-        r"(?:too many tokens|(?:input|text|sequence|prompt)s? (?:is |are )?too long|token limit"
-        r"|exceeds? (?:the )?(?:model'?s? )?max(?:imum)?[ _](?:sequence|context|input)[ _](?:length|tokens?)"
-        r"(?: (?:of )?\(?(?P<limit>\d+))?)"
-    ), None),
-)
-_BATCH_WORDS = ("batch size", "batch_size", "max_client_batch", "too many inputs", "too many items", "too many",
-                "too_many_inputs", "per request", "larger than", "list should have at most")
-_BATCH_LIMITS = (
-    re.compile(r"maximum allowed batch size (\d+)"),  # TEI: "batch size 64 > maximum allowed batch size 32"
-    re.compile(r"(?:not be |no )larger than (\d+)"),  # DashScope: "batch size is invalid, it should not be larger than 10"
-    re.compile(r"at most (\d+)"),  # pydantic: "List should have at most 2048 items"
-    re.compile(r"(?:maximum|max)[a-z_ ]{0,40}?(?:of |is |= ?|: ?)?(\d+)"),
-)
-
-
-def classify_refusal(status: int, lowered_body: str) -> Refusal | None:
-    """A length or batch refusal read from a status and lower-cased body, or None for anything else."""
-    if status in (400, 413, 422, 500):
-        for pattern, engine in _LENGTH_PATTERNS:
-            m = pattern.search(lowered_body)
-            if m:
-                groups = m.groupdict()
-                limit, tokens = groups.get("limit"), groups.get("tokens")
-                return Refusal("length", int(limit) if limit else None, int(tokens) if tokens else None, engine)
-    if status == 413 or (status in (400, 422) and any(w in lowered_body for w in _BATCH_WORDS)):
-        for pattern in _BATCH_LIMITS:
-            m = pattern.search(lowered_body)
-            if m:
-                return Refusal("batch", int(m.group(1)))
-        return Refusal("batch")
-    return None
+# Refusals are read with each engine's wordings: see http/engines.py.
 
 
 # ============================================================================ client-side rate limits

@@ -45,20 +45,11 @@ from .errors import (
     EmbeddingTimeoutError,
     InvalidInputError,
 )
+from .http.engines import profile, route_hint
 from .settings import Configurable, Settings, check_bool, check_choice, check_int, check_number, check_str
 from .vectors import decode_base64
 
 logger = logging.getLogger(__name__)
-
-#: Which engines answer on which route, said when no route answers.
-EMBEDDINGS_ROUTE_HINT = (
-    "vLLM, SGLang, TEI, Ollama and `qwen-embed serve` answer on /v1/embeddings; Infinity answers on "
-    "/embeddings by default (/v1/embeddings with --url-prefix /v1). Pass the server's full URL, e.g. "
-    "http://host:8000/v1 or http://host:7997/embeddings."
-)
-#: The engines' own switches that make the server truncate an over-long input (by the wording it refused with).
-TRUNCATE_SWITCHES: dict[str, str] = {"tei": "truncate", "vllm": "truncate_prompt_tokens"}
-
 
 #: Characters per token assumed before the server counts (for ``max_tokens_per_minute``).
 CHARS_PER_TOKEN_ESTIMATE = 4
@@ -210,7 +201,7 @@ class RemoteEmbedder(Configurable, Embedder, HTTPClientBase):
     config_kind = ("engine", "remote")
     _log = logger
     _error_classes = (EmbeddingServiceError, EmbeddingTimeoutError, EmbeddingRateLimitError)
-    _route_hint = EMBEDDINGS_ROUTE_HINT
+    _route_hint = route_hint()
     _too_long_hint = " (pass truncate=True to embed it cut, or split the text)"
     _endpoint: EmbeddingEndpoint
 
@@ -508,7 +499,7 @@ class RemoteEmbedder(Configurable, Embedder, HTTPClientBase):
         if not self.truncate:
             return None
         ep = self._endpoint_of(request)
-        switch = TRUNCATE_SWITCHES.get(refusal.engine or "")
+        switch = profile(refusal.engine).truncate_switch if refusal.engine else ""
         if switch and ep.truncate_switch is None:
             with self._client_lock:
                 if ep.truncate_switch is None:

@@ -51,6 +51,7 @@ from ._http import (
 )
 from .embedder import arun_batches, run_batches
 from .errors import ConfigurationError, InvalidInputError, ServiceError
+from .http.engines import rerank_route_hint
 from .local import TorchRuntime, import_torch, pad_batch, plan_token_batches, resolve_model_path
 from .models import DEFAULT_QWEN3_INSTRUCTION
 from .settings import Configurable, Settings, check_choice, check_int, check_number, check_str
@@ -353,12 +354,6 @@ _API_SHAPES = {"auto": "auto", "vllm": "cohere", "infinity": "cohere", "cohere":
 _TEMPLATES = ("server", "qwen3")
 
 
-RERANK_ROUTE_HINT = (
-    "vLLM and `qwen-embed serve` answer on /v1/rerank and /rerank; TEI and Infinity (by default) on /rerank. "
-    "Pass the server's full URL, e.g. http://host:8080/rerank."
-)
-
-
 def _rerank_urls(base_url: str) -> list[str]:
     """Where a ``/rerank`` route may live for a given base URL, most likely first."""
     return route_candidates(base_url, "rerank", swap=("embeddings",), v1_root=True)
@@ -439,7 +434,7 @@ class RemoteReranker(Configurable, Reranker, HTTPClientBase):
 
     _log = logger
     _endpoint: RerankEndpoint
-    _route_hint = RERANK_ROUTE_HINT
+    _route_hint = rerank_route_hint()
     _item_name = "document"
 
     settings_class = RemoteRerankerSettings
