@@ -641,4 +641,8 @@ class PineconeStore(VectorStore):
         return found
 
 
-__all__ = ["PineconeSettings", "PineconeStore", "index_dimension"]
+__all__ = [
+    "DEFAULT_CONTROLLER_HOST", "DEFAULT_NAMESPACE_NAMES", "FETCH_BATCH", "MAX_DIMENSION",
+    "MAX_IDS_PER_REQUEST", "MAX_METADATA_BYTES", "MAX_REQUEST_BYTES", "MAX_UPSERT_VECTORS", "METRICS",
+    "PineconeSettings", "PineconeStore", "index_dimension",
+]
