@@ -503,7 +503,8 @@ class RemoteReranker(Configurable, Reranker):
         return self._endpoint.shape
 
     def _repr_fields(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {"url": redact_url(self.url), "model": self.model, "api": self.api}
+        # the setting, as RemoteEmbedder shows it (``url`` tells the route that answered)
+        shown: dict[str, Any] = {"base_url": redact_url(self.base_url), "model": self.model, "api": self.api}
         shown.update((k, v) for k, v in self.settings.shown().items() if k not in ("base_url", "model", "api"))
         if self._api_key:
             shown["api_key"] = HIDDEN
