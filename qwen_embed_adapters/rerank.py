@@ -118,10 +118,8 @@ class Reranker(ABC):
     """
 
     def __init__(self, model: str, *, instruction: str | None = None) -> None:
-        if not isinstance(model, str) or not model:
-            raise ConfigurationError(f"model must be a non-empty str, got {model!r}")
-        if instruction is not None and not isinstance(instruction, str):
-            raise ConfigurationError(f"instruction must be a str or None, got {instruction!r}")
+        check_str("model", model)
+        check_str("instruction", instruction, optional=True, empty=True)
         self.model = model
         #: the task description put in each prompt unless a call passes its own
         self.instruction = DEFAULT_RERANK_INSTRUCTION if instruction is None else instruction

@@ -349,8 +349,7 @@ class PineconeStore(VectorStore):
             raise ConfigurationError(
                 f"Pinecone index names are 1-45 lowercase letters, digits or '-', got {name!r}"
             )
-        if metric not in METRICS:
-            raise ConfigurationError(f"metric must be one of {METRICS}, got {metric!r}")
+        check_choice("metric", metric, METRICS)
         dim = embedder.dimension
         if not 1 <= dim <= MAX_DIMENSION:
             raise ConfigurationError(f"Pinecone dense indexes take 1..{MAX_DIMENSION} dimensions, got {dim}")
