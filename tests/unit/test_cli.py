@@ -15,8 +15,9 @@ import pytest
 from qwen_embed_adapters import cli
 from qwen_embed_adapters.adapters.base import Hit
 from qwen_embed_adapters.cli.corpus import load_corpus
-from qwen_embed_adapters.cli.doctor import FAIL, PASS, SKIP, TRIPLETS, WARN, format_table, run_embedder
+from qwen_embed_adapters.cli.doctor import format_table
 from qwen_embed_adapters.cli.output import format_hits
+from qwen_embed_adapters.diagnostics import FAIL, PASS, SKIP, TRIPLETS, WARN, run_embedder
 from qwen_embed_adapters.embedder import Embedder
 from qwen_embed_adapters.testing import FakeEmbedder
 
