@@ -14,7 +14,7 @@ import pytest
 from qwen_embed_adapters import cli
 from qwen_embed_adapters.adapters.base import content_id
 from tests.support.local_fixtures import ServeProcess, serve_tiny, tiny_qwen3_dir  # noqa: F401
-from tests.support.openai_server import EmbeddingServer
+from tests.support.openai_server import INFINITY_ROUTES, EmbeddingServer
 
 pytestmark = pytest.mark.integration
 
@@ -92,15 +92,53 @@ def test_ingest_and_filtered_search_on_a_persistent_chroma(
 
 
 # ---------------------------------------------------------------------------- doctor over HTTP
-def doctor(base_url: str, *extra: str) -> tuple[int, dict[str, dict[str, str]]]:
+def doctor_json(base_url: str, *extra: str) -> tuple[int, dict[str, object]]:
     import contextlib
     import io
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = cli.main(["doctor", "--base-url", base_url, "--samples", "200", "--json", *extra])
-    checks = {c["name"]: c for c in json.loads(buf.getvalue())["checks"]}
-    return code, checks
+    return code, json.loads(buf.getvalue())
+
+
+def doctor(base_url: str, *extra: str) -> tuple[int, dict[str, dict[str, str]]]:
+    code, report = doctor_json(base_url, *extra)
+    return code, {c["name"]: c for c in report["checks"]}  # type: ignore[attr-defined]
+
+
+def test_doctor_finds_infinitys_route_at_the_root_url() -> None:
+    """Issue 29: a bare http://host:port on Infinity's default routes (/embeddings, no /v1) passes
+    "reachable" on the route RemoteEmbedder finds, instead of failing on /v1/embeddings."""
+    with EmbeddingServer(dim=64, model="fake-qwen", routes=INFINITY_ROUTES) as srv:
+        code, report = doctor_json(srv.root_url, "--model", "fake-qwen")
+        paths = list(srv.paths)
+    checks = {c["name"]: c for c in report["checks"]}  # type: ignore[attr-defined]
+    assert checks["reachable"]["status"] == "PASS"
+    assert checks["reachable"]["detail"].startswith(f"HTTP 200 from {srv.root_url}/embeddings in ")
+    assert report["endpoint_url"] == f"{srv.root_url}/embeddings"
+    assert "engine_family" in report
+    for name in ("model name", "dimension", "dimensions support", "base64 support", "vector norms",
+                 "batch padding", "determinism"):
+        assert checks[name]["status"] in ("PASS", "WARN"), checks[name]
+    # one request found the route (/v1/embeddings 404, then /embeddings); every raw check went to /embeddings
+    assert paths[:2] == ["/v1/embeddings", "/embeddings"]
+    assert set(paths[2:]) == {"/embeddings"}
+
+
+def test_doctor_names_which_engines_use_which_route_when_none_answers() -> None:
+    """Bad input: a URL with a path where the server has no embeddings route at all."""
+    with EmbeddingServer(dim=64, model="fake-qwen", routes=INFINITY_ROUTES) as srv:
+        code, report = doctor_json(srv.root_url + "/api", "--model", "fake-qwen")
+    checks = {c["name"]: c for c in report["checks"]}  # type: ignore[attr-defined]
+    assert code == 1
+    reachable = checks["reachable"]
+    assert reachable["status"] == "FAIL"
+    assert reachable["detail"].startswith(f"HTTP 404 from {srv.root_url}/api/embeddings: no embeddings route")
+    assert f"tried {srv.root_url}/api/embeddings (HTTP 404)" in reachable["detail"]
+    assert "answer on /v1/embeddings" in reachable["fix"] and "Infinity answers on /embeddings" in reachable["fix"]
+    assert report["endpoint_url"] is None
+    assert [c["status"] for c in report["checks"]].count("SKIP") == 9  # type: ignore[attr-defined]
 
 
 def test_doctor_on_a_well_behaved_endpoint() -> None:
