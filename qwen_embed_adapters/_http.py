@@ -22,7 +22,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -37,6 +37,7 @@ from .errors import (
     ServiceError,
     ServiceTimeoutError,
 )
+from .http.engines import Refusal, classify_refusal
 
 API_KEY_ENVS = ("QWEN_EMBED_API_KEY", "OPENAI_API_KEY")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -49,6 +50,78 @@ TIMEOUT_STATUSES = frozenset({408, 504})
 BODY_LIMIT = 800
 #: Resends without a pause (route, fallback or truncation changes) before a request gives up.
 MAX_RESENDS = 12
+
+
+#: Header names whose values are credentials: never persisted in a config, a pickle or a repr.
+_SECRET_HEADER = re.compile(r"authorization|key|token|secret|password|passwd|cookie|auth|signature", re.IGNORECASE)
+
+
+class Hidden:
+    """Stands for a secret in a repr: shows as ``***``."""
+
+    def __repr__(self) -> str:
+        return "***"
+
+
+HIDDEN = Hidden()
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value looks like a credential (``Authorization``, ``X-Api-Key``, ``X-Auth-Token``)."""
+    return bool(_SECRET_HEADER.search(name))
+
+
+def split_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """``headers`` as (plain ones, credential ones); only the plain ones are settings."""
+    plain: dict[str, str] = {}
+    secret: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ConfigurationError(f"headers must map str to str, got {name!r:.60}: {type(value).__name__}")
+        (secret if is_secret_header(name) else plain)[name] = value
+    return plain, secret
+
+
+def env_headers(header_envs: Mapping[str, str] | None) -> dict[str, str]:
+    """The headers whose values are read from environment variables (``{"X-Api-Key": "MY_KEY_VAR"}``);
+    a variable that is not set is left out."""
+    out: dict[str, str] = {}
+    for name, env in (header_envs or {}).items():
+        value = os.environ.get(env)
+        if value:
+            out[name] = value
+    return out
+
+
+def check_headers(headers: Any, header_envs: Any) -> None:
+    """Settings check: ``headers`` holds no credential (those go by env var name in ``header_envs``)."""
+    for label, value in (("headers", headers), ("header_envs", header_envs)):
+        if value is None:
+            continue
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ConfigurationError(f"{label} must map str to str, got {value!r:.60}" if label == "header_envs"
+                                     else f"{label} must map str to str")
+    for name in headers or {}:
+        if is_secret_header(name):
+            raise ConfigurationError(
+                f"header {name!r} holds a credential: it is not kept in settings; pass "
+                f"header_envs={{{name!r}: 'ENV_VAR'}} to read it from an environment variable"
+            )
+
+
+def resolve_api_key(api_key: str | None, api_key_env: str | None) -> tuple[str | None, str | None]:
+    """(the key, the name of the variable a rebuilt client reads it from).
+
+    The key is ``api_key``, else ``$api_key_env``, else the first of ``API_KEY_ENVS`` that is set. A key
+    given directly with no variable named keeps ``API_KEY_ENVS[0]`` as its variable: the rebuilt client
+    reads the key from there (the key itself is never persisted).
+    """
+    if api_key is None:
+        for name in (api_key_env,) if api_key_env else API_KEY_ENVS:
+            if os.environ.get(name):
+                return os.environ[name], name
+        return None, api_key_env
+    return api_key or None, api_key_env or (API_KEY_ENVS[0] if api_key else None)
 
 
 def check_base_url(base_url: str) -> str:
@@ -128,67 +201,7 @@ class Endpoint:
         self.url = self.url or self.candidates[0]
 
 
-# ============================================================================ refusals
-@dataclass(frozen=True)
-class Refusal:
-    """How a server refused a request it found too big: a ``length`` refusal (an input has more
-    tokens than the model takes) or a ``batch`` refusal (more inputs than the server takes at once)."""
-
-    kind: str
-    limit: int | None = None  # tokens per input ("length") or inputs per request ("batch")
-    tokens: int | None = None  # the offending input's tokens, when the server says
-    engine: str | None = None  # whose wording it was: "tei", "vllm", "ollama", ...
-
-
-# Wordings (lower-cased) taken from the engines' sources and trackers; see tests/support/openai_server.py.
-_LENGTH_PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
-    # TEI (core/src/tokenization.rs validation): "Input validation error: `inputs` must have less than 512 tokens. Given: 600"
-    (re.compile(r"must have less than (?P<limit>\d+) tokens(?:\. given: (?P<tokens>\d+))?"), "tei"),
-    # vLLM (entrypoints/openai/serving_engine.py): "This model's maximum context length is 512 tokens.
-    # However, you requested 600 tokens in the input for embedding generation. ..."
-    (re.compile(
-        r"maximum context length is (?P<limit>\d+) tokens(?:.{0,40}?(?:requested|has|have) (?P<tokens>\d+)(?: input)? tokens)?"
-    ), "vllm"),
-    # later vLLM: "max context 8192 tokens, the prompt had at least 8193"
-    (re.compile(r"max context (?P<limit>\d+) tokens, the prompt had at least (?P<tokens>\d+)"), "vllm"),
-    # llama.cpp's server: "input is too large to process. increase the physical batch size" (500),
-    # "the request exceeds the available context size, try increasing it"
-    (re.compile(r"input is too large to process|exceeds the available context size"), "llamacpp"),
-    # Ollama (400, 413 or 500 by version): "the input length exceeds the context length"
-    (re.compile(r"input length exceeds (?:the )?(?:maximum )?context length(?: \(?(?P<limit>\d+)\)?)?"), "ollama"),
-    # Infinity and others: "input too long", "exceeds max sequence length 512", "token limit", ...
-    (re.compile(
-        r"(?:too many tokens|(?:input|text|sequence|prompt)s? (?:is |are )?too long|token limit"
-        r"|exceeds? (?:the )?(?:model'?s? )?max(?:imum)?[ _](?:sequence|context|input)[ _](?:length|tokens?)"
-        r"(?: (?:of )?\(?(?P<limit>\d+))?)"
-    ), None),
-)
-_BATCH_WORDS = ("batch size", "batch_size", "max_client_batch", "too many inputs", "too many items", "too many",
-                "too_many_inputs", "per request", "larger than", "list should have at most")
-_BATCH_LIMITS = (
-    re.compile(r"maximum allowed batch size (\d+)"),  # TEI: "batch size 64 > maximum allowed batch size 32"
-    re.compile(r"(?:not be |no )larger than (\d+)"),  # DashScope: "batch size is invalid, it should not be larger than 10"
-    re.compile(r"at most (\d+)"),  # pydantic: "List should have at most 2048 items"
-    re.compile(r"(?:maximum|max)[a-z_ ]{0,40}?(?:of |is |= ?|: ?)?(\d+)"),
-)
-
-
-def classify_refusal(status: int, lowered_body: str) -> Refusal | None:
-    """A length or batch refusal read from a status and lower-cased body, or None for anything else."""
-    if status in (400, 413, 422, 500):
-        for pattern, engine in _LENGTH_PATTERNS:
-            m = pattern.search(lowered_body)
-            if m:
-                groups = m.groupdict()
-                limit, tokens = groups.get("limit"), groups.get("tokens")
-                return Refusal("length", int(limit) if limit else None, int(tokens) if tokens else None, engine)
-    if status == 413 or (status in (400, 422) and any(w in lowered_body for w in _BATCH_WORDS)):
-        for pattern in _BATCH_LIMITS:
-            m = pattern.search(lowered_body)
-            if m:
-                return Refusal("batch", int(m.group(1)))
-        return Refusal("batch")
-    return None
+# Refusals are read with each engine's wordings: see http/engines.py.
 
 
 # ============================================================================ client-side rate limits

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 
 from ._http import (
-    API_KEY_ENVS,
+    HIDDEN,
     Endpoint,
     HTTPClientBase,
     RateLimiter,
@@ -30,10 +30,13 @@ from ._http import (
     Request,
     Step,
     check_base_url,
+    check_headers,
+    env_headers,
     redact_url,
+    resolve_api_key,
     route_candidates,
+    split_headers,
 )
-from ._http import RETRY_STATUSES as RETRY_STATUSES  # re-exported: it was defined here
 from .embedder import Embedder
 from .errors import (
     ConfigurationError,
@@ -42,19 +45,11 @@ from .errors import (
     EmbeddingTimeoutError,
     InvalidInputError,
 )
+from .http.engines import profile, route_hint
+from .settings import Configurable, Settings, check_bool, check_choice, check_int, check_number, check_str
 from .vectors import decode_base64
 
 logger = logging.getLogger(__name__)
-
-#: Which engines answer on which route, said when no route answers.
-EMBEDDINGS_ROUTE_HINT = (
-    "vLLM, SGLang, TEI, Ollama and `qwen-embed serve` answer on /v1/embeddings; Infinity answers on "
-    "/embeddings by default (/v1/embeddings with --url-prefix /v1). Pass the server's full URL, e.g. "
-    "http://host:8000/v1 or http://host:7997/embeddings."
-)
-#: The engines' own switches that make the server truncate an over-long input (by the wording it refused with).
-TRUNCATE_SWITCHES: dict[str, str] = {"tei": "truncate", "vllm": "truncate_prompt_tokens"}
-
 
 #: Characters per token assumed before the server counts (for ``max_tokens_per_minute``).
 CHARS_PER_TOKEN_ESTIMATE = 4
@@ -99,6 +94,68 @@ class EmbeddingEndpoint(Endpoint):
     served_model: str | None = None
 
 
+@dataclass(frozen=True)
+class RemoteEmbedderSettings(Settings):
+    """Every setting of a RemoteEmbedder, written down once: the constructor, ``to_config`` /
+    ``from_config``, ``repr`` and pickling derive from these fields. No secret is a field: a key is
+    named by its variable (``api_key_env``), credential headers by theirs (``header_envs``)."""
+
+    base_url: str | tuple[str, ...]
+    model: str = "Qwen3-Embedding-0.6B"
+    dimensions: int | None = None
+    query_instruction: str | None = None
+    batch_size: int = 64
+    max_concurrency: int = 4
+    max_retries: int = 5
+    timeout: float = 60.0
+    api_key_env: str | None = None
+    send_dimensions: bool = True
+    encoding_format: str = "base64"
+    truncate: bool = False
+    max_requests_per_minute: float | None = None
+    max_tokens_per_minute: float | None = None
+    backoff_base: float = 0.5
+    backoff_max: float = 20.0
+    max_retry_after: float = 60.0
+    headers: dict[str, str] | None = None
+    header_envs: dict[str, str] | None = None
+
+    def validate(self) -> None:
+        urls = self.urls()
+        if len(set(urls)) != len(urls):
+            dup = next(u for u in urls if urls.count(u) > 1)
+            raise ConfigurationError(f"base_url lists {redact_url(dup)!r} twice")
+        check_str("model", self.model)
+        check_int("dimensions", self.dimensions, minimum=1, optional=True)
+        check_str("query_instruction", self.query_instruction, optional=True, empty=True)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("max_concurrency", self.max_concurrency, minimum=1)
+        check_int("max_retries", self.max_retries, minimum=0)
+        check_number("timeout", self.timeout, positive=True)
+        check_str("api_key_env", self.api_key_env, optional=True)
+        check_bool("send_dimensions", self.send_dimensions)
+        check_choice("encoding_format", self.encoding_format, ("base64", "float"))
+        check_bool("truncate", self.truncate)
+        for name in ("max_requests_per_minute", "max_tokens_per_minute"):
+            check_number(name, getattr(self, name), positive=True, optional=True)
+        for name in ("backoff_base", "backoff_max", "max_retry_after"):
+            check_number(name, getattr(self, name), minimum=0)
+        check_headers(self.headers, self.header_envs)
+
+    def urls(self) -> list[str]:
+        """The server URLs, checked and stripped of trailing slashes."""
+        given = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+        if not given:
+            raise ConfigurationError("base_url must be a URL or a non-empty list of URLs")
+        return [check_base_url(u) for u in given]
+
+    def to_config(self) -> dict[str, Any]:
+        config = super().to_config()
+        urls = [redact_url(u) for u in self.urls()]  # credentials in a URL are never persisted
+        config["base_url"] = urls[0] if isinstance(self.base_url, str) else urls
+        return config
+
+
 def _cut(text: str, refusal: Refusal) -> str:
     """A conservative client-side cut of ``text`` to fit ``refusal.limit`` tokens."""
     if refusal.limit and refusal.tokens and refusal.tokens > refusal.limit:
@@ -108,7 +165,7 @@ def _cut(text: str, refusal: Refusal) -> str:
     return text[: max(1, min(keep, len(text) - 1))]
 
 
-class RemoteEmbedder(Embedder, HTTPClientBase):
+class RemoteEmbedder(Configurable, Embedder, HTTPClientBase):
     """Embeddings from an OpenAI-compatible endpoint (SGLang, vLLM, TEI, Ollama, Infinity, ``qwen-embed serve``).
 
     Example::
@@ -140,9 +197,11 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
     """
 
     engine = "remote"
+    settings_class = RemoteEmbedderSettings
+    config_kind = ("engine", "remote")
     _log = logger
     _error_classes = (EmbeddingServiceError, EmbeddingTimeoutError, EmbeddingRateLimitError)
-    _route_hint = EMBEDDINGS_ROUTE_HINT
+    _route_hint = route_hint()
     _too_long_hint = " (pass truncate=True to embed it cut, or split the text)"
     _endpoint: EmbeddingEndpoint
 
@@ -167,28 +226,36 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         max_retry_after: float = 60.0,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        header_envs: Mapping[str, str] | None = None,
     ) -> None:
-        if encoding_format not in ("base64", "float"):
-            raise ConfigurationError(f"encoding_format must be 'base64' or 'float', got {encoding_format!r}")
         if isinstance(base_url, str):
-            urls = [check_base_url(base_url)]
+            urls: str | tuple[str, ...] = base_url
         elif isinstance(base_url, Sequence) and base_url:
-            urls = [check_base_url(u) for u in base_url]
+            urls = tuple(base_url)
         else:
             raise ConfigurationError(f"base_url must be a URL or a non-empty list of URLs, got {base_url!r:.200}")
-        if len(set(urls)) != len(urls):
-            dup = next(u for u in urls if urls.count(u) > 1)
-            raise ConfigurationError(f"base_url lists {redact_url(dup)!r} twice")
-        given = urls[0]
+        plain, secret = split_headers(headers)
+        _, key_env = resolve_api_key(api_key, api_key_env)
+        self.settings: RemoteEmbedderSettings = RemoteEmbedderSettings(
+            base_url=urls, model=model, dimensions=dimensions, query_instruction=query_instruction,
+            batch_size=batch_size, max_concurrency=max_concurrency, max_retries=max_retries, timeout=timeout,
+            api_key_env=key_env, send_dimensions=send_dimensions, encoding_format=encoding_format,
+            truncate=truncate, max_requests_per_minute=max_requests_per_minute,
+            max_tokens_per_minute=max_tokens_per_minute, backoff_base=backoff_base, backoff_max=backoff_max,
+            max_retry_after=max_retry_after, headers=plain or None,
+            header_envs=dict(header_envs) if header_envs else None,
+        )
+        st = self.settings
+        urls_list = st.urls()
         # What each server turned out to support lives in its endpoint; learnt once, kept for later calls.
         endpoints = [
             EmbeddingEndpoint(
                 url, route_candidates(url, "embeddings"), batch_cap=64,
                 send_dimensions=send_dimensions and dimensions is not None, encoding_format=encoding_format,
-                checked=len(urls) == 1,
+                checked=len(urls_list) == 1,
             )
-            for url in urls
+            for url in urls_list
         ]
         self._endpoints = list(endpoints)
         self._endpoint = endpoints[0]
@@ -202,18 +269,18 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
             batch_size=batch_size,
             max_concurrency=max_concurrency,
         )
-        self._given_batch_size = batch_size
         #: the URL as given (stripped of trailing slashes); ``endpoint_url`` is the route that answered.
         #: With several servers: the first one's; ``base_urls`` lists them all.
-        self.base_url = given
-        self.base_urls = urls
-        self.truncate = bool(truncate)
+        self.base_url = urls_list[0]
+        self.base_urls = urls_list
+        self.truncate = truncate
         if max_requests_per_minute is not None or max_tokens_per_minute is not None:
             # One limiter for every call of this embedder: sync, async, LightRAG's and ingest's through it.
             self._limiter = RateLimiter(max_requests_per_minute, max_tokens_per_minute)
         self._init_http(
             endpoint=self._endpoint,
-            api_key=api_key, api_key_env=api_key_env, headers=headers, max_retries=max_retries, timeout=timeout,
+            api_key=api_key, api_key_env=api_key_env,
+            headers={**plain, **env_headers(header_envs), **secret}, max_retries=max_retries, timeout=timeout,
             backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
         )
 
@@ -244,49 +311,13 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         self._endpoint.encoding_format = value
 
     # ------------------------------------------------------------------ config
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> RemoteEmbedder:
-        cfg = dict(config)
-        cfg.pop("engine", None)
-        known = {
-            "base_url", "model", "dimensions", "query_instruction", "batch_size", "max_concurrency",
-            "max_retries", "timeout", "api_key_env", "send_dimensions", "encoding_format", "truncate",
-            "max_requests_per_minute", "max_tokens_per_minute",
-        }
-        unknown = set(cfg) - known
-        if unknown:
-            raise ConfigurationError(f"unknown remote embedder settings: {sorted(unknown)}")
-        if "base_url" not in cfg:
-            raise ConfigurationError("a remote embedder config needs 'base_url'")
-        return cls(cfg.pop("base_url"), **cfg)
-
-    def to_config(self) -> dict[str, Any]:
-        urls = [redact_url(u) for u in self.base_urls]
-        return {
-            "engine": "remote",
-            "base_url": urls[0] if len(urls) == 1 else urls,
-            **self._config_common(),
-            "batch_size": self._given_batch_size,
-            "max_concurrency": self.max_concurrency,
-            "max_retries": self.max_retries,
-            "timeout": self.timeout,
-            "api_key_env": self.api_key_env or (API_KEY_ENVS[0] if self._api_key else None),
-            **({"truncate": True} if self.truncate else {}),
-            **self._limits_config(),
-        }
-
-    def _limits_config(self) -> dict[str, Any]:
-        lim = self._limiter
-        if lim is None:
-            return {}
-        return {"max_requests_per_minute": lim.requests_per_minute, "max_tokens_per_minute": lim.tokens_per_minute}
-
-    def __repr__(self) -> str:
-        dim = self._dimension if self._dimension is not None else "unknown"
-        key = ", api_key=***" if self._api_key else ""
-        urls = [redact_url(u) for u in self.base_urls]
-        shown = urls[0] if len(urls) == 1 else urls
-        return f"RemoteEmbedder(base_url={shown!r}, model={self.model!r}, dimension={dim}{key})"
+    def _repr_fields(self) -> dict[str, Any]:
+        shown = self.settings.shown()
+        shown["base_url"] = self.settings.to_config()["base_url"]  # credentials in URLs redacted
+        shown["dimension"] = self._dimension if self._dimension is not None else "unknown"
+        if self._api_key:
+            shown["api_key"] = HIDDEN
+        return shown
 
     # ------------------------------------------------------------------ request building and decisions (no I/O)
     def _body(self, texts: list[str], ep: EmbeddingEndpoint | None = None) -> dict[str, Any]:
@@ -468,7 +499,7 @@ class RemoteEmbedder(Embedder, HTTPClientBase):
         if not self.truncate:
             return None
         ep = self._endpoint_of(request)
-        switch = TRUNCATE_SWITCHES.get(refusal.engine or "")
+        switch = profile(refusal.engine).truncate_switch if refusal.engine else ""
         if switch and ep.truncate_switch is None:
             with self._client_lock:
                 if ep.truncate_switch is None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -35,11 +35,26 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ._http import Endpoint, HTTPClientBase, Request, Step, check_base_url, redact_url, route_candidates
+from ._http import (
+    HIDDEN,
+    Endpoint,
+    HTTPClientBase,
+    Request,
+    Step,
+    check_base_url,
+    check_headers,
+    env_headers,
+    redact_url,
+    resolve_api_key,
+    route_candidates,
+    split_headers,
+)
 from .embedder import arun_batches, run_batches
 from .errors import ConfigurationError, InvalidInputError, ServiceError
+from .http.engines import rerank_route_hint
 from .local import TorchRuntime, import_torch, pad_batch, plan_token_batches, resolve_model_path
 from .models import DEFAULT_QWEN3_INSTRUCTION
+from .settings import Configurable, Settings, check_choice, check_int, check_number, check_str
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +220,27 @@ class Reranker(ABC):
 
 
 # ============================================================================ LocalReranker
-class LocalReranker(Reranker):
+@dataclass(frozen=True)
+class LocalRerankerSettings(Settings):
+    """Every setting of a LocalReranker (see its arguments), written down once."""
+
+    model: str = "Qwen/Qwen3-Reranker-0.6B"
+    device: str = "auto"
+    dtype: str = "auto"
+    instruction: str | None = None
+    max_length: int = 8192
+    max_batch_tokens: int = 16384
+
+    def validate(self) -> None:
+        check_str("model", self.model)
+        check_str("device", self.device)
+        check_str("dtype", self.dtype)
+        check_str("instruction", self.instruction, optional=True, empty=True)
+        check_int("max_length", self.max_length, minimum=1)
+        check_int("max_batch_tokens", self.max_batch_tokens, minimum=1)
+
+
+class LocalReranker(Configurable, Reranker):
     """Qwen3-Reranker in process (transformers), scored as its model card describes.
 
     Args:
@@ -219,6 +254,8 @@ class LocalReranker(Reranker):
     The score of a pair is ``exp(log_softmax([logit_no, logit_yes])[1])`` at the last position.
     """
 
+    settings_class = LocalRerankerSettings
+
     def __init__(
         self,
         model: str = "Qwen/Qwen3-Reranker-0.6B",
@@ -229,11 +266,13 @@ class LocalReranker(Reranker):
         max_length: int = 8192,
         max_batch_tokens: int = 16384,
     ) -> None:
+        dtype_name = dtype if isinstance(dtype, str) else str(dtype).replace("torch.", "")
+        self.settings: LocalRerankerSettings = LocalRerankerSettings(
+            model=model, device=device, dtype=dtype_name, instruction=instruction, max_length=max_length,
+            max_batch_tokens=max_batch_tokens,
+        )
         super().__init__(model, instruction=instruction)
         _, transformers = import_torch("LocalReranker")
-        for label, value in (("max_length", max_length), ("max_batch_tokens", max_batch_tokens)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
         self.max_length = max_length
         self.max_batch_tokens = max_batch_tokens
         try:  # the same model-file search, device/dtype checks and loading as LocalEmbedder
@@ -265,8 +304,10 @@ class LocalReranker(Reranker):
             )
         return int(tid)
 
-    def __repr__(self) -> str:
-        return f"LocalReranker(model={self.model!r}, device={self.device!r}, dtype={str(self.dtype).replace('torch.', '')!r})"
+    def _repr_fields(self) -> dict[str, Any]:
+        # The device and dtype in use (what "auto" chose), beside the settings that differ from the defaults.
+        return {"model": self.model, **self.settings.shown(), "device": self.device,
+                "dtype": str(self.dtype).replace("torch.", "")}
 
     def tokenize(self, query: str, documents: list[str], instruction: str | None = None) -> list[list[int]]:
         """The full prompt token ids of each pair (prefix + pair + suffix), truncated to ``max_length``."""
@@ -313,12 +354,6 @@ _API_SHAPES = {"auto": "auto", "vllm": "cohere", "infinity": "cohere", "cohere":
 _TEMPLATES = ("server", "qwen3")
 
 
-RERANK_ROUTE_HINT = (
-    "vLLM and `qwen-embed serve` answer on /v1/rerank and /rerank; TEI and Infinity (by default) on /rerank. "
-    "Pass the server's full URL, e.g. http://host:8080/rerank."
-)
-
-
 def _rerank_urls(base_url: str) -> list[str]:
     """Where a ``/rerank`` route may live for a given base URL, most likely first."""
     return route_candidates(base_url, "rerank", swap=("embeddings",), v1_root=True)
@@ -332,7 +367,46 @@ class RerankEndpoint(Endpoint):
     shape: str = "auto"
 
 
-class RemoteReranker(Reranker, HTTPClientBase):
+@dataclass(frozen=True)
+class RemoteRerankerSettings(Settings):
+    """Every setting of a RemoteReranker (see its arguments), written down once; no secret is a field."""
+
+    base_url: str
+    model: str = "Qwen3-Reranker-0.6B"
+    api: str = "auto"
+    template: str = "server"
+    instruction: str | None = None
+    api_key_env: str | None = None
+    batch_size: int = 32
+    max_concurrency: int = 4
+    max_retries: int = 5
+    timeout: float = 60.0
+    backoff_base: float = 0.5
+    backoff_max: float = 20.0
+    max_retry_after: float = 60.0
+    headers: dict[str, str] | None = None
+    header_envs: dict[str, str] | None = None
+
+    def validate(self) -> None:
+        check_base_url(self.base_url)
+        check_str("model", self.model)
+        check_choice("api", self.api, sorted(_API_SHAPES))
+        check_choice("template", self.template, _TEMPLATES)
+        check_str("instruction", self.instruction, optional=True, empty=True)
+        check_str("api_key_env", self.api_key_env, optional=True)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("max_concurrency", self.max_concurrency, minimum=1)
+        check_int("max_retries", self.max_retries, minimum=0)
+        check_number("timeout", self.timeout, positive=True)
+        for name in ("backoff_base", "backoff_max", "max_retry_after"):
+            check_number(name, getattr(self, name), minimum=0)
+        check_headers(self.headers, self.header_envs)
+
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), "base_url": redact_url(check_base_url(self.base_url))}
+
+
+class RemoteReranker(Configurable, Reranker, HTTPClientBase):
     """Scores from a ``/rerank`` endpoint: vLLM, Infinity, TEI or ``qwen-embed serve --reranker``.
 
     Args:
@@ -360,8 +434,10 @@ class RemoteReranker(Reranker, HTTPClientBase):
 
     _log = logger
     _endpoint: RerankEndpoint
-    _route_hint = RERANK_ROUTE_HINT
+    _route_hint = rerank_route_hint()
     _item_name = "document"
+
+    settings_class = RemoteRerankerSettings
 
     def __init__(
         self,
@@ -380,21 +456,24 @@ class RemoteReranker(Reranker, HTTPClientBase):
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         max_retry_after: float = 60.0,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        header_envs: Mapping[str, str] | None = None,
     ) -> None:
+        plain, secret = split_headers(headers)
+        _, key_env = resolve_api_key(api_key, api_key_env)
+        self.settings: RemoteRerankerSettings = RemoteRerankerSettings(
+            base_url=base_url, model=model, api=api, template=template, instruction=instruction,
+            api_key_env=key_env, batch_size=batch_size, max_concurrency=max_concurrency, max_retries=max_retries,
+            timeout=timeout, backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
+            headers=plain or None, header_envs=dict(header_envs) if header_envs else None,
+        )
         super().__init__(model, instruction=instruction)
         self._explicit_instruction = instruction
-        if api not in _API_SHAPES:
-            raise ConfigurationError(f"api must be one of {sorted(_API_SHAPES)}, got {api!r}")
-        if template not in _TEMPLATES:
-            raise ConfigurationError(f"template must be one of {_TEMPLATES}, got {template!r}")
-        for label, value in (("batch_size", batch_size), ("max_concurrency", max_concurrency)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{label} must be an int >= 1, got {value!r}")
         given = check_base_url(base_url)
         self._init_http(
             endpoint=RerankEndpoint(given, _rerank_urls(given), batch_cap=batch_size, shape=_API_SHAPES[api]),
-            api_key=api_key, api_key_env=api_key_env, headers=headers, max_retries=max_retries, timeout=timeout,
+            api_key=api_key, api_key_env=api_key_env,
+            headers={**plain, **env_headers(header_envs), **secret}, max_retries=max_retries, timeout=timeout,
             backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
         )
         self.base_url = given
@@ -412,9 +491,12 @@ class RemoteReranker(Reranker, HTTPClientBase):
     def shape(self, value: str) -> None:
         self._endpoint.shape = value
 
-    def __repr__(self) -> str:
-        key = ", api_key=***" if self._api_key else ""
-        return f"RemoteReranker(url={redact_url(self.url)!r}, model={self.model!r}, api={self.api!r}{key})"
+    def _repr_fields(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"url": redact_url(self.url), "model": self.model, "api": self.api}
+        shown.update((k, v) for k, v in self.settings.shown().items() if k not in ("base_url", "model", "api"))
+        if self._api_key:
+            shown["api_key"] = HIDDEN
+        return shown
 
     # ---------------------------------------------------------------- requests and decisions (no I/O)
     def _texts(self, query: str, documents: list[str], instruction: str) -> tuple[str, list[str]]:
@@ -533,7 +615,9 @@ __all__: Sequence[str] = [
     "LocalReranker",
     "RERANK_PREFIX",
     "RERANK_SUFFIX",
+    "LocalRerankerSettings",
     "RemoteReranker",
+    "RemoteRerankerSettings",
     "Reranker",
     "format_pair",
     "reranker_from_spec",

@@ -314,7 +314,10 @@ def test_config_round_trip_and_env() -> None:
     assert cfg == {
         "engine": "remote", "base_url": "http://127.0.0.1:8000", "model": "Qwen3-Embedding-4B",
         "dimensions": 512, "query_instruction": None, "batch_size": 16, "max_concurrency": 4,
-        "max_retries": 5, "timeout": 60.0, "api_key_env": cfg["api_key_env"],
+        "max_retries": 5, "timeout": 60.0, "api_key_env": cfg["api_key_env"], "send_dimensions": True,
+        "encoding_format": "base64", "truncate": False, "max_requests_per_minute": None,
+        "max_tokens_per_minute": None, "backoff_base": 0.5, "backoff_max": 20.0, "max_retry_after": 60.0,
+        "headers": None, "header_envs": None,
     }
     again = embedder_from_config(cfg)
     assert isinstance(again, RemoteEmbedder) and again.dimension == 512 and again.batch_size == 16
