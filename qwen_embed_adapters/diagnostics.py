@@ -39,7 +39,7 @@ import numpy as np
 from . import models
 from ._urls import redact_url
 from .errors import QwenEmbedError
-from .remote import EMBEDDINGS_ROUTE_HINT
+from .http import engines
 
 if TYPE_CHECKING:
     import httpx
@@ -48,8 +48,9 @@ if TYPE_CHECKING:
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 
-#: Which engines answer on /v1/embeddings and which on /embeddings: the same words RemoteEmbedder uses.
-ROUTE_HINT = EMBEDDINGS_ROUTE_HINT
+#: Which engines answer on /v1/embeddings and which on /embeddings: the same words RemoteEmbedder uses
+#: (both read the engine profiles in http/engines.py).
+ROUTE_HINT = engines.route_hint()
 
 #: (anchor, similar, dissimilar): the similar text must score higher against the anchor.
 TRIPLETS: tuple[tuple[str, str, str, str], ...] = (
@@ -129,12 +130,30 @@ def _triplet_texts() -> list[str]:
 
 
 # ---------------------------------------------------------------------------- engine families
+#: doctor fix key -> (the engine profile's problem name, whether the general advice still follows it)
+ENGINE_PROBLEMS: dict[str, tuple[str, bool]] = {
+    "path": ("route", True),
+    "reference": ("pooling", True),
+    "dimensions": ("dimensions", False),
+    "base64": ("base64", False),
+}
+
+
 def _recognise(*, models_payload: Any = None, headers: Mapping[str, str] | None = None, body: str = "") -> str | None:
-    return None
+    found = engines.recognise(models_payload=models_payload, headers=headers, body=body)
+    return found.family if found else None
 
 
 def _engine_fix(family: str | None, key: str) -> str:
-    return ""
+    """The recognised engine's own advice for ``key`` (from its profile), with the general one after it
+    where that still applies; "" when the engine has none."""
+    if family is None or key not in ENGINE_PROBLEMS:
+        return ""
+    problem, keep_general = ENGINE_PROBLEMS[key]
+    own = engines.profile(family).fix(problem)
+    if not own:
+        return ""
+    return f"{own} {FIXES[key]}" if keep_general else own
 
 
 # ---------------------------------------------------------------------------- checks against an endpoint
@@ -216,10 +235,11 @@ class Probe:
         """The fix text for ``key``: the recognised engine's own when its profile has one."""
         return _engine_fix(self.family, key) or FIXES[key]
 
-    def recognise(self, *, models_payload: Any = None, headers: Mapping[str, str] | None = None,
-                  body: str = "") -> None:
-        if self.family is None:
-            self.family = _recognise(models_payload=models_payload, headers=headers, body=body)
+    def recognise(self, models_payload: Any) -> None:
+        """Tell the engine family from the ``/models`` answer and the first answer's headers and refusal."""
+        if self.family is None and self.first is not None:
+            body = self.first.text if self.first.status_code != 200 else ""
+            self.family = _recognise(models_payload=models_payload, headers=self.first.headers, body=body)
 
     def fail(self, check: Check) -> Check:
         self.stop = True
@@ -246,14 +266,14 @@ def check_reachable(p: Probe) -> Check:
         return p.fail(Check("reachable", FAIL, f"{type(exc).__name__}: {exc}", FIXES["refused"]))
     elapsed = time.perf_counter() - t0
     status, body = p.first.status_code, p.first.text[:300]
-    p.recognise(headers=p.first.headers, body=p.first.text)
     if status in (401, 403):
         return p.fail(Check("reachable", FAIL, f"HTTP {status} from {p.shown}: {body}", FIXES["auth"]))
     if status in (404, 405) and "model" not in body.lower():
+        p.recognise(_models_payload(p.client, p.route.base))  # an engine's own route advice, when it tells
         # RemoteEmbedder's own message names every route it tried; its hint is the fix below
         why = p.route.error.replace(ROUTE_HINT, "").strip()
         detail = f"HTTP {status} from {p.shown}: no embeddings route" + (f" (RemoteEmbedder: {why})" if why else "")
-        return p.fail(Check("reachable", FAIL, detail, FIXES["path"]))
+        return p.fail(Check("reachable", FAIL, detail, p.fix("path")))
     return Check("reachable", PASS, f"HTTP {status} from {p.shown} in {elapsed:.2f} s")
 
 
@@ -261,7 +281,7 @@ def check_model_name(p: Probe) -> Check:
     """The server accepts ``--model`` (and lists it on /models when it has that route)."""
     payload = _models_payload(p.client, p.route.base if p.route else p.url)
     p.listed = listed = _model_ids(payload)
-    p.recognise(models_payload=payload)
+    p.recognise(payload)
     status, body = p.first.status_code, p.first.text[:300]
     if status != 200:
         fix = p.fix("model") if ("model" in body.lower() or status == 404) else (
