@@ -219,6 +219,8 @@ class Probe:
     listed: list[str] = field(default_factory=list)  # the model names /models lists
     family: str | None = None  # the engine family recognised from what the server sent
     stop: bool = False  # set by a check that leaves nothing for the later ones to look at
+    misordered: frozenset[int] = frozenset()  # the triplets the server's vectors misorder
+    reference_misordered: frozenset[int] | None = None  # those the reference model misorders (when it matched)
 
     @property
     def url(self) -> str:
@@ -362,6 +364,7 @@ def check_pairs_remote(p: Probe) -> Check:
         vecs = _raw_embed(p.client, p.url, p.model, _triplet_texts(), p.batch)
     except RuntimeError as exc:
         return p.fail(Check("similar > dissimilar", FAIL, str(exc), p.fix("refused")))
+    p.misordered = _misordered(vecs)
     return _pairs_check(vecs)
 
 #: (a) and (b): a short text, and much longer texts to batch it with.
@@ -435,8 +438,23 @@ def check_reference(p: Probe) -> Check:
     detail = (f"{int((cos >= REFERENCE_COSINE).sum())}/{len(texts)} texts at cosine >= {REFERENCE_COSINE} "
               f"with LocalEmbedder; lowest {cos[worst]:.4f} ({texts[worst].splitlines()[0][:24]!r})")
     if cos[worst] >= REFERENCE_COSINE:
+        p.reference_misordered = _misordered(want)
         return Check("vs reference", PASS, detail)
     return Check("vs reference", FAIL, detail, p.fix("reference"))
+
+
+def _blame_the_model(checks: list[Check], p: Probe) -> list[Check]:
+    """A pairs FAIL on a server that computes what the reference model computes, when the reference model
+    misorders the same triplets in-process, is the model's doing, not the server's: WARN, saying so."""
+    same = p.reference_misordered is not None and p.misordered and p.reference_misordered == p.misordered
+    out = []
+    for c in checks:
+        if c.name == "similar > dissimilar" and c.status == FAIL and same:
+            c = Check(c.name, WARN, c.detail + "; the reference model misorders the same triplets in-process",
+                      "The server computes what the model computes; the model itself misorders these pairs "
+                      "(a small or untrained model?). Use a full Qwen3-Embedding model for retrieval.")
+        out.append(c)
+    return out
 
 
 #: (name, check) in table order; each check runs only while no earlier one set ``probe.stop``.
@@ -496,6 +514,7 @@ def diagnose_endpoint(
                       batch=batch, reference=reference, api_key=api_key)
         for name, check in REMOTE_CHECKS:
             checks.append(Check(name, SKIP, "needs the checks above") if probe.stop else check(probe))
+    checks = _blame_the_model(checks, probe)
     answered = probe.route.url if probe.route and probe.first is not None and probe.first.status_code == 200 else None
     return Diagnosis(f"endpoint {redact_url(base_url)}", checks, engine_family=probe.family,
                      endpoint_url=redact_url(answered) if answered else None)
@@ -543,6 +562,13 @@ def _norm_check(vecs: np.ndarray, *, raw: bool) -> Check:
     if abs(lo - 1) <= 0.01 and abs(hi - 1) <= 0.01:
         return Check("vector norms", PASS, detail)
     return Check("vector norms", WARN, detail + (" (raw, not normalised by the server)" if raw else ""), FIXES["norms"])
+
+
+def _misordered(vecs: np.ndarray) -> frozenset[int]:
+    """The triplets (by index) whose similar text does not score above the dissimilar one."""
+    v = vecs.astype(np.float64)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return frozenset(k for k in range(len(TRIPLETS)) if float(v[3 * k] @ v[3 * k + 1]) <= float(v[3 * k] @ v[3 * k + 2]))
 
 
 def _pairs_check(vecs: np.ndarray) -> Check:

@@ -61,7 +61,13 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
 
 
 def assert_right(report: dict[str, Any], *, base64: str) -> None:
+    """The checks of RIGHT pass; nothing FAILs. The tiny random model misorders one language pair in-process
+    too, so "similar > dissimilar" is the model's WARN, not the server's FAIL."""
     got = statuses(report)
+    assert "FAIL" not in got.values(), report["checks"]
+    pairs = next(c for c in report["checks"] if c["name"] == "similar > dissimilar")
+    assert pairs["status"] == "WARN" and pairs["detail"].endswith("the reference model misorders the same triplets "
+                                                                  "in-process"), pairs
     wrong = {c["name"]: c for c in report["checks"] if c["name"] in RIGHT and c["status"] != "PASS"}
     assert not wrong, wrong
     assert got["base64 support"] == base64, report["checks"]
@@ -98,14 +104,13 @@ def test_doctor_on_infinity_at_its_root_url(infinity_root: EngineProcess, tiny_q
     assert reachable["detail"].startswith(f"HTTP 200 from {infinity_root.root_url}/embeddings in "), reachable
     assert report["endpoint_url"] == f"{infinity_root.root_url}/embeddings"
     assert report["engine_family"] == "infinity"
-    # the tiny model's random weights may misorder the language pairs; nothing else may fail
-    fails = {name for name, status in statuses(report).items() if status == "FAIL"}
-    assert fails <= {"similar > dissimilar"} and code == (1 if fails else 0), stderr
+    assert code == 0, stderr
 
 
 def test_doctor_on_infinity_with_a_v1_prefix(infinity_v1: EngineProcess, tiny_qwen3_dir: str) -> None:
     code, report, _ = doctor(f"{infinity_v1.root_url}/v1", INFINITY_MODEL, tiny_qwen3_dir)
     assert_right(report, base64="PASS")
+    assert code == 0
     assert report["endpoint_url"] == f"{infinity_v1.root_url}/v1/embeddings"
     assert report["engine_family"] == "infinity"
 
@@ -142,6 +147,7 @@ def test_doctor_on_llamacpp_with_last_token_pooling(llama_server: EngineProcess,
     code, report, _ = doctor(f"{llama_server.root_url}/v1", LLAMA_MODEL, tiny_qwen3_dir)
     # llama-cpp-python accepts encoding_format=base64 and answers floats: WARN (RemoteEmbedder falls back)
     assert_right(report, base64="WARN")
+    assert code == 0
     assert report["endpoint_url"] == f"{llama_server.root_url}/v1/embeddings"
     # llama-cpp-python's /v1/models says owned_by "me" (llama_cpp/server/app.py, 0.3.36) and its Server header
     # is uvicorn's: nothing tells it apart, so no family (llama.cpp's own llama-server says "llamacpp")
@@ -158,6 +164,7 @@ def test_doctor_fails_llamacpp_with_mean_pooling(llama_mean: EngineProcess, tiny
     ref = next(c for c in report["checks"] if c["name"] == "vs reference")
     assert ref["status"] == "FAIL", ref
     assert not ref["detail"].startswith("30/30"), ref
+    assert got["similar > dissimilar"] in ("PASS", "FAIL")  # judged as the server's: the reference did not match
     assert "--pooling last" in ref["fix"]
 
 
@@ -165,5 +172,6 @@ def test_doctor_fails_llamacpp_with_mean_pooling(llama_mean: EngineProcess, tiny
 def test_doctor_on_qwen_embed_serve(serve_tiny: ServeProcess, tiny_qwen3_dir: str) -> None:  # noqa: F811
     code, report, stderr = doctor(serve_tiny.root_url, "tiny-qwen3", tiny_qwen3_dir)
     assert_right(report, base64="PASS")
+    assert code == 0
     assert report["endpoint_url"] == f"{serve_tiny.root_url}/v1/embeddings"
     assert report["engine_family"] == "qwen-embed-serve"
