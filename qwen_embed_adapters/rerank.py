@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,23 +36,15 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ._http import (
-    HIDDEN,
-    Endpoint,
-    HTTPClientBase,
-    Request,
-    Step,
-    check_base_url,
-    check_headers,
-    env_headers,
-    redact_url,
-    resolve_api_key,
-    route_candidates,
-    split_headers,
-)
+from ._urls import redact_url
 from .embedder import arun_batches, run_batches
 from .errors import ConfigurationError, InvalidInputError, ServiceError
-from .http.engines import rerank_route_hint
+from .http.limits import Backoff
+from .http.loop import RequestLoop
+from .http.pool import EndpointPool
+from .http.rerank_api import API_SHAPES, RerankEndpoint, RerankPolicy
+from .http.routes import check_base_url, route_candidates
+from .http.session import HIDDEN, Session, check_headers, resolve_api_key, session_headers, split_headers
 from .local import TorchRuntime, import_torch, pad_batch, plan_token_batches, resolve_model_path
 from .models import DEFAULT_QWEN3_INSTRUCTION
 from .settings import Configurable, Settings, check_choice, check_int, check_number, check_str
@@ -350,21 +343,15 @@ class LocalReranker(Configurable, Reranker):
 
 
 # ============================================================================ RemoteReranker
-_API_SHAPES = {"auto": "auto", "vllm": "cohere", "infinity": "cohere", "cohere": "cohere", "tei": "tei"}
 _TEMPLATES = ("server", "qwen3")
 
 
-def _rerank_urls(base_url: str) -> list[str]:
-    """Where a ``/rerank`` route may live for a given base URL, most likely first."""
-    return route_candidates(base_url, "rerank", swap=("embeddings",), v1_root=True)
-
-
-@dataclass
-class RerankEndpoint(Endpoint):
-    """One rerank server: route and batch cap (see ``Endpoint``) and the request shape it speaks
-    ("auto" until its first answer tells, "cohere" or "tei")."""
-
-    shape: str = "auto"
+def _qwen3_prompt(query: str, documents: list[str], instruction: str) -> tuple[str, list[str]]:
+    # The server joins query and document tokens; together they make the model card's prompt.
+    return (
+        f"{RERANK_PREFIX}<Instruct>: {instruction}\n<Query>: {query}\n",
+        [f"<Document>: {d}{RERANK_SUFFIX}" for d in documents],
+    )
 
 
 @dataclass(frozen=True)
@@ -390,7 +377,7 @@ class RemoteRerankerSettings(Settings):
     def validate(self) -> None:
         check_base_url(self.base_url)
         check_str("model", self.model)
-        check_choice("api", self.api, sorted(_API_SHAPES))
+        check_choice("api", self.api, sorted(API_SHAPES))
         check_choice("template", self.template, _TEMPLATES)
         check_str("instruction", self.instruction, optional=True, empty=True)
         check_str("api_key_env", self.api_key_env, optional=True)
@@ -406,7 +393,7 @@ class RemoteRerankerSettings(Settings):
         return {**super().to_config(), "base_url": redact_url(check_base_url(self.base_url))}
 
 
-class RemoteReranker(Configurable, Reranker, HTTPClientBase):
+class RemoteReranker(Configurable, Reranker):
     """Scores from a ``/rerank`` endpoint: vLLM, Infinity, TEI or ``qwen-embed serve --reranker``.
 
     Args:
@@ -429,13 +416,9 @@ class RemoteReranker(Configurable, Reranker, HTTPClientBase):
             with backoff and ``Retry-After``.
 
     The key comes from ``api_key``, else ``$QWEN_EMBED_API_KEY``, else ``$OPENAI_API_KEY``; it is never
-    shown in repr, logs or errors.
+    shown in repr, logs or errors. ``headers``, ``header_envs``, ``http_client``, ``http_async_client`` and
+    ``transport`` are as for RemoteEmbedder.
     """
-
-    _log = logger
-    _endpoint: RerankEndpoint
-    _route_hint = rerank_route_hint()
-    _item_name = "document"
 
     settings_class = RemoteRerankerSettings
 
@@ -458,9 +441,12 @@ class RemoteReranker(Configurable, Reranker, HTTPClientBase):
         max_retry_after: float = 60.0,
         headers: Mapping[str, str] | None = None,
         header_envs: Mapping[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+        http_async_client: httpx.AsyncClient | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        plain, secret = split_headers(headers)
-        _, key_env = resolve_api_key(api_key, api_key_env)
+        plain, _ = split_headers(headers)
+        key, key_env = resolve_api_key(api_key, api_key_env)
         self.settings: RemoteRerankerSettings = RemoteRerankerSettings(
             base_url=base_url, model=model, api=api, template=template, instruction=instruction,
             api_key_env=key_env, batch_size=batch_size, max_concurrency=max_concurrency, max_retries=max_retries,
@@ -468,28 +454,53 @@ class RemoteReranker(Configurable, Reranker, HTTPClientBase):
             headers=plain or None, header_envs=dict(header_envs) if header_envs else None,
         )
         super().__init__(model, instruction=instruction)
-        self._explicit_instruction = instruction
-        given = check_base_url(base_url)
-        self._init_http(
-            endpoint=RerankEndpoint(given, _rerank_urls(given), batch_cap=batch_size, shape=_API_SHAPES[api]),
-            api_key=api_key, api_key_env=api_key_env,
-            headers={**plain, **env_headers(header_envs), **secret}, max_retries=max_retries, timeout=timeout,
-            backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
+        self.base_url = check_base_url(base_url)
+        self._api_key = key
+        endpoint = RerankEndpoint(self.base_url, route_candidates(self.base_url, "rerank", swap=("embeddings",),
+                                                                  v1_root=True),
+                                  batch_cap=batch_size, shape=API_SHAPES[api])
+        policy = RerankPolicy(model, api=api, wrap=_qwen3_prompt if template == "qwen3" else None, log=logger)
+        self._session = Session(
+            RequestLoop(policy, EndpointPool([endpoint], log=logger), max_retries=max_retries, api_key=key,
+                        backoff=Backoff(backoff_base, backoff_max, max_retry_after)),
+            headers=session_headers(key, headers, header_envs), timeout=timeout, max_concurrency=max_concurrency,
+            http_client=http_client, http_async_client=http_async_client, transport=transport,
         )
-        self.base_url = given
-        self.api = api
-        self.template = template
-        self.max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    api = property(lambda self: self.settings.api, doc="The ``api`` setting.")
+    template = property(lambda self: self.settings.template, doc="The ``template`` setting.")
+    max_concurrency = property(lambda self: self.settings.max_concurrency, doc="The ``max_concurrency`` setting.")
+    max_retries = property(lambda self: self.settings.max_retries, doc="The ``max_retries`` setting.")
+    timeout = property(lambda self: self.settings.timeout, doc="The ``timeout`` setting.")
+    api_key_env = property(lambda self: self.settings.api_key_env, doc="The ``api_key_env`` setting.")
+
+    @property
+    def _endpoint(self) -> RerankEndpoint:
+        ep = self._session.pool.first
+        assert isinstance(ep, RerankEndpoint)
+        return ep
+
+    @property
+    def url(self) -> str:
+        """The route requests go to now (the first candidate until one has answered)."""
+        return self._endpoint.url
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The route that answered; None before the first successful request."""
+        return self._endpoint.resolved
+
+    @property
+    def batch_size(self) -> int:
+        """Documents per request: the given ``batch_size``, lowered when the server refuses as many."""
+        return self._session.pool.batch_size
 
     @property
     def shape(self) -> str:
         """The request shape the server speaks: "auto" until its first answer tells, "cohere" or "tei"."""
         return self._endpoint.shape
-
-    @shape.setter
-    def shape(self, value: str) -> None:
-        self._endpoint.shape = value
 
     def _repr_fields(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"url": redact_url(self.url), "model": self.model, "api": self.api}
@@ -498,107 +509,40 @@ class RemoteReranker(Configurable, Reranker, HTTPClientBase):
             shown["api_key"] = HIDDEN
         return shown
 
-    # ---------------------------------------------------------------- requests and decisions (no I/O)
-    def _texts(self, query: str, documents: list[str], instruction: str) -> tuple[str, list[str]]:
-        if self.template == "qwen3":
-            # The server joins query and document tokens; together they make the model card's prompt.
-            return (
-                f"{RERANK_PREFIX}<Instruct>: {instruction}\n<Query>: {query}\n",
-                [f"<Document>: {d}{RERANK_SUFFIX}" for d in documents],
-            )
-        return query, documents
-
-    def _body(self, query: str, documents: list[str], instruction: str, shape: str) -> dict[str, Any]:
-        q, docs = self._texts(query, documents, instruction)
-        if shape == "tei":
-            return {"query": q, "texts": docs, "raw_scores": False, "return_text": False}
-        body: dict[str, Any] = {"model": self.model, "query": q, "documents": docs, "top_n": len(docs)}
-        if self.template == "server" and instruction != DEFAULT_RERANK_INSTRUCTION:
-            body["instruction"] = instruction
-        return body
-
-    def _build(self, items: list[Any], ctx: Any) -> Request:
-        query, instruction = ctx
-        ep = self._endpoint
-        return Request(ep.url, self._body(query, items, instruction, ep.shape), ep)
-
-    def _refusal_step(self, status: int, lowered: str, items: list[Any], request: Request) -> Step | None:
-        if status in (400, 422) and self.api == "auto" and "texts" not in request.body and "texts" in lowered:
-            if self.shape != "tei":  # else another request already switched
-                logger.info("%s wants TEI's request shape (query + texts); using it from now on", redact_url(self.url))
-                self.shape = "tei"
-            return Step("resend")
-        return None
-
-    def _parse(self, response: httpx.Response, items: list[Any], request: Request) -> np.ndarray:
-        n = len(items)
-        try:
-            payload = response.json()
-        except ValueError:
-            raise self._fail(f"malformed answer (not JSON): {self._scrub(response.text)}",
-                             status=200, body=self._scrub(response.text)) from None
-        if isinstance(payload, list):  # TEI: [{"index", "score"}]
-            items, key = payload, "score"
-            if self.shape == "auto":
-                self.shape = "tei"
-        elif isinstance(payload, dict) and isinstance(payload.get("results"), list):  # vLLM, Infinity, Cohere
-            items, key = payload["results"], "relevance_score"
-            if self.shape == "auto":
-                self.shape = "cohere"
-        else:
-            raise self._fail(f"malformed answer (no results list): {self._scrub(response.text)}",
-                             status=200, body=self._scrub(response.text))
-        if len(items) != n:
-            raise self._fail(f"asked for the scores of {n} documents, the server returned {len(items)}")
-        out = np.full(n, np.nan, dtype=np.float32)
-        for j, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise self._fail(f"result {j} is {type(item).__name__}, not an object")
-            idx = item.get("index")
-            value = item.get(key, item.get("score", item.get("relevance_score")))
-            if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n:
-                raise self._fail(f"result {j} has index {idx!r}, expected 0..{n - 1}")
-            if not np.isnan(out[idx]):
-                raise self._fail(f"index {idx} appears twice in the answer")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-                raise self._fail(f"result {j} (document {idx}) has score {value!r}, not a finite number")
-            out[idx] = value
-        return out
+    def _error(self, message: str) -> Exception:
+        return self._session.loop.fail(message)
 
     # ---------------------------------------------------------------- batching
     def _batches(self, n: int) -> list[tuple[int, int]]:
         size = max(1, self.batch_size)
         return [(i, min(i + size, n)) for i in range(0, n, size)]
 
-    def _join(self, parts: list[Any]) -> np.ndarray:
-        return np.concatenate(parts)
-
     def _pool_now(self) -> ThreadPoolExecutor:
-        with self._client_lock:
+        with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="RemoteReranker")
             return self._pool
 
     def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
-        ctx = (query, instruction)
-        jobs = [partial(self._send, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
-        return self._join(run_batches(jobs, None if self.max_concurrency == 1 else self._pool_now))
+        ctx, send = (query, instruction), self._session.send
+        jobs = [partial(send, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
+        return np.concatenate(run_batches(jobs, None if self.max_concurrency == 1 else self._pool_now))
 
     async def _ascore(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
-        ctx = (query, instruction)
-        jobs = [partial(self._asend, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
-        return self._join(await arun_batches(jobs, self.max_concurrency))
+        ctx, asend = (query, instruction), self._session.asend
+        jobs = [partial(asend, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
+        return np.concatenate(await arun_batches(jobs, self.max_concurrency))
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
-        self._close_sync_client()
-        with self._client_lock:
+        self._session.close()
+        with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
 
     async def aclose(self) -> None:
-        await self._aclose_async_client()
+        await self._session.aclose()
         self.close()
 
 

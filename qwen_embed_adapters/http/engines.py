@@ -328,7 +328,7 @@ def route_hint() -> str:
 def rerank_route_hint() -> str:
     """Which engines serve ``/v1/rerank`` and which ``/rerank`` (said when no rerank route answers)."""
     v1 = [_short(p) for p in PROFILES if p.rerank_route == "/v1/rerank"]
-    root = [_short(p) for p in PROFILES if p.rerank_route == "/rerank"]
+    root = [_short(p) + (" (by default)" if p.routes_note else "") for p in PROFILES if p.rerank_route == "/rerank"]
     return (
         f"{_listed(v1)} answer on /v1/rerank (vLLM, llama.cpp and `qwen-embed serve` on /rerank too); "
         f"{_listed(root)} on /rerank. Pass the server's full URL, e.g. http://host:8080/rerank."

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from qwen_embed_adapters import RemoteEmbedder, embedder_from_config
-from qwen_embed_adapters._http import route_candidates
 from qwen_embed_adapters.errors import EmbeddingServiceError
+from qwen_embed_adapters.http.routes import route_candidates
 from qwen_embed_adapters.vectors import l2_normalize
 from tests.support.openai_server import INFINITY_ROUTES, V1_ROUTES, EmbeddingServer
 

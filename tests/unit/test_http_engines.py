@@ -74,7 +74,7 @@ def test_route_hints_are_derived_from_the_profiles() -> None:
     assert hint.startswith("TEI, vLLM, SGLang, Ollama, llama.cpp server and `qwen-embed serve` answer on /v1/embeddings; ")
     assert "Infinity answers on /embeddings by default (/v1/embeddings with --url-prefix /v1)" in hint
     assert "DashScope" not in hint  # a hosted API has one URL to give
-    assert "TEI and Infinity on /rerank" in rerank_route_hint()
+    assert "TEI and Infinity (by default) on /rerank" in rerank_route_hint()
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from qwen_embed_adapters import embedder_from_config
@@ -69,7 +70,7 @@ def test_the_defect_of_issue_26_float_and_no_dimensions_survive_a_rebuild() -> N
         assert isinstance(again, RemoteEmbedder)
         assert again.encoding_format == "float" and again.send_dimensions is False
         assert (again.backoff_base, again.backoff_max, again.max_retry_after) == (0.2, 3.0, 7.0)
-        assert again.truncate is True and again._headers["X-Org"] == "a"
+        assert again.truncate is True and again._session.headers["X-Org"] == "a"
 
 
 def test_remote_reranker_settings_survive_config_and_pickle() -> None:
@@ -130,9 +131,17 @@ def test_credential_headers_are_sent_but_never_persisted(monkeypatch: pytest.Mon
     monkeypatch.setenv("GATEWAY_KEY_VAR", "gw-key-from-env")
     headers = {"X-Org": "research", "Authorization": "Basic dXNlcjpwdw==", "X-Api-Key": "gw-secret-1",
                "X-Auth-Token": "tok-secret-2"}
-    emb = RemoteEmbedder("http://127.0.0.1:9/v1", headers=headers, header_envs={"X-Gateway-Key": "GATEWAY_KEY_VAR"})
-    assert {k: emb._headers[k] for k in headers} == headers  # sent as given
-    assert emb._headers["X-Gateway-Key"] == "gw-key-from-env"
+    seen: list[httpx.Headers] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return httpx.Response(200, json={"data": [{"index": 0, "embedding": [0.6, 0.8]}]})
+
+    emb = RemoteEmbedder("http://127.0.0.1:9/v1", model="m", headers=headers, transport=httpx.MockTransport(answer),
+                         header_envs={"X-Gateway-Key": "GATEWAY_KEY_VAR"})
+    emb.embed_documents(["a"])
+    assert {k: seen[0][k] for k in headers} == headers  # sent as given
+    assert seen[0]["X-Gateway-Key"] == "gw-key-from-env"
     cfg = emb.to_config()
     assert cfg["headers"] == {"X-Org": "research"}
     assert cfg["header_envs"] == {"X-Gateway-Key": "GATEWAY_KEY_VAR"}
@@ -140,8 +149,9 @@ def test_credential_headers_are_sent_but_never_persisted(monkeypatch: pytest.Mon
     for secret in ("dXNlcjpwdw", "gw-secret-1", "tok-secret-2", "gw-key-from-env"):
         assert secret not in json.dumps(cfg) and secret not in repr(emb) and secret.encode() not in blob
     again = pickle.loads(blob)
-    assert again._headers["X-Org"] == "research" and again._headers["X-Gateway-Key"] == "gw-key-from-env"
-    assert "X-Api-Key" not in again._headers and "X-Auth-Token" not in again._headers
+    sent = again._session.headers
+    assert sent["X-Org"] == "research" and sent["X-Gateway-Key"] == "gw-key-from-env"
+    assert "X-Api-Key" not in sent and "X-Auth-Token" not in sent
 
 
 @pytest.mark.parametrize("name", ["Authorization", "X-Api-Key", "x-auth-token", "Cookie"])
