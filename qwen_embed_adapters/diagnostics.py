@@ -38,7 +38,7 @@ import numpy as np
 
 from . import models
 from ._urls import redact_url
-from .errors import QwenEmbedError
+from .errors import EmbeddingTimeoutError, QwenEmbedError
 from .http import engines
 
 if TYPE_CHECKING:
@@ -172,6 +172,7 @@ class Route:
     url: str
     answered: bool
     error: str = ""
+    timed_out: bool = False  # no answer within the timeout: the raw checks would only wait as long again
 
     @property
     def base(self) -> str:
@@ -190,14 +191,16 @@ def find_route(base_url: str, model: str, *, api_key: str | None = None, timeout
 
     embedder = RemoteEmbedder(base_url, model, api_key=api_key, timeout=timeout, max_retries=0, batch_size=1,
                               encoding_format="float")
-    error = ""
+    error, timed_out = "", False
     try:
         embedder.embed_documents([PING])
-    except Exception as exc:  # any failure is the raw checks' to explain
+    except EmbeddingTimeoutError as exc:
+        error, timed_out = " ".join(str(exc).split()), True
+    except Exception as exc:  # any other failure is the raw checks' to explain
         error = " ".join(str(exc).split())
     finally:
         embedder.close()
-    return Route(embedder.endpoint_url or embedder.url, embedder.endpoint_url is not None, error)
+    return Route(embedder.endpoint_url or embedder.url, embedder.endpoint_url is not None, error, timed_out)
 
 
 @dataclass
@@ -257,13 +260,15 @@ def check_reachable(p: Probe) -> Check:
         p.route = find_route(p.base_url, p.model, api_key=p.api_key, timeout=p.timeout)
     except QwenEmbedError as exc:  # the URL itself is wrong (no scheme, ...)
         return p.fail(Check("reachable", FAIL, " ".join(str(exc).split())[:300], FIXES["refused"]))
+    if p.route.timed_out:
+        return p.fail(Check("reachable", FAIL, f"no answer from {p.shown} within {p.timeout:g} s", FIXES["timeout"]))
     t0 = time.perf_counter()
     try:
         p.first = p.post(encoding_format="float")
     except httpx.ConnectError as exc:
         return p.fail(Check("reachable", FAIL, f"connection refused: {p.shown} ({exc})", FIXES["refused"]))
     except httpx.TimeoutException:
-        return p.fail(Check("reachable", FAIL, f"no answer from {p.shown} within {p.timeout:.0f} s", FIXES["timeout"]))
+        return p.fail(Check("reachable", FAIL, f"no answer from {p.shown} within {p.timeout:g} s", FIXES["timeout"]))
     except httpx.TransportError as exc:
         return p.fail(Check("reachable", FAIL, f"{type(exc).__name__}: {exc}", FIXES["refused"]))
     elapsed = time.perf_counter() - t0

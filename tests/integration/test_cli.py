@@ -185,6 +185,18 @@ def test_doctor_flags_a_dimension_that_is_not_the_models() -> None:
     assert checks["dimension"]["detail"] == "64-d, but Qwen3-Embedding-0.6B is natively 1024-d"
 
 
+def test_doctor_on_a_server_that_does_not_answer_in_time() -> None:
+    """Bad input: a server slower than --timeout; the doctor waits once, not once more for its raw check."""
+    with EmbeddingServer(dim=64, model="fake-qwen", faults=["slow"], slow_seconds=1.5) as srv:
+        code, checks = doctor(srv.base_url, "--model", "fake-qwen", "--timeout", "0.3")
+        posts = len(srv.paths)
+    assert code == 1
+    assert checks["reachable"]["status"] == "FAIL"
+    assert checks["reachable"]["detail"] == f"no answer from {srv.base_url}/embeddings within 0.3 s"
+    assert "raise --timeout" in checks["reachable"]["fix"]
+    assert posts == 1
+
+
 def test_doctor_on_connection_refused(capsys: pytest.CaptureFixture[str]) -> None:
     """Bad input: a base URL where nothing listens."""
     from tests.support.chroma_server import free_port
