@@ -642,3 +642,26 @@ def run_embedder(embedder: Embedder, *, norm_samples: int = 1000) -> list[Check]
 def diagnose_embedder(embedder: Embedder, *, norm_samples: int = 1000, target: str = "") -> Diagnosis:
     """``run_embedder``'s checks as a Diagnosis (no route, no engine family: nothing goes over the wire)."""
     return Diagnosis(target or f"in-process model {embedder.model}", run_embedder(embedder, norm_samples=norm_samples))
+
+
+__all__ = [
+    "EMBEDDER_CHECKS",
+    "FAIL",
+    "FIXES",
+    "PASS",
+    "REMOTE_CHECKS",
+    "ROUTE_HINT",
+    "SKIP",
+    "TRIPLETS",
+    "WARN",
+    "Check",
+    "Diagnosis",
+    "Probe",
+    "Route",
+    "cycled_texts",
+    "diagnose_embedder",
+    "diagnose_endpoint",
+    "find_route",
+    "load_corpus",
+    "run_embedder",
+]

@@ -74,3 +74,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"qwen-embed doctor: {diagnosis.target}{family}\n")
         print(format_table(diagnosis.checks))
     return 1 if diagnosis.failed else 0
+
+
+__all__ = ["format_table", "run"]
