@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"adapters", "integrations"},
     {"ingest", "ray"},
+    {"diagnostics"},
     {"server", "cli", "testing.contract"},
 ]
 LAYER_OF = {part: i for i, parts in enumerate(LAYERS) for part in parts}
