@@ -273,7 +273,7 @@ def _cosines(a: np.ndarray, b: np.ndarray, names: Sequence[str]) -> dict[str, fl
     nb = np.linalg.norm(b, axis=1)
     cos = (a * b).sum(axis=1) / np.maximum(na * nb, 1e-12)
     cos = np.where(np.isfinite(cos), cos, -1.0)  # a NaN vector (fp16 overflow) is as far as it gets
-    return {n: float(c) for n, c in zip(names, cos)}
+    return {n: float(c) for n, c in zip(names, cos, strict=True)}
 
 
 def compare_cards(card: SpaceCard, vectors: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> SpaceComparison:
