@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .embedder import Embedder
-from .errors import ConfigurationError, VectorSpaceMismatchError
+from .errors import ConfigurationError, InvalidInputError, VectorSpaceMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ __all__ = [
     "Probe",
     "SpaceCard",
     "SpaceComparison",
+    "aembed_probes",
+    "card_from_vectors",
     "check_space",
     "compare_cards",
     "embed_probes",
@@ -74,8 +76,8 @@ _LONG_PASSAGE = " ".join(
         "When the vectors of the corpus and of the query come from different spaces, nothing fails loudly:",
         "the database still returns the nearest rows, only they are no longer related to the question.",
     ]
-    * 8
-)  # about 1,000 tokens
+    * 4
+)  # about 450 tokens: long enough to show truncation or position bugs, short enough for servers run at 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,20 +214,43 @@ def _split(probes: Sequence[Probe]) -> tuple[list[str], list[str]]:
     return [p.text for p in probes if not p.query], [p.text for p in probes if p.query]
 
 
+def _refused(exc: InvalidInputError, probes: Sequence[Probe], query: bool) -> ConfigurationError:
+    kind = [p for p in probes if p.query == query]
+    name = kind[exc.index].name if exc.index is not None and 0 <= exc.index < len(kind) else "?"
+    return ConfigurationError(
+        f"the embedder refused the space card's probe {name!r} ({exc}); the card needs every probe embedded "
+        "(raise the server's input limit, or pass space_check='off' to a store to skip the card)"
+    )
+
+
 def embed_probes(embedder: Embedder, instruction: str | None = None,
                  probes: Sequence[Probe] = PROBES) -> np.ndarray:
     """The probe vectors of ``embedder`` (documents plain, the query with ``instruction`` or the
     embedder's own), cut to CARD_WIDTH values, float32."""
     docs, queries = _split(probes)
-    return _stack(embedder.embed_documents(docs), embedder.embed_queries(queries, instruction), probes)
+    try:
+        d = embedder.embed_documents(docs)
+    except InvalidInputError as exc:
+        raise _refused(exc, probes, False) from exc
+    try:
+        q = embedder.embed_queries(queries, instruction)
+    except InvalidInputError as exc:
+        raise _refused(exc, probes, True) from exc
+    return _stack(d, q, probes)
 
 
 async def aembed_probes(embedder: Embedder, instruction: str | None = None,
                         probes: Sequence[Probe] = PROBES) -> np.ndarray:
     """Async twin of :func:`embed_probes`."""
     docs, queries = _split(probes)
-    d = await embedder.aembed_documents(docs)
-    q = await embedder.aembed_queries(queries, instruction)
+    try:
+        d = await embedder.aembed_documents(docs)
+    except InvalidInputError as exc:
+        raise _refused(exc, probes, False) from exc
+    try:
+        q = await embedder.aembed_queries(queries, instruction)
+    except InvalidInputError as exc:
+        raise _refused(exc, probes, True) from exc
     return _stack(d, q, probes)
 
 
