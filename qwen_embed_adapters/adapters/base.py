@@ -29,6 +29,7 @@ import numpy as np
 from ..embedder import Embedder
 from ..errors import (
     ConfigurationError,
+    DimensionMismatchError,
     InvalidInputError,
     QwenEmbedError,
     VectorSpaceMismatchError,
@@ -292,6 +293,14 @@ class VectorStore(ABC):
             raise ConfigurationError(f"space_check must be one of {SPACE_CHECKS}, got {self.space_check!r}")
         return True
 
+    def _same_width(self, text: str) -> SpaceCard:
+        """The card of ``text``; DimensionMismatchError (before any probe is embedded) when the embedder's
+        width differs from the card's."""
+        card = SpaceCard.from_json(text)
+        if card.dimension != self.embedder.dimension:
+            raise DimensionMismatchError(card.dimension, self.embedder.dimension, self.name)
+        return card
+
     def _judge(self, text: str, vectors: np.ndarray | None) -> SpaceCard:
         """The card of ``text``, checked against the current embedder's probe ``vectors``."""
         card = SpaceCard.from_json(text)
@@ -328,8 +337,8 @@ class VectorStore(ABC):
             return
         text = self._read_card() or getattr(self, "_memory_card", None)
         if text is not None:
-            probes = SpaceCard.from_json(text).instruction
-            self._proved(self._judge(text, _probes_of(self.embedder, probes)))
+            card = self._same_width(text)
+            self._proved(self._judge(text, _probes_of(self.embedder, card.instruction)))
         elif writing:
             self._refuse_cardless(self.count() if self.space_check == "strict" else None)
             instruction = self.embedder.query_instruction
@@ -343,8 +352,8 @@ class VectorStore(ABC):
             return
         text = await self._aread_card() or getattr(self, "_memory_card", None)
         if text is not None:
-            probes = SpaceCard.from_json(text).instruction
-            self._proved(self._judge(text, await _aprobes_of(self.embedder, probes)))
+            card = self._same_width(text)
+            self._proved(self._judge(text, await _aprobes_of(self.embedder, card.instruction)))
         elif writing:
             self._refuse_cardless(await self.acount() if self.space_check == "strict" else None)
             instruction = self.embedder.query_instruction
