@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .adapters.base import VectorStore, content_id, prepare_records
-from .adapters.spec import parse_store_spec, store_from_spec
+from .adapters.spec import is_local_only, parse_store_spec, store_from_spec
 from .config import embedder_from_config
 from .embedder import Embedder
 from .errors import (
@@ -323,7 +323,7 @@ def _describe(spec: str | Mapping[str, Any]) -> str:
 
 
 def _is_local_only(spec: str | Mapping[str, Any]) -> bool:
-    return bool(parse_store_spec(spec)["store"] == "faiss")
+    return is_local_only(spec)  # declared per store in adapters/spec.py's STORES
 
 
 def _close(store: VectorStore) -> None:
@@ -385,8 +385,8 @@ def write_to_store(
     require_ray()
     if _is_local_only(store_spec):
         raise ConfigurationError(
-            "FAISS is a local, single-process store: Ray workers cannot write into it; "
-            "use ingest() on one machine, or Milvus/Chroma/Pinecone by URI"
+            f"the {parse_store_spec(store_spec)['store']} store is local to one process: Ray workers cannot "
+            "write into it; use ingest() on one machine, or a store reached by URI"
         )
     inner = QwenStoreDatasink(store_spec, model, text_column=text_column, vector_column=vector_column,
                               id_column=id_column, metadata_column=metadata_column)
@@ -499,7 +499,8 @@ def ingest_ray(
     if on_invalid not in ("raise", "skip"):
         raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
     if _is_local_only(store_spec):
-        raise ConfigurationError("FAISS is local-only: use qwen_embed_adapters.ingest.ingest on one machine")
+        raise ConfigurationError(f"the {parse_store_spec(store_spec)['store']} store is local-only: "
+                                 "use qwen_embed_adapters.ingest.ingest on one machine")
     started = time.perf_counter()
     ctx = require_ray().data.DataContext.get_current()
     # Our InvalidInputError / DimensionMismatchError reach the caller as themselves, not as text inside

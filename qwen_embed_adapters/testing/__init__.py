@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .embedder import Embedder
-from .errors import MissingDependencyError
+from ..embedder import Embedder
+from ..errors import MissingDependencyError
 
 
 class FakeEmbedder(Embedder):
