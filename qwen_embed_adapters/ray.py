@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -40,6 +40,7 @@ from .errors import (
     QwenEmbedError,
 )
 from .ingest import IngestReport
+from .settings import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,7 @@ def embed_dataset(
     require_ray()
     if kind not in ("document", "query"):
         raise ConfigurationError(f"kind must be 'document' or 'query', got {kind!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size, minimum=1)
     config = embedder.to_config() if isinstance(embedder, Embedder) else dict(embedder)
     return ds.map_batches(
         _EmbedActor,
@@ -562,6 +562,12 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-__all__: Sequence[str] = [
-    "PrecomputedEmbedder", "QwenStoreDatasink", "embed_dataset", "ingest_ray", "write_to_store",
+__all__ = [
+    "Kind",
+    "PrecomputedEmbedder",
+    "QwenStoreDatasink",
+    "embed_dataset",
+    "ingest_ray",
+    "require_ray",
+    "write_to_store",
 ]

@@ -263,3 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     code: int = func(args)
     return code
 
+
+
+__all__ = ["Registrar", "build_parser", "main"]

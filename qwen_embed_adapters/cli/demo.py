@@ -177,3 +177,17 @@ def run(args: argparse.Namespace) -> int:
         close_quietly(store, embedder)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+__all__ = [
+    "DEFAULT_QUERIES",
+    "EN_FALLBACK",
+    "FALLBACK_NAME",
+    "QWEN_MODEL",
+    "ZH_FALLBACK",
+    "ZH_HINT",
+    "chinese_locale",
+    "fallback_model_path",
+    "load_demo_embedder",
+    "run",
+]

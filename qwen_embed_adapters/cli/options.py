@@ -143,3 +143,15 @@ def save_if_local(store: Any) -> None:
     save = getattr(store, "save", None)
     if callable(save) and getattr(store, "path", None) is not None:
         save()
+
+
+__all__ = [
+    "ENGINES",
+    "add_engine_args",
+    "add_store_args",
+    "build_embedder",
+    "engine_config",
+    "open_store",
+    "save_if_local",
+    "store_spec",
+]
