@@ -68,35 +68,6 @@ class DimensionMismatchError(QwenEmbedError, ValueError):
         super().__init__(msg)
 
 
-class VectorSpaceMismatchError(QwenEmbedError, ValueError):
-    """An embedder of the right width speaks another vector space than the collection's space card.
-
-    ``where`` is the collection, ``worst_probe`` the probe text that agreed least, ``cosine`` its
-    agreement, ``expected_model`` / ``actual_model`` the card's model and the current embedder's.
-    """
-
-    def __init__(
-        self,
-        where: str,
-        *,
-        worst_probe: str = "",
-        cosine: float = float("nan"),
-        expected_model: str = "",
-        actual_model: str = "",
-        detail: str = "",
-    ) -> None:
-        self.where = where
-        self.worst_probe = worst_probe
-        self.cosine = float(cosine)
-        self.expected_model = expected_model
-        self.actual_model = actual_model
-        self.detail = detail
-        msg = f"vector space mismatch for {where!r}: the embedder gives other vectors than the collection holds"
-        if detail:
-            msg += f"; {detail}"
-        super().__init__(msg)
-
-
 class ServiceError(QwenEmbedError):
     """An HTTP service (an embedding or rerank endpoint) failed, after retries where retrying made sense.
 

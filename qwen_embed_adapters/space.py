@@ -326,8 +326,8 @@ def mismatch_error(card: SpaceCard, comparison: SpaceComparison, embedder: Embed
     made = f"{card.model} via {card.engine}" + (f" ({card.family})" if card.family else "")
     now = f"{embedder.model} via {engine}" + (f" ({family})" if family else "")
     detail = (
-        f"the collection was built with {made}, the current embedder is {now}; probe {probe!r} agrees only to "
-        f"cosine {cosine:.4f} (tolerance {comparison.tolerance}). Likely causes: {LIKELY_CAUSES}"
+        f"the collection's vectors came from {made}, the current embedder is {now}; tolerance "
+        f"{comparison.tolerance}. Likely causes: {LIKELY_CAUSES}"
     )
     return VectorSpaceMismatchError(
         where, worst_probe=probe, cosine=cosine, expected_model=card.model, actual_model=embedder.model,
