@@ -355,7 +355,7 @@ def check_base64(p: Probe) -> Check:
 
 
 def check_norms_remote(p: Probe) -> Check:
-    """The raw norms of ``norm_samples`` vectors (seed §6.3: a healthy distribution sits near 1)."""
+    """The raw norms of ``norm_samples`` vectors (a healthy distribution sits near 1; docs/cli.md, `doctor`)."""
     try:
         vecs = _raw_embed(p.client, p.url, p.model, _norm_texts(p.norm_samples), p.batch)
     except RuntimeError as exc:
