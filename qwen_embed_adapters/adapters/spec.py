@@ -8,6 +8,10 @@
     store = store_from_spec("chroma:///data/chroma/docs", embedder)              # PersistentClient(/data/chroma)
     store = store_from_spec("pinecone://kb-abc123.svc.pinecone.io?namespace=x", embedder)  # key: $PINECONE_API_KEY
     store = store_from_spec("faiss:///data/faiss-kb", embedder)                  # FaissStore(path=...)
+    store = store_from_spec("postgresql://me@db:5432/rag?table=kb", embedder)    # password: ?password_env=VAR or libpq's own
+    store = store_from_spec("pgvector:///data/pgdata?table=kb", embedder)        # starts the bundled PostgreSQL on that folder
+    store = store_from_spec("qdrant:///data/qdrant?collection=kb", embedder)     # Qdrant local mode on a folder
+    store = store_from_spec("qdrant+http://qdrant:6333/kb", embedder)            # a Qdrant server (+https too)
     store = store_from_spec({"store": "milvus", "uri": "./kb.db", "collection": "kb"}, embedder)
 
 ``parse_store_spec`` turns either form into the plain dict (every key filled in) that
@@ -45,6 +49,10 @@ class StoreKind:
     from_uri: Callable[[SplitResult, str, dict[str, str]], dict[str, Any]]
     build: Callable[[dict[str, Any], Embedder], VectorStore]
     check: Callable[[dict[str, Any]], str | None] = lambda spec: None
+    #: a user name (never a password) may stand in the URI: libpq's ``postgresql://user@host/db``
+    user_in_uri: bool = False
+    #: the store this name stands for (``postgresql`` -> ``pgvector``), if it is an alias
+    alias_of: str | None = None
 
 
 def redact_spec(spec: Any) -> str:
@@ -135,6 +143,39 @@ def _faiss_uri(parts: SplitResult, transport: str, query: dict[str, str]) -> dic
     return {"path": _local_path(parts), **query}
 
 
+def _postgresql_uri(parts: SplitResult, transport: str, query: dict[str, str]) -> dict[str, Any]:
+    if transport:
+        raise ValueError("postgresql://USER@HOST:PORT/DB takes no +transport")
+    if not parts.hostname and "host" not in query:
+        raise ValueError("postgresql://USER@HOST:PORT/DB needs a host (or ?host=/socket/dir)")
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}@" if parts.username else ""
+    conninfo = urlunsplit(("postgresql", user + netloc, parts.path, "", ""))
+    for key in ("host", "sslmode"):  # libpq settings that stay in the conninfo
+        if key in query:
+            conninfo += ("&" if "?" in conninfo else "?") + f"{key}={query.pop(key)}"
+    return {"conninfo": conninfo, **query}
+
+
+def _pgvector_uri(parts: SplitResult, transport: str, query: dict[str, str]) -> dict[str, Any]:
+    if transport:
+        raise ValueError("pgvector:///PGDATA is a local folder (the bundled server); use postgresql:// for a server")
+    return {"pgdata": _local_path(parts), **query}
+
+
+def _qdrant_uri(parts: SplitResult, transport: str, query: dict[str, str]) -> dict[str, Any]:
+    if transport in ("http", "https"):
+        out: dict[str, Any] = {"location": _server_url(parts, transport)}
+        name = _one_segment(parts.path)
+        if name:
+            out["collection"] = name
+        return {**out, **query}
+    if transport:
+        raise ValueError(f"qdrant+{transport} is not a transport; use qdrant+http or qdrant+https")
+    path = _local_path(parts)
+    return {"location": path or ":memory:", **query}
+
+
 # ---------------------------------------------------------------------------- builders
 def _env_secret(var: str, what: str) -> str:
     value = os.environ.get(var, "")
@@ -195,6 +236,56 @@ def _build_faiss(spec: dict[str, Any], embedder: Embedder) -> VectorStore:
     return FaissStore(embedder, path=spec["path"], metric=spec["metric"], index=spec["index"])
 
 
+def _int_or_none(spec: dict[str, Any], key: str) -> int | None:
+    value = spec[key]
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"store spec key {key!r} must be an int, got {value!r}") from None
+
+
+def _build_pgvector(spec: dict[str, Any], embedder: Embedder) -> VectorStore:
+    from .pgvector import PgVectorStore, start_embedded_postgres
+
+    if spec["conninfo"]:
+        conninfo = str(spec["conninfo"])
+        if spec["password_env"]:
+            from psycopg.conninfo import make_conninfo
+
+            conninfo = make_conninfo(conninfo, password=_env_secret(spec["password_env"], "the pgvector store's password_env"))
+    else:
+        conninfo = start_embedded_postgres(spec["pgdata"])
+    index = spec["index"]
+    return PgVectorStore(
+        conninfo, spec["table"], embedder, schema=spec["schema"] or None,
+        index=None if index in (None, "", "none", "None") else index, vector_type=spec["vector_type"],
+        m=_int_or_none(spec, "m") or 16, ef_construction=_int_or_none(spec, "ef_construction") or 64,
+        ef_search=_int_or_none(spec, "ef_search"),
+    )
+
+
+def _build_qdrant(spec: dict[str, Any], embedder: Embedder) -> VectorStore:
+    from .qdrant import QdrantStore
+
+    key = _env_secret(spec["api_key_env"], "the qdrant store's api_key_env") if spec["api_key_env"] else None
+    return QdrantStore(spec["location"], spec["collection"], embedder, api_key=key,
+                       vector_name=spec["vector_name"] or None, ef_search=_int_or_none(spec, "ef_search"))
+
+
+_PGVECTOR_DEFAULTS: dict[str, Any] = {
+    "conninfo": None, "pgdata": None, "table": "documents", "schema": None, "password_env": None,
+    "index": "hnsw", "vector_type": "auto", "m": 16, "ef_construction": 64, "ef_search": None,
+}
+
+
+def _check_pgvector(spec: dict[str, Any]) -> str | None:
+    if bool(spec.get("conninfo")) == bool(spec.get("pgdata")):
+        return "needs exactly one of 'conninfo' (a server) and 'pgdata' (the bundled server's folder)"
+    return None
+
+
 _CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
 
 
@@ -227,6 +318,14 @@ STORES: dict[str, StoreKind] = {
                           _pinecone_uri, _build_pinecone, _needs("host", "index")),
     "faiss": StoreKind({"path": None, "metric": "cosine", "index": "flat"}, _faiss_uri, _build_faiss,
                        _needs("path")),
+    "pgvector": StoreKind(_PGVECTOR_DEFAULTS, _pgvector_uri, _build_pgvector, _check_pgvector),
+    # postgresql:// (and postgres://) URIs are pgvector specs on a server
+    "postgresql": StoreKind(_PGVECTOR_DEFAULTS, _postgresql_uri, _build_pgvector, _check_pgvector, user_in_uri=True,
+                             alias_of="pgvector"),
+    "postgres": StoreKind(_PGVECTOR_DEFAULTS, _postgresql_uri, _build_pgvector, _check_pgvector, user_in_uri=True,
+                             alias_of="pgvector"),
+    "qdrant": StoreKind({"location": ":memory:", "collection": "documents", "api_key_env": None,
+                         "vector_name": None, "ef_search": None}, _qdrant_uri, _build_qdrant, _needs("location")),
 }
 
 
@@ -239,9 +338,10 @@ def _dict_from_uri(spec: str) -> dict[str, Any]:
     name, _, transport = parts.scheme.partition("+")
     if name not in STORES:
         raise _bad(spec, f"unknown store {name or spec!r}; expected one of {', '.join(STORES)} (as a URI scheme)")
-    if parts.username or parts.password:
+    if parts.password or (parts.username and not STORES[name].user_in_uri):
         raise _bad(spec, "credentials do not belong in a spec: put them in an environment variable and name it "
-                         "(?token_env=VAR for milvus, ?api_key_env=VAR for pinecone)")
+                         "(?token_env=VAR for milvus, ?api_key_env=VAR for pinecone and qdrant, "
+                         "?password_env=VAR for postgresql)")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     try:
         return {"store": name, **STORES[name].from_uri(parts, transport, query)}
@@ -271,6 +371,7 @@ def parse_store_spec(spec: str | Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(kind.defaults))
     if unknown:
         raise _bad(spec, f"unknown {name} setting(s) {unknown}; known: {sorted(kind.defaults)}")
+    name = kind.alias_of or name
     out = {"store": name, **kind.defaults, **raw}
     why = kind.check(out)
     if why:

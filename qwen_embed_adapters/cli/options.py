@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from ..embedder import Embedder
 
 ENGINES = ("auto", "remote", "local", "fake")
-STORES = ("chroma", "milvus", "pinecone", "faiss")
-DEFAULT_URIS = {"milvus": "./qwen_embed.db", "chroma": "./chroma_db", "faiss": "./faiss_index"}
+STORES = ("chroma", "milvus", "pinecone", "faiss", "pgvector", "qdrant")
+DEFAULT_URIS = {"milvus": "./qwen_embed.db", "chroma": "./chroma_db", "faiss": "./faiss_index",
+                "pgvector": "./pgdata", "qdrant": "./qdrant_data"}
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -55,9 +56,12 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--uri", default=None,
                    help="milvus: a Milvus Lite .db path or http://host:19530 [./qwen_embed.db]; "
                         "chroma: a directory or http://host:8000 [./chroma_db]; "
-                        "pinecone: optional control-plane host; faiss: a folder [./faiss_index]")
+                        "pinecone: optional control-plane host; faiss: a folder [./faiss_index]; "
+                        "pgvector: postgresql://user@host/db or a folder for the bundled server [./pgdata]; "
+                        "qdrant: a folder (local mode), :memory: or http://host:6333 [./qdrant_data]")
     g.add_argument("--collection", default="documents",
-                   help="collection (Milvus, Chroma) or index (Pinecone) name [documents]; unused by faiss")
+                   help="collection (Milvus, Chroma, Qdrant), table (pgvector) or index (Pinecone) name "
+                        "[documents]; unused by faiss")
     g.add_argument("--namespace", default="", help="pinecone namespace [\"\"]")
     g.add_argument("--pinecone-api-key-env", default="PINECONE_API_KEY", metavar="VAR",
                    help="environment variable with the Pinecone key [PINECONE_API_KEY]")
@@ -124,6 +128,11 @@ def store_spec(args: argparse.Namespace) -> dict[str, Any]:
             "namespace": args.namespace, "api_key_env": args.pinecone_api_key_env,
             "cloud": args.cloud, "region": args.region,
         })
+    if args.store == "pgvector":
+        where = "conninfo" if str(uri).startswith(("postgresql://", "postgres://")) or "=" in str(uri) else "pgdata"
+        return parse_store_spec({"store": "pgvector", where: uri, "table": args.collection})
+    if args.store == "qdrant":
+        return parse_store_spec({"store": "qdrant", "location": uri, "collection": args.collection})
     return parse_store_spec({"store": args.store, "uri": uri, "collection": args.collection})
 
 

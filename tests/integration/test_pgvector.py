@@ -17,14 +17,7 @@ import psycopg
 from qwen_embed_adapters.adapters.pgvector import PgVectorStore, filter_clause, plan_column
 from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from qwen_embed_adapters.testing import FakeEmbedder
-from tests.support.postgres import fresh_server
 from tests.support.store_contract import TEXTS, OpenStore, StoreContract, unique_name
-
-
-@pytest.fixture(scope="session")
-def pg_conninfo(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One server per test session; each test uses its own table."""
-    return fresh_server(tmp_path_factory.mktemp("pg") / "pgdata")
 
 
 def _column_type(conninfo: str, table: str) -> str:

@@ -110,7 +110,9 @@ def test_a_missing_key_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_every_registered_store_parses_from_a_dict() -> None:
     locations = {"milvus": {"uri": "kb.db"}, "chroma": {"uri": "db"}, "pinecone": {"index": "kb"},
-                 "faiss": {"path": "f"}}
+                 "faiss": {"path": "f"}, "pgvector": {"pgdata": "pg"}, "postgresql": {"conninfo": "postgresql://h/d"},
+                 "postgres": {"conninfo": "postgresql://h/d"}, "qdrant": {"location": "q"}}
     assert set(STORES) == set(locations)
     for name, loc in locations.items():
-        assert parse_store_spec({"store": name, **loc})["store"] == name
+        # postgresql:// and postgres:// are pgvector on a server
+        assert parse_store_spec({"store": name, **loc})["store"] == ("pgvector" if name.startswith("postgres") else name)
