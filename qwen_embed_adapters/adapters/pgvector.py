@@ -35,8 +35,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -47,6 +47,8 @@ from ..vectors import as_float32_matrix
 from .base import Hit, VectorStore, check_ids
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: the widest ``vector`` an HNSW/IVFFlat index takes, and the widest ``halfvec`` (pgvector README)
 VECTOR_INDEX_MAX = 2000
@@ -234,12 +236,10 @@ class PgVectorStore(VectorStore):
         self._lock = threading.RLock()
         self._conninfo: str | None = None
         self._owns_conn = False
+        self._connect_timeout = max(1, int(connect_timeout))
         if isinstance(conninfo_or_connection, str):
             self._conninfo = conninfo_or_connection
-            try:
-                self.conn = self._psycopg.connect(conninfo_or_connection, autocommit=True, connect_timeout=int(connect_timeout))
-            except self._psycopg.OperationalError as exc:
-                raise ConfigurationError(f"cannot connect to PostgreSQL at {redact_url(conninfo_or_connection)}: {exc}") from None
+            self.conn = self._connect()
             self._owns_conn = True
         elif isinstance(conninfo_or_connection, self._psycopg.Connection):
             if not conninfo_or_connection.autocommit:
@@ -253,6 +253,38 @@ class PgVectorStore(VectorStore):
         self._column: str | None = None  # "vector" or "halfvec", once known
         self._registered = False
         self._gin_checked = False
+
+    def _connect(self) -> Any:
+        assert self._conninfo is not None
+        try:
+            return self._psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout)
+        except self._psycopg.OperationalError as exc:
+            raise ConfigurationError(f"cannot connect to PostgreSQL at {redact_url(self._conninfo)}: {exc}") from None
+
+    def _live(self) -> Any:
+        """The sync connection; one this store opened is opened again if the server dropped it (a restart),
+        so a retried write or a later search works once the server is back."""
+        if self._owns_conn and (self.conn.closed or self.conn.broken):
+            logger.info("PostgreSQL connection for %r was lost; reconnecting", self.name)
+            self.conn = self._connect()
+            self._registered = False
+            self._register()
+        return self.conn
+
+    def _run(self, op: Callable[[], _T]) -> _T:
+        """Run ``op`` (which uses ``self.conn``) under the lock; if the server dropped the connection (a
+        restart), open a new one and run it once more. Every operation here is safe to repeat: a failed
+        write's transaction was rolled back, and writes are upserts."""
+        with self._lock:
+            self._live()
+            try:
+                return op()
+            except self._psycopg.OperationalError as exc:
+                if not self._owns_conn or not (self.conn.closed or self.conn.broken):
+                    raise
+                logger.info("PostgreSQL dropped the connection for %r (%s); retrying once on a new one", self.name, exc)
+                self._live()
+                return op()
 
     # ------------------------------------------------------------------ names
     @property
@@ -337,6 +369,7 @@ class PgVectorStore(VectorStore):
             if self._dimension is not None:
                 return self._dimension
             want = self.embedder.dimension
+            self._live()
             self._register()
             found = self._existing()
             if found is None:
@@ -469,8 +502,12 @@ class PgVectorStore(VectorStore):
 
     def _write(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
         rows = self._rows(ids, vectors, texts, metadatas)
-        with self._lock, self.conn.transaction(), self.conn.cursor() as cur:
-            cur.executemany(self._upsert_sql(), rows)
+
+        def op() -> None:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.executemany(self._upsert_sql(), rows)
+
+        self._run(op)
 
     async def _awrite(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
         aconn = await self._async_conn()
@@ -486,7 +523,8 @@ class PgVectorStore(VectorStore):
         id_list = check_ids(ids)
         if not id_list:
             return set()
-        with self._lock:
+
+        def op() -> set[str]:
             if not self._table_exists():
                 return set()
             found: set[str] = set()
@@ -497,6 +535,8 @@ class PgVectorStore(VectorStore):
                 ).fetchall()
                 found.update(str(r[0]) for r in rows)
             return found
+
+        return self._run(op)
 
     def _table_exists(self) -> bool:
         if self._dimension is not None:
@@ -528,11 +568,14 @@ class PgVectorStore(VectorStore):
         self.ensure_dimension()
         q = self._pgv_vector(as_float32_matrix(vector, dim=self._dimension, where=f"query for {self.name!r}")[0])
         query, params = self._search_sql(filter)
-        with self._lock, self.conn.transaction():
-            for key, value in self._settings(filter is not None):
-                self.conn.execute("SELECT set_config(%s, %s, true)", [key, value])
-            rows = self.conn.execute(query, [q, *params, q, top_k]).fetchall()
-        return [self._hit(r) for r in rows]
+
+        def op() -> list[Any]:
+            with self.conn.transaction():
+                for key, value in self._settings(filter is not None):
+                    self.conn.execute("SELECT set_config(%s, %s, true)", [key, value])
+                return self.conn.execute(query, [q, *params, q, top_k]).fetchall()
+
+        return [self._hit(r) for r in self._run(op)]
 
     async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         if self._dimension is None:
@@ -574,11 +617,14 @@ class PgVectorStore(VectorStore):
     # ------------------------------------------------------------------ count / delete
     def count(self) -> int:
         """How many rows the table holds (0 when it does not exist yet)."""
-        with self._lock:
+
+        def op() -> int:
             if not self._table_exists():
                 return 0
             row = self.conn.execute(self._psycopg.sql.SQL("SELECT count(*) FROM {}").format(self._ident())).fetchone()
             return int(row[0]) if row else 0
+
+        return self._run(op)
 
     async def acount(self) -> int:
         """Async twin of ``count``."""
@@ -596,10 +642,12 @@ class PgVectorStore(VectorStore):
         id_list = check_ids(ids)
         if not id_list:
             return
-        with self._lock:
-            if not self._table_exists():
-                return
-            self.conn.execute(self._psycopg.sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self._ident()), [id_list])
+
+        def op() -> None:
+            if self._table_exists():
+                self.conn.execute(self._psycopg.sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self._ident()), [id_list])
+
+        self._run(op)
 
     def drop(self) -> None:
         """Drop the table and its record (all its data). The next write creates it again."""

