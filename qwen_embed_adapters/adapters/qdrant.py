@@ -22,21 +22,23 @@ on a server the first time it is used. qdrant-client is imported lazily (extra `
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import numpy as np
 
-from .._urls import redact_url
 from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
+from ..settings import check_bool, check_int, check_str
 from ..vectors import as_float32_matrix
-from .base import Hit, VectorStore, check_ids
+from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +124,43 @@ def _filter_values(key: str, want: Any) -> list[Any]:
     return [want]
 
 
+@dataclasses.dataclass(frozen=True)
+class QdrantSettings(StoreSettings):
+    """Everything that opens a ``QdrantStore`` again, as plain data (``{"store": "qdrant", **fields}`` is
+    its spec). ``location``: ``":memory:"``, a folder (local mode) or an http(s):// URL. The API key is not
+    a setting: ``api_key_env`` names its variable."""
+
+    location: str | None = None
+    collection: str = "documents"
+    api_key_env: str | None = None
+    vector_name: str | None = None
+    hnsw_m: int | None = None
+    hnsw_ef_construct: int | None = None
+    ef_search: int | None = None
+    on_disk: bool = False
+    write_batch_size: int | None = None
+    timeout: int | None = None
+    prefer_grpc: bool = False
+
+    def validate(self) -> None:
+        check_str("location", self.location, optional=True)
+        if self.location and "://" in self.location:
+            parts = urlsplit(self.location)
+            if parts.username or parts.password:
+                raise ConfigurationError("credentials do not belong in the location: name the key's variable in api_key_env")
+        if not isinstance(self.collection, str) or not self.collection or "/" in self.collection:
+            raise ConfigurationError(f"collection must be a non-empty str without '/', got {self.collection!r}")
+        check_str("api_key_env", self.api_key_env, optional=True)
+        check_str("vector_name", self.vector_name, optional=True)
+        for name in ("hnsw_m", "hnsw_ef_construct", "ef_search", "write_batch_size", "timeout"):
+            check_int(name, getattr(self, name), minimum=1, optional=True)
+        check_bool("on_disk", self.on_disk)
+        check_bool("prefer_grpc", self.prefer_grpc)
+
+    def missing_location(self) -> str | None:
+        return None if self.location else "needs 'location' (':memory:', a folder or an http(s):// URL)"
+
+
 class QdrantStore(VectorStore):
     """A Qdrant collection fed and searched through an Embedder.
 
@@ -135,6 +174,10 @@ class QdrantStore(VectorStore):
     lives in the one client).
     """
 
+    settings_class: ClassVar[type[QdrantSettings]] = QdrantSettings
+    kind: ClassVar[str] = "qdrant"
+    settings: QdrantSettings
+
     def __init__(
         self,
         location_or_client: Any,
@@ -142,6 +185,7 @@ class QdrantStore(VectorStore):
         embedder: Embedder,
         *,
         api_key: str | None = None,
+        api_key_env: str | None = None,
         vector_name: str | None = None,
         hnsw_m: int | None = None,
         hnsw_ef_construct: int | None = None,
@@ -152,19 +196,20 @@ class QdrantStore(VectorStore):
         prefer_grpc: bool = False,
     ) -> None:
         super().__init__(embedder)
-        if not isinstance(collection, str) or not collection or "/" in collection:
-            raise ConfigurationError(f"collection must be a non-empty str without '/', got {collection!r}")
-        self.collection = collection
-        self.vector_name = vector_name
-        for label, n in (("hnsw_m", hnsw_m), ("hnsw_ef_construct", hnsw_ef_construct), ("ef_search", ef_search)):
-            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-                raise ConfigurationError(f"{label} must be a positive int, got {n!r}")
-        self.hnsw_m, self.hnsw_ef_construct, self.ef_search = hnsw_m, hnsw_ef_construct, ef_search
-        self.on_disk = bool(on_disk)
-        if write_batch_size is not None:
-            if isinstance(write_batch_size, bool) or not isinstance(write_batch_size, int) or write_batch_size < 1:
-                raise ConfigurationError(f"write_batch_size must be a positive int, got {write_batch_size!r}")
-            self.write_batch_size = write_batch_size
+        where = os.fspath(location_or_client) if isinstance(location_or_client, (str, os.PathLike)) else None
+        self.settings = st = QdrantSettings(
+            location=where, collection=collection, api_key_env=api_key_env, vector_name=vector_name, hnsw_m=hnsw_m,
+            hnsw_ef_construct=hnsw_ef_construct, ef_search=ef_search, on_disk=on_disk,
+            write_batch_size=write_batch_size, timeout=timeout, prefer_grpc=prefer_grpc,
+        )
+        self.collection = st.collection
+        self.vector_name = st.vector_name
+        self.hnsw_m, self.hnsw_ef_construct, self.ef_search = st.hnsw_m, st.hnsw_ef_construct, st.ef_search
+        self.on_disk = st.on_disk
+        if st.write_batch_size is not None:
+            self.write_batch_size = st.write_batch_size
+        if api_key is None and api_key_env:
+            api_key = secret_from_env(api_key_env, "the Qdrant store's api_key_env")
         self._qc = _import_qdrant()
         self._timeout = timeout
         self._url: str | None = None
@@ -173,8 +218,7 @@ class QdrantStore(VectorStore):
         self._owns_client = False
         if isinstance(location_or_client, self._qc.QdrantClient):
             self.client = location_or_client
-        elif isinstance(location_or_client, (str, os.PathLike)):
-            where = os.fspath(location_or_client)
+        elif where is not None:
             if where.startswith(("http://", "https://")):
                 self._url = where
                 self.client = self._qc.QdrantClient(url=where, api_key=api_key, timeout=timeout, prefer_grpc=prefer_grpc)
@@ -211,9 +255,14 @@ class QdrantStore(VectorStore):
         """True in local mode (no server)."""
         return type(getattr(self.client, "_client", None)).__name__ == "QdrantLocal"
 
-    def __repr__(self) -> str:
-        where = redact_url(self._url) if self._url else ("local" if self.local else type(self.client).__name__)
-        return f"QdrantStore(location={where!r}, collection={self.collection!r}, embedder={self.embedder!r})"
+    @classmethod
+    def from_settings(cls, settings: QdrantSettings, embedder: Embedder) -> QdrantStore:
+        """Open the store ``settings`` describe (the key read from ``api_key_env``)."""
+        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        return cls(fields.pop("location"), fields.pop("collection"), embedder, **fields)
+
+    def _repr_state(self) -> dict[str, Any]:
+        return {} if self._dimension is None else {"dimension": self._dimension}
 
     def close(self) -> None:
         """Close the client this store opened (a client passed in is left open)."""
@@ -456,4 +505,14 @@ class QdrantStore(VectorStore):
         self._indexed.clear()
 
 
-__all__ = ["MAX_REQUEST_BYTES", "QdrantStore", "point_id", "qdrant_filter"]
+__all__ = [
+    "ID_NAMESPACE",
+    "MAX_REQUEST_BYTES",
+    "META_CARD",
+    "META_DIMENSION",
+    "META_MODEL",
+    "QdrantSettings",
+    "QdrantStore",
+    "point_id",
+    "qdrant_filter",
+]

@@ -17,3 +17,9 @@ def cycled_texts(n: int, fmt: str = "{text} [{i}]") -> list[str]:
     """``n`` distinct texts made by cycling the corpus and tagging each with its position."""
     corpus = [r["text"] for r in load_corpus()]
     return [fmt.format(text=corpus[i % len(corpus)], i=i) for i in range(n)]
+
+
+__all__ = [
+    "cycled_texts",
+    "load_corpus",
+]

@@ -63,3 +63,10 @@ def friendly(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             return 1
 
     return wrapper
+
+
+__all__ = [
+    "close_quietly",
+    "format_hits",
+    "friendly",
+]

@@ -17,7 +17,7 @@ import psycopg
 from qwen_embed_adapters.adapters.pgvector import PgVectorStore, filter_clause, plan_column
 from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from qwen_embed_adapters.testing import FakeEmbedder
-from tests.support.store_contract import TEXTS, OpenStore, StoreContract, unique_name
+from qwen_embed_adapters.testing.contract import TEXTS, OpenStore, StoreContract, unique_name
 
 
 def _column_type(conninfo: str, table: str) -> str:
@@ -37,7 +37,7 @@ def _index_def(conninfo: str, table: str) -> str:
 
 
 class TestPgVectorContract(StoreContract):
-    """The shared store contract (tests/support/store_contract.py) on PostgreSQL + pgvector, HNSW."""
+    """The shared store contract (qwen_embed_adapters/testing/contract.py) on PostgreSQL + pgvector, HNSW."""
 
     @pytest.fixture
     def open_store(self, pg_conninfo: str) -> OpenStore:
@@ -122,14 +122,36 @@ def test_plan_column_limits() -> None:
 def test_bad_settings_are_refused(pg_conninfo: str) -> None:
     emb = FakeEmbedder(dimensions=8)
     # Bad input tried: an unknown index, m=0, ef_construction below 2*m, a non-str conninfo.
-    with pytest.raises(ConfigurationError, match="index must be 'hnsw' or None"):
+    with pytest.raises(ConfigurationError, match="index must be one of 'hnsw', None, got 'ivfflat'"):
         PgVectorStore(pg_conninfo, "t", emb, index="ivfflat")
-    with pytest.raises(ConfigurationError, match="m must be a positive int"):
+    with pytest.raises(ConfigurationError, match="m must be at least 2, got 0"):
         PgVectorStore(pg_conninfo, "t", emb, m=0)
     with pytest.raises(ConfigurationError, match=r"ef_construction \(20\) must be at least 2 \* m \(32\)"):
         PgVectorStore(pg_conninfo, "t", emb, ef_construction=20)
     with pytest.raises(ConfigurationError, match="conninfo str or a psycopg Connection"):
         PgVectorStore(42, "t", emb)
+
+
+def test_to_config_reopens_the_same_table_and_keeps_no_password(pg_conninfo: str, table: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad input tried: a password inline in the conninfo (trust auth accepts any)."""
+    inline = pg_conninfo.replace("postgres:@", "postgres:hunter2@")
+    store = PgVectorStore(inline, table, FakeEmbedder(dimensions=8), ef_search=80)
+    store.add_texts(TEXTS[:3])
+    config = store.to_config()
+    assert "hunter2" not in str(config) and "hunter2" not in repr(store)
+    assert (config["store"], config["table"], config["ef_search"], config["index"]) == ("pgvector", table, 80, "hnsw")
+    store.close()
+    again = PgVectorStore.from_config(config, FakeEmbedder(dimensions=8))
+    assert again.count() == 3 and again.ensure_dimension() == 8 and again.column_type == "vector"
+    again.close()
+    monkeypatch.setenv("PG_TEST_PASSWORD", "from-env")
+    with PgVectorStore(pg_conninfo, table, FakeEmbedder(dimensions=8), password_env="PG_TEST_PASSWORD") as with_env:
+        assert with_env.count() == 3
+        assert "from-env" not in repr(with_env) and with_env.to_config()["password_env"] == "PG_TEST_PASSWORD"
+    # Bad input tried: a password inside the conninfo setting of a config.
+    with pytest.raises(ConfigurationError, match="password does not belong in the conninfo"):
+        PgVectorStore.from_config({**config, "conninfo": inline}, FakeEmbedder(dimensions=8))
 
 
 def test_ef_search_is_applied_per_search(pg_conninfo: str, table: str) -> None:

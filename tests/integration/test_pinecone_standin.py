@@ -28,9 +28,9 @@ from qwen_embed_adapters.errors import (  # noqa: E402
     WriteError,
 )
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from qwen_embed_adapters.testing.contract import OpenStore, StoreContract, unique_name  # noqa: E402
 from tests.support.pinecone_scenario import CORPUS, run_store_scenario  # noqa: E402
 from tests.support.pinecone_server import MAX_REQUEST_BYTES, PineconeServer  # noqa: E402
-from tests.support.store_contract import OpenStore, StoreContract, unique_name  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def _store(pc: Any, name: str = "docs", dim: int = 64, **kw: Any) -> PineconeSto
 
 
 class TestPineconeStandinContract(StoreContract):
-    """The shared store contract (tests/support/store_contract.py) through the real ``pinecone`` SDK
+    """The shared store contract (qwen_embed_adapters.testing.contract) through the real ``pinecone`` SDK
     against tests/support/pinecone_server.py, the stand-in for Pinecone's cloud."""
 
     @pytest.fixture

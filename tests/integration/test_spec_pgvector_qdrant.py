@@ -20,8 +20,11 @@ pytestmark = pytest.mark.integration
 
 TEXTS = ["Beijing is the capital of China", "北京是中国的首都", "def add(a, b): return a + b"]
 PG = {"conninfo": None, "pgdata": None, "table": "documents", "schema": None, "password_env": None, "index": "hnsw",
-      "vector_type": "auto", "m": 16, "ef_construction": 64, "ef_search": None}
-QD = {"location": ":memory:", "collection": "documents", "api_key_env": None, "vector_name": None, "ef_search": None}
+      "vector_type": "auto", "m": 16, "ef_construction": 64, "ef_search": None, "write_batch_size": None,
+      "connect_timeout": 10.0}
+QD = {"location": ":memory:", "collection": "documents", "api_key_env": None, "vector_name": None, "hnsw_m": None,
+      "hnsw_ef_construct": None, "ef_search": None, "on_disk": False, "write_batch_size": None, "timeout": None,
+      "prefer_grpc": False}
 
 
 @pytest.mark.parametrize(
@@ -30,10 +33,10 @@ QD = {"location": ":memory:", "collection": "documents", "api_key_env": None, "v
         ("postgresql://me@db.example:5432/rag?table=kb",
          {"store": "pgvector", **PG, "conninfo": "postgresql://me@db.example:5432/rag", "table": "kb"}),
         ("postgres://db/rag?sslmode=require&index=none&password_env=PGPW",
-         {"store": "pgvector", **PG, "conninfo": "postgresql://db/rag?sslmode=require", "index": "none",
+         {"store": "pgvector", **PG, "conninfo": "postgresql://db/rag?sslmode=require", "index": None,
           "password_env": "PGPW"}),
         ("pgvector:///data/pgdata?table=kb&ef_search=100",
-         {"store": "pgvector", **PG, "pgdata": "/data/pgdata", "table": "kb", "ef_search": "100"}),
+         {"store": "pgvector", **PG, "pgdata": "/data/pgdata", "table": "kb", "ef_search": 100}),
         ("qdrant:///data/qdrant?collection=kb", {"store": "qdrant", **QD, "location": "/data/qdrant", "collection": "kb"}),
         ("qdrant+http://qdrant:6333/kb", {"store": "qdrant", **QD, "location": "http://qdrant:6333", "collection": "kb"}),
         ("qdrant+https://x.cloud.qdrant.io/kb?api_key_env=QDRANT_API_KEY",
@@ -54,7 +57,7 @@ def test_uri_forms(uri: str, expected: dict[str, Any]) -> None:
         # Bad input tried: a password in the URI, a host on pgvector:///, both conninfo and pgdata, a gRPC transport.
         ("postgresql://me:secret@db/rag", "credentials do not belong in a spec"),
         ("pgvector://db/rag", "this scheme takes a local path"),
-        ({"store": "pgvector", "conninfo": "postgresql://db/x", "pgdata": "/x"}, "exactly one of 'conninfo'"),
+        ({"store": "pgvector", "conninfo": "postgresql://db/x", "pgdata": "/x"}, r"give conninfo \(a server\) or pgdata .*, not both"),
         ("qdrant+grpc://q:6334/kb", r"use qdrant\+http or qdrant\+https"),
         ({"store": "qdrant", "api_key": "k"}, "would put a credential in the spec"),
     ],

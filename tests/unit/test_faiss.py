@@ -18,7 +18,7 @@ from qwen_embed_adapters.errors import (
     MissingDependencyError,
 )
 from qwen_embed_adapters.testing import FakeEmbedder
-from tests.support.store_contract import OpenStore, StoreContract
+from qwen_embed_adapters.testing.contract import OpenStore, StoreContract
 
 DOCS = [
     "Paris is the capital of France.",
@@ -49,7 +49,7 @@ def emb() -> FakeEmbedder:
 
 
 class TestFaissFlatContract(StoreContract):
-    """The shared store contract (tests/support/store_contract.py) on an exact flat index."""
+    """The shared store contract (qwen_embed_adapters.testing.contract) on an exact flat index."""
 
     index = "flat"
 
@@ -347,13 +347,15 @@ def test_bad_queries_and_arguments(emb: FakeEmbedder) -> None:
 
 
 def test_bad_constructor_arguments(emb: FakeEmbedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Bad input: unknown metric / index kind, non-positive HNSW settings, loading a missing folder."""
+    """Bad input: unknown metric / index kind, non-positive or bool HNSW settings, loading a missing folder."""
     with pytest.raises(ConfigurationError, match="metric must be one of"):
         FaissStore(emb, metric="manhattan")
     with pytest.raises(ConfigurationError, match="index must be one of"):
         FaissStore(emb, index="ivf")
-    with pytest.raises(ConfigurationError, match="hnsw_m must be a positive int"):
+    with pytest.raises(ConfigurationError, match="hnsw_m must be at least 1, got 0"):
         FaissStore(emb, hnsw_m=0)
+    with pytest.raises(ConfigurationError, match="ef_search must be an integer, got True"):
+        FaissStore(emb, ef_search=True)  # type: ignore[arg-type]
     with pytest.raises(FileNotFoundError, match="no FAISS store saved"):
         FaissStore.load(tmp_path / "nothing", emb)
     with pytest.raises(ConfigurationError, match="save\\(\\) needs a folder"):

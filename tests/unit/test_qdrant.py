@@ -18,7 +18,7 @@ from qwen_embed_adapters.adapters import qdrant as qdrant_mod
 from qwen_embed_adapters.adapters.qdrant import QdrantStore, point_id, qdrant_filter
 from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from qwen_embed_adapters.testing import FakeEmbedder
-from tests.support.store_contract import TEXTS, OpenStore, StoreContract, unique_name
+from qwen_embed_adapters.testing.contract import TEXTS, OpenStore, StoreContract, unique_name
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def client(tmp_path: Path) -> Iterator[QdrantClient]:
 
 
 class TestQdrantLocalContract(StoreContract):
-    """The shared store contract (tests/support/store_contract.py) on Qdrant's local mode, on disk: one
+    """The shared store contract (qwen_embed_adapters/testing/contract.py) on Qdrant's local mode, on disk: one
     client shared by the stores of a test (local mode locks its folder to one client)."""
 
     @pytest.fixture
@@ -144,8 +144,27 @@ def test_bad_settings_are_refused(client: QdrantClient) -> None:
     # Bad input tried: a collection name with '/', a zero hnsw_m, a number as location.
     with pytest.raises(ConfigurationError, match="without '/'"):
         QdrantStore(client, "a/b", emb)
-    with pytest.raises(ConfigurationError, match="hnsw_m must be a positive int"):
+    with pytest.raises(ConfigurationError, match="hnsw_m must be at least 1, got 0"):
         QdrantStore(client, "a", emb, hnsw_m=0)
     with pytest.raises(ConfigurationError, match="':memory:', a folder, an http"):
         QdrantStore(42, "a", emb)
     assert "api_key" not in repr(QdrantStore(client, "a", emb))
+
+
+def test_to_config_reopens_the_same_collection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_QDRANT_KEY", "s3cret-key")
+    folder = str(tmp_path / "cfg")
+    store = QdrantStore(folder, "kb", FakeEmbedder(dimensions=8), api_key_env="MY_QDRANT_KEY", ef_search=64)
+    store.add_texts(TEXTS[:2])
+    config = store.to_config()
+    assert config == {"store": "qdrant", "location": folder, "collection": "kb", "api_key_env": "MY_QDRANT_KEY",
+                      "vector_name": None, "hnsw_m": None, "hnsw_ef_construct": None, "ef_search": 64,
+                      "on_disk": False, "write_batch_size": None, "timeout": None, "prefer_grpc": False}
+    assert "s3cret" not in repr(store) and "s3cret" not in str(config)
+    store.close()
+    again = QdrantStore.from_config(config, FakeEmbedder(dimensions=8))
+    assert again.count() == 2
+    again.close()
+    # Bad input tried: a store opened on a client object has no location to put in a config.
+    with pytest.raises(ConfigurationError, match="needs 'location'"):
+        QdrantStore(QdrantClient(":memory:"), "kb", FakeEmbedder(dimensions=8)).to_config()
