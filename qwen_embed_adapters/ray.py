@@ -521,10 +521,12 @@ def _ingest_ray(source: Any, store_spec: str | Mapping[str, Any], embedder: Embe
                 batch_size: int, concurrency: int | tuple[int, int], num_gpus: float, on_invalid: str,
                 skip_existing: bool) -> IngestReport:
     dim = embedder.dimension
-    # The guard before anything is read or embedded: the same check on_write_start repeats.
-    guard = store_from_spec(store_spec, PrecomputedEmbedder(embedder.model, dim))
+    # The guard before anything is read or embedded: the dimension (on_write_start repeats it) and, once on
+    # the driver with the real embedder, the space card (the workers' stores only write vectors).
+    guard = store_from_spec(store_spec, embedder)
     try:
         guard.ensure_dimension()
+        guard.ensure_space(writing=True)
     finally:
         _close(guard)
     ds = _read(source, text_column).map_batches(

@@ -22,6 +22,8 @@ import json
 import logging
 import os
 import re
+import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +33,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import numpy as np
 
 from ..embedder import Embedder
-from ..errors import ConfigurationError, InvalidInputError, QwenEmbedError, WriteError
+from ..errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    InvalidInputError,
+    QwenEmbedError,
+    VectorSpaceMismatchError,
+    WriteError,
+)
 from ..settings import Settings
+from ..space import (
+    DEFAULT_TOLERANCE,
+    SpaceCard,
+    aembed_probes,
+    card_from_vectors,
+    compare_cards,
+    embed_probes,
+    mismatch_error,
+)
 from ..vectors import as_float32_matrix, as_text_list, check_unicode, lone_surrogate
 
 if TYPE_CHECKING:
@@ -42,6 +60,38 @@ logger = logging.getLogger(__name__)
 
 _C = TypeVar("_C")
 _S = TypeVar("_S", bound="VectorStore")
+
+#: ``space_check`` values: "adopt" (default: a collection without a card gets one on its first write),
+#: "strict" (a collection holding data but no card is refused), "off" (no check: a foot-gun, see docs/space.md).
+SPACE_CHECKS = ("adopt", "strict", "off")
+
+# The probe vectors of each embedder, per instruction, embedded once per process (space.py's card check
+# costs one probe call per (store, embedder) pair, and stores sharing an embedder share it).
+_probe_cache: weakref.WeakKeyDictionary[Embedder, dict[str | None, np.ndarray]] = weakref.WeakKeyDictionary()
+_probe_lock = threading.Lock()
+
+
+def _cached_probes(embedder: Embedder, instruction: str | None) -> np.ndarray | None:
+    with _probe_lock:
+        return _probe_cache.get(embedder, {}).get(instruction)
+
+
+def _keep_probes(embedder: Embedder, instruction: str | None, vectors: np.ndarray) -> np.ndarray:
+    with _probe_lock:
+        _probe_cache.setdefault(embedder, {})[instruction] = vectors
+    return vectors
+
+
+def _probes_of(embedder: Embedder, instruction: str | None) -> np.ndarray:
+    hit = _cached_probes(embedder, instruction)
+    return hit if hit is not None else _keep_probes(embedder, instruction, embed_probes(embedder, instruction))
+
+
+async def _aprobes_of(embedder: Embedder, instruction: str | None) -> np.ndarray:
+    hit = _cached_probes(embedder, instruction)
+    if hit is not None:
+        return hit
+    return _keep_probes(embedder, instruction, await aembed_probes(embedder, instruction))
 
 
 @dataclass
@@ -238,6 +288,10 @@ class VectorStore(ABC):
 
     #: how many records are embedded and written per step of ``add_texts``
     write_batch_size: int = 256
+    #: the space card check (see ``ensure_space``): "adopt", "strict" or "off"
+    space_check: str = "adopt"
+    #: lowest per-probe cosine accepted as the same vector space
+    space_tolerance: float = DEFAULT_TOLERANCE
     #: the frozen settings dataclass of this store, and its name in a spec (``{"store": kind, ...}``)
     settings_class: ClassVar[type[StoreSettings] | None] = None
     kind: ClassVar[str | None] = None
@@ -293,6 +347,102 @@ class VectorStore(ABC):
         self.embedder = embedder
         #: async clients the store opened, one per event loop (see ``LoopClients``)
         self._aclients: LoopClients[Any] = LoopClients()
+
+    # ---------------------------------------------------------------- the space card
+    def _read_card(self) -> str | None:
+        """The space card recorded with the collection (JSON text), or None. Stores override."""
+        return None
+
+    def _write_card(self, card: str) -> None:
+        """Record the space card with the collection. Stores that can keep one override this and
+        ``_read_card``; the default keeps it for this object's life only."""
+        self._memory_card = card
+
+    async def _aread_card(self) -> str | None:
+        return await asyncio.to_thread(self._read_card)
+
+    async def _awrite_card(self, card: str) -> None:
+        await asyncio.to_thread(self._write_card, card)
+
+    def _space_pending(self) -> bool:
+        if self.space_check == "off" or getattr(self, "_space_proved", False):
+            return False
+        if self.space_check not in SPACE_CHECKS:
+            raise ConfigurationError(f"space_check must be one of {SPACE_CHECKS}, got {self.space_check!r}")
+        return True
+
+    def _same_width(self, text: str) -> SpaceCard:
+        """The card of ``text``; DimensionMismatchError (before any probe is embedded) when the embedder's
+        width differs from the card's."""
+        card = SpaceCard.from_json(text)
+        if card.dimension != self.embedder.dimension:
+            raise DimensionMismatchError(card.dimension, self.embedder.dimension, self.name)
+        return card
+
+    def _judge(self, text: str, vectors: np.ndarray | None) -> SpaceCard:
+        """The card of ``text``, checked against the current embedder's probe ``vectors``."""
+        card = SpaceCard.from_json(text)
+        assert vectors is not None
+        comparison = compare_cards(card, vectors, self.space_tolerance)
+        if not comparison.same_space:
+            raise mismatch_error(card, comparison, self.embedder, self.name)
+        return card
+
+    def _refuse_cardless(self, count: int | None) -> None:
+        """``count`` is only asked for under "strict"; "adopt" records the card and says so once."""
+        if count:
+            raise VectorSpaceMismatchError(
+                self.name, actual_model=self.embedder.model,
+                detail="it holds vectors but no space card, and space_check='strict' refuses to adopt one; "
+                "pass space_check='adopt' to record the current embedder's card",
+            )
+        logger.info("%s: recording the space card of %s (no card was recorded yet)", self.name, self.embedder.model)
+
+    def _proved(self, card: SpaceCard) -> None:
+        self._space_proved = True
+        self._space_card = card
+
+    def ensure_space(self, *, writing: bool) -> None:
+        """Prove, once per process, that the embedder speaks the collection's vector space.
+
+        With a card recorded: the embedder embeds the probes (once per process per embedder) and any probe
+        below ``space_tolerance`` raises VectorSpaceMismatchError naming it, before anything is written or
+        searched. Without one: the first write records the card ("adopt"; "strict" refuses a collection that
+        holds data but no card); a search has nothing to compare with and goes on. ``space_check="off"``
+        skips all of it. Call ``ensure_dimension()`` first.
+        """
+        if not self._space_pending():
+            return
+        text = self._read_card() or getattr(self, "_memory_card", None)
+        if text is not None:
+            card = self._same_width(text)
+            self._proved(self._judge(text, _probes_of(self.embedder, card.instruction)))
+        elif writing:
+            self._refuse_cardless(self.count() if self.space_check == "strict" else None)
+            instruction = self.embedder.query_instruction
+            card = card_from_vectors(self.embedder, _probes_of(self.embedder, instruction), instruction)
+            self._write_card(card.dumps())
+            self._proved(card)
+
+    async def aensure_space(self, *, writing: bool) -> None:
+        """Async twin of ``ensure_space``."""
+        if not self._space_pending():
+            return
+        text = await self._aread_card() or getattr(self, "_memory_card", None)
+        if text is not None:
+            card = self._same_width(text)
+            self._proved(self._judge(text, await _aprobes_of(self.embedder, card.instruction)))
+        elif writing:
+            self._refuse_cardless(await self.acount() if self.space_check == "strict" else None)
+            instruction = self.embedder.query_instruction
+            card = card_from_vectors(self.embedder, await _aprobes_of(self.embedder, instruction), instruction)
+            await self._awrite_card(card.dumps())
+            self._proved(card)
+
+    @property
+    def space_card(self) -> SpaceCard | None:
+        """The card this store proved or recorded in this process (None before the first write or search)."""
+        return getattr(self, "_space_card", None)
 
     # ---------------------------------------------------------------- database hooks
     @property
@@ -433,6 +583,7 @@ class VectorStore(ABC):
         """
         plan = self._plan_add(texts, ids, metadatas)
         self.ensure_dimension()
+        self.ensure_space(writing=True)
         # The next batch embeds on a worker thread while the current one is written.
         ahead = ThreadPoolExecutor(1, thread_name_prefix="embed-ahead")
         failed = True
@@ -462,6 +613,7 @@ class VectorStore(ABC):
         """Async twin of ``add_texts``."""
         plan = self._plan_add(texts, ids, metadatas)
         await self.aensure_dimension()
+        await self.aensure_space(writing=True)
         embed = self.embedder.aembed_documents
         pending = asyncio.ensure_future(embed(plan.texts(0))) if plan.batches else None
         try:
@@ -503,7 +655,9 @@ class VectorStore(ABC):
         reranker; each Hit keeps both scores.
         """
         top_k = check_top_k(top_k)
-        vector = self.embedder.embed_query(_check_query(query), instruction)
+        query = _check_query(query)
+        self.ensure_space(writing=False)
+        vector = self.embedder.embed_query(query, instruction)
         k = _candidates(top_k, candidates) if rerank is not None else top_k
         hits = self._search_vector(vector, k, filter)
         if rerank is not None:
@@ -522,7 +676,9 @@ class VectorStore(ABC):
     ) -> list[Hit]:
         """Async twin of ``search``."""
         top_k = check_top_k(top_k)
-        vector = await self.embedder.aembed_query(_check_query(query), instruction)
+        query = _check_query(query)
+        await self.aensure_space(writing=False)
+        vector = await self.embedder.aembed_query(query, instruction)
         k = _candidates(top_k, candidates) if rerank is not None else top_k
         hits = await self._asearch_vector(vector, k, filter)
         if rerank is not None:

@@ -58,6 +58,8 @@ EF_NAME = "qwen-embed-adapters"
 #: Collection metadata keys recording what created the collection.
 META_MODEL = "qwen_embed_model"
 META_DIMENSION = "qwen_embed_dimension"
+#: ... and the space card (qwen_embed_adapters.space): the probe vectors, about 6 KB of JSON.
+META_SPACE_CARD = "qwen_embed_space_card"
 #: Version of the persisted ``get_config()`` layout.
 CONFIG_VERSION = 1
 
@@ -501,6 +503,17 @@ class ChromaStore(VectorStore):
         self.ensure_dimension()
         assert self._collection is not None
         return self._collection
+
+    def _read_card(self) -> str | None:
+        """The space card, kept in the collection metadata under ``META_SPACE_CARD``."""
+        card = (self.collection.metadata or {}).get(META_SPACE_CARD)
+        return card if isinstance(card, str) and card else None
+
+    def _write_card(self, card: str) -> None:
+        col = self.collection
+        # modify() replaces the metadata and refuses any "hnsw:" key (the distance lives in the configuration)
+        meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
+        col.modify(metadata={**meta, META_SPACE_CARD: card})
 
     def ensure_dimension(self) -> int:
         """Create the collection if missing, else check its dimension; once per store."""

@@ -213,6 +213,7 @@ class FaissStore(VectorStore):
                 "generation": gen,
                 "files": {"index": index_name if self._index is not None else None, "records": records_name},
                 "embedder": self.embedder.to_config(),
+                "space_card": json.loads(self._memory_card) if getattr(self, "_memory_card", None) else None,
             }
             fd, tmp = tempfile.mkstemp(prefix=".store-", suffix=".json", dir=target)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -242,6 +243,9 @@ class FaissStore(VectorStore):
         dim = manifest.get("dimension")
         model = manifest.get("model")
         where = str(folder)
+        card = manifest.get("space_card")
+        if card:
+            self._memory_card = json.dumps(card, ensure_ascii=False)
         self._check_model(model, where)
         actual = self.embedder.dimension_if_known
         if dim is not None and actual is not None and actual != dim:

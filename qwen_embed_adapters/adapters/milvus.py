@@ -49,6 +49,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
+#: The collection property that holds the space card (qwen_embed_adapters.space), about 6 KB of JSON.
+SPACE_CARD_PROPERTY = "qwen_embed.space_card"
+
 #: the metrics a FLOAT_VECTOR index takes
 METRICS = ("COSINE", "IP", "L2")
 #: Milvus's largest VARCHAR (bytes)
@@ -498,6 +501,17 @@ class MilvusStore(VectorStore):
         self._ensure_loaded()
         self._dimension = dim
         return dim
+
+    def _read_card(self) -> str | None:
+        """The space card, kept as a collection property (``SPACE_CARD_PROPERTY``)."""
+        props = self.client.describe_collection(self.collection, timeout=self.timeout).get("properties") or {}
+        card = props.get(SPACE_CARD_PROPERTY)
+        return card if isinstance(card, str) and card else None
+
+    def _write_card(self, card: str) -> None:
+        self.client.alter_collection_properties(
+            self.collection, properties={SPACE_CARD_PROPERTY: card}, timeout=self.timeout
+        )
 
     def _create(self, dim: int) -> None:
         pm = self._pymilvus

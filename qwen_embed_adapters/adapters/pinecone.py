@@ -53,6 +53,9 @@ from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
 
 logger = logging.getLogger(__name__)
 
+#: The reserved namespace holding each namespace's space card (qwen_embed_adapters.space).
+SPACE_CARD_NAMESPACE = "__qwen_embed_space__"
+
 #: Pinecone's documented limits (https://docs.pinecone.io/reference/api/database-limits).
 MAX_UPSERT_VECTORS = 1000
 #: 2 MB per upsert request; counted in decimal megabytes to stay on the safe side of either reading.
@@ -441,6 +444,52 @@ class PineconeStore(VectorStore):
             stats = await self.index.describe_index_stats()
             return self._compare_dimension(stats.dimension)
         return self._compare_dimension(self._dimension)
+
+    # ---------------------------------------------------------------- the space card
+    # The card lives in a reserved namespace, one record per user namespace, so user queries, counts and
+    # deletes (all namespace-scoped) never see it. Its values are a unit vector (Pinecone refuses all-zero
+    # dense vectors); the card is its metadata (about 6 KB; Pinecone allows 40 KB per record).
+    def _card_id(self) -> str:
+        return f"card:{self.namespace or '__default__'}"
+
+    def _card_record(self, card: str) -> dict[str, Any]:
+        dim = self._dimension or self.embedder.dimension
+        return {"id": self._card_id(), "values": [1.0] + [0.0] * (dim - 1), "metadata": {"card": card}}
+
+    def _card_from(self, response: Any) -> str | None:
+        vectors = getattr(response, "vectors", None)
+        if vectors is None and isinstance(response, Mapping):
+            vectors = response.get("vectors")
+        record = (vectors or {}).get(self._card_id())
+        meta = getattr(record, "metadata", None) if record is not None else None
+        if meta is None and isinstance(record, Mapping):
+            meta = record.get("metadata")
+        card = (meta or {}).get("card")
+        return card if isinstance(card, str) and card else None
+
+    def _read_card(self) -> str | None:
+        if not hasattr(self.index, "fetch"):
+            return None  # an index object without fetch (a test double): the card lives in memory
+        return self._card_from(self.index.fetch(ids=[self._card_id()], namespace=SPACE_CARD_NAMESPACE))
+
+    def _write_card(self, card: str) -> None:
+        super()._write_card(card)
+        if hasattr(self.index, "fetch"):
+            self.index.upsert(vectors=[self._card_record(card)], namespace=SPACE_CARD_NAMESPACE)
+
+    async def _aread_card(self) -> str | None:
+        if not self.is_async:
+            return await asyncio.to_thread(self._read_card)
+        if not hasattr(self.index, "fetch"):
+            return None
+        return self._card_from(await self.index.fetch(ids=[self._card_id()], namespace=SPACE_CARD_NAMESPACE))
+
+    async def _awrite_card(self, card: str) -> None:
+        if not self.is_async:
+            return await asyncio.to_thread(self._write_card, card)
+        self._memory_card = card
+        if hasattr(self.index, "fetch"):
+            await self.index.upsert(vectors=[self._card_record(card)], namespace=SPACE_CARD_NAMESPACE)
 
     # ---------------------------------------------------------------- validation and requests
     def _full_metadata(self, text: str, metadata: Mapping[str, Any]) -> dict[str, Any]:

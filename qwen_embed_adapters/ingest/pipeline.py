@@ -144,6 +144,7 @@ def ingest(
         total = len(records)  # type: ignore[arg-type]
 
     dim = store.ensure_dimension()
+    store.ensure_space(writing=True)  # the space card, before anything is read or written
     run = _Run(store, dim, size, skip_existing, write_retries, retry_backoff, on_invalid, on_batch)
     run.bar = _progress_bar(progress, total, store.name)
     try:

@@ -21,10 +21,11 @@ ROOT = Path(qwen_embed_adapters.__file__).parent
 LAYERS: list[set[str]] = [
     {"errors", "models", "vectors", "_urls", "_http", "http", "settings"},
     {"embedder"},
-    {"remote", "local", "rerank", "testing"},
+    {"remote", "local", "rerank", "testing", "space"},
     {"config"},
     {"adapters", "integrations"},
     {"ingest", "ray"},
+    {"diagnostics"},
     {"server", "cli", "testing.contract"},
 ]
 LAYER_OF = {part: i for i, parts in enumerate(LAYERS) for part in parts}

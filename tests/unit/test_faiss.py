@@ -17,6 +17,7 @@ from qwen_embed_adapters.errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+from qwen_embed_adapters.space import PROBES
 from qwen_embed_adapters.testing import FakeEmbedder
 from qwen_embed_adapters.testing.contract import OpenStore, StoreContract
 
@@ -92,7 +93,10 @@ def test_query_instruction_is_applied_to_queries_only() -> None:
     store = FaissStore(emb)
     store.add_texts(["Paris"])
     store.search("capital", top_k=1)
-    assert emb.calls == [["Paris"], ["Instruct: Find the city\nQuery:capital"]]
+    # the first two calls embed the space card's probes (documents, then the query probe wrapped)
+    assert emb.calls[0] == [p.text for p in PROBES if not p.query]
+    assert emb.calls[1] == [f"Instruct: Find the city\nQuery:{p.text}" for p in PROBES if p.query]
+    assert emb.calls[2:] == [["Paris"], ["Instruct: Find the city\nQuery:capital"]]
 
 
 def test_re_adding_the_same_texts_is_idempotent(emb: FakeEmbedder, kind: str) -> None:
@@ -296,6 +300,7 @@ def test_a_text_refused_by_the_embedder_in_a_later_batch_is_named_by_its_own_ind
     """Bad input: the embedder refuses texts[4] while embedding the third batch of two; the error names
     texts[4] and its id (not position 0 of that batch), and says that earlier batches were written."""
     store = FaissStore(_NoLongTexts(dimensions=16))
+    store.space_check = "off"  # its probes are longer than this embedder takes; this test is about the index
     store.write_batch_size = 2
     texts = ["one", "two", "three", "four", "x" * 50, "six"]
     ids = [f"id-{i}" for i in range(6)]
@@ -314,6 +319,7 @@ def test_a_refused_text_after_a_repeated_one_is_named_by_its_position_in_the_cal
     """Bad input: texts[5] is too long, and texts[1] repeats texts[0] (stored once under its content id);
     the error names texts[5], the caller's position, not its position among the stored records."""
     store = FaissStore(_NoLongTexts(dimensions=16))
+    store.space_check = "off"  # its probes are longer than this embedder takes; this test is about the index
     store.write_batch_size = 2
     texts = ["one", "one", "two", "three", "four", "x" * 50]
     with pytest.raises(InvalidInputError, match=r"texts\[5\] is 50 characters") as err:
