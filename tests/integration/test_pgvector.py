@@ -253,3 +253,18 @@ def test_vectors_round_trip_in_float32(pg_conninfo: str, table: str) -> None:
     assert stored.dtype == np.float32
     np.testing.assert_array_equal(stored, emb.embed_documents(TEXTS))
 
+
+
+def test_another_vector_space_of_the_same_width_is_refused(pg_conninfo: str, table: str) -> None:
+    """Bad input tried: an embedder of the same width (32) whose vectors are another model's (a 64-d space
+    cut to 32): the card recorded in qwen_embed_collections refuses it before anything is written."""
+    from qwen_embed_adapters.errors import VectorSpaceMismatchError
+
+    with PgVectorStore(pg_conninfo, table, FakeEmbedder(dimensions=32)) as store:
+        store.add_texts(TEXTS)
+        card = store._read_card()
+        assert card is not None and len(card) < 8000
+    with PgVectorStore(pg_conninfo, table, FakeEmbedder(dimensions=32, native_dim=64)) as other:
+        with pytest.raises(VectorSpaceMismatchError):
+            other.add_texts(["another space"])
+        assert other.count() == len(TEXTS)

@@ -168,3 +168,16 @@ def test_to_config_reopens_the_same_collection(tmp_path: Path, monkeypatch: pyte
     # Bad input tried: a store opened on a client object has no location to put in a config.
     with pytest.raises(ConfigurationError, match="needs 'location'"):
         QdrantStore(QdrantClient(":memory:"), "kb", FakeEmbedder(dimensions=8)).to_config()
+
+
+def test_another_vector_space_of_the_same_width_is_refused(client: QdrantClient) -> None:
+    """Bad input tried: an embedder of the same width (32) whose vectors come from another (64-d) space."""
+    from qwen_embed_adapters.errors import VectorSpaceMismatchError
+
+    store = QdrantStore(client, "space", FakeEmbedder(dimensions=32))
+    store.add_texts(TEXTS)
+    assert store._read_card() is not None and store.count() == len(TEXTS)  # the card is no point
+    other = QdrantStore(client, "space", FakeEmbedder(dimensions=32, native_dim=64))
+    with pytest.raises(VectorSpaceMismatchError):
+        other.add_texts(["another space"])
+    assert other.count() == len(TEXTS)
