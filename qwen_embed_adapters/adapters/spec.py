@@ -72,8 +72,9 @@ class StoreKind:
     store_class: Callable[[], type[VectorStore]]
     from_uri: Callable[[SplitResult, str, dict[str, str]], dict[str, Any]]
     dimension_of: Callable[..., int | None] | None = None
-    #: one process only (an in-memory index saved to a folder): Ray workers cannot write into it
-    local_only: bool = False
+    #: one process only (an in-memory index saved to a folder): Ray workers cannot write into it; a
+    #: callable decides from the parsed spec (Qdrant: local mode is, a server is not)
+    local_only: bool | Callable[[dict[str, Any]], bool] = False
     #: the CLI: which setting ``--uri`` fills and its default, which setting ``--collection`` fills
     uri_setting: str | None = None
     default_uri: str | None = None
@@ -262,6 +263,11 @@ def _qdrant() -> type[VectorStore]:
     return QdrantStore
 
 
+def _qdrant_local(spec: dict[str, Any]) -> bool:
+    # local mode (":memory:" or a folder) lives in one client of one process; it locks the folder
+    return not str(spec.get("location") or "").startswith(("http://", "https://"))
+
+
 def _milvus_dimension(client: Any, name: str | None = None, field: str | None = None) -> int | None:
     from .milvus import collection_dimension
 
@@ -317,7 +323,7 @@ STORES: dict[str, StoreKind] = {
     "postgresql": StoreKind(_pgvector, _postgresql_uri, user_in_uri=True, alias_of="pgvector"),
     "postgres": StoreKind(_pgvector, _postgresql_uri, user_in_uri=True, alias_of="pgvector"),
     "qdrant": StoreKind(
-        _qdrant, _qdrant_uri, uri_setting="location", default_uri="./qdrant_data", collection_setting="collection",
+        _qdrant, _qdrant_uri, local_only=_qdrant_local, uri_setting="location", default_uri="./qdrant_data", collection_setting="collection",
         uri_help="qdrant: a folder (local mode), :memory: or http://host:6333",
     ),
 }
@@ -420,7 +426,9 @@ def store_dimension(store: str, handle: Any, name: str | None = None, field: str
 
 def is_local_only(spec: str | Mapping[str, Any]) -> bool:
     """True when the store a spec names lives in one process (Ray workers cannot write into it)."""
-    return STORES[parse_store_spec(spec)["store"]].local_only
+    plain = parse_store_spec(spec)
+    local = STORES[plain["store"]].local_only
+    return bool(local(plain)) if callable(local) else local
 
 
 __all__ = [

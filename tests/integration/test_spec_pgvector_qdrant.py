@@ -68,6 +68,15 @@ def test_bad_specs(spec: Any, message: str) -> None:
     assert "secret" not in str(info.value)
 
 
+def test_qdrant_local_mode_is_local_only_for_ray_a_server_is_not() -> None:
+    from qwen_embed_adapters.adapters.spec import is_local_only
+
+    assert is_local_only("qdrant:///data/q?collection=kb") is True
+    assert is_local_only("qdrant:?collection=kb") is True
+    assert is_local_only("qdrant+http://qdrant:6333/kb") is False
+    assert is_local_only("postgresql://me@db/rag?table=kb") is False
+
+
 def roundtrip(spec: Any) -> None:
     store = store_from_spec(spec, FakeEmbedder(dimensions=16))
     try:

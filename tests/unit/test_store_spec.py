@@ -141,7 +141,8 @@ def test_the_registry_lists_the_stores() -> None:
     # postgresql:// and postgres:// URIs are pgvector specs: aliases, no --store choice of their own
     assert {n: k.alias_of for n, k in STORES.items() if k.alias_of} == {"postgresql": "pgvector", "postgres": "pgvector"}
     assert parse_store_spec({"store": "postgresql", "conninfo": "postgresql://db/rag"})["store"] == "pgvector"
-    assert [n for n, k in STORES.items() if k.local_only] == ["faiss"]
+    assert [n for n, k in STORES.items() if k.local_only is True] == ["faiss"]
+    assert [n for n, k in STORES.items() if callable(k.local_only)] == ["qdrant"]  # local mode only
     assert [n for n, k in STORES.items() if k.embedded] == ["milvus", "chroma"]
 
 
