@@ -206,3 +206,19 @@ def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
     CachedEmbedder(FakeEmbedder(dimensions=16), path).embed_documents(["x"])
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_ingest_report_gives_the_cache_hit_rate(tmp_path: Path) -> None:
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+    from qwen_embed_adapters.ingest import ingest
+
+    cached = CachedEmbedder(FakeEmbedder(dimensions=32), tmp_path / "c.sqlite")
+    records = [f"record {i} of the corpus" for i in range(10)]
+    cold = ingest(FaissStore(cached), records[:6], progress=False)
+    assert cold.cache_hit_rate == 0.0 and cold.written == 6
+    # a new store (a rebuilt index): the 6 texts seen before are hits, 4 are new
+    warm = ingest(FaissStore(cached), records, progress=False)
+    assert warm.written == 10 and warm.cache_hit_rate == pytest.approx(0.6)
+    assert "cache hits 60%" in str(warm) and warm.as_dict()["cache_hit_rate"] == pytest.approx(0.6)
+    plain = ingest(FaissStore(FakeEmbedder(dimensions=32)), records, progress=False)
+    assert plain.cache_hit_rate is None and "cache" not in str(plain)
