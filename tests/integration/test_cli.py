@@ -13,6 +13,7 @@ import pytest
 
 from qwen_embed_adapters import cli
 from qwen_embed_adapters.adapters.base import content_id
+from qwen_embed_adapters.cli.output import EXIT_MISMATCH
 from tests.support.local_fixtures import ServeProcess, serve_tiny, tiny_qwen3_dir  # noqa: F401
 from tests.support.openai_server import INFINITY_ROUTES, EmbeddingServer
 
@@ -301,3 +302,28 @@ def test_ingest_and_search_on_pinecone_through_the_local_stand_in(
         hit = json.loads(capsys.readouterr().out)
         assert hit["id"] == "r7" and hit["text"] == "row 7 about topic 2"
     assert "pc-key-for-tests" not in json.dumps(report)
+
+
+def test_search_with_another_model_of_the_same_width_exits_3_in_one_line(
+    docs: Path, tmp_path: Path, tiny_qwen3_dir: str, capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    """Bad input: a collection built with one tiny Qwen3, searched with another random model of the same width
+    (LightRAG #1946's failure). The space card refuses it: exit 3, one line naming the fix, no traceback, and
+    the store is unchanged."""
+    from qwen_embed_adapters.testing import make_tiny_qwen3
+
+    other = make_tiny_qwen3(tmp_path / "other-model", seed=1)
+    common = ["--store", "faiss", "--uri", str(tmp_path / "kb")]
+    assert cli.main(["ingest", str(docs), "--json", "--engine", "local", "--model", tiny_qwen3_dir, *common]) == 0
+    count = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["count"]
+    code = cli.main(["search", "rate limited", "--engine", "local", "--model", other, *common])
+    err = capsys.readouterr().err
+    assert code == EXIT_MISMATCH == 3
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "vector space mismatch" in lines[0] and "doctor --reference" in lines[0]
+    assert "Traceback" not in err
+    assert cli.main(["ingest", str(docs), "--json", "--engine", "local", "--model", other, *common]) == 3
+    assert cli.main(["search", "rate limited", "--json", "--engine", "local", "--model", tiny_qwen3_dir,
+                     *common]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert hits and count == 3
