@@ -18,6 +18,7 @@ Every engine serves the same tiny random Qwen3 folder that ``--reference`` loads
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -201,7 +202,8 @@ def _through(folder: Path, url: str, model: str) -> tuple[float, str | None]:
     with RemoteEmbedder(url, model=model) as emb:
         store = FaissStore.load(folder, emb)
         card = SpaceCard.from_json(json.dumps(json.loads((folder / "store.json").read_text())["space_card"]))
-        lowest = compare_cards(card, embed_probes(emb, card.instruction)).worst[1]
+        worst, lowest = compare_cards(card, embed_probes(emb, card.instruction)).worst
+        logging.getLogger(__name__).info("space card through %s: worst probe %s, cosine %.5f", url, worst, lowest)
         try:
             store.search("capital of China", top_k=1)
         except VectorSpaceMismatchError as exc:
