@@ -2,6 +2,7 @@
 
     python benchmarks/scale_ray.py                   # tiny Qwen3 and MiniLM, 20,000 texts, prints a table
     python benchmarks/scale_ray.py --append-docs     # also writes the table into docs/benchmarks.md
+    python benchmarks/scale_ray.py --quick           # 200 texts, 1 actor: never written
 
 Each run writes the same texts into a fresh collection of one `milvus-lite server` (a server: Ray's workers
 are separate processes) with LocalEmbedder on the CPU, and the count is checked. Ray's cluster start
@@ -63,7 +64,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--actors", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--append-docs", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="200 texts, 1 actor: never written")
     args = ap.parse_args()
+    if args.quick:
+        if args.append_docs:
+            ap.error("--quick figures are not written to docs/benchmarks.md")
+        ap.set_defaults(n=200, actors=[1])
+        args = ap.parse_args()
     import ray
 
     ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
