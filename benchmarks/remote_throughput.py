@@ -19,6 +19,7 @@ import asyncio
 import base64
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -138,6 +139,7 @@ def main() -> int:
         ap.set_defaults(texts=512, service_time=0.02, repeat=5)
         args = ap.parse_args()
 
+    load_start = os.getloadavg()[0]
     texts = [f"用户评论第{i}条: this product is {'good' if i % 3 else 'bad'}, item {i}" for i in range(args.texts)]
     capacity = args.slots * BATCH / args.service_time
     proc, url = start_server(args.dim, args.service_time, args.slots)
@@ -177,7 +179,8 @@ def main() -> int:
         (f"(d) RemoteEmbedder sync (max_concurrency={2 * args.slots}: a request queued behind each slot)", t_deep),
     ]
     lines = [
-        f"### RemoteEmbedder throughput ({dt.date.today()}, {platform.machine()}, Python {platform.python_version()}, one run)",
+        f"### RemoteEmbedder throughput ({dt.date.today()}, {platform.machine()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores, one run, load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)",
         "",
         f"{args.texts} texts, {args.dim}-d; server: {args.slots} slots x {args.service_time * 1000:.0f} ms per request "
         f"of {BATCH} (capacity {capacity:,.0f} texts/s), in its own process. "
