@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 # torch is pinned so that pip takes the CPU build from this machine's disk instead of a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
+# each tier records its tests' outcomes here (tests/support/outcomes.py); `make check-compat` reads them
+OUTCOMES := .pytest_outcomes
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -13,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 export ANONYMIZED_TELEMETRY := False
 export HAYSTACK_TELEMETRY_ENABLED := False
 
-.PHONY: venv test lint typecheck unit integration demo bench clean engines test-engines test-integrations-compat test-db images
+.PHONY: venv test lint typecheck unit integration demo bench clean engines test-engines test-integrations-compat test-db images check-compat
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,7 +33,8 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 test: lint typecheck
-	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "not engines and not docker and not standalone" $(PYTEST_ARGS)
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "not engines and not docker and not standalone" \
+		--outcomes-file $(OUTCOMES)/test.json $(PYTEST_ARGS)
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
@@ -45,7 +48,8 @@ engines:
 	bash scripts/engines.sh all
 
 test-engines: venv engines
-	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m engines tests/engines $(PYTEST_ARGS)
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m engines tests/engines --outcomes-file $(OUTCOMES)/engines.json \
+		$(PYTEST_ARGS)
 
 # Framework stores that pin older DB SDKs (langchain-pinecone: pinecone<8; LlamaIndex Milvus: pymilvus<3),
 # in their own venv cached per machine. Cold ~4 min (venv build, warm pip cache), warm ~30 s.
@@ -89,7 +93,13 @@ images:
 	bash tests/containers/milvus_venv.sh >/dev/null
 
 test-db: venv images
-	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "docker or standalone" $(PYTEST_ARGS)
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "docker or standalone" --outcomes-file $(OUTCOMES)/db.json \
+		$(PYTEST_ARGS)
+
+# Every claim of docs/compatibility.md names a test that ran and passed in the tiers above (.ci/run runs
+# this last; a partial run of your own is never checked).
+check-compat: venv
+	$(PY) -m tests.support.compat_table $(OUTCOMES)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(OUTCOMES)

@@ -14,7 +14,8 @@
 # CACHE/wheels and reused by every later venv build. The sdist is kept too: its vendor/llama.cpp carries
 # convert_hf_to_gguf.py and gguf-py, which the tests use to convert a tiny Qwen3 to GGUF.
 #
-# A failed build leaves CACHE/venvs/NAME.failed holding the log path; the tests skip with that path.
+# A failed build leaves CACHE/venvs/NAME.failed holding the log path; the tests name that path and fail
+# in CI (CI=true, as .ci/run sets) or skip elsewhere (tests/support/engines.py).
 set -uo pipefail
 
 CACHE="${QWEN_EMBED_CACHE:-$HOME/.cache/qwen-embed-adapters}"

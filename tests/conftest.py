@@ -1,11 +1,23 @@
-"""Shared test settings: nothing here may reach a network other than 127.0.0.1."""
+"""Shared test settings: nothing here may reach a network other than 127.0.0.1.
+
+The ``--outcomes-file PATH`` option (tests/support/outcomes.py) records every test's outcome for
+``make check-compat``, which ties docs/compatibility.md's claims to tests that ran.
+"""
 
 from __future__ import annotations
 
 import os
 
+from tests.support.outcomes import (  # noqa: F401  (pytest hooks, found by name in a conftest)
+    pytest_addoption,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_sessionstart,
+)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-# pymilvus reads MILVUS_URI at import time and fails on a .db path (FACTS.md): never inherit it.
+# pymilvus reads MILVUS_URI at import time (pymilvus 3.0 settings.py) and its connections module parses
+# it as a server address (orm/connections.py), which a Lite .db path is not: never inherit it.
 os.environ.pop("MILVUS_URI", None)

@@ -16,7 +16,7 @@ How a page runs
       <!-- not run: needs a GPU -->
 
   The reason is required (an empty one fails the suite) and the item is reported as skipped with it;
-  ``test_marked_blocks_are_counted`` prints the totals (N run, M marked). A fenced block in another
+  ``test_marked_blocks_are_counted`` lists them and fails when more than ``MAX_NOT_RUN`` are. A fenced block in another
   language (``text``, ``json``, none) is not code and is not collected.
 - Hidden set-up for a page (a stub LLM, a reranker ...) is an HTML comment right before a Python block::
 
@@ -254,14 +254,19 @@ def test_block(block: Block, docs_serve: ServeProcess, docs_models: dict[str, st
                     pytrace=True)
 
 
+# The blocks marked "not run" may not grow past this: a new one must replace an old one, or the
+# count here is raised in the same commit, where a reviewer sees it (and the list below says which).
+MAX_NOT_RUN = 38
+
+
 def test_marked_blocks_are_counted() -> None:
     marked = [b for b in ALL_BLOCKS if b.not_run]
     run = len(ALL_BLOCKS) - len(marked)
+    listing = "\n".join(f"  {b.id}: {b.not_run}" for b in marked)
     print(f"\ndocs: {len(ALL_BLOCKS)} code blocks in {len({b.page for b in ALL_BLOCKS})} pages: "
-          f"{run} run, {len(marked)} marked not run")
-    for b in marked:
-        print(f"  {b.id}: {b.not_run}")
-    assert run > 0
+          f"{run} run, {len(marked)} marked not run\n{listing}")
+    assert len(marked) <= MAX_NOT_RUN, (
+        f"{len(marked)} code blocks are marked not run, at most {MAX_NOT_RUN} may be:\n{listing}")
     assert all(b.not_run.strip() for b in marked)
 
 

@@ -8,7 +8,6 @@ and compare against LocalEmbedder on the same folder. Infinity's default routes 
 from __future__ import annotations
 
 import base64
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from qwen_embed_adapters.local import LocalEmbedder
 from qwen_embed_adapters.rerank import RemoteReranker
 from tests.support import local_fixtures
 from tests.support.engines import EngineProcess, engine_venv, start_engine
+from tests.support.recording_proxy import RecordingProxy
 
 minilm_dir = local_fixtures.minilm_dir
 
@@ -125,9 +125,14 @@ def test_dimensions_come_back_unit_length(infinity_v1: EngineProcess, local: Loc
 
 
 def test_request_larger_than_batch_size(infinity_v1: EngineProcess, local: LocalEmbedder) -> None:
-    # one request of 13 inputs; Infinity runs them in forward passes of --batch-size 4
-    with RemoteEmbedder(f"{infinity_v1.root_url}/v1", model=MODEL, batch_size=64) as remote:
-        got = remote.embed_documents(MANY)
+    # one request of 13 inputs; Infinity runs them in forward passes of --batch-size 4. RemoteEmbedder
+    # would split and retry on a 413/422 and still get the right vectors, so the wire is checked too:
+    # one POST carrying all 13, answered 200, and the client's batch size left as it was.
+    with RecordingProxy(infinity_v1.root_url) as proxy:
+        with RemoteEmbedder(f"{proxy.url}/v1", model=MODEL, batch_size=64) as remote:
+            got = remote.embed_documents(MANY)
+            assert remote.batch_size == 64
+    assert [(len(e.body["input"]), e.status) for e in proxy.posts("/embeddings")] == [(len(MANY), 200)]
     np.testing.assert_allclose(got, local.embed_documents(MANY), atol=1e-4)
 
 
@@ -176,15 +181,19 @@ def test_rerank_wire_shape_and_order(infinity_rerank: EngineProcess, cross_encod
                    json={"model": "tiny-ce", "query": query, "documents": TEXTS}, timeout=60)
     assert r.status_code == 200, r.text
     results = r.json()["results"]
-    assert sorted(x["index"] for x in results) == list(range(len(TEXTS)))
     assert all(set(x) >= {"index", "relevance_score"} for x in results)
     expected = _reference_scores(cross_encoder_dir, query, TEXTS)
+    # best first on the wire: the order Infinity sent, not one sorted here
+    assert [x["index"] for x in results] == [int(i) for i in np.argsort(-expected, kind="stable")]
+    wire_scores = [x["relevance_score"] for x in results]
+    assert wire_scores == sorted(wire_scores, reverse=True)
+    np.testing.assert_allclose(wire_scores, expected[[x["index"] for x in results]], atol=1e-4)
     with RemoteReranker(infinity_rerank.root_url, model="tiny-ce") as reranker:
         scores = reranker.score(query, TEXTS)
         ranking = reranker.rerank(query, TEXTS, top_k=3)
     np.testing.assert_allclose(scores, expected, atol=1e-4)
     assert [i for i, _ in ranking] == [int(i) for i in np.argsort(-expected, kind="stable")[:3]]
-    assert json.dumps(ranking)  # plain ints and floats
+    assert all(type(i) is int and type(score) is float for i, score in ranking)  # plain JSON-able numbers
 
 
 def test_query_instruction_is_applied_client_side(infinity_v1: EngineProcess, local: LocalEmbedder) -> None:

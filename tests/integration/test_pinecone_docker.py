@@ -4,7 +4,7 @@ Pinecone Local is Pinecone's own emulator; it runs only as a container, so these
 reason when no Docker engine answers (as on the development and CI machines of this project).
 
 Pinecone Local speaks an older REST API version than the ``pinecone`` 10 SDK sends when creating
-an index (FACTS.md), so the index is created with one plain HTTP request at that older version and
+an index (its API version is 2026-07, pinecone/_internal/constants.py), so the index is created with one plain HTTP request at that older version and
 the data plane is driven through the real SDK and ``PineconeStore``, with the API-version header set
 to ``PINECONE_LOCAL_API_VERSION`` (default 2025-01).
 """

@@ -1,4 +1,5 @@
-"""RemoteEmbedder against a real HTTP server on 127.0.0.1 that behaves like each engine in FACTS.md.
+"""RemoteEmbedder against a real HTTP server on 127.0.0.1 that behaves like each engine
+(tests/support/openai_server.py names the version and public source of every behaviour it copies).
 
 Every misbehaviour has a test that shows the client's answer: recovered, or a clear error. Each test
 runs through the sync API and the async API.

@@ -10,9 +10,6 @@ import httpx
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("fastapi")
-
 from qwen_embed_adapters.errors import ConfigurationError, InvalidInputError, ServiceError
 from qwen_embed_adapters.rerank import LocalReranker, RemoteReranker
 from qwen_embed_adapters.testing import make_tiny_qwen3_reranker

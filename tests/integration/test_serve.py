@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import httpx
 import numpy as np
+import openai
 import pytest
 
 from qwen_embed_adapters import RemoteEmbedder
@@ -46,10 +48,39 @@ def test_health_and_models(serve_tiny: ServeProcess) -> None:
     assert [m["id"] for m in models["data"]] == ["tiny-qwen3"]
 
 
+def test_v1_embeddings_route_answers_a_post(serve_tiny: ServeProcess, local: LocalEmbedder) -> None:
+    r = httpx.post(f"{serve_tiny.root_url}/v1/embeddings",
+                   json={"model": "tiny-qwen3", "input": TEXTS[:2], "encoding_format": "float"}, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "list" and body["model"] == "tiny-qwen3"
+    assert [(d["object"], d["index"]) for d in body["data"]] == [("embedding", 0), ("embedding", 1)]
+    np.testing.assert_allclose(np.array([d["embedding"] for d in body["data"]], dtype=np.float32),
+                               local.embed_documents(TEXTS[:2]), atol=1e-5)
+
+
 def test_openai_sdk_base64_default_equals_in_process(serve_tiny: ServeProcess, local: LocalEmbedder) -> None:
-    openai = pytest.importorskip("openai")
-    client = openai.OpenAI(base_url=serve_tiny.base_url, api_key="unused", max_retries=0)
+    # the SDK decodes base64 before the caller sees it, so a server that ignored base64 and sent floats
+    # would pass the vector check too: what went over the wire is recorded and checked here
+    sent: list[dict] = []
+    answered: list[dict] = []
+
+    def on_request(request: httpx.Request) -> None:
+        sent.append(json.loads(request.content))
+
+    def on_response(response: httpx.Response) -> None:
+        response.read()
+        answered.append(response.json())
+
+    http = httpx.Client(event_hooks={"request": [on_request], "response": [on_response]})
+    client = openai.OpenAI(base_url=serve_tiny.base_url, api_key="unused", max_retries=0, http_client=http)
     resp = client.embeddings.create(model="tiny-qwen3", input=TEXTS)  # the SDK asks for base64
+    http.close()
+    assert [b["encoding_format"] for b in sent] == ["base64"]
+    wire = answered[0]["data"]
+    assert all(isinstance(d["embedding"], str) for d in wire)  # base64 strings, not float lists
+    decoded = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in wire])
+    np.testing.assert_allclose(decoded, local.embed_documents(TEXTS), atol=1e-5)
     got = np.array([d.embedding for d in resp.data], dtype=np.float32)
     assert [d.index for d in resp.data] == [0, 1, 2, 3]
     assert got.shape == (4, 64)
@@ -59,7 +90,6 @@ def test_openai_sdk_base64_default_equals_in_process(serve_tiny: ServeProcess, l
 
 
 def test_openai_sdk_floats_and_dimensions(serve_tiny: ServeProcess, local: LocalEmbedder) -> None:
-    openai = pytest.importorskip("openai")
     client = openai.OpenAI(base_url=serve_tiny.base_url, api_key="unused", max_retries=0)
     resp = client.embeddings.create(model="tiny-qwen3", input=TEXTS[0], encoding_format="float")
     np.testing.assert_allclose(np.array(resp.data[0].embedding, dtype=np.float32),

@@ -137,7 +137,6 @@ def test_health_and_small_requests_answer_while_a_max_size_request_is_served(
 
 
 def test_metrics_scrape(serve_default: ServeProcess) -> None:
-    pytest.importorskip("prometheus_client")
     httpx.post(f"{serve_default.base_url}/embeddings", json={"input": ["a", "b c"]}, headers=AUTH, timeout=30)
     text = httpx.get(f"{serve_default.root_url}/metrics", timeout=10).text  # open, like /health
     assert 'qwen_embed_requests_total{route="/v1/embeddings",status="200"}' in text

@@ -2,7 +2,9 @@
 
 Each engine lives in its own venv under ``${QWEN_EMBED_CACHE:-~/.cache/qwen-embed-adapters}/venvs/NAME``
 (its pins conflict with the project's). ``engine_venv(NAME)`` builds it on first use by running the script
-(a no-op when the stamp is current) and skips the test only when the build itself failed, naming the log.
+(a no-op when the stamp is current). When the build fails, the test fails in CI (``CI=true``, which
+``.ci/run`` sets: an engine the suite installs itself must run there) and skips elsewhere, naming the
+build log either way.
 The tests themselves run in the project's venv and talk to the engine over HTTP, as a user's code would.
 """
 
@@ -15,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 import httpx
 import pytest
@@ -30,17 +32,40 @@ def cache_dir() -> Path:
     return Path(os.environ.get("QWEN_EMBED_CACHE") or Path.home() / ".cache" / "qwen-embed-adapters")
 
 
-def engine_venv(name: str) -> Path:
-    """The venv of engine ``name`` ("infinity" or "llamacpp"), built now if this machine has none yet."""
-    venv = cache_dir() / "venvs" / name
+def in_ci() -> bool:
+    """Whether this run is CI's (``CI=true``, as .ci/run and most CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A part the suite builds itself could not be had: a failure in CI, a skip (with ``reason``) elsewhere."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a part the suite installs itself must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def build_log(name: str) -> Path:
+    """The log scripts/engines.sh writes while building ``name``."""
+    return cache_dir() / "logs" / f"{name}.log"
+
+
+def build(name: str, stamp: Path) -> None:
+    """Run ``scripts/engines.sh NAME`` unless ``stamp`` exists; a failed build is :func:`unavailable`."""
     failed = cache_dir() / "venvs" / f"{name}.failed"
-    if not (venv / ".engines-stamp").exists() or failed.exists():
-        # the script is idempotent: it returns at once when the stamp matches its spec
-        proc = subprocess.run(["bash", str(BUILD_SCRIPT), name], capture_output=True, text=True)
-        if proc.returncode != 0:
-            log = failed.read_text().strip() if failed.exists() else "(no log written)"
-            pytest.skip(f"building the {name} engine venv failed (scripts/engines.sh {name}); log: {log}; "
-                        f"last output: {proc.stderr.strip()[-300:]}")
+    if stamp.exists() and not failed.exists():
+        return
+    # the script is idempotent: it returns at once when the stamp matches its spec
+    proc = subprocess.run(["bash", str(BUILD_SCRIPT), name], capture_output=True, text=True)
+    if proc.returncode != 0:
+        log = failed.read_text().strip() if failed.exists() else str(build_log(name))
+        unavailable(f"building {name} failed (scripts/engines.sh {name}); log: {log}; "
+                    f"last output: {proc.stderr.strip()[-300:]}")
+
+
+def engine_venv(name: str) -> Path:
+    """The venv of engine ``name`` ("infinity", "llamacpp" or "lightrag"), built now if this machine has none yet."""
+    venv = cache_dir() / "venvs" / name
+    build(name, venv / ".engines-stamp")
     return venv
 
 
@@ -49,7 +74,8 @@ def llamacpp_source() -> Path:
     engine_venv("llamacpp")
     src = cache_dir() / "src" / f"llama_cpp_python-{LLAMACPP_VERSION}" / "vendor" / "llama.cpp"
     if not (src / "convert_hf_to_gguf.py").exists():
-        pytest.skip(f"{src}/convert_hf_to_gguf.py is missing: the llama-cpp-python sdist was not unpacked")
+        unavailable(f"{src}/convert_hf_to_gguf.py is missing: the llama-cpp-python sdist was not unpacked "
+                    f"(scripts/engines.sh llamacpp; log: {build_log('llamacpp')})")
     return src
 
 

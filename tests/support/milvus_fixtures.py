@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-# pymilvus reads MILVUS_URI at import time (FACTS.md); tests never inherit one.
+# pymilvus reads MILVUS_URI at import time (pymilvus 3.0 settings.py); tests never inherit one.
 os.environ.pop("MILVUS_URI", None)
 
 

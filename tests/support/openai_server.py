@@ -1,5 +1,5 @@
 """A real HTTP server on 127.0.0.1 speaking the OpenAI ``/v1/embeddings`` protocol, which can behave
-like each serving engine in FACTS.md and misbehave on demand.
+like each serving engine below and misbehave on demand.
 
 Vectors are FakeEmbedder's raw vectors (``qwen_embed_adapters.testing._hash_vector``) of width ``dim``,
 so tests can compute the expected answer without the server.
@@ -12,26 +12,38 @@ so tests can compute the expected answer without the server.
 Behaviours:
 - ``base64``: "support" (default) | "ignore" (floats returned, like SGLang) | "refuse" (400)
 - ``dimensions``: "support" (truncate + renormalise, like TEI) | "refuse" (400 mentioning matryoshka,
-  like vLLM) | "ignore" (native width returned, like old SGLang) | "slice" (no renormalising, like Infinity)
+  like vLLM) | "ignore" (native width returned, like SGLang without a matryoshka override) | "slice" (no
+  renormalising, like Infinity)
 - ``max_batch``: more inputs than this answer ``batch_status`` (413 or 422, like TEI's cap of 32)
 
-Which real behaviour each mode copies, and from where (docs/compatibility.md has the full table):
-- Infinity modes ("slice", default routes) are checked against the real Infinity 0.0.78 in
-  tests/engines/test_infinity.py; the stand-in mode stays for fault tests.
-- vLLM "refuse" for ``dimensions``: vLLM answers 400 with the message above unless the model is
-  marked matryoshka (``--hf-overrides '{"is_matryoshka": true}'``); source: FACTS.md, from vLLM's
-  pooling-parameter check and its embedding docs. Not run here: vLLM needs a GPU (its CPU build is
-  not on PyPI as a wheel).
-- SGLang "ignore" for ``base64`` (floats returned) and for ``dimensions`` (without
-  ``matryoshka_dimensions``): FACTS.md, from SGLang's ``--is-embedding`` OpenAI route before mid-2026.
-  Not run here: SGLang needs a GPU.
-- TEI "support" for ``dimensions`` (truncate + renormalise, TEI >= 1.8) and ``max_batch=32`` with
-  413/422 "batch size N > maximum allowed batch size 32" (``--max-client-batch-size``, default 32):
-  FACTS.md, from TEI's router validation and CLI docs. Not run here: TEI is a Rust binary shipped as a
-  Docker image, and no registry is reachable.
-- Ollama: ``dimensions`` and base64 "support" on ``/v1/embeddings``; FACTS.md, from Ollama's OpenAI
-  compatibility docs. Not run here: Ollama is a Go binary not on PyPI; its GGUF embedding path is
-  llama.cpp's, which tests/engines/test_llamacpp.py runs for real.
+Which real behaviour each mode copies, the engine version, and the public source (docs/compatibility.md
+says, cell by cell, which claims rest on this stand-in):
+- Infinity 0.0.78 ("slice", ``INFINITY_ROUTES``): not copied from a document but checked against the real
+  Infinity in tests/engines/test_infinity.py (routes without ``/v1``, ``dimensions`` sliced without
+  renormalising); the stand-in mode stays for fault tests.
+- vLLM >= 0.8.5, ``dimensions`` "refuse": 400 ``Model "X" does not support matryoshka representation,
+  changing output dimensions will lead to poor results.`` unless the model is matryoshka (``is_matryoshka``
+  or ``matryoshka_dimensions`` in config.json, or ``--hf_overrides '{"is_matryoshka": true}'``). Source:
+  vLLM docs, Pooling Models, "Matryoshka Embeddings" (vllm-project/vllm docs/models/pooling_models.md;
+  https://docs.vllm.ai/en/v0.10.0/models/pooling_models.html), which quotes that 400 body; introduced by
+  vllm-project/vllm#16331. Not run here: vLLM needs a GPU (its CPU build is not on PyPI as a wheel).
+- SGLang, ``base64`` "ignore": ``/v1/embeddings`` ignores ``encoding_format`` and always returns float
+  lists, as sgl-project/sglang#28803 and #30434 (2026, both closed) describe. ``dimensions`` "ignore":
+  SGLang honours ``dimensions`` only for a model given ``--json-model-override-args
+  '{"matryoshka_dimensions": [...]}'`` (sgl-project/sglang#11142, merged 2025-10); the native width comes
+  back otherwise. Not run here: SGLang needs a GPU.
+- TEI (text-embeddings-inference) >= 1.8, ``dimensions`` "support": truncates to ``dimensions``
+  (core/src/infer.rs, ``response.results.truncate(mrl_dimensions)``, v1.9.3) and normalises.
+  ``max_batch=32``: ``--max-client-batch-size`` defaults to 32 (router/src/main.rs, v1.9.3), and more
+  inputs answer ``batch size N > maximum allowed batch size 32`` (router/src/http/server.rs) with 413 up
+  to 1.8 and 422 from 1.9 (huggingface/text-embeddings-inference#818 changed ``ErrorType::Validation``
+  from PAYLOAD_TOO_LARGE to UNPROCESSABLE_ENTITY). Not run here: TEI is a Rust binary shipped as a Docker
+  image, and no registry is reachable.
+- Ollama >= 0.13, ``dimensions`` and base64 "support" on ``/v1/embeddings``: its OpenAI compatibility
+  page lists ``encoding format`` and ``dimensions`` as supported request fields, token arrays as not
+  (ollama/ollama docs/api/openai-compatibility.mdx; https://docs.ollama.com/api/openai-compatibility).
+  Not run here: Ollama is a Go binary not on PyPI; its GGUF embedding path is llama.cpp's, which
+  tests/engines/test_llamacpp.py runs for real.
 - ``faults``: a list consumed one per request: "429" (with Retry-After ``retry_after``), "503",
   "500", "drop" (close the connection without answering), "slow" (sleep ``slow_seconds``),
   "wrong_count", "nan", "wrong_width", "bad_index", "ok"
@@ -41,23 +53,28 @@ Which real behaviour each mode copies, and from where (docs/compatibility.md has
 - ``api_key``: when set, requests without ``Authorization: Bearer <key>`` get 401
 - ``max_tokens`` with ``length_style``: an input of more than ``max_tokens`` tokens (here: words, split on
   white space) is refused as each engine refuses it:
-  "tei" (text-embeddings-inference, core/src/tokenization.rs ``TextEmbeddingsError::Validation``, through
-  its OpenAI route): 413 ``Input validation error: `inputs` must have less than 512 tokens. Given: 600``;
-  a body with ``"truncate": true`` is embedded truncated instead.
-  "vllm" (vllm/entrypoints/openai/serving_engine.py ``_validate_input``): 400 ``This model's maximum context
-  length is 512 tokens. However, you requested 600 tokens in the input for embedding generation. Please
-  reduce the length of the input.``; ``"truncate_prompt_tokens": k`` truncates to k tokens.
-  "ollama" (Ollama with ``truncate: false``, as users report it): 400 ``the input length exceeds the context
-  length`` (some versions answer 500 or 413); no switch on the OpenAI route.
+  "tei" (text-embeddings-inference v1.9.3, core/src/tokenization.rs ``TextEmbeddingsError::Validation``,
+  through its OpenAI route; 413 before 1.9, 422 since, see above): 413 ``Input validation error: `inputs`
+  must have less than 512 tokens. Given: 600``; a body with ``"truncate": true`` is embedded truncated instead.
+  "vllm" (vLLM 0.6-0.10, vllm/entrypoints/openai/serving_engine.py ``_validate_input``; the wording users
+  quote in vllm-project/vllm issues): 400 ``This model's maximum context length is 512 tokens. However, you
+  requested 600 tokens in the input for embedding generation. Please reduce the length of the input.``;
+  ``"truncate_prompt_tokens": k`` truncates to k tokens.
+  "ollama" (Ollama with ``truncate: false``, as users report it in ollama/ollama issues; no version pinned):
+  400 ``the input length exceeds the context length`` (some versions answer 500 or 413); no switch on the
+  OpenAI route.
   "ollama-silent" (Ollama's default: cuts at ``num_ctx`` and says nothing, except through
-  ``usage.prompt_tokens``): inputs are cut to ``max_tokens`` words and embedded.
+  ``usage.prompt_tokens``): inputs are cut to ``max_tokens`` words and embedded. Ollama's compatibility page
+  (above) says the context size is set only by a Modelfile's ``num_ctx``, with no field on the OpenAI route.
 - ``batch_style``: the wording of a ``max_batch`` refusal: "tei" (``batch size 64 > maximum allowed batch size
-  32``, TEI's ``ValidationError::MaxBatchSize``) or "dashscope" (Alibaba DashScope's OpenAI-compatible
-  embeddings: 400 ``batch size is invalid, it should not be larger than 10.``)
+  32``, router/src/http/server.rs as above) or "dashscope" (Alibaba Cloud DashScope's OpenAI-compatible
+  embeddings, text-embedding-v3/v4: 400 ``... Value error, batch size is invalid, it should not be larger
+  than 10.: input.contents``, as users quote it, e.g. MemMachine/MemMachine#864, memodb-io/memobase#142)
 - ``routes``: the POST paths served (default ``/v1/embeddings`` and ``/embeddings``); others get a 404
-  ``{"detail": "Not Found"}``. ``INFINITY_ROUTES`` (``/embeddings`` only) is Infinity's default with no
-  ``--url-prefix`` (FACTS.md, checked against infinity_emb v2: routes ``/embeddings``, ``/rerank``,
-  ``/models``); ``V1_ROUTES`` is vLLM/SGLang/TEI/Ollama (``/v1/embeddings``). ``paths`` records every
+  ``{"detail": "Not Found"}``. ``INFINITY_ROUTES`` (``/embeddings`` only) is Infinity 0.0.78's default with
+  no ``--url-prefix``, checked against the real one (tests/engines/test_infinity.py::
+  test_default_routes_have_no_v1); ``V1_ROUTES`` is vLLM/SGLang/TEI/Ollama (``/v1/embeddings``, as each
+  one's OpenAI-compatible server docs name it). ``paths`` records every
   POST path received, served or not, and ``times`` when.
 
 Run as a process: ``python -m tests.support.openai_server --port 0 --dim 64`` prints the port.

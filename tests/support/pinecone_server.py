@@ -18,6 +18,18 @@ Control plane (``srv.host``): ``POST /indexes`` (create, 2026-07 ``schema``/``de
 Data plane (one port per index, returned as the index ``host``): ``POST /vectors/upsert``,
 ``POST /query``, ``GET /vectors/fetch``, ``POST /vectors/delete``, ``POST /describe_index_stats``.
 
+Sources: the routes, bodies and the ``X-Pinecone-Api-Version: 2026-07`` header are what the pinecone
+10.2.0 SDK sends (pinecone/_internal/constants.py ``CONTROL_PLANE_API_VERSION`` /
+``DATA_PLANE_API_VERSION``; tests/integration/test_pinecone_standin.py drives the real SDK against it).
+The limits are Pinecone's documented ones: "Pinecone Database limits", operation limits
+(https://docs.pinecone.io/reference/api/database-limits/operation-limits: upsert batches of 1,000 records
+up to 2 MB, top_k up to 10,000, 1,000 ids per fetch or delete) and the limits page
+(https://docs.pinecone.io/docs/limits: dense dimension up to 20,000, at least one non-zero value,
+40 KB of metadata per vector, no null metadata values). Index names, id length and the exact error
+wording follow the same pages where they give them, and the SDK's own validation otherwise. Not run here:
+the real service needs a key (tests/integration/test_pinecone_live.py runs with one), and Pinecone
+Local is a Docker image that cannot be pulled here.
+
 Rules enforced (each answers the status and message Pinecone uses, as far as they are documented):
 ``Api-Key`` header (401), ``X-Pinecone-Api-Version`` (400 when not one of ``api_versions``), strict
 JSON (no NaN/Infinity), index names (1-45 of ``[a-z0-9-]``), dimension 1..20,000, metric, duplicate

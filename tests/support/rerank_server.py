@@ -19,10 +19,24 @@ Engines:
 - ``vllm-qwen3-original``: like ``vllm``, but the score is computed on ``query + document`` as one raw text,
   as vLLM's ``is_original_qwen3_reranker`` mode does (the client must send the prompt template).
 
-Sources: the ``infinity`` shape is checked against the real Infinity 0.0.78 in
-tests/engines/test_infinity.py::test_rerank_wire_shape_and_order. vLLM (needs a GPU) and TEI (a Rust
-binary shipped as a Docker image; no registry reachable) are not run here: their shapes are copied from
-their OpenAPI docs as recorded in FACTS.md and docs/compatibility.md.
+Sources, engine by engine:
+- ``infinity``: checked against the real Infinity 0.0.78 in
+  tests/engines/test_infinity.py::test_rerank_wire_shape_and_order (shape, sigmoid scores, best first).
+- ``vllm`` (not run here: vLLM needs a GPU): vLLM >= 0.8's Re-rank API serves ``/rerank``, ``/v1/rerank``
+  and ``/v2/rerank``, compatible with Jina's and Cohere's rerank interfaces (vLLM docs, OpenAI-Compatible
+  Server, "Re-rank API": vllm-project/vllm docs/serving/openai_compatible_server.md).
+- ``vllm-qwen3-original``: vLLM >= 0.9.2 serves Qwen3-Reranker as a sequence classifier with
+  ``--hf_overrides '{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["no",
+  "yes"], "is_original_qwen3_reranker": true}'`` and scores the raw text it is given, so the client must
+  send Qwen3's prompt template (vllm-project/vllm examples/offline_inference/qwen3_reranker.py).
+- ``tei`` (not run here: a Rust binary shipped as a Docker image; no registry reachable):
+  text-embeddings-inference v1.9.3 ``POST /rerank`` takes ``{"query", "texts"}`` and answers
+  ``[{"index", "score"}]`` sorted best first (router/src/http/server.rs sorts by score and reverses);
+  more than ``--max-client-batch-size`` texts is ``batch size N > maximum allowed batch size M``
+  (router/src/http/server.rs), a validation error: 422 since v1.9 (huggingface/text-embeddings-inference#818).
+  A body without ``texts`` fails axum's ``Json<RerankRequest>`` extractor (router/src/http/server.rs;
+  ``RerankRequest`` in router/src/http/types.rs has ``query`` and ``texts``), a 422 naming the missing
+  field; the stand-in's exact wording is its own and no client here parses it.
 
 ``faults`` is consumed one per request: "503" / "429" (with Retry-After 0), "500", "drop" (close without
 answering), "wrong_count", "dup_index", "nan", "bad_index", "not_json", "no_results", "too_long" (TEI's

@@ -6,14 +6,12 @@ import asyncio
 import base64
 import threading
 
+import httpx
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi")
-httpx = pytest.importorskip("httpx")
-
-from qwen_embed_adapters.server import build_app  # noqa: E402
-from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from qwen_embed_adapters.server import build_app
+from qwen_embed_adapters.testing import FakeEmbedder
 
 
 class SlowFake(FakeEmbedder):

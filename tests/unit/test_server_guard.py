@@ -8,15 +8,13 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 
+import httpx
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi")
-httpx = pytest.importorskip("httpx")
-
-from qwen_embed_adapters.server import build_app  # noqa: E402
-from qwen_embed_adapters.server.gatherer import split_by_tokens  # noqa: E402
-from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from qwen_embed_adapters.server import build_app
+from qwen_embed_adapters.server.gatherer import split_by_tokens
+from qwen_embed_adapters.testing import FakeEmbedder
 
 
 class GatedFake(FakeEmbedder):
@@ -196,7 +194,6 @@ async def test_small_request_is_served_between_pieces_of_a_large_one() -> None:
 
 
 async def test_metrics_scrape() -> None:
-    pytest.importorskip("prometheus_client")
     app = build_app(FakeEmbedder(dimensions=8), model_name="fake")
     async with Client(app) as client:
         await client.post("/v1/embeddings", json={"input": ["a b", "c"]})
