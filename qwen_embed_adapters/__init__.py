@@ -7,7 +7,7 @@ This module imports no optional dependency; ``LocalEmbedder`` loads torch only w
 
 from __future__ import annotations
 
-from typing import Any
+import typing
 
 from .config import embedder_from_config, embedder_from_env
 from .embedder import Embedder
@@ -21,10 +21,13 @@ from .errors import (
 )
 from .remote import RemoteEmbedder
 
+if typing.TYPE_CHECKING:  # for type checkers; at run time __getattr__ imports it on first use
+    from .local import LocalEmbedder
+
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     # LocalEmbedder's module imports torch lazily, but keep even the import of the module lazy.
     if name == "LocalEmbedder":
         from .local import LocalEmbedder

@@ -26,13 +26,13 @@ def _remote(cfg: dict[str, Any]) -> Embedder:
 def _local(cfg: dict[str, Any]) -> Embedder:
     from .local import LocalEmbedder
 
-    return LocalEmbedder.from_config(cfg)  # type: ignore[attr-defined,no-any-return]
+    return LocalEmbedder.from_config(cfg)
 
 
 def _fake(cfg: dict[str, Any]) -> Embedder:
     from .testing import FakeEmbedder
 
-    return FakeEmbedder(**cfg)
+    return FakeEmbedder.from_config(cfg)
 
 
 #: engine name (the ``"engine"`` key of ``to_config()``) -> factory taking the rest of the config.
@@ -100,3 +100,11 @@ def embedder_from_env(environ: Mapping[str, str] | None = None) -> Embedder:
         api_key_env="QWEN_EMBED_API_KEY" if key else None,
         dimensions=dims,
     )
+
+
+__all__ = [
+    "ENGINES",
+    "EngineFactory",
+    "embedder_from_config",
+    "embedder_from_env",
+]

@@ -9,6 +9,7 @@ the async twins.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -19,7 +20,8 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from . import models
-from .errors import ConfigurationError, EmbeddingServiceError, InvalidInputError
+from .errors import EmbeddingServiceError, InvalidInputError
+from .settings import Configurable, Settings, check_int, check_str
 from .vectors import as_text_list, l2_normalize
 
 logger = logging.getLogger(__name__)
@@ -76,8 +78,37 @@ def caller_index(exc: InvalidInputError, batch: Sequence[int], what: str = "inpu
     return InvalidInputError(message, index=batch[k], item_id=exc.item_id, tokens=exc.tokens, limit=exc.limit)
 
 
+@dataclasses.dataclass(frozen=True)
+class EmbedderSettings(Settings):
+    """The settings every embedder has. An engine's settings class derives from it and adds its own.
+
+    ``query_instruction`` None means the model's default instruction (models.py), "" no wrapping.
+    """
+
+    model: str
+    dimensions: int | None = None
+    query_instruction: str | None = None
+    batch_size: int = 64
+
+    def validate(self) -> None:
+        check_common(self.model, self.dimensions, self.query_instruction, self.batch_size)
+
+
+def check_common(model: Any, dimensions: Any, query_instruction: Any, batch_size: Any,
+                 max_concurrency: Any = 1) -> None:
+    """The checks of the settings every embedder has (ConfigurationError naming the setting)."""
+    check_str("model", model)
+    check_int("dimensions", dimensions, minimum=1, optional=True)
+    check_str("query_instruction", query_instruction, optional=True, empty=True)
+    check_int("batch_size", batch_size, minimum=1)
+    check_int("max_concurrency", max_concurrency, minimum=1)
+
+
 class Embedder(ABC):
     """Texts in, float32 (n, dimension) L2-normalised rows out; row i always belongs to input i.
+
+    An engine derives from :class:`SettingsEmbedder` to have its ``to_config`` / ``from_config``,
+    ``repr`` and pickling derived from one frozen settings dataclass.
 
     Example::
 
@@ -99,14 +130,7 @@ class Embedder(ABC):
         max_concurrency: int = 4,
         native_dim: int | None = None,
     ) -> None:
-        if not isinstance(model, str) or not model:
-            raise ConfigurationError(f"model must be a non-empty str, got {model!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ConfigurationError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-        if query_instruction is not None and not isinstance(query_instruction, str):
-            raise ConfigurationError(f"query_instruction must be a str or None, got {query_instruction!r}")
+        check_common(model, dimensions, query_instruction, batch_size, max_concurrency)
         models.check_dimensions(model, dimensions, native_dim)
         self.model = model
         self.dimensions = dimensions
@@ -241,9 +265,16 @@ class Embedder(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __repr__(self) -> str:
+    def _repr_fields(self) -> dict[str, Any]:
+        """The model, the settings that differ from their defaults, and the dimension (learnt or not)."""
+        settings = getattr(self, "settings", None)
+        shown = {k: v for k, v in settings.shown().items() if k != "model"} if settings is not None else {}
         dim = self._dimension if self._dimension is not None else "unknown"
-        return f"{type(self).__name__}(model={self.model!r}, dimension={dim})"
+        return {"model": self.model, **shown, "dimension": dim}
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._repr_fields().items())
+        return f"{type(self).__name__}({inner})"
 
     # ------------------------------------------------------------------ machinery
     def _empty(self) -> np.ndarray:
@@ -345,9 +376,36 @@ class Embedder(ABC):
             return self._dimension
 
     def _config_common(self) -> dict[str, Any]:
+        """The common settings as config keys, for an engine that writes its ``to_config`` by hand."""
         return {
             "model": self.model,
             "dimensions": self.dimensions,
             "query_instruction": self._explicit_instruction,
         }
 
+
+class SettingsEmbedder(Configurable, Embedder):
+    """An Embedder whose settings are one frozen dataclass (``settings_class``, derived from
+    :class:`EmbedderSettings`) kept at ``self.settings``.
+
+    ``to_config`` / ``from_config``, ``repr`` and pickling derive from it
+    (:class:`~qwen_embed_adapters.settings.Configurable`): a subclass sets ``settings_class``,
+    ``config_kind = ("engine", name)`` and ``self.settings`` in its constructor, before ``super().__init__``.
+    Pickling sends the class and the settings: the copy is built afresh from them (new threads and
+    connections; for LocalEmbedder a model loaded again in the receiving process).
+    """
+
+    _repr_fields = Embedder._repr_fields
+    __repr__ = Embedder.__repr__
+
+
+__all__ = [
+    "Batch",
+    "Embedder",
+    "EmbedderSettings",
+    "SettingsEmbedder",
+    "arun_batches",
+    "caller_index",
+    "check_common",
+    "run_batches",
+]

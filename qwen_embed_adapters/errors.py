@@ -1,13 +1,34 @@
-"""The exception hierarchy: everything the library raises on purpose derives from QwenEmbedError."""
+"""The exception hierarchy: everything the library raises on purpose derives from QwenEmbedError.
+
+Every class pickles with its fields (``expected``, ``status``, ``failed_ids``, ...), its message and its
+class: a Ray worker's or a process pool's exception reaches the caller as itself. As openai-python's
+``_exceptions`` do, pickling goes through ``__reduce__``; ours restores the instance without calling
+``__init__`` again (whose arguments differ per class), so a subclass needs nothing to stay picklable.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _restore(cls: type[E], args: tuple[Any, ...], state: dict[str, Any]) -> E:
+    """Unpickling entry point of every QwenEmbedError: the same class, message (``args``) and fields."""
+    exc = cls.__new__(cls)
+    BaseException.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
 
 
 class QwenEmbedError(Exception):
     """Root of every error this library raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException's own __reduce__ calls cls(*self.args), which fails for classes whose __init__
+        # takes other arguments than the message (DimensionMismatchError(expected, actual, where)).
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigurationError(QwenEmbedError, ValueError):
@@ -21,6 +42,7 @@ class MissingDependencyError(QwenEmbedError, ImportError):
         self.package = package
         self.extra = extra
         self.install_command = f'pip install "qwen-embed-adapters[{extra}]"'
+        self.feature = feature
         what = feature or "this feature"
         super().__init__(f"{what} needs the package {package!r}, which is not installed: {self.install_command}")
 
@@ -36,6 +58,7 @@ class DimensionMismatchError(QwenEmbedError, ValueError):
         self.expected = int(expected)
         self.actual = int(actual)
         self.where = where
+        self.detail = detail
         msg = (
             f"dimension mismatch for {where!r}: it holds {self.expected}-d vectors, "
             f"got {self.actual}-d"
@@ -95,6 +118,43 @@ class EmbeddingTimeoutError(EmbeddingServiceError, ServiceTimeoutError):
 
 class EmbeddingRateLimitError(EmbeddingServiceError, RateLimitError):
     """The embedding endpoint kept answering HTTP 429 after every retry."""
+
+
+class VectorSpaceMismatchError(QwenEmbedError, ValueError):
+    """The vectors differ from the ones a collection/index was created with, at the same width.
+
+    Raised when the space card recorded with a collection (its probe texts' vectors) does not match
+    what the current embedder gives for the same probes: another model, another quantisation, another
+    instruction or pooling. ``where`` is the collection or index name, ``worst_probe`` the probe text
+    whose vectors agree least, ``cosine`` that agreement, ``expected_model`` / ``actual_model`` the
+    model recorded with the collection and the current one.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        *,
+        worst_probe: str | None = None,
+        cosine: float | None = None,
+        expected_model: str | None = None,
+        actual_model: str | None = None,
+        detail: str = "",
+    ) -> None:
+        self.where = where
+        self.worst_probe = worst_probe
+        self.cosine = None if cosine is None else float(cosine)
+        self.expected_model = expected_model
+        self.actual_model = actual_model
+        self.detail = detail
+        msg = f"vector space mismatch for {where!r}"
+        if expected_model is not None or actual_model is not None:
+            msg += f": it was written with {expected_model!r}, the embedder is {actual_model!r}"
+        if worst_probe is not None:
+            agreement = "" if self.cosine is None else f" (cosine {self.cosine:.4f})"
+            msg += f"; the probe {worst_probe!r:.80} agrees least{agreement}"
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
 
 
 class InvalidInputError(QwenEmbedError, ValueError):
@@ -158,5 +218,6 @@ __all__ = [
     "RateLimitError",
     "ServiceError",
     "ServiceTimeoutError",
+    "VectorSpaceMismatchError",
     "WriteError",
 ]

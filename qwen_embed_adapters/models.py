@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ConfigurationError
+from .settings import check_int
 
 DEFAULT_QWEN3_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 
@@ -69,8 +70,7 @@ def check_dimensions(model: str, dimensions: int | None, native_dim: int | None 
     """
     if dimensions is None:
         return
-    if isinstance(dimensions, bool) or not isinstance(dimensions, int):
-        raise ConfigurationError(f"dimensions must be an int, got {dimensions!r}")
+    check_int("dimensions", dimensions)
     info = lookup(model)
     native = native_dim if native_dim is not None else (info.native_dim if info else None)
     min_dim = info.min_dim if info and info.min_dim else 1
@@ -90,3 +90,15 @@ def format_query(query: str, instruction: str) -> str:
     if not instruction:
         return query
     return f"Instruct: {instruction}\nQuery:{query}"
+
+
+__all__ = [
+    "DEFAULT_QWEN3_INSTRUCTION",
+    "ModelInfo",
+    "QWEN3_EMBEDDING",
+    "check_dimensions",
+    "default_instruction",
+    "format_query",
+    "is_qwen3",
+    "lookup",
+]

@@ -24,13 +24,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import numpy as np
 
 from .adapters.base import VectorStore, content_id, prepare_records
-from .adapters.spec import parse_store_spec, store_from_spec
+from .adapters.spec import is_local_only, parse_store_spec, store_from_spec
 from .config import embedder_from_config
 from .embedder import Embedder
 from .errors import (
@@ -40,6 +40,7 @@ from .errors import (
     QwenEmbedError,
 )
 from .ingest import IngestReport
+from .settings import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,7 @@ def embed_dataset(
     require_ray()
     if kind not in ("document", "query"):
         raise ConfigurationError(f"kind must be 'document' or 'query', got {kind!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size, minimum=1)
     config = embedder.to_config() if isinstance(embedder, Embedder) else dict(embedder)
     return ds.map_batches(
         _EmbedActor,
@@ -323,7 +323,7 @@ def _describe(spec: str | Mapping[str, Any]) -> str:
 
 
 def _is_local_only(spec: str | Mapping[str, Any]) -> bool:
-    return bool(parse_store_spec(spec)["store"] == "faiss")
+    return is_local_only(spec)  # declared per store in adapters/spec.py's STORES
 
 
 def _close(store: VectorStore) -> None:
@@ -385,8 +385,8 @@ def write_to_store(
     require_ray()
     if _is_local_only(store_spec):
         raise ConfigurationError(
-            "FAISS is a local, single-process store: Ray workers cannot write into it; "
-            "use ingest() on one machine, or Milvus/Chroma/Pinecone by URI"
+            f"the {parse_store_spec(store_spec)['store']} store is local to one process: Ray workers cannot "
+            "write into it; use ingest() on one machine, or a store reached by URI"
         )
     inner = QwenStoreDatasink(store_spec, model, text_column=text_column, vector_column=vector_column,
                               id_column=id_column, metadata_column=metadata_column)
@@ -499,7 +499,8 @@ def ingest_ray(
     if on_invalid not in ("raise", "skip"):
         raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
     if _is_local_only(store_spec):
-        raise ConfigurationError("FAISS is local-only: use qwen_embed_adapters.ingest.ingest on one machine")
+        raise ConfigurationError(f"the {parse_store_spec(store_spec)['store']} store is local-only: "
+                                 "use qwen_embed_adapters.ingest.ingest on one machine")
     started = time.perf_counter()
     ctx = require_ray().data.DataContext.get_current()
     # Our InvalidInputError / DimensionMismatchError reach the caller as themselves, not as text inside
@@ -520,10 +521,12 @@ def _ingest_ray(source: Any, store_spec: str | Mapping[str, Any], embedder: Embe
                 batch_size: int, concurrency: int | tuple[int, int], num_gpus: float, on_invalid: str,
                 skip_existing: bool) -> IngestReport:
     dim = embedder.dimension
-    # The guard before anything is read or embedded: the same check on_write_start repeats.
-    guard = store_from_spec(store_spec, PrecomputedEmbedder(embedder.model, dim))
+    # The guard before anything is read or embedded: the dimension (on_write_start repeats it) and, once on
+    # the driver with the real embedder, the space card (the workers' stores only write vectors).
+    guard = store_from_spec(store_spec, embedder)
     try:
         guard.ensure_dimension()
+        guard.ensure_space(writing=True)
     finally:
         _close(guard)
     ds = _read(source, text_column).map_batches(
@@ -561,6 +564,12 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-__all__: Sequence[str] = [
-    "PrecomputedEmbedder", "QwenStoreDatasink", "embed_dataset", "ingest_ray", "write_to_store",
+__all__ = [
+    "Kind",
+    "PrecomputedEmbedder",
+    "QwenStoreDatasink",
+    "embed_dataset",
+    "ingest_ray",
+    "require_ray",
+    "write_to_store",
 ]

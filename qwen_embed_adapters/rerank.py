@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -35,11 +36,18 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ._http import Endpoint, HTTPClientBase, Request, Step, check_base_url, redact_url, route_candidates
+from ._urls import redact_url
 from .embedder import arun_batches, run_batches
 from .errors import ConfigurationError, InvalidInputError, ServiceError
+from .http.limits import Backoff
+from .http.loop import RequestLoop
+from .http.pool import EndpointPool
+from .http.rerank_api import API_SHAPES, RerankEndpoint, RerankPolicy
+from .http.routes import check_base_url, route_candidates
+from .http.session import HIDDEN, Session, check_headers, resolve_api_key, session_headers, split_headers
 from .local import TorchRuntime, import_torch, pad_batch, plan_token_batches, resolve_model_path
 from .models import DEFAULT_QWEN3_INSTRUCTION
+from .settings import Configurable, Settings, check_choice, check_int, check_number, check_str
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +213,27 @@ class Reranker(ABC):
 
 
 # ============================================================================ LocalReranker
-class LocalReranker(Reranker):
+@dataclass(frozen=True)
+class LocalRerankerSettings(Settings):
+    """Every setting of a LocalReranker (see its arguments), written down once."""
+
+    model: str = "Qwen/Qwen3-Reranker-0.6B"
+    device: str = "auto"
+    dtype: str = "auto"
+    instruction: str | None = None
+    max_length: int = 8192
+    max_batch_tokens: int = 16384
+
+    def validate(self) -> None:
+        check_str("model", self.model)
+        check_str("device", self.device)
+        check_str("dtype", self.dtype)
+        check_str("instruction", self.instruction, optional=True, empty=True)
+        check_int("max_length", self.max_length, minimum=1)
+        check_int("max_batch_tokens", self.max_batch_tokens, minimum=1)
+
+
+class LocalReranker(Configurable, Reranker):
     """Qwen3-Reranker in process (transformers), scored as its model card describes.
 
     Args:
@@ -219,6 +247,8 @@ class LocalReranker(Reranker):
     The score of a pair is ``exp(log_softmax([logit_no, logit_yes])[1])`` at the last position.
     """
 
+    settings_class = LocalRerankerSettings
+
     def __init__(
         self,
         model: str = "Qwen/Qwen3-Reranker-0.6B",
@@ -229,11 +259,13 @@ class LocalReranker(Reranker):
         max_length: int = 8192,
         max_batch_tokens: int = 16384,
     ) -> None:
+        dtype_name = dtype if isinstance(dtype, str) else str(dtype).replace("torch.", "")
+        self.settings: LocalRerankerSettings = LocalRerankerSettings(
+            model=model, device=device, dtype=dtype_name, instruction=instruction, max_length=max_length,
+            max_batch_tokens=max_batch_tokens,
+        )
         super().__init__(model, instruction=instruction)
         _, transformers = import_torch("LocalReranker")
-        for label, value in (("max_length", max_length), ("max_batch_tokens", max_batch_tokens)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
         self.max_length = max_length
         self.max_batch_tokens = max_batch_tokens
         try:  # the same model-file search, device/dtype checks and loading as LocalEmbedder
@@ -265,8 +297,10 @@ class LocalReranker(Reranker):
             )
         return int(tid)
 
-    def __repr__(self) -> str:
-        return f"LocalReranker(model={self.model!r}, device={self.device!r}, dtype={str(self.dtype).replace('torch.', '')!r})"
+    def _repr_fields(self) -> dict[str, Any]:
+        # The device and dtype in use (what "auto" chose), beside the settings that differ from the defaults.
+        return {"model": self.model, **self.settings.shown(), "device": self.device,
+                "dtype": str(self.dtype).replace("torch.", "")}
 
     def tokenize(self, query: str, documents: list[str], instruction: str | None = None) -> list[list[int]]:
         """The full prompt token ids of each pair (prefix + pair + suffix), truncated to ``max_length``."""
@@ -309,30 +343,57 @@ class LocalReranker(Reranker):
 
 
 # ============================================================================ RemoteReranker
-_API_SHAPES = {"auto": "auto", "vllm": "cohere", "infinity": "cohere", "cohere": "cohere", "tei": "tei"}
 _TEMPLATES = ("server", "qwen3")
 
 
-RERANK_ROUTE_HINT = (
-    "vLLM and `qwen-embed serve` answer on /v1/rerank and /rerank; TEI and Infinity (by default) on /rerank. "
-    "Pass the server's full URL, e.g. http://host:8080/rerank."
-)
+def _qwen3_prompt(query: str, documents: list[str], instruction: str) -> tuple[str, list[str]]:
+    # The server joins query and document tokens; together they make the model card's prompt.
+    return (
+        f"{RERANK_PREFIX}<Instruct>: {instruction}\n<Query>: {query}\n",
+        [f"<Document>: {d}{RERANK_SUFFIX}" for d in documents],
+    )
 
 
-def _rerank_urls(base_url: str) -> list[str]:
-    """Where a ``/rerank`` route may live for a given base URL, most likely first."""
-    return route_candidates(base_url, "rerank", swap=("embeddings",), v1_root=True)
+@dataclass(frozen=True)
+class RemoteRerankerSettings(Settings):
+    """Every setting of a RemoteReranker (see its arguments), written down once; no secret is a field."""
+
+    base_url: str
+    model: str = "Qwen3-Reranker-0.6B"
+    api: str = "auto"
+    template: str = "server"
+    instruction: str | None = None
+    api_key_env: str | None = None
+    batch_size: int = 32
+    max_concurrency: int = 4
+    max_retries: int = 5
+    timeout: float = 60.0
+    backoff_base: float = 0.5
+    backoff_max: float = 20.0
+    max_retry_after: float = 60.0
+    headers: dict[str, str] | None = None
+    header_envs: dict[str, str] | None = None
+
+    def validate(self) -> None:
+        check_base_url(self.base_url)
+        check_str("model", self.model)
+        check_choice("api", self.api, sorted(API_SHAPES))
+        check_choice("template", self.template, _TEMPLATES)
+        check_str("instruction", self.instruction, optional=True, empty=True)
+        check_str("api_key_env", self.api_key_env, optional=True)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("max_concurrency", self.max_concurrency, minimum=1)
+        check_int("max_retries", self.max_retries, minimum=0)
+        check_number("timeout", self.timeout, positive=True)
+        for name in ("backoff_base", "backoff_max", "max_retry_after"):
+            check_number(name, getattr(self, name), minimum=0)
+        check_headers(self.headers, self.header_envs)
+
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), "base_url": redact_url(check_base_url(self.base_url))}
 
 
-@dataclass
-class RerankEndpoint(Endpoint):
-    """One rerank server: route and batch cap (see ``Endpoint``) and the request shape it speaks
-    ("auto" until its first answer tells, "cohere" or "tei")."""
-
-    shape: str = "auto"
-
-
-class RemoteReranker(Reranker, HTTPClientBase):
+class RemoteReranker(Configurable, Reranker):
     """Scores from a ``/rerank`` endpoint: vLLM, Infinity, TEI or ``qwen-embed serve --reranker``.
 
     Args:
@@ -355,13 +416,11 @@ class RemoteReranker(Reranker, HTTPClientBase):
             with backoff and ``Retry-After``.
 
     The key comes from ``api_key``, else ``$QWEN_EMBED_API_KEY``, else ``$OPENAI_API_KEY``; it is never
-    shown in repr, logs or errors.
+    shown in repr, logs or errors. ``headers``, ``header_envs``, ``http_client``, ``http_async_client`` and
+    ``transport`` are as for RemoteEmbedder.
     """
 
-    _log = logger
-    _endpoint: RerankEndpoint
-    _route_hint = RERANK_ROUTE_HINT
-    _item_name = "document"
+    settings_class = RemoteRerankerSettings
 
     def __init__(
         self,
@@ -380,143 +439,110 @@ class RemoteReranker(Reranker, HTTPClientBase):
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         max_retry_after: float = 60.0,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        header_envs: Mapping[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+        http_async_client: httpx.AsyncClient | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(model, instruction=instruction)
-        self._explicit_instruction = instruction
-        if api not in _API_SHAPES:
-            raise ConfigurationError(f"api must be one of {sorted(_API_SHAPES)}, got {api!r}")
-        if template not in _TEMPLATES:
-            raise ConfigurationError(f"template must be one of {_TEMPLATES}, got {template!r}")
-        for label, value in (("batch_size", batch_size), ("max_concurrency", max_concurrency)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{label} must be an int >= 1, got {value!r}")
-        given = check_base_url(base_url)
-        self._init_http(
-            endpoint=RerankEndpoint(given, _rerank_urls(given), batch_cap=batch_size, shape=_API_SHAPES[api]),
-            api_key=api_key, api_key_env=api_key_env, headers=headers, max_retries=max_retries, timeout=timeout,
-            backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
+        plain, _ = split_headers(headers)
+        key, key_env = resolve_api_key(api_key, api_key_env)
+        self.settings: RemoteRerankerSettings = RemoteRerankerSettings(
+            base_url=base_url, model=model, api=api, template=template, instruction=instruction,
+            api_key_env=key_env, batch_size=batch_size, max_concurrency=max_concurrency, max_retries=max_retries,
+            timeout=timeout, backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
+            headers=plain or None, header_envs=dict(header_envs) if header_envs else None,
         )
-        self.base_url = given
-        self.api = api
-        self.template = template
-        self.max_concurrency = max_concurrency
+        super().__init__(model, instruction=instruction)
+        self.base_url = check_base_url(base_url)
+        self._api_key = key
+        endpoint = RerankEndpoint(self.base_url, route_candidates(self.base_url, "rerank", swap=("embeddings",),
+                                                                  v1_root=True),
+                                  batch_cap=batch_size, shape=API_SHAPES[api])
+        policy = RerankPolicy(model, api=api, wrap=_qwen3_prompt if template == "qwen3" else None, log=logger)
+        self._session = Session(
+            RequestLoop(policy, EndpointPool([endpoint], log=logger), max_retries=max_retries, api_key=key,
+                        backoff=Backoff(backoff_base, backoff_max, max_retry_after)),
+            headers=session_headers(key, headers, header_envs), timeout=timeout, max_concurrency=max_concurrency,
+            http_client=http_client, http_async_client=http_async_client, transport=transport,
+        )
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    api = property(lambda self: self.settings.api, doc="The ``api`` setting.")
+    template = property(lambda self: self.settings.template, doc="The ``template`` setting.")
+    max_concurrency = property(lambda self: self.settings.max_concurrency, doc="The ``max_concurrency`` setting.")
+    max_retries = property(lambda self: self.settings.max_retries, doc="The ``max_retries`` setting.")
+    timeout = property(lambda self: self.settings.timeout, doc="The ``timeout`` setting.")
+    api_key_env = property(lambda self: self.settings.api_key_env, doc="The ``api_key_env`` setting.")
+
+    @property
+    def _endpoint(self) -> RerankEndpoint:
+        ep = self._session.pool.first
+        assert isinstance(ep, RerankEndpoint)
+        return ep
+
+    @property
+    def url(self) -> str:
+        """The route requests go to now (the first candidate until one has answered)."""
+        return self._endpoint.url
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The route that answered; None before the first successful request."""
+        return self._endpoint.resolved
+
+    @property
+    def batch_size(self) -> int:
+        """Documents per request: the given ``batch_size``, lowered when the server refuses as many."""
+        return self._session.pool.batch_size
 
     @property
     def shape(self) -> str:
         """The request shape the server speaks: "auto" until its first answer tells, "cohere" or "tei"."""
         return self._endpoint.shape
 
-    @shape.setter
-    def shape(self, value: str) -> None:
-        self._endpoint.shape = value
+    def _repr_fields(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"url": redact_url(self.url), "model": self.model, "api": self.api}
+        shown.update((k, v) for k, v in self.settings.shown().items() if k not in ("base_url", "model", "api"))
+        if self._api_key:
+            shown["api_key"] = HIDDEN
+        return shown
 
-    def __repr__(self) -> str:
-        key = ", api_key=***" if self._api_key else ""
-        return f"RemoteReranker(url={redact_url(self.url)!r}, model={self.model!r}, api={self.api!r}{key})"
-
-    # ---------------------------------------------------------------- requests and decisions (no I/O)
-    def _texts(self, query: str, documents: list[str], instruction: str) -> tuple[str, list[str]]:
-        if self.template == "qwen3":
-            # The server joins query and document tokens; together they make the model card's prompt.
-            return (
-                f"{RERANK_PREFIX}<Instruct>: {instruction}\n<Query>: {query}\n",
-                [f"<Document>: {d}{RERANK_SUFFIX}" for d in documents],
-            )
-        return query, documents
-
-    def _body(self, query: str, documents: list[str], instruction: str, shape: str) -> dict[str, Any]:
-        q, docs = self._texts(query, documents, instruction)
-        if shape == "tei":
-            return {"query": q, "texts": docs, "raw_scores": False, "return_text": False}
-        body: dict[str, Any] = {"model": self.model, "query": q, "documents": docs, "top_n": len(docs)}
-        if self.template == "server" and instruction != DEFAULT_RERANK_INSTRUCTION:
-            body["instruction"] = instruction
-        return body
-
-    def _build(self, items: list[Any], ctx: Any) -> Request:
-        query, instruction = ctx
-        ep = self._endpoint
-        return Request(ep.url, self._body(query, items, instruction, ep.shape), ep)
-
-    def _refusal_step(self, status: int, lowered: str, items: list[Any], request: Request) -> Step | None:
-        if status in (400, 422) and self.api == "auto" and "texts" not in request.body and "texts" in lowered:
-            if self.shape != "tei":  # else another request already switched
-                logger.info("%s wants TEI's request shape (query + texts); using it from now on", redact_url(self.url))
-                self.shape = "tei"
-            return Step("resend")
-        return None
-
-    def _parse(self, response: httpx.Response, items: list[Any], request: Request) -> np.ndarray:
-        n = len(items)
-        try:
-            payload = response.json()
-        except ValueError:
-            raise self._fail(f"malformed answer (not JSON): {self._scrub(response.text)}",
-                             status=200, body=self._scrub(response.text)) from None
-        if isinstance(payload, list):  # TEI: [{"index", "score"}]
-            items, key = payload, "score"
-            if self.shape == "auto":
-                self.shape = "tei"
-        elif isinstance(payload, dict) and isinstance(payload.get("results"), list):  # vLLM, Infinity, Cohere
-            items, key = payload["results"], "relevance_score"
-            if self.shape == "auto":
-                self.shape = "cohere"
-        else:
-            raise self._fail(f"malformed answer (no results list): {self._scrub(response.text)}",
-                             status=200, body=self._scrub(response.text))
-        if len(items) != n:
-            raise self._fail(f"asked for the scores of {n} documents, the server returned {len(items)}")
-        out = np.full(n, np.nan, dtype=np.float32)
-        for j, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise self._fail(f"result {j} is {type(item).__name__}, not an object")
-            idx = item.get("index")
-            value = item.get(key, item.get("score", item.get("relevance_score")))
-            if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n:
-                raise self._fail(f"result {j} has index {idx!r}, expected 0..{n - 1}")
-            if not np.isnan(out[idx]):
-                raise self._fail(f"index {idx} appears twice in the answer")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-                raise self._fail(f"result {j} (document {idx}) has score {value!r}, not a finite number")
-            out[idx] = value
-        return out
+    def _error(self, message: str) -> Exception:
+        return self._session.loop.fail(message)
 
     # ---------------------------------------------------------------- batching
     def _batches(self, n: int) -> list[tuple[int, int]]:
         size = max(1, self.batch_size)
         return [(i, min(i + size, n)) for i in range(0, n, size)]
 
-    def _join(self, parts: list[Any]) -> np.ndarray:
-        return np.concatenate(parts)
-
     def _pool_now(self) -> ThreadPoolExecutor:
-        with self._client_lock:
+        with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="RemoteReranker")
             return self._pool
 
     def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
-        ctx = (query, instruction)
-        jobs = [partial(self._send, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
-        return self._join(run_batches(jobs, None if self.max_concurrency == 1 else self._pool_now))
+        ctx, send = (query, instruction), self._session.send
+        jobs = [partial(send, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
+        return np.concatenate(run_batches(jobs, None if self.max_concurrency == 1 else self._pool_now))
 
     async def _ascore(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
-        ctx = (query, instruction)
-        jobs = [partial(self._asend, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
-        return self._join(await arun_batches(jobs, self.max_concurrency))
+        ctx, asend = (query, instruction), self._session.asend
+        jobs = [partial(asend, documents[a:b], ctx, a) for a, b in self._batches(len(documents))]
+        return np.concatenate(await arun_batches(jobs, self.max_concurrency))
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
-        self._close_sync_client()
-        with self._client_lock:
+        self._session.close()
+        with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
 
     async def aclose(self) -> None:
-        await self._aclose_async_client()
+        await self._session.aclose()
         self.close()
 
 
@@ -533,7 +559,9 @@ __all__: Sequence[str] = [
     "LocalReranker",
     "RERANK_PREFIX",
     "RERANK_SUFFIX",
+    "LocalRerankerSettings",
     "RemoteReranker",
+    "RemoteRerankerSettings",
     "Reranker",
     "format_pair",
     "reranker_from_spec",

@@ -1,1 +1,3 @@
 """Vector-store adapters. Each module imports its database SDK lazily."""
+
+__all__: list[str] = []  # the stores are its modules: adapters.chroma, adapters.milvus, ...

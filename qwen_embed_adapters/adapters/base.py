@@ -6,6 +6,11 @@ validation (texts, ids, metadata), ids, embedding, batching of writes, the publi
 ``check_batch`` / ``write_batch`` that bulk ingestion uses, async twins, one async client per event
 loop, ``close()`` and context-manager use, and the optional reranking stage, so every store behaves
 the same.
+
+A store's settings are one frozen dataclass (a ``StoreSettings`` subclass beside the store): the
+constructor validates by building it, and ``to_config()`` (the same plain dict ``parse_store_spec``
+gives), ``from_config(config, embedder)`` and ``repr`` derive from it. The embedder is not a setting (it
+has its own ``to_config``); secrets are not settings either, only the names of the variables holding them.
 """
 
 from __future__ import annotations
@@ -15,17 +20,37 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import re
+import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
 from ..embedder import Embedder
-from ..errors import InvalidInputError, QwenEmbedError, WriteError
+from ..errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    InvalidInputError,
+    QwenEmbedError,
+    VectorSpaceMismatchError,
+    WriteError,
+)
+from ..settings import Settings
+from ..space import (
+    DEFAULT_TOLERANCE,
+    SpaceCard,
+    aembed_probes,
+    card_from_vectors,
+    compare_cards,
+    embed_probes,
+    mismatch_error,
+)
 from ..vectors import as_float32_matrix, as_text_list, check_unicode, lone_surrogate
 
 if TYPE_CHECKING:
@@ -35,6 +60,38 @@ logger = logging.getLogger(__name__)
 
 _C = TypeVar("_C")
 _S = TypeVar("_S", bound="VectorStore")
+
+#: ``space_check`` values: "adopt" (default: a collection without a card gets one on its first write),
+#: "strict" (a collection holding data but no card is refused), "off" (no check: a foot-gun, see docs/space.md).
+SPACE_CHECKS = ("adopt", "strict", "off")
+
+# The probe vectors of each embedder, per instruction, embedded once per process (space.py's card check
+# costs one probe call per (store, embedder) pair, and stores sharing an embedder share it).
+_probe_cache: weakref.WeakKeyDictionary[Embedder, dict[str | None, np.ndarray]] = weakref.WeakKeyDictionary()
+_probe_lock = threading.Lock()
+
+
+def _cached_probes(embedder: Embedder, instruction: str | None) -> np.ndarray | None:
+    with _probe_lock:
+        return _probe_cache.get(embedder, {}).get(instruction)
+
+
+def _keep_probes(embedder: Embedder, instruction: str | None, vectors: np.ndarray) -> np.ndarray:
+    with _probe_lock:
+        _probe_cache.setdefault(embedder, {})[instruction] = vectors
+    return vectors
+
+
+def _probes_of(embedder: Embedder, instruction: str | None) -> np.ndarray:
+    hit = _cached_probes(embedder, instruction)
+    return hit if hit is not None else _keep_probes(embedder, instruction, embed_probes(embedder, instruction))
+
+
+async def _aprobes_of(embedder: Embedder, instruction: str | None) -> np.ndarray:
+    hit = _cached_probes(embedder, instruction)
+    if hit is not None:
+        return hit
+    return _keep_probes(embedder, instruction, await aembed_probes(embedder, instruction))
 
 
 @dataclass
@@ -202,12 +259,87 @@ class LoopClients(Generic[_C]):
         return len(self._entries)
 
 
+def secret_from_env(var: str, what: str) -> str:
+    """The value of the environment variable ``var`` (a key or token a store's settings name);
+    ConfigurationError naming the variable, never a value, when it is unset or empty."""
+    value = os.environ.get(var, "")
+    if not value:
+        raise ConfigurationError(f"{what} needs a key in ${var}, which is not set (or name another variable)")
+    return value
+
+
+@dataclass(frozen=True)
+class StoreSettings(Settings):
+    """Base of a store's settings: plain, JSON-safe fields (no clients, no secrets, no embedder)."""
+
+    def missing_location(self) -> str | None:
+        """Why these settings cannot open the store from a config alone (no URI, path or host known),
+        or None. ``parse_store_spec`` refuses such a spec; ``to_config`` refuses to give one."""
+        return None
+
+
 class VectorStore(ABC):
     """The shape every store shares: ``add_texts``, ``search``, ``count``, ``delete``,
-    ``ensure_dimension`` and their async twins."""
+    ``ensure_dimension`` and their async twins.
+
+    A store registered in ``adapters/spec.py`` also has ``settings`` (its ``settings_class``), from which
+    ``to_config()``, ``from_config(config, embedder)`` and ``repr`` derive.
+    """
 
     #: how many records are embedded and written per step of ``add_texts``
     write_batch_size: int = 256
+    #: the space card check (see ``ensure_space``): "adopt", "strict" or "off"
+    space_check: str = "adopt"
+    #: lowest per-probe cosine accepted as the same vector space
+    space_tolerance: float = DEFAULT_TOLERANCE
+    #: the frozen settings dataclass of this store, and its name in a spec (``{"store": kind, ...}``)
+    settings_class: ClassVar[type[StoreSettings] | None] = None
+    kind: ClassVar[str | None] = None
+    settings: StoreSettings | None = None
+
+    # ---------------------------------------------------------------- settings
+    def to_config(self) -> dict[str, Any]:
+        """``{"store": kind, **settings}``: plain JSON that ``store_from_spec(config, embedder)`` (or
+        ``type(store).from_config``) opens again on the same collection. No secret is in it, only the
+        names of the variables that hold them. Raises ConfigurationError for a store opened on a client
+        object whose address is unknown."""
+        if self.settings is None or self.kind is None:
+            raise ConfigurationError(f"{type(self).__name__} declares no settings: it has no config")
+        why = self.settings.missing_location()
+        if why:
+            raise ConfigurationError(f"{self!r} has no config: {why}")
+        return {"store": self.kind, **self.settings.to_config()}
+
+    @classmethod
+    def from_config(cls: type[_S], config: Mapping[str, Any], embedder: Embedder) -> _S:
+        """The store ``config`` (as ``to_config`` gives it) describes, bound to ``embedder``."""
+        if cls.settings_class is None or cls.kind is None:
+            raise ConfigurationError(f"{cls.__name__} declares no settings: it cannot be built from a config")
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(f"{cls.__name__} config must be a dict, got {type(config).__name__}")
+        cfg = dict(config)
+        given = cfg.pop("store", cls.kind)
+        if given != cls.kind:
+            raise ConfigurationError(f"{cls.__name__} config has store={given!r}, expected {cls.kind!r}")
+        settings = cls.settings_class.from_config(cfg, what=cls.__name__)
+        why = settings.missing_location()
+        if why:
+            raise ConfigurationError(f"{cls.__name__} config {why}")
+        return cls.from_settings(settings, embedder)
+
+    @classmethod
+    def from_settings(cls: type[_S], settings: Any, embedder: Embedder) -> _S:
+        """Open the store ``settings`` describe; each registered store implements it."""
+        raise ConfigurationError(f"{cls.__name__} cannot be built from settings")
+
+    def _repr_state(self) -> dict[str, Any]:
+        """What a repr shows besides the settings: state learnt on use (a dimension, a count)."""
+        return {}
+
+    def __repr__(self) -> str:
+        shown = {"name": self.name} if self.settings is None else self.settings.shown()
+        inner = "".join(f"{k}={v!r}, " for k, v in {**shown, **self._repr_state()}.items())
+        return f"{type(self).__name__}({inner}embedder={self.embedder!r})"
 
     def __init__(self, embedder: Embedder) -> None:
         if not isinstance(embedder, Embedder):
@@ -215,6 +347,102 @@ class VectorStore(ABC):
         self.embedder = embedder
         #: async clients the store opened, one per event loop (see ``LoopClients``)
         self._aclients: LoopClients[Any] = LoopClients()
+
+    # ---------------------------------------------------------------- the space card
+    def _read_card(self) -> str | None:
+        """The space card recorded with the collection (JSON text), or None. Stores override."""
+        return None
+
+    def _write_card(self, card: str) -> None:
+        """Record the space card with the collection. Stores that can keep one override this and
+        ``_read_card``; the default keeps it for this object's life only."""
+        self._memory_card = card
+
+    async def _aread_card(self) -> str | None:
+        return await asyncio.to_thread(self._read_card)
+
+    async def _awrite_card(self, card: str) -> None:
+        await asyncio.to_thread(self._write_card, card)
+
+    def _space_pending(self) -> bool:
+        if self.space_check == "off" or getattr(self, "_space_proved", False):
+            return False
+        if self.space_check not in SPACE_CHECKS:
+            raise ConfigurationError(f"space_check must be one of {SPACE_CHECKS}, got {self.space_check!r}")
+        return True
+
+    def _same_width(self, text: str) -> SpaceCard:
+        """The card of ``text``; DimensionMismatchError (before any probe is embedded) when the embedder's
+        width differs from the card's."""
+        card = SpaceCard.from_json(text)
+        if card.dimension != self.embedder.dimension:
+            raise DimensionMismatchError(card.dimension, self.embedder.dimension, self.name)
+        return card
+
+    def _judge(self, text: str, vectors: np.ndarray | None) -> SpaceCard:
+        """The card of ``text``, checked against the current embedder's probe ``vectors``."""
+        card = SpaceCard.from_json(text)
+        assert vectors is not None
+        comparison = compare_cards(card, vectors, self.space_tolerance)
+        if not comparison.same_space:
+            raise mismatch_error(card, comparison, self.embedder, self.name)
+        return card
+
+    def _refuse_cardless(self, count: int | None) -> None:
+        """``count`` is only asked for under "strict"; "adopt" records the card and says so once."""
+        if count:
+            raise VectorSpaceMismatchError(
+                self.name, actual_model=self.embedder.model,
+                detail="it holds vectors but no space card, and space_check='strict' refuses to adopt one; "
+                "pass space_check='adopt' to record the current embedder's card",
+            )
+        logger.info("%s: recording the space card of %s (no card was recorded yet)", self.name, self.embedder.model)
+
+    def _proved(self, card: SpaceCard) -> None:
+        self._space_proved = True
+        self._space_card = card
+
+    def ensure_space(self, *, writing: bool) -> None:
+        """Prove, once per process, that the embedder speaks the collection's vector space.
+
+        With a card recorded: the embedder embeds the probes (once per process per embedder) and any probe
+        below ``space_tolerance`` raises VectorSpaceMismatchError naming it, before anything is written or
+        searched. Without one: the first write records the card ("adopt"; "strict" refuses a collection that
+        holds data but no card); a search has nothing to compare with and goes on. ``space_check="off"``
+        skips all of it. Call ``ensure_dimension()`` first.
+        """
+        if not self._space_pending():
+            return
+        text = self._read_card() or getattr(self, "_memory_card", None)
+        if text is not None:
+            card = self._same_width(text)
+            self._proved(self._judge(text, _probes_of(self.embedder, card.instruction)))
+        elif writing:
+            self._refuse_cardless(self.count() if self.space_check == "strict" else None)
+            instruction = self.embedder.query_instruction
+            card = card_from_vectors(self.embedder, _probes_of(self.embedder, instruction), instruction)
+            self._write_card(card.dumps())
+            self._proved(card)
+
+    async def aensure_space(self, *, writing: bool) -> None:
+        """Async twin of ``ensure_space``."""
+        if not self._space_pending():
+            return
+        text = await self._aread_card() or getattr(self, "_memory_card", None)
+        if text is not None:
+            card = self._same_width(text)
+            self._proved(self._judge(text, await _aprobes_of(self.embedder, card.instruction)))
+        elif writing:
+            self._refuse_cardless(await self.acount() if self.space_check == "strict" else None)
+            instruction = self.embedder.query_instruction
+            card = card_from_vectors(self.embedder, await _aprobes_of(self.embedder, instruction), instruction)
+            await self._awrite_card(card.dumps())
+            self._proved(card)
+
+    @property
+    def space_card(self) -> SpaceCard | None:
+        """The card this store proved or recorded in this process (None before the first write or search)."""
+        return getattr(self, "_space_card", None)
 
     # ---------------------------------------------------------------- database hooks
     @property
@@ -355,6 +583,7 @@ class VectorStore(ABC):
         """
         plan = self._plan_add(texts, ids, metadatas)
         self.ensure_dimension()
+        self.ensure_space(writing=True)
         # The next batch embeds on a worker thread while the current one is written.
         ahead = ThreadPoolExecutor(1, thread_name_prefix="embed-ahead")
         failed = True
@@ -384,6 +613,7 @@ class VectorStore(ABC):
         """Async twin of ``add_texts``."""
         plan = self._plan_add(texts, ids, metadatas)
         await self.aensure_dimension()
+        await self.aensure_space(writing=True)
         embed = self.embedder.aembed_documents
         pending = asyncio.ensure_future(embed(plan.texts(0))) if plan.batches else None
         try:
@@ -424,8 +654,10 @@ class VectorStore(ABC):
         With ``rerank``, ``candidates`` (default 4 x top_k) are fetched by vector and reordered by the
         reranker; each Hit keeps both scores.
         """
-        top_k = _check_top_k(top_k)
-        vector = self.embedder.embed_query(_check_query(query), instruction)
+        top_k = check_top_k(top_k)
+        query = _check_query(query)
+        self.ensure_space(writing=False)
+        vector = self.embedder.embed_query(query, instruction)
         k = _candidates(top_k, candidates) if rerank is not None else top_k
         hits = self._search_vector(vector, k, filter)
         if rerank is not None:
@@ -443,8 +675,10 @@ class VectorStore(ABC):
         instruction: str | None = None,
     ) -> list[Hit]:
         """Async twin of ``search``."""
-        top_k = _check_top_k(top_k)
-        vector = await self.embedder.aembed_query(_check_query(query), instruction)
+        top_k = check_top_k(top_k)
+        query = _check_query(query)
+        await self.aensure_space(writing=False)
+        vector = await self.embedder.aembed_query(query, instruction)
         k = _candidates(top_k, candidates) if rerank is not None else top_k
         hits = await self._asearch_vector(vector, k, filter)
         if rerank is not None:
@@ -537,7 +771,8 @@ def _rebased(
     return InvalidInputError(message, index=pos, item_id=ids[kept])
 
 
-def _check_top_k(top_k: int) -> int:
+def check_top_k(top_k: int) -> int:
+    """``top_k`` of a search: a positive int (not a bool); InvalidInputError otherwise (it is data, not a setting)."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidInputError(f"top_k must be a positive int, got {top_k!r}")
     return top_k

@@ -20,13 +20,16 @@ environment variable, never the key.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import re
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -39,8 +42,9 @@ from ..errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+from ..settings import check_bool, check_str
 from ..vectors import as_text_list
-from .base import Hit, VectorStore, check_ids
+from .base import Hit, StoreSettings, VectorStore, check_ids
 
 if TYPE_CHECKING:
     from chromadb.api import AsyncClientAPI, ClientAPI
@@ -54,6 +58,8 @@ EF_NAME = "qwen-embed-adapters"
 #: Collection metadata keys recording what created the collection.
 META_MODEL = "qwen_embed_model"
 META_DIMENSION = "qwen_embed_dimension"
+#: ... and the space card (qwen_embed_adapters.space): the probe vectors, about 6 KB of JSON.
+META_SPACE_CARD = "qwen_embed_space_card"
 #: Version of the persisted ``get_config()`` layout.
 CONFIG_VERSION = 1
 
@@ -366,6 +372,69 @@ def collection_dimension(col: Collection) -> int | None:
 
 
 # ==================================================================== the shared store shape
+#: Chroma's collection names: 3-512 characters of [a-zA-Z0-9._-], starting and ending with a letter or digit.
+_CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+
+
+def chroma_client(uri: str) -> ClientAPI:
+    """``chromadb.HttpClient`` for an http(s) URL, else ``chromadb.PersistentClient(path=uri)``."""
+    _require_chromadb("the chroma store")
+    import chromadb
+
+    if uri.startswith(("http://", "https://")):
+        parts = urlsplit(uri)
+        return chromadb.HttpClient(host=parts.hostname or "localhost",
+                                   port=parts.port or (443 if parts.scheme == "https" else 8000),
+                                   ssl=parts.scheme == "https")
+    return chromadb.PersistentClient(path=uri)
+
+
+def _client_uri(client: Any) -> str | None:
+    """Where a Chroma client keeps its data, as ``chroma_client`` takes it: a server's http(s) URL or a
+    persistent client's directory; None for an in-memory client (or one without settings)."""
+    try:
+        settings = client.get_settings()
+    except Exception:
+        return None
+    if str(getattr(settings, "chroma_api_impl", "")).endswith("fastapi.FastAPI"):
+        scheme = "https" if settings.chroma_server_ssl_enabled else "http"
+        return f"{scheme}://{settings.chroma_server_host}:{int(settings.chroma_server_http_port or 8000)}"
+    if getattr(settings, "is_persistent", False) and getattr(settings, "persist_directory", None):
+        return str(settings.persist_directory)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChromaSettings(StoreSettings):
+    """Everything that opens a ``ChromaStore`` again (``{"store": "chroma", **fields}`` is its spec):
+    ``uri`` is a server's http(s) URL or a ``PersistentClient`` directory. Extra keyword arguments for
+    Chroma's ``get_or_create_collection`` (``configuration=...``) are not settings: they apply only when
+    the collection is created, and Chroma keeps them with it."""
+
+    uri: str | None = None
+    collection: str = "documents"
+    metadata: Mapping[str, Any] | None = None
+    strict_model: bool = True
+    use_async_client: bool = True
+
+    def validate(self) -> None:
+        check_str("uri", self.uri, optional=True)
+        if self.uri and "://" in self.uri and (urlsplit(self.uri).username or urlsplit(self.uri).password):
+            raise ConfigurationError("credentials do not belong in a Chroma uri: pass a client with its headers")
+        if not isinstance(self.collection, str) or not _CHROMA_NAME.fullmatch(self.collection):
+            raise ConfigurationError(
+                "Chroma takes collection names of 3-512 characters from [a-zA-Z0-9._-], starting and ending "
+                f"with a letter or digit; got {self.collection!r}"
+            )
+        if self.metadata is not None and not isinstance(self.metadata, Mapping):
+            raise ConfigurationError(f"metadata must be a dict, got {type(self.metadata).__name__}")
+        check_bool("strict_model", self.strict_model)
+        check_bool("use_async_client", self.use_async_client)
+
+    def missing_location(self) -> str | None:
+        return None if self.uri else "needs 'uri' (a Chroma server's http(s) URL or a PersistentClient directory)"
+
+
 class ChromaStore(VectorStore):
     """A Chroma collection with the shape the Milvus, Pinecone and FAISS stores share.
 
@@ -386,9 +455,13 @@ class ChromaStore(VectorStore):
     '北京是中国首都'
     """
 
+    settings_class: ClassVar[type[ChromaSettings]] = ChromaSettings
+    kind: ClassVar[str] = "chroma"
+    settings: ChromaSettings
+
     def __init__(
         self,
-        client: ClientAPI,
+        client: ClientAPI | str,
         name: str,
         embedder: Embedder,
         *,
@@ -400,9 +473,16 @@ class ChromaStore(VectorStore):
     ) -> None:
         _require_chromadb("ChromaStore")
         super().__init__(embedder)
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"collection name must be a non-empty str, got {name!r}")
-        self.client = client
+        uri = client if isinstance(client, str) else None
+        self.settings = ChromaSettings(uri=uri, collection=name, metadata=dict(metadata) if metadata else None,
+                                       strict_model=strict_model, use_async_client=use_async_client)
+        if isinstance(client, str):
+            client = chroma_client(client)
+        else:
+            found = _client_uri(client)
+            if found is not None:
+                self.settings = self.settings.replace(uri=found)
+        self.client: ClientAPI = client
         self._name = name
         self._metadata = dict(metadata) if metadata else None
         self._strict_model = strict_model
@@ -423,6 +503,17 @@ class ChromaStore(VectorStore):
         self.ensure_dimension()
         assert self._collection is not None
         return self._collection
+
+    def _read_card(self) -> str | None:
+        """The space card, kept in the collection metadata under ``META_SPACE_CARD``."""
+        card = (self.collection.metadata or {}).get(META_SPACE_CARD)
+        return card if isinstance(card, str) and card else None
+
+    def _write_card(self, card: str) -> None:
+        col = self.collection
+        # modify() replaces the metadata and refuses any "hnsw:" key (the distance lives in the configuration)
+        meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
+        col.modify(metadata={**meta, META_SPACE_CARD: card})
 
     def ensure_dimension(self) -> int:
         """Create the collection if missing, else check its dimension; once per store."""
@@ -600,8 +691,12 @@ class ChromaStore(VectorStore):
             return
         await col.delete(ids=id_list)
 
-    def __repr__(self) -> str:
-        return f"ChromaStore(name={self._name!r}, embedder={self.embedder!r})"
+    @classmethod
+    def from_settings(cls, settings: ChromaSettings, embedder: Embedder) -> ChromaStore:
+        """Open the store ``settings`` describe (``HttpClient`` or ``PersistentClient`` from ``uri``)."""
+        assert settings.uri is not None  # from_config checked the location
+        return cls(settings.uri, settings.collection, embedder, metadata=settings.metadata,
+                   strict_model=settings.strict_model, use_async_client=settings.use_async_client)
 
 
 def _first_row(res: Any, key: str, n: int, fill: Any) -> list[Any]:
@@ -632,8 +727,10 @@ __all__ = [
     "EF_NAME",
     "META_DIMENSION",
     "META_MODEL",
+    "ChromaSettings",
     "ChromaStore",
     "QwenEmbeddingFunction",
+    "chroma_client",
     "collection_dimension",
     "get_or_create_collection",
     "same_model",

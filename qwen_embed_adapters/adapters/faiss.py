@@ -26,6 +26,7 @@ save readable.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,15 +34,16 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import models
 from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
+from ..settings import check_choice, check_int, check_str
 from ..vectors import as_float32_matrix, l2_normalize
-from .base import Hit, VectorStore, check_ids, prepare_records
+from .base import Hit, StoreSettings, VectorStore, check_ids, check_top_k, prepare_records
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,34 @@ def _faiss() -> Any:
     return faiss
 
 
+@dataclasses.dataclass(frozen=True)
+class FaissSettings(StoreSettings):
+    """Everything that opens a ``FaissStore`` again (``{"store": "faiss", **fields}`` is its spec). A store
+    reopened from a saved folder reports the folder's metric and index settings, which won."""
+
+    path: str | None = None
+    metric: str = "cosine"
+    index: str = "flat"
+    hnsw_m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 128
+
+    def __post_init__(self) -> None:
+        if isinstance(self.metric, str):
+            object.__setattr__(self, "metric", self.metric.lower())
+        super().__post_init__()
+
+    def validate(self) -> None:
+        check_str("path", self.path, optional=True)
+        check_choice("metric", self.metric, METRICS)
+        check_choice("index", self.index, INDEX_KINDS)
+        for name in ("hnsw_m", "ef_construction", "ef_search"):
+            check_int(name, getattr(self, name), minimum=1)
+
+    def missing_location(self) -> str | None:
+        return None if self.path else "needs 'path' (a folder; an in-memory FAISS store has no config)"
+
+
 class FaissStore(VectorStore):
     """A FAISS index plus the texts and metadata of its vectors.
 
@@ -79,6 +109,10 @@ class FaissStore(VectorStore):
     Scores are similarities, best first: for ``cosine`` the cosine similarity in [-1, 1].
     """
 
+    settings_class: ClassVar[type[FaissSettings]] = FaissSettings
+    kind: ClassVar[str] = "faiss"
+    settings: FaissSettings
+
     def __init__(
         self,
         embedder: Embedder,
@@ -91,21 +125,16 @@ class FaissStore(VectorStore):
         ef_search: int = 128,
     ) -> None:
         super().__init__(embedder)
-        metric = metric.lower() if isinstance(metric, str) else metric
-        if metric not in METRICS:
-            raise ConfigurationError(f"metric must be one of {METRICS}, got {metric!r}")
-        if index not in INDEX_KINDS:
-            raise ConfigurationError(f"index must be one of {INDEX_KINDS}, got {index!r}")
-        for label, value in (("hnsw_m", hnsw_m), ("ef_construction", ef_construction), ("ef_search", ef_search)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
+        folder = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+        self.settings = s = FaissSettings(path=folder, metric=metric, index=index, hnsw_m=hnsw_m,
+                                          ef_construction=ef_construction, ef_search=ef_search)
         self._faiss = _faiss()
-        self.path: Path | None = Path(path) if path is not None else None
-        self.metric = metric
-        self.index_kind = index
-        self.hnsw_m = hnsw_m
-        self.ef_construction = ef_construction
-        self.ef_search = ef_search
+        self.path: Path | None = Path(s.path) if s.path is not None else None
+        self.metric = s.metric
+        self.index_kind = s.index
+        self.hnsw_m = s.hnsw_m
+        self.ef_construction = s.ef_construction
+        self.ef_search = s.ef_search
         self._lock = threading.RLock()
         self._index: Any = None  # faiss.IndexIDMap2 over a flat or HNSW index, created on first write
         self._dim: int | None = None
@@ -117,6 +146,20 @@ class FaissStore(VectorStore):
         self._generation = 0
         if self.path is not None and (self.path / "store.json").exists():
             self._read(self.path)
+            self._sync_settings()
+
+    @classmethod
+    def from_settings(cls, settings: FaissSettings, embedder: Embedder) -> FaissStore:
+        """Open (or start) the store ``settings`` describe."""
+        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        return cls(embedder, **fields)
+
+    def _sync_settings(self) -> None:
+        """The settings as the store now stands (a saved folder's metric and index win; save() gives a path)."""
+        self.settings = self.settings.replace(
+            path=None if self.path is None else str(self.path), metric=self.metric, index=self.index_kind,
+            hnsw_m=self.hnsw_m, ef_construction=self.ef_construction, ef_search=self.ef_search,
+        )
 
     # ---------------------------------------------------------------- persistence
     @classmethod
@@ -131,7 +174,9 @@ class FaissStore(VectorStore):
             raise FileNotFoundError(f"no FAISS store saved at {str(folder)!r} (store.json missing)")
         store = cls(embedder, path=folder)
         if ef_search is not None:
+            check_int("ef_search", ef_search, minimum=1)
             store.ef_search = ef_search
+            store._sync_settings()
         return store
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -168,6 +213,7 @@ class FaissStore(VectorStore):
                 "generation": gen,
                 "files": {"index": index_name if self._index is not None else None, "records": records_name},
                 "embedder": self.embedder.to_config(),
+                "space_card": json.loads(self._memory_card) if getattr(self, "_memory_card", None) else None,
             }
             fd, tmp = tempfile.mkstemp(prefix=".store-", suffix=".json", dir=target)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -179,6 +225,7 @@ class FaissStore(VectorStore):
                     old.unlink(missing_ok=True)
         if self.path is None:
             self.path = target
+            self._sync_settings()
         logger.info("saved %d records to %s", len(self._records), target)
         return target
 
@@ -196,6 +243,9 @@ class FaissStore(VectorStore):
         dim = manifest.get("dimension")
         model = manifest.get("model")
         where = str(folder)
+        card = manifest.get("space_card")
+        if card:
+            self._memory_card = json.dumps(card, ensure_ascii=False)
         self._check_model(model, where)
         actual = self.embedder.dimension_if_known
         if dim is not None and actual is not None and actual != dim:
@@ -470,8 +520,7 @@ class FaissStore(VectorStore):
 
     def search_by_vector(self, vector: Any, top_k: int = 5, filter: Filter = None) -> list[Hit]:
         """Nearest records to a query vector you embedded yourself, best first."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InvalidInputError(f"top_k must be a positive int, got {top_k!r}")
+        top_k = check_top_k(top_k)
         q = as_float32_matrix(vector, where="query vector")
         if self._dim is not None and q.shape[1] != self._dim:
             raise DimensionMismatchError(self._dim, q.shape[1], self.name)
@@ -502,11 +551,8 @@ class FaissStore(VectorStore):
     def __len__(self) -> int:
         return self.count()
 
-    def __repr__(self) -> str:
-        return (
-            f"FaissStore(path={str(self.path) if self.path else None!r}, model={self.embedder.model!r}, "
-            f"dimension={self._dim}, metric={self.metric!r}, index={self.index_kind!r}, count={len(self._records)})"
-        )
+    def _repr_state(self) -> dict[str, Any]:
+        return {"dimension": self._dim, "count": len(self._records)}
 
 
-__all__ = ["FaissStore"]
+__all__ = ["FaissSettings", "FaissStore"]

@@ -22,11 +22,13 @@ ConfigurationError naming the variable.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -38,13 +40,17 @@ from ..errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+from ..settings import check_bool, check_choice, check_int, check_number, check_str
 from ..vectors import as_float32_matrix
-from .base import Hit, VectorStore, check_ids
+from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymilvus import MilvusClient
 
 logger = logging.getLogger(__name__)
+
+#: The collection property that holds the space card (qwen_embed_adapters.space), about 6 KB of JSON.
+SPACE_CARD_PROPERTY = "qwen_embed.space_card"
 
 #: the metrics a FLOAT_VECTOR index takes
 METRICS = ("COSINE", "IP", "L2")
@@ -103,10 +109,58 @@ def _import_pymilvus() -> Any:
     return pymilvus
 
 
-def _normalise_metric(metric: str) -> str:
-    if not isinstance(metric, str) or metric.upper() not in METRICS:
-        raise ConfigurationError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    return metric.upper()
+@dataclasses.dataclass(frozen=True)
+class MilvusSettings(StoreSettings):
+    """Everything that opens a ``MilvusStore`` again, as plain data (``{"store": "milvus", **fields}``
+    is its spec). The token is not a setting: ``token_env`` names the variable holding it."""
+
+    uri: str | None = None
+    collection: str = "documents"
+    token_env: str | None = None
+    db_name: str | None = None
+    metric: str = "COSINE"
+    index_type: str = "AUTOINDEX"
+    index_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    text_max_length: int = VARCHAR_MAX
+    id_max_length: int = 512
+    id_field: str = "id"
+    text_field: str = "text"
+    metadata_field: str = "metadata"
+    vector_field: str = "vector"
+    consistency_level: str = "Strong"
+    timeout: float | None = None
+    write_batch_size: int | None = None
+    use_async_client: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.metric, str):  # "cosine" and "COSINE" are one metric
+            object.__setattr__(self, "metric", self.metric.upper())
+        super().__post_init__()
+
+    def validate(self) -> None:
+        check_str("uri", self.uri, optional=True)
+        if self.uri and "://" in self.uri and (urlsplit(self.uri).username or urlsplit(self.uri).password):
+            raise ConfigurationError(
+                f"credentials do not belong in the uri {redact_url(self.uri)!r}: pass token= or token_env= "
+                "(the uri is a Milvus Lite path ending in .db or an http(s):// URI of a server)"
+            )
+        check_str("collection", self.collection)
+        check_str("token_env", self.token_env, optional=True)
+        check_str("db_name", self.db_name, optional=True, empty=True)
+        check_choice("metric", self.metric, METRICS)
+        check_str("index_type", self.index_type)
+        if not isinstance(self.index_params, Mapping):
+            raise ConfigurationError(f"index_params must be a dict, got {type(self.index_params).__name__}")
+        check_int("text_max_length", self.text_max_length, minimum=1, maximum=VARCHAR_MAX)
+        check_int("id_max_length", self.id_max_length, minimum=1, maximum=VARCHAR_MAX)
+        for name in ("id_field", "text_field", "metadata_field", "vector_field", "consistency_level"):
+            check_str(name, getattr(self, name))
+        check_number("timeout", self.timeout, positive=True, optional=True)
+        check_int("write_batch_size", self.write_batch_size, minimum=1, optional=True)
+        check_bool("use_async_client", self.use_async_client)
+
+    def missing_location(self) -> str | None:
+        return None if self.uri else "needs 'uri' (a Milvus Lite .db path or an http(s):// URI)"
 
 
 def _utf8_len(s: str) -> int:
@@ -199,6 +253,43 @@ def filter_expression(filter: Any, *, metadata_field: str = "metadata") -> str:
     raise InvalidInputError(f"filter must be a Milvus expression str, a dict or None, got {type(filter).__name__}")
 
 
+def _client_uri(client: Any) -> str | None:
+    """Where a MilvusClient talks to, as MilvusStore takes it. A Milvus Lite client's own URI is the
+    transient local server milvus-lite started for its .db file; that file is found through milvus-lite's
+    server registry (``milvus_lite.server_manager.server_manager_instance._servers``: path -> (server,
+    lite, port), milvus-lite 3.2), and when it cannot be, the store has no config rather than a wrong one."""
+    config = getattr(client, "_config", None)
+    uri = getattr(config, "uri", None)
+    if not isinstance(uri, str) or not uri:
+        return None
+    parts = urlsplit(uri)
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        return uri
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+
+        servers = dict(server_manager_instance._servers)
+    except Exception:  # no milvus-lite, or another layout: a local server it is
+        return uri
+    for path, entry in servers.items():
+        if isinstance(entry, tuple) and entry and entry[-1] == parts.port:
+            return str(path)
+    return uri
+
+
+def collection_dimension(client: Any, collection: str, vector_field: str | None = None) -> int | None:
+    """The ``dim`` of a collection's (named, else first) float-vector field through a ``MilvusClient``;
+    None when the collection does not exist. Used for collections other tools made (LangChain's,
+    LlamaIndex's), through ``adapters.spec.store_dimension("milvus", client, collection, field)``."""
+    if not client.has_collection(collection):
+        return None
+    for field in client.describe_collection(collection).get("fields", []):
+        dim = (field.get("params") or {}).get("dim")
+        if dim is not None and (vector_field is None or field.get("name") == vector_field):
+            return int(dim)
+    return None
+
+
 class MilvusStore(VectorStore):
     """A Milvus collection fed and searched through an Embedder.
 
@@ -211,11 +302,16 @@ class MilvusStore(VectorStore):
     ``1 - d2 / 2``, which equals the cosine for unit vectors (all the embedder returns).
 
     Other options: ``index_type`` / ``index_params`` (default AUTOINDEX; HNSW, IVF_FLAT, FLAT...),
+    ``token_env`` (the name of a variable holding the token; what ``to_config()`` keeps instead of it),
     ``text_max_length`` (VARCHAR bytes, at most 65535), ``id_max_length``, field names, ``timeout``,
     ``consistency_level`` (Strong by default, so ``count()`` sees what was just written) and
     ``async_client`` (an ``AsyncMilvusClient`` for the async twins; by default one is opened on the same
     URI in each event loop that uses the store).
     """
+
+    settings_class: ClassVar[type[MilvusSettings]] = MilvusSettings
+    kind: ClassVar[str] = "milvus"
+    settings: MilvusSettings
 
     def __init__(
         self,
@@ -225,6 +321,7 @@ class MilvusStore(VectorStore):
         *,
         metric: str = "COSINE",
         token: str | None = None,
+        token_env: str | None = None,
         db_name: str | None = None,
         index_type: str = "AUTOINDEX",
         index_params: Mapping[str, Any] | None = None,
@@ -241,25 +338,28 @@ class MilvusStore(VectorStore):
         use_async_client: bool = True,
     ) -> None:
         super().__init__(embedder)
-        if not isinstance(collection, str) or not collection:
-            raise ConfigurationError(f"collection must be a non-empty str, got {collection!r}")
-        self.collection = collection
-        self.metric = _normalise_metric(metric)
-        for label, n, hi in (("text_max_length", text_max_length, VARCHAR_MAX), ("id_max_length", id_max_length, VARCHAR_MAX)):
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= hi:
-                raise ConfigurationError(f"{label} must be an int in 1..{hi}, got {n!r}")
-        self.text_max_length = text_max_length
-        self.id_max_length = id_max_length
-        self.index_type = index_type
-        self.index_params = dict(index_params or {})
-        self.id_field, self.text_field = id_field, text_field
-        self.metadata_field, self.vector_field = metadata_field, vector_field
-        self.consistency_level = consistency_level
-        self.timeout = timeout
-        if write_batch_size is not None:
-            if isinstance(write_batch_size, bool) or not isinstance(write_batch_size, int) or write_batch_size < 1:
-                raise ConfigurationError(f"write_batch_size must be a positive int, got {write_batch_size!r}")
-            self.write_batch_size = write_batch_size
+        given_uri = os.fspath(uri_or_client) if isinstance(uri_or_client, (str, os.PathLike)) else None
+        self.settings = s = MilvusSettings(
+            uri=given_uri, collection=collection, token_env=token_env, db_name=db_name, metric=metric,
+            index_type=index_type, index_params=dict(index_params or {}), text_max_length=text_max_length,
+            id_max_length=id_max_length, id_field=id_field, text_field=text_field, metadata_field=metadata_field,
+            vector_field=vector_field, consistency_level=consistency_level, timeout=timeout,
+            write_batch_size=write_batch_size, use_async_client=use_async_client,
+        )
+        self.collection = s.collection
+        self.metric = s.metric
+        self.text_max_length = s.text_max_length
+        self.id_max_length = s.id_max_length
+        self.index_type = s.index_type
+        self.index_params = dict(s.index_params)
+        self.id_field, self.text_field = s.id_field, s.text_field
+        self.metadata_field, self.vector_field = s.metadata_field, s.vector_field
+        self.consistency_level = s.consistency_level
+        self.timeout = s.timeout
+        if s.write_batch_size is not None:
+            self.write_batch_size = s.write_batch_size
+        if token is None and token_env:
+            token = secret_from_env(token_env, "the Milvus store's token_env")
 
         self._pymilvus = _import_pymilvus()
         self._token = token or ""
@@ -285,6 +385,13 @@ class MilvusStore(VectorStore):
             self._owns_client = True
         elif isinstance(uri_or_client, self._pymilvus.MilvusClient):
             self.client = uri_or_client
+            known = _client_uri(uri_or_client)  # where the client talks to, for to_config()
+            if known:
+                config = getattr(uri_or_client, "_config", None)
+                try:
+                    self.settings = s.replace(uri=known, db_name=s.db_name or getattr(config, "db_name", None) or None)
+                except ConfigurationError:  # credentials inside the client's URI: it stays without a config
+                    pass
         elif isinstance(uri_or_client, self._pymilvus.AsyncMilvusClient):
             raise ConfigurationError(
                 "pass a MilvusClient (or a URI) as uri_or_client; an AsyncMilvusClient goes in async_client=..."
@@ -329,12 +436,11 @@ class MilvusStore(VectorStore):
         """The collection's vector dimension, once ``ensure_dimension`` has run."""
         return self._dimension
 
-    def __repr__(self) -> str:
-        where = redact_url(self._uri) if self._uri else type(self.client).__name__
-        return (
-            f"MilvusStore(uri={where!r}, collection={self.collection!r}, metric={self.metric!r}, "
-            f"embedder={self.embedder!r})"
-        )
+    @classmethod
+    def from_settings(cls, settings: MilvusSettings, embedder: Embedder) -> MilvusStore:
+        """Open the store ``settings`` describe (the token read from ``token_env``)."""
+        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        return cls(fields.pop("uri"), fields.pop("collection"), embedder, **fields)
 
     def close(self) -> None:
         """Close the client this store opened (a client passed in is left open). ``aclose()`` also
@@ -395,6 +501,17 @@ class MilvusStore(VectorStore):
         self._ensure_loaded()
         self._dimension = dim
         return dim
+
+    def _read_card(self) -> str | None:
+        """The space card, kept as a collection property (``SPACE_CARD_PROPERTY``)."""
+        props = self.client.describe_collection(self.collection, timeout=self.timeout).get("properties") or {}
+        card = props.get(SPACE_CARD_PROPERTY)
+        return card if isinstance(card, str) and card else None
+
+    def _write_card(self, card: str) -> None:
+        self.client.alter_collection_properties(
+            self.collection, properties={SPACE_CARD_PROPERTY: card}, timeout=self.timeout
+        )
 
     def _create(self, dim: int) -> None:
         pm = self._pymilvus
@@ -686,4 +803,4 @@ class MilvusStore(VectorStore):
         self._loaded = False
 
 
-__all__ = ["METRICS", "MilvusStore", "filter_expression", "milvus_rows"]
+__all__ = ["METRICS", "MilvusSettings", "MilvusStore", "collection_dimension", "filter_expression", "milvus_rows"]

@@ -29,12 +29,13 @@ What this adapter does that hand-written glue usually gets wrong:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -46,10 +47,14 @@ from ..errors import (
     MissingDependencyError,
     WriteError,
 )
+from ..settings import check_choice, check_int, check_str
 from ..vectors import to_list
-from .base import Hit, VectorStore, check_ids
+from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
 
 logger = logging.getLogger(__name__)
+
+#: The reserved namespace holding each namespace's space card (qwen_embed_adapters.space).
+SPACE_CARD_NAMESPACE = "__qwen_embed_space__"
 
 #: Pinecone's documented limits (https://docs.pinecone.io/reference/api/database-limits).
 MAX_UPSERT_VECTORS = 1000
@@ -92,6 +97,53 @@ def _tag_value(text: str) -> str:
     return "".join(c for c in text if c.isascii() and c.isprintable())[:120]
 
 
+def index_dimension(index: Any) -> int | None:
+    """An index's dimension from ``describe_index_stats`` (None when it reports none). Used for indexes
+    other tools opened, through ``adapters.spec.store_dimension("pinecone", index)``."""
+    stats = index.describe_index_stats()
+    dim = stats.get("dimension") if isinstance(stats, dict) else getattr(stats, "dimension", None)
+    return int(dim) if dim else None
+
+
+#: where the Pinecone SDK sends control-plane calls unless told otherwise
+DEFAULT_CONTROLLER_HOST = "https://api.pinecone.io"
+
+
+@dataclasses.dataclass(frozen=True)
+class PineconeSettings(StoreSettings):
+    """Everything that opens a ``PineconeStore`` again (``{"store": "pinecone", **fields}`` is its spec):
+    by index ``host``, or by ``index`` name through the control plane (created with the embedder's
+    dimension, ``metric``, ``cloud`` and ``region`` if missing). The key is not a setting: ``api_key_env``
+    names the variable holding it."""
+
+    host: str | None = None
+    index: str | None = None
+    namespace: str = ""
+    api_key_env: str = "PINECONE_API_KEY"
+    controller_host: str | None = None
+    cloud: str = "aws"
+    region: str = "us-east-1"
+    metric: str | None = None
+    max_batch_vectors: int = MAX_UPSERT_VECTORS
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_metadata_bytes: int = MAX_METADATA_BYTES
+
+    def validate(self) -> None:
+        for name in ("host", "index", "controller_host"):
+            check_str(name, getattr(self, name), optional=True)
+        check_str("namespace", self.namespace, empty=True)
+        check_str("api_key_env", self.api_key_env)
+        check_str("cloud", self.cloud)
+        check_str("region", self.region)
+        check_choice("metric", self.metric, METRICS, optional=True)
+        check_int("max_batch_vectors", self.max_batch_vectors, minimum=1, maximum=MAX_UPSERT_VECTORS)
+        check_int("max_request_bytes", self.max_request_bytes, minimum=1, maximum=MAX_REQUEST_BYTES)
+        check_int("max_metadata_bytes", self.max_metadata_bytes, minimum=1, maximum=MAX_METADATA_BYTES)
+
+    def missing_location(self) -> str | None:
+        return None if self.host or self.index else "needs 'host' or 'index'"
+
+
 class PineconeStore(VectorStore):
     """Texts in a Pinecone index: ``add_texts``, ``search``, ``count``, ``delete`` and async twins.
 
@@ -106,12 +158,16 @@ class PineconeStore(VectorStore):
         metric: the index metric when known (informational; scores are Pinecone's).
         max_batch_vectors, max_request_bytes, max_metadata_bytes: Pinecone's limits; lower them
             only to send smaller requests.
+        api_key_env: the variable that holds the key, recorded in ``to_config()`` (never the key).
 
     >>> store = PineconeStore(pc.Index(host=host), FakeEmbedder(dimensions=64), namespace="docs")  # doctest: +SKIP
     >>> store.add_texts(["a text"], metadatas=[{"source": "a.md"}])  # doctest: +SKIP
     """
 
     text_key = "text"
+    settings_class: ClassVar[type[PineconeSettings]] = PineconeSettings
+    kind: ClassVar[str] = "pinecone"
+    settings: PineconeSettings
 
     def __init__(
         self,
@@ -125,21 +181,18 @@ class PineconeStore(VectorStore):
         max_batch_vectors: int = MAX_UPSERT_VECTORS,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_metadata_bytes: int = MAX_METADATA_BYTES,
+        api_key_env: str = "PINECONE_API_KEY",
     ) -> None:
         super().__init__(embedder)
+        host = getattr(index, "host", None)
+        self.settings = PineconeSettings(
+            host=host if isinstance(host, str) and host else None, index=name, namespace=namespace,
+            api_key_env=api_key_env, metric=metric, max_batch_vectors=max_batch_vectors,
+            max_request_bytes=max_request_bytes, max_metadata_bytes=max_metadata_bytes,
+        )
         if index is None or not hasattr(index, "upsert") or not hasattr(index, "query"):
             raise ConfigurationError(
                 f"index must be a Pinecone index handle (pc.Index(host=...)), got {type(index).__name__}"
-            )
-        if not isinstance(namespace, str):
-            raise ConfigurationError(f"namespace must be a str, got {type(namespace).__name__}")
-        if not 1 <= max_batch_vectors <= MAX_UPSERT_VECTORS:
-            raise ConfigurationError(f"max_batch_vectors must be 1..{MAX_UPSERT_VECTORS}, got {max_batch_vectors}")
-        if not 1 <= max_request_bytes <= MAX_REQUEST_BYTES:
-            raise ConfigurationError(f"max_request_bytes must be 1..{MAX_REQUEST_BYTES}, got {max_request_bytes}")
-        if not 1 <= max_metadata_bytes <= MAX_METADATA_BYTES:
-            raise ConfigurationError(
-                f"max_metadata_bytes must be 1..{MAX_METADATA_BYTES}, got {max_metadata_bytes}"
             )
         self.index = index
         self.namespace = namespace
@@ -153,12 +206,27 @@ class PineconeStore(VectorStore):
         self.max_metadata_bytes = max_metadata_bytes
         self._owns_index = False
 
-    def __repr__(self) -> str:
-        kind = "async" if self.is_async else "sync"
-        return (
-            f"PineconeStore(name={self._name!r}, namespace={self.namespace!r}, "
-            f"dimension={self._dimension}, {kind}, embedder={self.embedder.model!r})"
-        )
+    def _repr_state(self) -> dict[str, Any]:
+        return {"dimension": self._dimension, "is_async": self.is_async}
+
+    @classmethod
+    def from_settings(cls, settings: PineconeSettings, embedder: Embedder) -> PineconeStore:
+        """Open the store ``settings`` describe: the index at ``host``, else the index named ``index``
+        through the control plane (created if missing). The key comes from ``$api_key_env``."""
+        pinecone = _require_pinecone("PineconeStore.from_config")
+        key = secret_from_env(settings.api_key_env, "the pinecone store")
+        limits: dict[str, Any] = {"max_batch_vectors": settings.max_batch_vectors, "max_request_bytes": settings.max_request_bytes,
+                  "max_metadata_bytes": settings.max_metadata_bytes, "api_key_env": settings.api_key_env}
+        if settings.host:
+            store = cls(pinecone.Pinecone(api_key=key).Index(host=settings.host), embedder,
+                        namespace=settings.namespace, name=settings.index, metric=settings.metric, **limits)
+        else:
+            assert settings.index is not None  # from_config checked the location
+            pc = pinecone.Pinecone(api_key=key, **({"host": settings.controller_host} if settings.controller_host else {}))
+            store = cls.create(pc, settings.index, embedder, metric=settings.metric or "cosine", cloud=settings.cloud,
+                               region=settings.region, namespace=settings.namespace, **limits)
+        store.settings = settings  # as asked (create() learns the host, which the config need not name)
+        return store
 
     @property
     def name(self) -> str:
@@ -207,7 +275,8 @@ class PineconeStore(VectorStore):
                     raise
                 desc = pc.describe_index(name)
         cls._check_existing(desc, name, embedder, dim, metric)
-        return cls._opened(pc.Index(host=desc.host), embedder, name, dim, metric, namespace, store_kwargs)
+        store = cls._opened(pc.Index(host=desc.host), embedder, name, dim, metric, namespace, store_kwargs)
+        return store._record_control_plane(pc, cloud, region)
 
     @classmethod
     async def acreate(
@@ -241,7 +310,8 @@ class PineconeStore(VectorStore):
                     raise
                 desc = await pc.describe_index(name)
         cls._check_existing(desc, name, embedder, dim, metric)
-        return cls._opened(await pc.index(host=desc.host), embedder, name, dim, metric, namespace, store_kwargs)
+        store = cls._opened(await pc.index(host=desc.host), embedder, name, dim, metric, namespace, store_kwargs)
+        return store._record_control_plane(pc, cloud, region)
 
     @classmethod
     def _create_body(
@@ -266,6 +336,15 @@ class PineconeStore(VectorStore):
         store._owns_index = True
         store._checked = True
         return store
+
+    def _record_control_plane(self, pc: Any, cloud: str, region: str) -> PineconeStore:
+        """After ``create``: open by name again (not by host) through the same control plane."""
+        controller = getattr(getattr(pc, "config", None), "host", None)
+        self.settings = self.settings.replace(
+            host=None, cloud=cloud, region=region,
+            controller_host=controller if isinstance(controller, str) and controller != DEFAULT_CONTROLLER_HOST else None,
+        )
+        return self
 
     @staticmethod
     def _check_create_args(name: str, embedder: Embedder, metric: str) -> int:
@@ -365,6 +444,52 @@ class PineconeStore(VectorStore):
             stats = await self.index.describe_index_stats()
             return self._compare_dimension(stats.dimension)
         return self._compare_dimension(self._dimension)
+
+    # ---------------------------------------------------------------- the space card
+    # The card lives in a reserved namespace, one record per user namespace, so user queries, counts and
+    # deletes (all namespace-scoped) never see it. Its values are a unit vector (Pinecone refuses all-zero
+    # dense vectors); the card is its metadata (about 6 KB; Pinecone allows 40 KB per record).
+    def _card_id(self) -> str:
+        return f"card:{self.namespace or '__default__'}"
+
+    def _card_record(self, card: str) -> dict[str, Any]:
+        dim = self._dimension or self.embedder.dimension
+        return {"id": self._card_id(), "values": [1.0] + [0.0] * (dim - 1), "metadata": {"card": card}}
+
+    def _card_from(self, response: Any) -> str | None:
+        vectors = getattr(response, "vectors", None)
+        if vectors is None and isinstance(response, Mapping):
+            vectors = response.get("vectors")
+        record = (vectors or {}).get(self._card_id())
+        meta = getattr(record, "metadata", None) if record is not None else None
+        if meta is None and isinstance(record, Mapping):
+            meta = record.get("metadata")
+        card = (meta or {}).get("card")
+        return card if isinstance(card, str) and card else None
+
+    def _read_card(self) -> str | None:
+        if not hasattr(self.index, "fetch"):
+            return None  # an index object without fetch (a test double): the card lives in memory
+        return self._card_from(self.index.fetch(ids=[self._card_id()], namespace=SPACE_CARD_NAMESPACE))
+
+    def _write_card(self, card: str) -> None:
+        super()._write_card(card)
+        if hasattr(self.index, "fetch"):
+            self.index.upsert(vectors=[self._card_record(card)], namespace=SPACE_CARD_NAMESPACE)
+
+    async def _aread_card(self) -> str | None:
+        if not self.is_async:
+            return await asyncio.to_thread(self._read_card)
+        if not hasattr(self.index, "fetch"):
+            return None
+        return self._card_from(await self.index.fetch(ids=[self._card_id()], namespace=SPACE_CARD_NAMESPACE))
+
+    async def _awrite_card(self, card: str) -> None:
+        if not self.is_async:
+            return await asyncio.to_thread(self._write_card, card)
+        self._memory_card = card
+        if hasattr(self.index, "fetch"):
+            await self.index.upsert(vectors=[self._card_record(card)], namespace=SPACE_CARD_NAMESPACE)
 
     # ---------------------------------------------------------------- validation and requests
     def _full_metadata(self, text: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -565,4 +690,4 @@ class PineconeStore(VectorStore):
         return found
 
 
-__all__ = ["PineconeStore"]
+__all__ = ["PineconeSettings", "PineconeStore", "index_dimension"]

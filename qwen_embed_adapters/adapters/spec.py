@@ -1,4 +1,4 @@
-"""Plain specs -> vector stores: ``store_from_spec(spec, embedder)`` with a URI or a dict.
+"""The one store registry, and plain specs -> vector stores: ``store_from_spec(spec, embedder)``.
 
     from qwen_embed_adapters.adapters.spec import store_from_spec
 
@@ -10,41 +10,92 @@
     store = store_from_spec("faiss:///data/faiss-kb", embedder)                  # FaissStore(path=...)
     store = store_from_spec({"store": "milvus", "uri": "./kb.db", "collection": "kb"}, embedder)
 
-``parse_store_spec`` turns either form into the plain dict (every key filled in) that
-``store_from_spec`` builds from: JSON-safe, free of secrets, fit to ship to another process.
-Credentials never go into a spec: a spec names the environment variable that holds them
-(``token_env`` for Milvus, ``api_key_env`` for Pinecone, default ``PINECONE_API_KEY``).
+``parse_store_spec`` turns either form into the plain dict (every setting filled in) that
+``store_from_spec`` builds from, the same dict ``store.to_config()`` gives: JSON-safe, free of secrets, fit
+to ship to another process. Its keys are the fields of the store's settings dataclass (``MilvusSettings``,
+``ChromaSettings``, ``PineconeSettings``, ``FaissSettings``). Credentials never go into a spec: a spec
+names the environment variable that holds them (``token_env`` for Milvus, ``api_key_env`` for Pinecone,
+default ``PINECONE_API_KEY``). URI query values are read as the setting's type
+(``faiss:kb?hnsw_m=16``, ``milvus:kb.db?use_async_client=false``).
 
-Stores are registered by name in ``STORES``; a new store is its module plus one entry there.
-A relative path is written without slashes (``milvus:kb.db``, ``faiss:indexes/kb``).
+``STORES`` is the only place a store is declared: its store class (and through it its settings), its
+URI parser, whether it is local to one process, how the width of a collection is read from the
+database's own client object, and the CLI's ``--uri`` / ``--collection`` / extra flags for it. The CLI,
+``ray.py`` and the framework wrappers read it. A relative path is written without slashes
+(``milvus:kb.db``, ``faiss:indexes/kb``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
-from ..errors import ConfigurationError, MissingDependencyError
+from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ..embedder import Embedder
-    from .base import VectorStore
+    from .base import StoreSettings, VectorStore
 
 _SECRET_KEYS = ("token", "api_key", "apikey", "key", "password", "secret")
 
 
 @dataclass(frozen=True)
-class StoreKind:
-    """One registered store: its spec keys with their defaults, a URI parser and a builder."""
+class CliFlag:
+    """A store's own CLI flag: ``--flag VALUE`` sets the setting ``setting`` (its default, the setting's)."""
 
-    defaults: Mapping[str, Any]
+    flag: str
+    setting: str
+    help: str
+    metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreKind:
+    """One registered store.
+
+    ``store_class`` imports the store's module (lazily: its SDK stays unimported until used) and returns
+    its ``VectorStore`` class, whose ``settings_class`` gives the spec's keys and defaults and whose
+    ``from_config`` builds it. ``from_uri`` turns a parsed URI into settings. ``dimension_of(handle,
+    name=None, field=None)`` reads the vector width a database object holds (a Chroma collection, a
+    ``MilvusClient`` and collection name, a Pinecone index), None when it holds none yet.
+    """
+
+    store_class: Callable[[], type[VectorStore]]
     from_uri: Callable[[SplitResult, str, dict[str, str]], dict[str, Any]]
-    build: Callable[[dict[str, Any], Embedder], VectorStore]
-    check: Callable[[dict[str, Any]], str | None] = lambda spec: None
+    dimension_of: Callable[..., int | None] | None = None
+    #: one process only (an in-memory index saved to a folder): Ray workers cannot write into it
+    local_only: bool = False
+    #: the CLI: which setting ``--uri`` fills and its default, which setting ``--collection`` fills
+    uri_setting: str | None = None
+    default_uri: str | None = None
+    uri_help: str = ""
+    collection_setting: str | None = None
+    flags: tuple[CliFlag, ...] = ()
+    #: ``qwen-embed demo``: (folder under the demo's directory, what it is) for a store needing no server
+    embedded: tuple[str, str] | None = None
+
+    @property
+    def settings_class(self) -> type[StoreSettings]:
+        cls = self.store_class().settings_class
+        assert cls is not None, "a registered store declares its settings"
+        return cls
+
+    def defaults(self) -> dict[str, Any]:
+        """Every setting with its default (None where a setting has no default)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self.settings_class):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+            else:
+                out[f.name] = None
+        return out
 
 
 def redact_spec(spec: Any) -> str:
@@ -135,102 +186,105 @@ def _faiss_uri(parts: SplitResult, transport: str, query: dict[str, str]) -> dic
     return {"path": _local_path(parts), **query}
 
 
-# ---------------------------------------------------------------------------- builders
-def _env_secret(var: str, what: str) -> str:
-    value = os.environ.get(var, "")
-    if not value:
-        raise ConfigurationError(f"{what} needs a key in ${var}, which is not set (or name another variable)")
-    return value
-
-
-def _build_milvus(spec: dict[str, Any], embedder: Embedder) -> VectorStore:
+# ---------------------------------------------------------------------------- the stores
+def _milvus() -> type[VectorStore]:
     from .milvus import MilvusStore
 
-    token = _env_secret(spec["token_env"], "the milvus store's token_env") if spec["token_env"] else None
-    kwargs: dict[str, Any] = {"metric": spec["metric"], "token": token}
-    if spec["db_name"]:
-        kwargs["db_name"] = spec["db_name"]
-    return MilvusStore(spec["uri"], spec["collection"], embedder, **kwargs)
+    return MilvusStore
 
 
-def chroma_client(uri: str) -> Any:
-    """``chromadb.HttpClient`` for an http(s) URL, else ``chromadb.PersistentClient(path=uri)``."""
-    try:
-        import chromadb
-    except ImportError:
-        raise MissingDependencyError("chromadb", "chroma", "the chroma store") from None
-    if uri.startswith(("http://", "https://")):
-        parts = urlsplit(uri)
-        return chromadb.HttpClient(host=parts.hostname or "localhost",
-                                   port=parts.port or (443 if parts.scheme == "https" else 8000),
-                                   ssl=parts.scheme == "https")
-    return chromadb.PersistentClient(path=uri)
-
-
-def _build_chroma(spec: dict[str, Any], embedder: Embedder) -> VectorStore:
+def _chroma() -> type[VectorStore]:
     from .chroma import ChromaStore
 
-    return ChromaStore(chroma_client(str(spec["uri"])), spec["collection"], embedder)
+    return ChromaStore
 
 
-def _build_pinecone(spec: dict[str, Any], embedder: Embedder) -> VectorStore:
+def _pinecone() -> type[VectorStore]:
     from .pinecone import PineconeStore
 
-    try:
-        from pinecone import Pinecone
-    except ImportError:
-        raise MissingDependencyError("pinecone", "pinecone", "the pinecone store") from None
-    key = _env_secret(spec["api_key_env"], "the pinecone store")
-    if spec["host"]:
-        index = Pinecone(api_key=key).Index(host=spec["host"])
-        return PineconeStore(index, embedder, namespace=spec["namespace"], name=spec["index"] or None)
-    pc = Pinecone(api_key=key, host=spec["controller_host"]) if spec["controller_host"] else Pinecone(api_key=key)
-    return PineconeStore.create(pc, spec["index"], embedder, cloud=spec["cloud"], region=spec["region"],
-                                namespace=spec["namespace"])
+    return PineconeStore
 
 
-def _build_faiss(spec: dict[str, Any], embedder: Embedder) -> VectorStore:
+def _faiss() -> type[VectorStore]:
     from .faiss import FaissStore
 
-    return FaissStore(embedder, path=spec["path"], metric=spec["metric"], index=spec["index"])
+    return FaissStore
 
 
-_CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+def _milvus_dimension(client: Any, name: str | None = None, field: str | None = None) -> int | None:
+    from .milvus import collection_dimension
+
+    return collection_dimension(client, name or "", field)
 
 
-def _check_chroma(spec: dict[str, Any]) -> str | None:
-    if not spec.get("uri"):
-        return "needs 'uri'"
-    name = spec.get("collection")
-    if not isinstance(name, str) or not _CHROMA_NAME.fullmatch(name):
-        return (f"takes collection names of 3-512 characters from [a-zA-Z0-9._-], starting and ending with a "
-                f"letter or digit; got {name!r}")
-    return None
+def _chroma_dimension(collection: Any, name: str | None = None, field: str | None = None) -> int | None:
+    from .chroma import collection_dimension
+
+    return collection_dimension(collection)
 
 
-def _needs(*keys: str) -> Callable[[dict[str, Any]], str | None]:
-    def check(spec: dict[str, Any]) -> str | None:
-        if any(spec.get(k) for k in keys):
-            return None
-        return "needs " + " or ".join(repr(k) for k in keys)
+def _pinecone_dimension(index: Any, name: str | None = None, field: str | None = None) -> int | None:
+    from .pinecone import index_dimension
 
-    return check
+    return index_dimension(index)
 
+
+#: the store the CLI uses when none is named (``--store``, ``$QWEN_EMBED_STORE``)
+DEFAULT_STORE = "milvus"
 
 #: store name (the URI scheme before any ``+transport``, or the dict's ``"store"``) -> its kind.
 STORES: dict[str, StoreKind] = {
-    "milvus": StoreKind({"uri": None, "collection": "documents", "token_env": None, "db_name": None,
-                         "metric": "COSINE"}, _milvus_uri, _build_milvus, _needs("uri")),
-    "chroma": StoreKind({"uri": None, "collection": "documents"}, _chroma_uri, _build_chroma, _check_chroma),
-    "pinecone": StoreKind({"host": None, "index": None, "namespace": "", "api_key_env": "PINECONE_API_KEY",
-                           "controller_host": None, "cloud": "aws", "region": "us-east-1"},
-                          _pinecone_uri, _build_pinecone, _needs("host", "index")),
-    "faiss": StoreKind({"path": None, "metric": "cosine", "index": "flat"}, _faiss_uri, _build_faiss,
-                       _needs("path")),
+    "milvus": StoreKind(
+        _milvus, _milvus_uri, _milvus_dimension,
+        uri_setting="uri", default_uri="./qwen_embed.db", collection_setting="collection",
+        uri_help="milvus: a Milvus Lite .db path or http://host:19530", embedded=("demo.db", "Milvus Lite"),
+    ),
+    "chroma": StoreKind(
+        _chroma, _chroma_uri, _chroma_dimension,
+        uri_setting="uri", default_uri="./chroma_db", collection_setting="collection",
+        uri_help="chroma: a directory or http://host:8000", embedded=("chroma", "persistent Chroma"),
+    ),
+    "pinecone": StoreKind(
+        _pinecone, _pinecone_uri, _pinecone_dimension,
+        uri_setting="controller_host", collection_setting="index", uri_help="pinecone: optional control-plane host",
+        flags=(
+            CliFlag("--namespace", "namespace", "pinecone namespace"),
+            CliFlag("--pinecone-api-key-env", "api_key_env", "environment variable with the Pinecone key", "VAR"),
+            CliFlag("--cloud", "cloud", "pinecone: cloud of a new serverless index"),
+            CliFlag("--region", "region", "pinecone: region of a new index"),
+        ),
+    ),
+    "faiss": StoreKind(
+        _faiss, _faiss_uri, local_only=True, uri_setting="path", default_uri="./faiss_index",
+        uri_help="faiss: a folder",
+    ),
 }
 
 
 # ---------------------------------------------------------------------------- public
+def _typed(field: dataclasses.Field[Any], raw: str) -> Any:
+    """A URI query value as the setting's type (annotations are strings: ``int | None``)."""
+    ann = str(field.type)
+    if raw == "" and "None" in ann:
+        return None
+    if ann.startswith("bool"):
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{field.name}={raw!r} is not true or false")
+    try:
+        if ann.startswith("int"):
+            return int(raw)
+        if ann.startswith("float"):
+            return float(raw)
+        if ann.startswith("Mapping"):
+            return json.loads(raw)
+    except ValueError:
+        raise ValueError(f"{field.name}={raw!r} is not {ann.split(' |')[0]}") from None
+    return raw
+
+
 def _dict_from_uri(spec: str) -> dict[str, Any]:
     try:
         parts = urlsplit(spec.strip())
@@ -242,18 +296,22 @@ def _dict_from_uri(spec: str) -> dict[str, Any]:
     if parts.username or parts.password:
         raise _bad(spec, "credentials do not belong in a spec: put them in an environment variable and name it "
                          "(?token_env=VAR for milvus, ?api_key_env=VAR for pinecone)")
+    kind = STORES[name]
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    fields = {f.name: f for f in dataclasses.fields(kind.settings_class)}
     try:
-        return {"store": name, **STORES[name].from_uri(parts, transport, query)}
+        typed = {k: _typed(fields[k], v) if k in fields else v for k, v in query.items()}
+        return {"store": name, **kind.from_uri(parts, transport, typed)}
     except ValueError as exc:
         raise _bad(spec, str(exc)) from None
 
 
 def parse_store_spec(spec: str | Mapping[str, Any]) -> dict[str, Any]:
-    """The plain dict (``"store"`` plus every key of that store, defaults filled in) a URI or dict stands for.
+    """The plain dict (``"store"`` plus every setting of that store, defaults filled in) a URI or dict
+    stands for; ``store.to_config()`` gives the same shape.
 
     Raises ConfigurationError naming the spec (credentials redacted) on an unknown store, an unknown key,
-    a credential inside the spec, or a missing location.
+    a bad value, a credential inside the spec, or a missing location.
     """
     if isinstance(spec, str):
         raw = _dict_from_uri(spec)
@@ -265,17 +323,17 @@ def parse_store_spec(spec: str | Mapping[str, Any]) -> dict[str, Any]:
     kind = STORES.get(name) if isinstance(name, str) else None
     if kind is None:
         raise _bad(spec, f"unknown store {name!r}; expected one of {', '.join(STORES)}")
-    secrets = sorted(k for k in raw if k.lower() in _SECRET_KEYS)
+    secrets = sorted(k for k in raw if isinstance(k, str) and k.lower() in _SECRET_KEYS)
     if secrets:
         raise _bad(spec, f"{secrets} would put a credential in the spec: set an environment variable and name it instead")
-    unknown = sorted(set(raw) - set(kind.defaults))
-    if unknown:
-        raise _bad(spec, f"unknown {name} setting(s) {unknown}; known: {sorted(kind.defaults)}")
-    out = {"store": name, **kind.defaults, **raw}
-    why = kind.check(out)
+    try:
+        settings = kind.settings_class.from_config(raw, what=f"{name} store")
+    except ConfigurationError as exc:
+        raise _bad(spec, str(exc)) from None
+    why = settings.missing_location()
     if why:
         raise _bad(spec, f"the {name} store {why}")
-    return out
+    return {"store": name, **settings.to_config()}
 
 
 def store_from_spec(spec: str | Mapping[str, Any], embedder: Embedder) -> VectorStore:
@@ -284,4 +342,31 @@ def store_from_spec(spec: str | Mapping[str, Any], embedder: Embedder) -> Vector
     >>> store = store_from_spec("milvus:///tmp/kb.db?collection=kb", embedder)  # doctest: +SKIP
     """
     plain = parse_store_spec(spec)
-    return STORES[plain["store"]].build(plain, embedder)
+    return STORES[plain["store"]].store_class().from_config(plain, embedder)
+
+
+def store_dimension(store: str, handle: Any, name: str | None = None, field: str | None = None) -> int | None:
+    """The vector width ``handle`` (a database client object of the store ``store``) holds, read the way
+    that store's entry in ``STORES`` declares; None when it holds none yet."""
+    kind = STORES.get(store)
+    if kind is None or kind.dimension_of is None:
+        raise ConfigurationError(f"no way to read a {store!r} store's dimension is registered")
+    return kind.dimension_of(handle, name, field)
+
+
+def is_local_only(spec: str | Mapping[str, Any]) -> bool:
+    """True when the store a spec names lives in one process (Ray workers cannot write into it)."""
+    return STORES[parse_store_spec(spec)["store"]].local_only
+
+
+__all__ = [
+    "DEFAULT_STORE",
+    "STORES",
+    "CliFlag",
+    "StoreKind",
+    "is_local_only",
+    "parse_store_spec",
+    "redact_spec",
+    "store_dimension",
+    "store_from_spec",
+]

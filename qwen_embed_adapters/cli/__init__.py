@@ -101,7 +101,7 @@ def _add_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     from .options import add_engine_args, add_store_args
 
     p = sub.add_parser(
-        "ingest", help="chunk .txt/.md/.jsonl files and ingest them into chroma, milvus, pinecone or faiss",
+        "ingest", help="chunk .txt/.md/.jsonl files and ingest them into a vector store (--store)",
         formatter_class=_RAW,
         description="Chunk files by paragraphs under a token limit, embed and store them. Ids are content "
                     "hashes (or the JSONL 'id'), so running the same command again stores only what is missing.",
@@ -215,7 +215,11 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
   qwen-embed demo --model /models/Qwen3-Embedding-0.6B
 """,
     )
-    p.add_argument("--store", choices=("milvus", "chroma"), default="milvus", help="embedded store [milvus]")
+    from ..adapters.spec import DEFAULT_STORE, STORES
+
+    embedded = tuple(name for name, kind in STORES.items() if kind.embedded)
+    default = DEFAULT_STORE if DEFAULT_STORE in embedded else embedded[0]
+    p.add_argument("--store", choices=embedded, default=default, help=f"embedded store [{default}]")
     p.add_argument("--path", default=None, help="keep the index in this directory [a temporary one]")
     p.add_argument("--model", default=None, help="model folder or hub id [Qwen/Qwen3-Embedding-0.6B]")
     p.add_argument("--device", default="auto", help="cuda, mps, cpu or auto [auto]")
@@ -259,3 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     code: int = func(args)
     return code
 
+
+
+__all__ = ["Registrar", "build_parser", "main"]

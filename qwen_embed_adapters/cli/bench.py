@@ -30,3 +30,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         close_quietly(embedder)
+
+
+__all__ = [
+    "run",
+]

@@ -102,14 +102,14 @@ def _embedder(args: argparse.Namespace) -> tuple[Embedder, bool]:
 
 
 def _open_store(kind: str, root: Path, collection: str, embedder: Embedder) -> tuple[VectorStore, str]:
-    """(store, where it lives) for ``--store`` under ``root``."""
-    from ..adapters.spec import store_from_spec
+    """(store, where it lives) for ``--store`` under ``root`` (a store ``STORES`` marks as embedded)."""
+    from ..adapters.spec import STORES, store_from_spec
 
-    if kind == "chroma":
-        spec = {"store": "chroma", "uri": str(root / "chroma"), "collection": collection}
-        return store_from_spec(spec, embedder), f"persistent Chroma at {root / 'chroma'}"
-    spec = {"store": "milvus", "uri": str(root / "demo.db"), "collection": collection}
-    return store_from_spec(spec, embedder), f"Milvus Lite at {root / 'demo.db'}"
+    entry = STORES[kind]
+    assert entry.embedded is not None and entry.uri_setting and entry.collection_setting
+    folder, what = entry.embedded
+    spec = {"store": kind, entry.uri_setting: str(root / folder), entry.collection_setting: collection}
+    return store_from_spec(spec, embedder), f"{what} at {root / folder}"
 
 
 def _show(store: VectorStore, queries: list[str] | tuple[str, ...], top_k: int) -> None:
@@ -177,3 +177,17 @@ def run(args: argparse.Namespace) -> int:
         close_quietly(store, embedder)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+__all__ = [
+    "DEFAULT_QUERIES",
+    "EN_FALLBACK",
+    "FALLBACK_NAME",
+    "QWEN_MODEL",
+    "ZH_FALLBACK",
+    "ZH_HINT",
+    "chinese_locale",
+    "fallback_model_path",
+    "load_demo_embedder",
+    "run",
+]

@@ -26,9 +26,9 @@ def _read_lines(src: TextIO) -> Iterator[Item]:
 
 
 def _read_jsonl(src: TextIO, name: str) -> Iterator[Item]:
-    from ..ingest import _json_lines
+    from ..ingest import json_lines
 
-    for lineno, obj in _json_lines(src, name):
+    for lineno, obj in json_lines(src, name):
         if isinstance(obj, str):
             yield None, obj
         elif isinstance(obj, dict) and isinstance(obj.get("text"), str):
@@ -107,3 +107,10 @@ def run(args: argparse.Namespace) -> int:
         if src is not sys.stdin:
             src.close()
         close_quietly(embedder)
+
+
+__all__ = [
+    "Embed",
+    "Item",
+    "run",
+]

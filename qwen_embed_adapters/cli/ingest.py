@@ -75,3 +75,8 @@ def _run_on_ray(args: argparse.Namespace, files: list[Path], embedder: Embedder)
     else:
         print(f"{len(files)} files -> {store_spec(args)['store']} on Ray: {report}")
     return 0
+
+
+__all__ = [
+    "run",
+]

@@ -4,7 +4,8 @@ and the embedder and store they stand for.
 The engine is chosen by flags, then environment: ``--base-url``/``$QWEN_EMBED_BASE_URL`` means a remote
 OpenAI-compatible endpoint, otherwise the in-process engine loads ``--model``/``$QWEN_EMBED_MODEL``.
 The store is a spec (``--store-spec URI``) or the flags ``--store``/``--uri``/``--collection``/...,
-which are translated into one; ``adapters.spec.store_from_spec`` builds it.
+which are translated into one; ``adapters.spec.store_from_spec`` builds it. Which stores there are, their
+default locations and their own flags come from ``adapters.spec.STORES``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from ..embedder import Embedder
 
 ENGINES = ("auto", "remote", "local", "fake")
-STORES = ("chroma", "milvus", "pinecone", "faiss")
-DEFAULT_URIS = {"milvus": "./qwen_embed.db", "chroma": "./chroma_db", "faiss": "./faiss_index"}
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -48,25 +47,28 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
-    """``--store``, ``--uri``, ``--collection``, Pinecone's settings and ``--store-spec``."""
+    """``--store``, ``--uri``, ``--collection``, each store's own flags and ``--store-spec`` (from ``STORES``)."""
+    from ..adapters.spec import DEFAULT_STORE, STORES
+
     g = p.add_argument_group("vector store")
-    g.add_argument("--store", choices=STORES, default=os.environ.get("QWEN_EMBED_STORE") or "milvus",
-                   help="which database [$QWEN_EMBED_STORE; default milvus]")
-    g.add_argument("--uri", default=None,
-                   help="milvus: a Milvus Lite .db path or http://host:19530 [./qwen_embed.db]; "
-                        "chroma: a directory or http://host:8000 [./chroma_db]; "
-                        "pinecone: optional control-plane host; faiss: a folder [./faiss_index]")
+    g.add_argument("--store", choices=tuple(STORES), default=os.environ.get("QWEN_EMBED_STORE") or DEFAULT_STORE,
+                   help=f"which database [$QWEN_EMBED_STORE; default {DEFAULT_STORE}]")
+    g.add_argument("--uri", default=None, help="; ".join(
+        k.uri_help + (f" [{k.default_uri}]" if k.default_uri else "") for k in STORES.values() if k.uri_setting))
+    named = [n for n, k in STORES.items() if k.collection_setting]
     g.add_argument("--collection", default="documents",
-                   help="collection (Milvus, Chroma) or index (Pinecone) name [documents]; unused by faiss")
-    g.add_argument("--namespace", default="", help="pinecone namespace [\"\"]")
-    g.add_argument("--pinecone-api-key-env", default="PINECONE_API_KEY", metavar="VAR",
-                   help="environment variable with the Pinecone key [PINECONE_API_KEY]")
-    g.add_argument("--cloud", default="aws", help="pinecone: cloud of a new serverless index [aws]")
-    g.add_argument("--region", default="us-east-1", help="pinecone: region of a new index [us-east-1]")
+                   help=f"collection or index name ({', '.join(named)}) [documents]")
+    seen: set[str] = set()
+    for kind in STORES.values():
+        defaults = kind.defaults() if kind.flags else {}
+        for f in kind.flags:
+            if f.flag not in seen:
+                seen.add(f.flag)
+                g.add_argument(f.flag, default=None, metavar=f.metavar, help=f"{f.help} [{defaults[f.setting]!r}]")
     g.add_argument("--store-spec", default=None, metavar="URI",
                    help="the whole store as one spec, e.g. milvus:///data/kb.db?collection=kb, "
                         "chroma+http://host:8000/kb, pinecone://INDEX-HOST?namespace=x, faiss:///data/kb; "
-                        "wins over --store/--uri/--collection and pinecone's flags")
+                        "wins over --store/--uri/--collection and the stores' own flags")
 
 
 def _env_int(name: str) -> int | None:
@@ -111,20 +113,22 @@ def build_embedder(args: argparse.Namespace) -> Embedder:
 
 def store_spec(args: argparse.Namespace) -> dict[str, Any]:
     """The plain store spec the flags stand for (``--store-spec`` wins over ``--store``/``--uri``/...)."""
-    from ..adapters.spec import parse_store_spec
+    from ..adapters.spec import STORES, parse_store_spec
 
     if getattr(args, "store_spec", None):
         return parse_store_spec(args.store_spec)
-    uri = args.uri or DEFAULT_URIS.get(args.store)
-    if args.store == "faiss":
-        return parse_store_spec({"store": "faiss", "path": uri})
-    if args.store == "pinecone":
-        return parse_store_spec({
-            "store": "pinecone", "index": args.collection, "controller_host": args.uri or None,
-            "namespace": args.namespace, "api_key_env": args.pinecone_api_key_env,
-            "cloud": args.cloud, "region": args.region,
-        })
-    return parse_store_spec({"store": args.store, "uri": uri, "collection": args.collection})
+    kind = STORES[args.store]
+    spec: dict[str, Any] = {"store": args.store}
+    uri = args.uri or kind.default_uri
+    if kind.uri_setting and uri is not None:
+        spec[kind.uri_setting] = uri
+    if kind.collection_setting:
+        spec[kind.collection_setting] = args.collection
+    for f in kind.flags:
+        value = getattr(args, f.flag.lstrip("-").replace("-", "_"), None)
+        if value is not None:
+            spec[f.setting] = value
+    return parse_store_spec(spec)
 
 
 def open_store(args: argparse.Namespace, embedder: Embedder) -> VectorStore:
@@ -139,3 +143,15 @@ def save_if_local(store: Any) -> None:
     save = getattr(store, "save", None)
     if callable(save) and getattr(store, "path", None) is not None:
         save()
+
+
+__all__ = [
+    "ENGINES",
+    "add_engine_args",
+    "add_store_args",
+    "build_embedder",
+    "engine_config",
+    "open_store",
+    "save_if_local",
+    "store_spec",
+]

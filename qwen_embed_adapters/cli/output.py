@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import QwenEmbedError
+from ..errors import DimensionMismatchError, QwenEmbedError, VectorSpaceMismatchError
 
 if TYPE_CHECKING:
     from ..adapters.base import Hit
@@ -45,8 +45,13 @@ def close_quietly(*things: Any) -> None:
             logger.debug("closing %r failed: %s", t, exc)
 
 
+#: exit code of a command refused because the embedder does not fit the collection (width or vector space)
+EXIT_MISMATCH = 3
+
+
 def friendly(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn the library's errors into one ``error: ...`` line and exit code 1 (130 on Ctrl-C)."""
+    """Turn the library's errors into one ``error: ...`` line and exit code 1 (3 when the embedder does not fit
+    the collection: EXIT_MISMATCH; 130 on Ctrl-C)."""
 
     @functools.wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
@@ -55,6 +60,14 @@ def friendly(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except VectorSpaceMismatchError as exc:
+            # One line naming the fix: the collection is fine, the embedder gives other vectors.
+            print(f"error: {exc.args[0].split(' (')[0]}. The embedder gives other vectors than the collection "
+                  "holds; run `qwen-embed doctor --reference MODEL_DIR` against it (docs/space.md)", file=sys.stderr)
+            return EXIT_MISMATCH
+        except DimensionMismatchError as exc:
+            print(f"error: {exc}. Use the embedder and --dimensions the collection was made with", file=sys.stderr)
+            return EXIT_MISMATCH
         except QwenEmbedError as exc:  # IngestError included: its message counts what was not written
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -63,3 +76,11 @@ def friendly(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             return 1
 
     return wrapper
+
+
+__all__ = [
+    "EXIT_MISMATCH",
+    "close_quietly",
+    "format_hits",
+    "friendly",
+]

@@ -32,3 +32,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         close_quietly(store, embedder)
+
+
+__all__ = [
+    "run",
+]

@@ -66,3 +66,9 @@ def run(args: argparse.Namespace) -> int:
     run_server(app, host=args.host, port=args.port, log_level=args.log_level,
                graceful_timeout=args.graceful_timeout)
     return 0
+
+
+__all__ = [
+    "SERVE_API_KEY_ENV",
+    "run",
+]

@@ -10,7 +10,7 @@ torch and transformers are imported when a LocalEmbedder is built, never when th
 
 from __future__ import annotations
 
-from .embedder import BACKENDS, LocalEmbedder
+from .embedder import BACKENDS, LocalEmbedder, LocalEmbedderSettings
 from .files import DEFAULT_MODEL, MODEL_ENV, PoolingSpec, read_pooling_spec, resolve_model_path
 from .runtime_torch import (
     TorchRuntime,
@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "MODEL_ENV",
     "LocalEmbedder",
+    "LocalEmbedderSettings",
     "PoolingSpec",
     "TokenPipeline",
     "TorchRuntime",

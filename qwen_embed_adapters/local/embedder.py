@@ -8,6 +8,7 @@ finds the model and reads its folder, ``tokens`` tokenises, pads and plans batch
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import re
@@ -18,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from .. import models
-from ..embedder import Batch, Embedder
-from ..errors import ConfigurationError, InvalidInputError
+from ..embedder import Batch, EmbedderSettings, SettingsEmbedder
+from ..errors import InvalidInputError
+from ..settings import check_bool, check_choice, check_int, check_str
 from ..vectors import as_text_list
 from .files import DEFAULT_MODEL, MODEL_ENV, read_pooling_spec, resolve_model_path
 from .tokens import (
-    ACCELERATOR_BATCH_TOKENS,
     TokenPipeline,
     default_batch_tokens,
     find_pad_id,
@@ -38,19 +39,40 @@ _QWEN3_PROMPT_RE = re.compile(r"^Instruct: (?P<task>.*)\nQuery:$", re.DOTALL)
 BACKENDS = ("torch",)
 
 
-def _check_settings(max_length: Any, max_batch_tokens: Any, padding_side: Any, backend: Any) -> None:
-    for name, value in (("max_length", max_length), ("max_batch_tokens", max_batch_tokens)):
-        if name == "max_batch_tokens" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise ConfigurationError(f"{name} must be an int >= 2, got {value!r}")
-    if padding_side not in (None, "left", "right"):
-        raise ConfigurationError(f"padding_side must be 'left', 'right' or None, got {padding_side!r}")
-    if backend not in BACKENDS:
-        raise ConfigurationError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+@dataclasses.dataclass(frozen=True)
+class LocalEmbedderSettings(EmbedderSettings):
+    """Every setting of a LocalEmbedder, as its constructor takes them (see LocalEmbedder).
+
+    ``model`` is the name the embedder was built with (``$QWEN_EMBED_MODEL`` or the default filled in when
+    None was given), ``dtype`` a name ("auto", "float32", "bfloat16", "float16"; a torch.dtype given to the
+    constructor is kept by name). ``max_batch_tokens`` None means the device's default, chosen where the
+    embedder is built.
+    """
+
+    model: str = DEFAULT_MODEL
+    batch_size: int = 256
+    device: str = "auto"
+    dtype: str = "auto"
+    max_length: int = 8192
+    max_batch_tokens: int | None = None
+    truncate: bool = True
+    attn_implementation: str | None = None
+    padding_side: str | None = None
+    backend: str = "torch"
+
+    def validate(self) -> None:
+        super().validate()
+        check_str("device", self.device)
+        check_str("dtype", self.dtype)
+        check_int("max_length", self.max_length, minimum=2)
+        check_int("max_batch_tokens", self.max_batch_tokens, minimum=2, optional=True)
+        check_bool("truncate", self.truncate)
+        check_str("attn_implementation", self.attn_implementation, optional=True)
+        check_choice("padding_side", self.padding_side, ("left", "right"), optional=True)
+        check_choice("backend", self.backend, BACKENDS)
 
 
-class LocalEmbedder(Embedder):
+class LocalEmbedder(SettingsEmbedder):
     """Qwen3-Embedding (or a sentence-transformers model folder) run in-process with torch.
 
     Example::
@@ -67,9 +89,17 @@ class LocalEmbedder(Embedder):
     on CUDA/MPS, 1,024 on a CPU, where small passes measured faster). One instance
     can be shared by several threads; forward passes run one at a time. ``backend="torch"`` is the
     only runtime today (``runtime_torch.TorchRuntime``).
+
+    Its settings are one frozen :class:`LocalEmbedderSettings` (``self.settings``), from which
+    ``to_config()`` / ``from_config()``, ``repr`` and pickling derive. Pickling sends the settings, not the
+    weights: unpickling (a Ray worker, a pickled LangChain object) builds a new LocalEmbedder from them,
+    which loads the model there and then, as ``embedder_from_config(emb.to_config())`` does.
     """
 
     engine = "local"
+    settings_class = LocalEmbedderSettings
+    config_kind = ("engine", "local")
+    settings: LocalEmbedderSettings
 
     def __init__(
         self,
@@ -87,19 +117,22 @@ class LocalEmbedder(Embedder):
         padding_side: str | None = None,
         backend: str = "torch",
     ) -> None:
-        _check_settings(max_length, max_batch_tokens, padding_side, backend)
+        name = model if model is not None else str(os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
+        self.settings = LocalEmbedderSettings(
+            model=name, dimensions=dimensions, query_instruction=query_instruction, batch_size=batch_size,
+            device=device, dtype=dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch."),
+            max_length=max_length, max_batch_tokens=max_batch_tokens, truncate=truncate,
+            attn_implementation=attn_implementation, padding_side=padding_side, backend=backend,
+        )  # validates every setting before torch is imported
         from .runtime_torch import TorchRuntime, import_torch
 
         torch, transformers = import_torch()
-        self._device_arg, self._max_length_arg, self._max_batch_tokens_arg = device, max_length, max_batch_tokens
-        self._dtype_arg = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
-        self._attn_arg, self._padding_arg, self.backend = attn_implementation, padding_side, backend
-        self.truncate = bool(truncate)
+        self.backend = backend
+        self.truncate = truncate
         self.path = resolve_model_path(model)
         config = transformers.AutoConfig.from_pretrained(str(self.path))
         self.model_type: str | None = getattr(config, "model_type", None)
         self.pooling = read_pooling_spec(self.path, self.model_type)
-        name = model if model is not None else str(os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
         super().__init__(
             name, dimensions=dimensions, query_instruction=query_instruction, batch_size=batch_size,
             max_concurrency=1,  # one model: batches run one after another
@@ -132,44 +165,6 @@ class LocalEmbedder(Embedder):
         )
 
     # ------------------------------------------------------------------ construction helpers
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> LocalEmbedder:
-        """Rebuild from ``to_config()`` output (with or without its ``engine`` key)."""
-        cfg = dict(cfg)
-        engine = cfg.pop("engine", "local")
-        if engine != "local":
-            raise ConfigurationError(f"LocalEmbedder.from_config got engine {engine!r}")
-        allowed = {
-            "model", "device", "dtype", "dimensions", "query_instruction", "max_length",
-            "max_batch_tokens", "truncate", "batch_size", "attn_implementation", "padding_side", "backend",
-        }
-        unknown = sorted(set(cfg) - allowed)
-        if unknown:
-            raise ConfigurationError(f"unknown LocalEmbedder settings: {', '.join(unknown)}")
-        return cls(**cfg)
-
-    def to_config(self) -> dict[str, Any]:
-        """Plain JSON: engine, model, device, dtype, dimensions, instruction, lengths and batching."""
-        cfg: dict[str, Any] = {
-            "engine": "local",
-            "model": self.model,
-            "device": self._device_arg,
-            "dtype": self._dtype_arg,
-            "dimensions": self.dimensions,
-            "query_instruction": self._explicit_instruction,
-            "max_length": self._max_length_arg,
-            "max_batch_tokens": self._max_batch_tokens_arg,
-        }
-        if not self.truncate:
-            cfg["truncate"] = False
-        if self._attn_arg:
-            cfg["attn_implementation"] = self._attn_arg
-        if self._padding_arg:
-            cfg["padding_side"] = self._padding_arg
-        if self.backend != "torch":
-            cfg["backend"] = self.backend
-        return cfg
-
     def _set_default_instruction(self) -> None:
         query_prompt = self.pooling.prompts.get("query")
         if query_prompt:
@@ -268,4 +263,4 @@ class LocalEmbedder(Embedder):
         super().close()
 
 
-__all__ = ["ACCELERATOR_BATCH_TOKENS", "BACKENDS", "LocalEmbedder"]
+__all__ = ["BACKENDS", "LocalEmbedder", "LocalEmbedderSettings"]

@@ -180,3 +180,12 @@ def read_pooling_spec(folder: Path, model_type: str | None = None) -> PoolingSpe
     if not pooling_seen:
         spec.modes = ("lasttoken",) if model_type in ("qwen3", "qwen2") else ("cls",)
     return spec
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODEL_ENV",
+    "PoolingSpec",
+    "read_pooling_spec",
+    "resolve_model_path",
+]

@@ -173,3 +173,13 @@ def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
         digits = re.match(r"\d+", piece)
         nums.append(int(digits.group()) if digits else 0)
     return tuple(nums) >= wanted
+
+
+__all__ = [
+    "TorchRuntime",
+    "import_torch",
+    "pool_hidden_states",
+    "resolve_attn_implementation",
+    "resolve_device",
+    "resolve_dtype",
+]

@@ -110,3 +110,16 @@ class TokenPipeline:
         if self.append_id is not None:
             ids = [(x[: self.max_length - 1] if truncate else x) + [self.append_id] for x in ids]
         return ids
+
+
+__all__ = [
+    "ACCELERATOR_BATCH_TOKENS",
+    "CPU_BATCH_TOKENS",
+    "EOT",
+    "TokenPipeline",
+    "default_batch_tokens",
+    "find_pad_id",
+    "missing_eot_id",
+    "pad_batch",
+    "plan_token_batches",
+]

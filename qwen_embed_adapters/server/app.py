@@ -140,3 +140,9 @@ def run(
     process exits once none is left or ``graceful_timeout`` seconds have passed, whichever is first.
     """
     serve_until_drained(app, host=host, port=port, log_level=log_level, graceful_timeout=graceful_timeout)
+
+
+__all__ = [
+    "build_app",
+    "run",
+]

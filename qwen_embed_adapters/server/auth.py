@@ -20,3 +20,10 @@ def check_key(request: Any, api_key: str | None) -> None:
     """Raise APIError(401) unless the request carries the key (no-op without a key)."""
     if api_key and not key_ok(request.headers.get("authorization", ""), api_key):
         raise APIError(401, KEY_MESSAGE, code="invalid_api_key")
+
+
+__all__ = [
+    "KEY_MESSAGE",
+    "check_key",
+    "key_ok",
+]

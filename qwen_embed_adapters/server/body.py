@@ -50,3 +50,11 @@ def check_text(text: str, where: str, param: str) -> None:
             400, f"{where} holds a lone surrogate (U+{ord(text[exc.start]):04X} at character {exc.start}); "
             "send valid Unicode", param=param, code="invalid_unicode",
         ) from None
+
+
+__all__ = [
+    "THREAD_PARSE_BYTES",
+    "check_text",
+    "parse_json_object",
+    "read_json_object",
+]

@@ -260,3 +260,19 @@ def add_embedding_routes(app: Any, embedder: Embedder, settings: ServerSettings,
 
     app.add_api_route("/v1/embeddings", embeddings, methods=["POST"])
     return route
+
+
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "EmbeddingsRoute",
+    "INPUT_TYPES",
+    "THREAD_ENCODE_FLOATS",
+    "add_embedding_routes",
+    "apply_input_type",
+    "dimension_range",
+    "encode_vectors",
+    "parse_dimensions",
+    "parse_format",
+    "parse_input",
+    "render",
+]

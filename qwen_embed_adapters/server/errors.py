@@ -3,7 +3,7 @@
 import logging
 from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import MissingDependencyError, _restore
 
 logger = logging.getLogger("qwen_embed_adapters.server")
 
@@ -35,6 +35,10 @@ class APIError(Exception):
         self.param = param
         self.code = code
         self.type = type
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # picklable with its fields, like every error of the package (errors.QwenEmbedError.__reduce__)
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -68,3 +72,11 @@ def install_error_handlers(app: Any) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Any:
         return error_response(APIError(400, f"invalid request: {exc.errors()!s:.500}"))
+
+
+__all__ = [
+    "APIError",
+    "error_response",
+    "import_fastapi",
+    "install_error_handlers",
+]

@@ -145,3 +145,9 @@ class RequestGatherer:
                 start += len(j.texts)
                 if not j.future.done():
                     j.future.set_result(part)
+
+
+__all__ = [
+    "RequestGatherer",
+    "split_by_tokens",
+]

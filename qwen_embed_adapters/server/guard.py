@@ -177,3 +177,16 @@ class Guard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+__all__ = [
+    "DISCARD_LIMIT",
+    "Guard",
+    "GuardState",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "UNLIMITED_PATHS",
+    "send_error",
+]

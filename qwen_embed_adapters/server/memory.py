@@ -34,3 +34,8 @@ def limit_malloc_arenas(arenas: int = 2, mmap_threshold: int = 128 * 1024) -> bo
         return False
     logger.debug("malloc arenas capped at %d, mmap threshold %d: %s", arenas, mmap_threshold, ok)
     return ok
+
+
+__all__ = [
+    "limit_malloc_arenas",
+]

@@ -77,3 +77,10 @@ class ServerMetrics:
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text format and its content type."""
         return self._prom.generate_latest(self.registry), self._prom.CONTENT_TYPE_LATEST
+
+
+__all__ = [
+    "KNOWN_ROUTES",
+    "ServerMetrics",
+    "route_label",
+]

@@ -157,3 +157,12 @@ def add_rerank_routes(app: Any, reranker: Any, settings: ServerSettings) -> None
 
     app.add_api_route("/v1/rerank", rerank, methods=["POST"])
     app.add_api_route("/rerank", rerank, methods=["POST"])
+
+
+__all__ = [
+    "RerankRoute",
+    "add_rerank_routes",
+    "cohere_answer",
+    "parse_documents",
+    "tei_answer",
+]

@@ -40,3 +40,14 @@ def model_key(name: str) -> str:
 def served_name(model: str) -> str:
     """The id a model is served under: its folder name (``Qwen/Qwen3-Embedding-0.6B`` -> ``Qwen3-Embedding-0.6B``)."""
     return PurePath(model.rstrip("/\\")).name or model
+
+
+__all__ = [
+    "DEFAULT_GATHER_MS",
+    "DEFAULT_MAX_CONCURRENT",
+    "DEFAULT_MAX_INPUTS",
+    "DEFAULT_PAYLOAD_LIMIT",
+    "ServerSettings",
+    "model_key",
+    "served_name",
+]

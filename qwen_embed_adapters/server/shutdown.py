@@ -75,3 +75,9 @@ def serve_until_drained(app: Any, *, host: str, port: int, log_level: str, grace
     server = _server_class(uvicorn)(config, app.state.guard, graceful_timeout)
     limit_malloc_arenas()
     server.run()
+
+
+__all__ = [
+    "DEFAULT_GRACEFUL_TIMEOUT",
+    "serve_until_drained",
+]

@@ -33,9 +33,9 @@ from qwen_embed_adapters.adapters.chroma import (  # noqa: E402
 from qwen_embed_adapters.embedder import Embedder  # noqa: E402
 from qwen_embed_adapters.errors import DimensionMismatchError  # noqa: E402
 from qwen_embed_adapters.models import DEFAULT_QWEN3_INSTRUCTION  # noqa: E402
+from qwen_embed_adapters.testing.contract import TEXTS, OpenStore, StoreContract  # noqa: E402
 from tests.support.chroma_server import ChromaServer, docker_available  # noqa: E402
 from tests.support.openai_server import EmbeddingServer  # noqa: E402
-from tests.support.store_contract import TEXTS, OpenStore, StoreContract  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -321,7 +321,7 @@ def test_store_over_http(http_client, embedder):
 
 # ---------------------------------------------------------------- the shared store contract
 class TestChromaServerContract(StoreContract):
-    """The shared store contract (tests/support/store_contract.py) against `chroma run`: the sync API
+    """The shared store contract (qwen_embed_adapters.testing.contract) against `chroma run`: the sync API
     over ``HttpClient``, the async twins over ``AsyncHttpClient``."""
 
     @pytest.fixture

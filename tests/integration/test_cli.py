@@ -13,8 +13,9 @@ import pytest
 
 from qwen_embed_adapters import cli
 from qwen_embed_adapters.adapters.base import content_id
+from qwen_embed_adapters.cli.output import EXIT_MISMATCH
 from tests.support.local_fixtures import ServeProcess, serve_tiny, tiny_qwen3_dir  # noqa: F401
-from tests.support.openai_server import EmbeddingServer
+from tests.support.openai_server import INFINITY_ROUTES, EmbeddingServer
 
 pytestmark = pytest.mark.integration
 
@@ -92,15 +93,53 @@ def test_ingest_and_filtered_search_on_a_persistent_chroma(
 
 
 # ---------------------------------------------------------------------------- doctor over HTTP
-def doctor(base_url: str, *extra: str) -> tuple[int, dict[str, dict[str, str]]]:
+def doctor_json(base_url: str, *extra: str) -> tuple[int, dict[str, object]]:
     import contextlib
     import io
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = cli.main(["doctor", "--base-url", base_url, "--samples", "200", "--json", *extra])
-    checks = {c["name"]: c for c in json.loads(buf.getvalue())["checks"]}
-    return code, checks
+    return code, json.loads(buf.getvalue())
+
+
+def doctor(base_url: str, *extra: str) -> tuple[int, dict[str, dict[str, str]]]:
+    code, report = doctor_json(base_url, *extra)
+    return code, {c["name"]: c for c in report["checks"]}  # type: ignore[attr-defined]
+
+
+def test_doctor_finds_infinitys_route_at_the_root_url() -> None:
+    """Issue 29: a bare http://host:port on Infinity's default routes (/embeddings, no /v1) passes
+    "reachable" on the route RemoteEmbedder finds, instead of failing on /v1/embeddings."""
+    with EmbeddingServer(dim=64, model="fake-qwen", routes=INFINITY_ROUTES) as srv:
+        code, report = doctor_json(srv.root_url, "--model", "fake-qwen")
+        paths = list(srv.paths)
+    checks = {c["name"]: c for c in report["checks"]}  # type: ignore[attr-defined]
+    assert checks["reachable"]["status"] == "PASS"
+    assert checks["reachable"]["detail"].startswith(f"HTTP 200 from {srv.root_url}/embeddings in ")
+    assert report["endpoint_url"] == f"{srv.root_url}/embeddings"
+    assert "engine_family" in report
+    for name in ("model name", "dimension", "dimensions support", "base64 support", "vector norms",
+                 "batch padding", "determinism"):
+        assert checks[name]["status"] in ("PASS", "WARN"), checks[name]
+    # one request found the route (/v1/embeddings 404, then /embeddings); every raw check went to /embeddings
+    assert paths[:2] == ["/v1/embeddings", "/embeddings"]
+    assert set(paths[2:]) == {"/embeddings"}
+
+
+def test_doctor_names_which_engines_use_which_route_when_none_answers() -> None:
+    """Bad input: a URL with a path where the server has no embeddings route at all."""
+    with EmbeddingServer(dim=64, model="fake-qwen", routes=INFINITY_ROUTES) as srv:
+        code, report = doctor_json(srv.root_url + "/api", "--model", "fake-qwen")
+    checks = {c["name"]: c for c in report["checks"]}  # type: ignore[attr-defined]
+    assert code == 1
+    reachable = checks["reachable"]
+    assert reachable["status"] == "FAIL"
+    assert reachable["detail"].startswith(f"HTTP 404 from {srv.root_url}/api/embeddings: no embeddings route")
+    assert f"tried {srv.root_url}/api/embeddings (HTTP 404)" in reachable["detail"]
+    assert "answer on /v1/embeddings" in reachable["fix"] and "Infinity answers on /embeddings" in reachable["fix"]
+    assert report["endpoint_url"] is None
+    assert [c["status"] for c in report["checks"]].count("SKIP") == 9  # type: ignore[attr-defined]
 
 
 def test_doctor_on_a_well_behaved_endpoint() -> None:
@@ -147,6 +186,18 @@ def test_doctor_flags_a_dimension_that_is_not_the_models() -> None:
     assert checks["dimension"]["detail"] == "64-d, but Qwen3-Embedding-0.6B is natively 1024-d"
 
 
+def test_doctor_on_a_server_that_does_not_answer_in_time() -> None:
+    """Bad input: a server slower than --timeout; the doctor waits once, not once more for its raw check."""
+    with EmbeddingServer(dim=64, model="fake-qwen", faults=["slow"], slow_seconds=1.5) as srv:
+        code, checks = doctor(srv.base_url, "--model", "fake-qwen", "--timeout", "0.3")
+        posts = len(srv.paths)
+    assert code == 1
+    assert checks["reachable"]["status"] == "FAIL"
+    assert checks["reachable"]["detail"] == f"no answer from {srv.base_url}/embeddings within 0.3 s"
+    assert "raise --timeout" in checks["reachable"]["fix"]
+    assert posts == 1
+
+
 def test_doctor_on_connection_refused(capsys: pytest.CaptureFixture[str]) -> None:
     """Bad input: a base URL where nothing listens."""
     from tests.support.chroma_server import free_port
@@ -179,8 +230,15 @@ def test_doctor_passes_qwen_embed_serve_against_its_own_weights(
     for name in ("batch padding", "determinism", "vs reference"):
         assert checks[name]["status"] == "PASS", checks[name]
     assert checks["vs reference"]["detail"].startswith("30/30 texts at cosine >= 0.99 with LocalEmbedder")
-    _, checks = doctor(serve_tiny.base_url, "--model", "tiny-qwen3")  # no --reference: the comparison is skipped
+    # the tiny random model misorders a language pair; the server computes exactly that, so it is the model's doing
+    pairs = checks["similar > dissimilar"]
+    assert pairs["status"] == "WARN", pairs
+    assert pairs["detail"].endswith("; the reference model misorders the same triplets in-process")
+    assert "the model itself misorders these pairs" in pairs["fix"]
+    assert code == 0
+    code, checks = doctor(serve_tiny.base_url, "--model", "tiny-qwen3")  # no --reference: the comparison is skipped
     assert checks["vs reference"]["status"] == "SKIP" and "--reference MODEL_DIR" in checks["vs reference"]["detail"]
+    assert checks["similar > dissimilar"]["status"] == "FAIL" and code == 1  # nothing to blame the model with
 
 
 def test_doctor_flags_a_mean_pooling_server(tmp_path: Path, tiny_qwen3_dir: str) -> None:  # noqa: F811
@@ -244,3 +302,28 @@ def test_ingest_and_search_on_pinecone_through_the_local_stand_in(
         hit = json.loads(capsys.readouterr().out)
         assert hit["id"] == "r7" and hit["text"] == "row 7 about topic 2"
     assert "pc-key-for-tests" not in json.dumps(report)
+
+
+def test_search_with_another_model_of_the_same_width_exits_3_in_one_line(
+    docs: Path, tmp_path: Path, tiny_qwen3_dir: str, capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    """Bad input: a collection built with one tiny Qwen3, searched with another random model of the same width
+    (LightRAG #1946's failure). The space card refuses it: exit 3, one line naming the fix, no traceback, and
+    the store is unchanged."""
+    from qwen_embed_adapters.testing import make_tiny_qwen3
+
+    other = make_tiny_qwen3(tmp_path / "other-model", seed=1)
+    common = ["--store", "faiss", "--uri", str(tmp_path / "kb")]
+    assert cli.main(["ingest", str(docs), "--json", "--engine", "local", "--model", tiny_qwen3_dir, *common]) == 0
+    count = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["count"]
+    code = cli.main(["search", "rate limited", "--engine", "local", "--model", other, *common])
+    err = capsys.readouterr().err
+    assert code == EXIT_MISMATCH == 3
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "vector space mismatch" in lines[0] and "doctor --reference" in lines[0]
+    assert "Traceback" not in err
+    assert cli.main(["ingest", str(docs), "--json", "--engine", "local", "--model", other, *common]) == 3
+    assert cli.main(["search", "rate limited", "--json", "--engine", "local", "--model", tiny_qwen3_dir,
+                     *common]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert hits and count == 3

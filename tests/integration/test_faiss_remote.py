@@ -66,7 +66,8 @@ def test_remote_embedder_store_saved_and_searched_in_another_process(tmp_path: P
 
 
 def test_server_failure_mid_ingest_names_unwritten_ids_and_rerun_completes(tmp_path: Path) -> None:
-    with EmbeddingServer(dim=1024, faults=["ok", "500", "500", "500"]) as srv:
+    # the first two answers go to the space card's probes (documents, then the query), the third to batch 1
+    with EmbeddingServer(dim=1024, faults=["ok", "ok", "ok", "500", "500", "500"]) as srv:
         emb = RemoteEmbedder(srv.base_url, batch_size=100, max_retries=2, backoff_base=0.01)
         store = FaissStore(emb)
         store.write_batch_size = 100

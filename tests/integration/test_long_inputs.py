@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from qwen_embed_adapters import RemoteEmbedder
-from qwen_embed_adapters._http import classify_refusal
 from qwen_embed_adapters.adapters.base import content_id
 from qwen_embed_adapters.errors import EmbeddingServiceError, IngestError, InvalidInputError
+from qwen_embed_adapters.http.engines import classify_refusal
 from qwen_embed_adapters.vectors import l2_normalize
 from tests.support.openai_server import EmbeddingServer
 

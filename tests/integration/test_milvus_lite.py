@@ -25,8 +25,8 @@ from qwen_embed_adapters.errors import (
     WriteError,
 )
 from qwen_embed_adapters.testing import FakeEmbedder
+from qwen_embed_adapters.testing.contract import MilvusContract
 from tests.support.milvus_fixtures import corpus, release_lite
-from tests.support.store_contract import MilvusContract
 
 pymilvus = pytest.importorskip("pymilvus")
 pytestmark = pytest.mark.integration
@@ -69,7 +69,7 @@ def open_store(milvus_uri: str) -> Iterator[Callable[..., MilvusStore]]:
 
 
 class TestMilvusLiteContract(MilvusContract):
-    """The shared store contract (tests/support/store_contract.py) on Milvus Lite."""
+    """The shared store contract (qwen_embed_adapters.testing.contract) on Milvus Lite."""
 
     @pytest.fixture
     def milvus_uri(self, db_path: Path) -> str:

@@ -14,9 +14,9 @@ from qwen_embed_adapters.adapters.milvus import PROP_MODEL, MilvusStore
 from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from qwen_embed_adapters.remote import RemoteEmbedder
 from qwen_embed_adapters.testing import FakeEmbedder
+from qwen_embed_adapters.testing.contract import MilvusContract
 from tests.support.milvus_fixtures import corpus, docker_reason, milvus_lite_server, milvus_lite_server_mode
 from tests.support.openai_server import EmbeddingServer
-from tests.support.store_contract import MilvusContract
 
 pymilvus = pytest.importorskip("pymilvus")
 pytestmark = pytest.mark.integration

@@ -15,6 +15,7 @@ import pytest
 from qwen_embed_adapters.adapters.milvus import MilvusStore
 from qwen_embed_adapters.errors import ConfigurationError
 from qwen_embed_adapters.testing import FakeEmbedder
+from qwen_embed_adapters.testing.contract import MilvusContract
 from tests.integration.test_milvus_lite import (  # noqa: F401  (collected here again with the server's URI)
     DIM,
     open_store,
@@ -36,7 +37,6 @@ from tests.integration.test_milvus_lite import (  # noqa: F401  (collected here 
 from tests.support.fault_ingest import run_kill_and_rerun
 from tests.support.milvus_fixtures import corpus, free_port
 from tests.support.milvus_standalone import StandaloneMilvus, milvus_server_cmd, standalone_milvus
-from tests.support.store_contract import MilvusContract
 
 pymilvus = pytest.importorskip("pymilvus")
 pytestmark = [pytest.mark.integration, pytest.mark.standalone]
@@ -79,7 +79,7 @@ def test_existing_client_is_used_and_left_open(milvus_uri: str) -> None:
 def test_two_stage_rerank_on_the_server(milvus_uri: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     from qwen_embed_adapters.rerank import LocalReranker
     from qwen_embed_adapters.testing import make_tiny_qwen3_reranker
-    from tests.support.two_stage import CORPUS, QUERY, check_two_stage, expected_two_stage
+    from qwen_embed_adapters.testing.contract import CORPUS, QUERY, check_two_stage, expected_two_stage
 
     reranker = LocalReranker(make_tiny_qwen3_reranker(tmp_path_factory.mktemp("rr") / "m", seed=0), device="cpu")
     with MilvusStore(milvus_uri, "two_stage", FakeEmbedder(dimensions=64)) as store:

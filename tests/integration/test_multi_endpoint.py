@@ -22,7 +22,7 @@ import pytest
 from qwen_embed_adapters import RemoteEmbedder
 from qwen_embed_adapters.config import embedder_from_config, embedder_from_env
 from qwen_embed_adapters.errors import ConfigurationError
-from qwen_embed_adapters.remote import PROBE_TEXT
+from qwen_embed_adapters.http.embeddings_api import PROBE_TEXT
 from tests.support.local_fixtures import ServeProcess, start_serve, tiny_qwen3_dir  # noqa: F401
 from tests.support.openai_server import EmbeddingServer
 
@@ -69,7 +69,7 @@ def test_each_endpoint_learns_its_own_caps_dimensions_and_encoding() -> None:
         with RemoteEmbedder([s.base_url for s in servers], model=MODEL, dimensions=32, batch_size=16,
                             max_concurrency=3) as emb:
             got = emb.embed_documents(TEXTS)
-            eps = emb._endpoints
+            eps = emb._session.pool.endpoints
             assert [e.batch_cap for e in eps] == [4, 16, 16]
             assert [e.send_dimensions for e in eps] == [True, False, True]  # type: ignore[attr-defined]
             assert [e.encoding_format for e in eps] == ["base64", "base64", "float"]  # type: ignore[attr-defined]

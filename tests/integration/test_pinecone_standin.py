@@ -20,7 +20,7 @@ import pytest
 pinecone = pytest.importorskip("pinecone")
 
 from qwen_embed_adapters.adapters.base import content_id  # noqa: E402
-from qwen_embed_adapters.adapters.pinecone import PineconeStore  # noqa: E402
+from qwen_embed_adapters.adapters.pinecone import SPACE_CARD_NAMESPACE, PineconeStore  # noqa: E402
 from qwen_embed_adapters.errors import (  # noqa: E402
     ConfigurationError,
     DimensionMismatchError,
@@ -28,9 +28,9 @@ from qwen_embed_adapters.errors import (  # noqa: E402
     WriteError,
 )
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from qwen_embed_adapters.testing.contract import OpenStore, StoreContract, unique_name  # noqa: E402
 from tests.support.pinecone_scenario import CORPUS, run_store_scenario  # noqa: E402
 from tests.support.pinecone_server import MAX_REQUEST_BYTES, PineconeServer  # noqa: E402
-from tests.support.store_contract import OpenStore, StoreContract, unique_name  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def _store(pc: Any, name: str = "docs", dim: int = 64, **kw: Any) -> PineconeSto
 
 
 class TestPineconeStandinContract(StoreContract):
-    """The shared store contract (tests/support/store_contract.py) through the real ``pinecone`` SDK
+    """The shared store contract (qwen_embed_adapters.testing.contract) through the real ``pinecone`` SDK
     against tests/support/pinecone_server.py, the stand-in for Pinecone's cloud."""
 
     @pytest.fixture
@@ -65,8 +65,37 @@ class TestPineconeStandinContract(StoreContract):
         return lambda embedder: PineconeStore.create(pc, name, embedder)
 
 
+def _card_request(r: Any) -> bool:
+    """A request of the space card's (its reserved namespace), not of the user's data."""
+    where = r.body if isinstance(r.body, dict) else {}
+    ns = where.get("namespace", (r.params or {}).get("namespace"))
+    ns = ns[0] if isinstance(ns, list) and ns else ns
+    return bool(ns == SPACE_CARD_NAMESPACE)
+
+
+def _data_requests(server: PineconeServer, path: str) -> list[Any]:
+    return [r for r in server.requests_to(path) if not _card_request(r)]
+
+
 def _upsert_bodies(server: PineconeServer) -> list[dict[str, Any]]:
-    return [r.body for r in server.requests_to("/vectors/upsert") if r.status == 200]
+    return [r.body for r in _data_requests(server, "/vectors/upsert") if r.status == 200]
+
+
+def test_the_space_card_lives_in_its_own_namespace(server: PineconeServer, pc: Any) -> None:
+    """Stand-in for Pinecone's cloud: the first write records one card record per user namespace in the
+    reserved namespace; the user's namespace holds exactly the user's texts; a second store on the same
+    index and namespace reads the card back (a fetch) instead of writing a new one."""
+    store = _store(pc, dim=32, namespace="kb")
+    store.add_texts(["alpha", "beta"])
+    cards = [r.body for r in server.requests_to("/vectors/upsert") if _card_request(r)]
+    assert len(cards) == 1 and [v["id"] for v in cards[0]["vectors"]] == ["card:kb"]
+    assert json.loads(cards[0]["vectors"][0]["metadata"]["card"])["dimension"] == 32
+    assert store.count() == 2 and {h.text for h in store.search("alpha", top_k=5)} == {"alpha", "beta"}
+    again = PineconeStore(store.index, FakeEmbedder(dimensions=32, query_instruction=INSTRUCTION), namespace="kb",
+                          name="docs")
+    again.add_texts(["gamma"])
+    assert len([r for r in server.requests_to("/vectors/upsert") if _card_request(r)]) == 1
+    assert again.space_card is not None and again.space_card.fingerprint == store.space_card.fingerprint
 
 
 def _assert_float_lists(values: Any, dim: int) -> None:
@@ -209,7 +238,7 @@ def test_upserts_are_cut_at_2mb(server: PineconeServer, pc: Any) -> None:
     store.write_batch_size = 300
     texts = [f"{i:04d} " + "long text " * 400 for i in range(300)]
     store.add_texts(texts)
-    reqs = server.requests_to("/vectors/upsert")
+    reqs = _data_requests(server, "/vectors/upsert")
     assert len(reqs) > 1 and all(r.status == 200 for r in reqs)
     assert all(r.size <= 2_000_000 for r in reqs)
     assert max(r.size for r in reqs) > 1_500_000  # batches are filled, not cut needlessly small
@@ -318,9 +347,11 @@ def test_retryable_503_is_retried_by_the_sdk(server: PineconeServer, pc: Any) ->
     """Stand-in for Pinecone's cloud: one 503 on upsert; the SDK retries the same body and the
     write succeeds with every record stored once."""
     store = _store(pc)
+    store.ensure_dimension()
+    store.ensure_space(writing=True)  # the card is recorded before the fault
     server.fail("upsert", status=503, message="busy")
     store.add_texts(["alpha", "beta"])
-    reqs = server.requests_to("/vectors/upsert")
+    reqs = _data_requests(server, "/vectors/upsert")
     assert [r.status for r in reqs] == [503, 200]
     assert reqs[0].body == reqs[1].body
     assert store.count() == 2
@@ -336,7 +367,7 @@ def test_default_namespace_count_delete_and_existing_ids(server: PineconeServer,
     assert store.count() == 1500
     found = store.existing_ids(ids[:250] + ["missing-1", "missing-2"])
     assert found == set(ids[:250])
-    assert [len(r.params["ids"]) for r in server.requests_to("/vectors/fetch")] == [100, 100, 52]
+    assert [len(r.params["ids"]) for r in _data_requests(server, "/vectors/fetch")] == [100, 100, 52]
     store.delete(ids[:1200])
     assert [len(r.body["ids"]) for r in server.requests_to("/vectors/delete")] == [1000, 200]
     assert store.count() == 300
@@ -359,6 +390,8 @@ def test_no_secret_in_repr_logs_or_errors(server: PineconeServer, pc: Any, caplo
     """Stand-in for Pinecone's cloud: the API key appears in no repr, log line or error message."""
     caplog.set_level(logging.DEBUG)
     store = _store(pc)
+    store.ensure_dimension()
+    store.ensure_space(writing=True)  # the card is recorded before the fault
     server.fail("upsert", status=400, message="nope")
     with pytest.raises(WriteError) as err:
         store.add_texts(["x"])

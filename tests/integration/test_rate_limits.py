@@ -57,9 +57,9 @@ def test_limits_round_trip_and_are_checked() -> None:
     cfg = emb.to_config()
     assert (cfg["max_requests_per_minute"], cfg["max_tokens_per_minute"]) == (60, 1e6)
     again = embedder_from_config(cfg)
-    assert again._limiter is not None and again._limiter.requests_per_minute == 60  # type: ignore[attr-defined]
-    assert "max_requests_per_minute" not in RemoteEmbedder("http://127.0.0.1:9/v1").to_config()
-    with pytest.raises(ConfigurationError, match="max_requests_per_minute must be a positive number"):
+    assert again._session.limiter is not None and again._session.limiter.requests_per_minute == 60  # type: ignore[attr-defined]
+    assert RemoteEmbedder("http://127.0.0.1:9/v1").to_config()["max_requests_per_minute"] is None
+    with pytest.raises(ConfigurationError, match="max_requests_per_minute must be above 0, got 0"):
         RemoteEmbedder("http://127.0.0.1:9/v1", max_requests_per_minute=0)
 
 

@@ -208,7 +208,7 @@ def test_dimension_guard_runs_before_any_block_is_written(ray_cluster: Any, chro
 def test_faiss_is_refused_as_local_only(ray_cluster: Any, tmp_path: Path) -> None:
     from qwen_embed_adapters.ray import ingest_ray
 
-    with pytest.raises(ConfigurationError, match="FAISS is local-only"):
+    with pytest.raises(ConfigurationError, match="the faiss store is local-only"):
         ingest_ray(ray.data.from_items([{"text": "x"}]), f"faiss://{tmp_path}", FakeEmbedder())
 
 

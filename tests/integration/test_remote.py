@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from qwen_embed_adapters import RemoteEmbedder, embedder_from_config, embedder_from_env
-from qwen_embed_adapters import _http as http_mod
 from qwen_embed_adapters.errors import ConfigurationError, EmbeddingServiceError
+from qwen_embed_adapters.http import session as http_mod
 from tests.support.openai_server import EmbeddingServer
 
 TEXTS = [f"document {i}: " + "词" * (i % 5) + " text" * (i % 3) for i in range(10)]
@@ -189,11 +189,11 @@ def test_one_connection_pool_is_reused() -> None:
     with EmbeddingServer(dim=64) as srv:
         emb = client(srv, model="m")
         emb.embed_documents(["a"])
-        first = emb._client
+        first = emb._session._client
         emb.embed_documents(["b"])
-        assert emb._client is first
+        assert emb._session._client is first
         emb.close()
-        assert emb._client is None
+        assert emb._session._client is None
         emb.embed_documents(["c"])  # reopens lazily
 
 
@@ -315,7 +315,10 @@ def test_config_round_trip_and_env() -> None:
     assert cfg == {
         "engine": "remote", "base_url": "http://127.0.0.1:8000", "model": "Qwen3-Embedding-4B",
         "dimensions": 512, "query_instruction": None, "batch_size": 16, "max_concurrency": 4,
-        "max_retries": 5, "timeout": 60.0, "api_key_env": cfg["api_key_env"],
+        "max_retries": 5, "timeout": 60.0, "api_key_env": cfg["api_key_env"], "send_dimensions": True,
+        "encoding_format": "base64", "truncate": False, "max_requests_per_minute": None,
+        "max_tokens_per_minute": None, "backoff_base": 0.5, "backoff_max": 20.0, "max_retry_after": 60.0,
+        "headers": None, "header_envs": None,
     }
     again = embedder_from_config(cfg)
     assert isinstance(again, RemoteEmbedder) and again.dimension == 512 and again.batch_size == 16
@@ -332,13 +335,13 @@ def test_a_key_echoed_across_the_body_cut_is_not_shown_in_part() -> None:
     """Bad answer: a 401 whose body echoes the key so that it straddles the 800-character cut of
     shown bodies; no prefix of the key may appear in the error or its ``body``."""
     secret = "sk-test-SECRET-1234567890"
-    emb = RemoteEmbedder("http://127.0.0.1:9/v1", api_key=secret, max_retries=0)
     text = "x" * 784 + f"bad key {secret} refused"  # the key spans characters 792..816
-    response = httpx.Response(401, text=text, request=httpx.Request("POST", emb.url))
-    action = emb._decide_response(response, ["a"], 0, emb._body(["a"]))
-    assert action.kind == "raise" and isinstance(action.error, EmbeddingServiceError)
-    assert secret[:6] not in str(action.error) and secret[:6] not in (action.error.body or "")
-    assert "***" in str(action.error)
+    emb = RemoteEmbedder("http://127.0.0.1:9/v1", api_key=secret, max_retries=0,
+                         transport=httpx.MockTransport(lambda request: httpx.Response(401, text=text)))
+    with pytest.raises(EmbeddingServiceError) as info:
+        emb.embed_documents(["a"])
+    assert secret[:6] not in str(info.value) and secret[:6] not in (info.value.body or "")
+    assert "***" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -350,7 +353,7 @@ def test_a_key_echoed_across_the_body_cut_is_not_shown_in_part() -> None:
 )
 def test_an_answer_with_index_on_some_items_only_is_a_service_error(data: list[Any]) -> None:
     """Bad answer: the first item has an 'index', the second has none (or is not an object)."""
-    emb = RemoteEmbedder("http://127.0.0.1:9/v1", model="m", max_retries=0)
-    response = httpx.Response(200, json={"data": data}, request=httpx.Request("POST", emb.url))
+    emb = RemoteEmbedder("http://127.0.0.1:9/v1", model="m", max_retries=0,
+                         transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"data": data})))
     with pytest.raises(EmbeddingServiceError, match="index"):
-        emb._decide_response(response, ["a", "b"], 0, emb._body(["a", "b"]))
+        emb.embed_documents(["a", "b"])

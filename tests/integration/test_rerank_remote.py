@@ -257,7 +257,7 @@ def test_client_side_bad_input_never_reaches_the_server(local: LocalReranker) ->
         RemoteReranker("http://127.0.0.1:1/v1", template="chatml")
     with pytest.raises(ConfigurationError, match="must start with http"):
         RemoteReranker("localhost:8000")
-    with pytest.raises(ConfigurationError, match="batch_size must be an int >= 1"):
+    with pytest.raises(ConfigurationError, match="batch_size must be at least 1, got 0"):
         RemoteReranker("http://127.0.0.1:1/v1", batch_size=0)
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from qwen_embed_adapters import RemoteEmbedder, embedder_from_config
-from qwen_embed_adapters._http import route_candidates
 from qwen_embed_adapters.errors import EmbeddingServiceError
+from qwen_embed_adapters.http.routes import route_candidates
 from qwen_embed_adapters.vectors import l2_normalize
 from tests.support.openai_server import INFINITY_ROUTES, V1_ROUTES, EmbeddingServer
 
@@ -121,5 +121,5 @@ def test_every_route_404_names_each_url_and_the_engines(mode: str) -> None:
                 asyncio.run(emb.aembed_documents(TEXTS))
         msg = str(err.value)
         assert f"{srv.root_url}/v1/embeddings (HTTP 404), {srv.root_url}/embeddings (HTTP 404)" in msg
-        assert "vLLM, SGLang, TEI, Ollama and `qwen-embed serve` answer on /v1/embeddings" in msg
+        assert "TEI, vLLM, SGLang, Ollama, llama.cpp server and `qwen-embed serve` answer on /v1/embeddings" in msg
         assert emb.endpoint_url is None

@@ -5,6 +5,7 @@ from the plain dict ``parse_store_spec`` gives back, which must see the same rec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,3 +149,128 @@ def test_cli_names_a_bad_store_spec(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli.main(["search", "q", "--store-spec", bad, "--engine", "fake"]) == 1
     err = capsys.readouterr().err
     assert "credentials do not belong in a spec" in err and "hunter2" not in err
+
+
+# ---------------------------------------------------------------------------- settings round trips
+def _every_field_survives(config: dict[str, Any], values: dict[str, Any], emb: FakeEmbedder) -> None:
+    """``config`` (from ``to_config``) rebuilds a store whose settings hold ``values``, every field of the
+    store's settings dataclass among them and none at its default (so each one is really carried)."""
+    store = store_from_spec(config, emb)
+    try:
+        settings = store.settings
+        assert settings is not None
+        names = {f.name for f in dataclasses.fields(settings)}
+        assert names == set(values), f"the test misses fields: {sorted(names ^ set(values))}"
+        for f in dataclasses.fields(settings):
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            assert values[f.name] != default, f"{f.name}: pick a non-default value"
+            assert getattr(settings, f.name) == values[f.name], f.name
+        assert store.to_config() == config
+        assert json.loads(json.dumps(config)) == config
+        assert parse_store_spec(config) == config  # a config is a spec
+    finally:
+        store.close()
+
+
+def test_milvus_settings_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pymilvus")
+    from qwen_embed_adapters.adapters.milvus import MilvusStore
+
+    monkeypatch.setenv("RT_MILVUS_TOKEN", "root:Milvus")
+    db = tmp_path / "rt.db"
+    values = {"uri": str(db), "collection": "rt_kb", "token_env": "RT_MILVUS_TOKEN", "db_name": "default",
+              "metric": "IP", "index_type": "FLAT", "index_params": {"nlist": 8}, "text_max_length": 1000,
+              "id_max_length": 100, "id_field": "pk", "text_field": "body", "metadata_field": "meta",
+              "vector_field": "emb", "consistency_level": "Bounded", "timeout": 30.0, "write_batch_size": 64,
+              "use_async_client": False}
+    try:
+        first = MilvusStore(values["uri"], values["collection"], FakeEmbedder(dimensions=8),
+                            **{k: v for k, v in values.items() if k not in ("uri", "collection")})
+        config = first.to_config()
+        first.close()
+        assert config == {"store": "milvus", **values}
+        assert "root:Milvus" not in json.dumps(config) and "root:Milvus" not in repr(first)
+        _every_field_survives(config, values, FakeEmbedder(dimensions=8))
+    finally:
+        release_lite(db)
+
+
+def test_a_milvus_store_on_a_client_object_knows_its_uri(tmp_path: Path) -> None:
+    pymilvus = pytest.importorskip("pymilvus")
+    from qwen_embed_adapters.adapters.milvus import MilvusStore
+
+    db = tmp_path / "client.db"
+    client = pymilvus.MilvusClient(str(db))
+    try:
+        with MilvusStore(client, "kb", FakeEmbedder(dimensions=8)) as store:
+            config = store.to_config()
+        assert (config["store"], config["uri"], config["collection"]) == ("milvus", str(db), "kb")
+        roundtrip(config)
+    finally:
+        client.close()
+        release_lite(db)
+
+
+def test_chroma_settings_round_trip(tmp_path: Path) -> None:
+    pytest.importorskip("chromadb")
+    import chromadb
+
+    from qwen_embed_adapters.adapters.chroma import ChromaStore
+
+    values = {"uri": str(tmp_path / "chroma"), "collection": "rt-docs", "metadata": {"team": "a"},
+              "strict_model": False, "use_async_client": False}
+    first = ChromaStore(chromadb.PersistentClient(path=values["uri"]), "rt-docs", FakeEmbedder(dimensions=8),
+                        metadata={"team": "a"}, strict_model=False, use_async_client=False)
+    config = first.to_config()  # the directory is read back from the client's settings
+    assert config == {"store": "chroma", **values}
+    _every_field_survives(config, values, FakeEmbedder(dimensions=8))
+
+
+def test_an_in_memory_chroma_client_has_no_config() -> None:
+    """Bad input: to_config() of a store on an EphemeralClient, whose data no config can reach."""
+    pytest.importorskip("chromadb")
+    import chromadb
+
+    from qwen_embed_adapters.adapters.chroma import ChromaStore
+
+    store = ChromaStore(chromadb.EphemeralClient(), "mem-docs", FakeEmbedder(dimensions=8))
+    with pytest.raises(ConfigurationError, match=r"has no config: needs 'uri'"):
+        store.to_config()
+
+
+def test_pinecone_settings_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pinecone")
+    from tests.support.pinecone_server import PineconeServer
+
+    monkeypatch.setenv("PC_RT_KEY", "pc-rt-key")
+    with PineconeServer(api_key="pc-rt-key") as srv:
+        index = srv.add_index("kb", 8, metric="dotproduct")
+        values = {"host": index.host, "index": "kb", "namespace": "ns", "api_key_env": "PC_RT_KEY",
+                  "controller_host": srv.host, "cloud": "gcp", "region": "europe-west4", "metric": "dotproduct",
+                  "max_batch_vectors": 10, "max_request_bytes": 100_000, "max_metadata_bytes": 1000}
+        _every_field_survives({"store": "pinecone", **values}, values, FakeEmbedder(dimensions=8))
+        # Opened by name through the control plane, the store's config names the index, not its host.
+        by_name = store_from_spec({"store": "pinecone", "index": "kb2", "controller_host": srv.host,
+                                   "api_key_env": "PC_RT_KEY", "cloud": "gcp"}, FakeEmbedder(dimensions=8))
+        try:
+            config = by_name.to_config()
+        finally:
+            by_name.close()
+        assert (config["host"], config["index"], config["controller_host"], config["cloud"]) == (
+            None, "kb2", srv.host, "gcp")
+        assert "pc-rt-key" not in json.dumps(config) and "pc-rt-key" not in repr(by_name)
+
+
+def test_faiss_settings_round_trip(tmp_path: Path) -> None:
+    pytest.importorskip("faiss")
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+
+    values = {"path": str(tmp_path / "kb"), "metric": "l2", "index": "hnsw", "hnsw_m": 8, "ef_construction": 40,
+              "ef_search": 16}
+    first = FaissStore(FakeEmbedder(dimensions=8), **values)
+    first.add_texts(TEXTS)
+    first.save()
+    config = first.to_config()
+    assert config == {"store": "faiss", **values}
+    _every_field_survives(config, values, FakeEmbedder(dimensions=8))
+    assert store_from_spec(config, FakeEmbedder(dimensions=8)).count() == 3

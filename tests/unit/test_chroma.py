@@ -38,7 +38,7 @@ from qwen_embed_adapters.errors import (  # noqa: E402
     InvalidInputError,
 )
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
-from tests.support.store_contract import OpenStore, StoreContract  # noqa: E402
+from qwen_embed_adapters.testing.contract import OpenStore, StoreContract  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-test-DO-NOT-PERSIST-4242"
@@ -360,7 +360,7 @@ def test_missing_chromadb_raises_missing_dependency():
 
 # ---------------------------------------------------------------- ChromaStore
 class TestChromaPersistentContract(StoreContract):
-    """The shared store contract (tests/support/store_contract.py) on an embedded PersistentClient;
+    """The shared store contract (qwen_embed_adapters.testing.contract) on an embedded PersistentClient;
     its async twins run the sync calls on worker threads. The `chroma run` server half, with
     AsyncHttpClient, is in tests/integration/test_chroma_server.py."""
 

@@ -15,8 +15,9 @@ import pytest
 from qwen_embed_adapters import cli
 from qwen_embed_adapters.adapters.base import Hit
 from qwen_embed_adapters.cli.corpus import load_corpus
-from qwen_embed_adapters.cli.doctor import FAIL, PASS, SKIP, TRIPLETS, WARN, format_table, run_embedder
+from qwen_embed_adapters.cli.doctor import format_table
 from qwen_embed_adapters.cli.output import format_hits
+from qwen_embed_adapters.diagnostics import FAIL, PASS, SKIP, TRIPLETS, WARN, run_embedder
 from qwen_embed_adapters.embedder import Embedder
 from qwen_embed_adapters.testing import FakeEmbedder
 
@@ -189,3 +190,43 @@ def test_bundled_corpus_is_a_few_hundred_multilingual_chunks() -> None:
         kinds[key] = kinds.get(key, 0) + 1
     assert kinds["zh"] >= 100 and kinds["en"] >= 100 and kinds["code"] >= 50
     assert all(set(r) == {"id", "text", "metadata"} for r in recs)
+
+
+# ---------------------------------------------------------------------------- doctor: engine families and their fixes
+def test_doctor_recognises_the_engine_from_its_models_answer_and_gives_its_fix() -> None:
+    import httpx
+
+    from qwen_embed_adapters.diagnostics import FIXES, Probe
+
+    with httpx.Client() as client:
+        probe = Probe(client, "http://127.0.0.1:1", "m")
+        probe.first = httpx.Response(200, json={"data": [{"embedding": [1.0]}]})
+        probe.recognise({"object": "list", "data": [{"id": "m", "owned_by": "llamacpp"}]})
+        assert probe.family == "llamacpp"
+        # llama.cpp's own advice first, the general one after it
+        assert probe.fix("reference") == ("Start llama-server with --embeddings --pooling last for Qwen3 "
+                                          "(mean pooling is wrong). " + FIXES["reference"])
+        # the engine's own words replace the general "dimensions" advice
+        assert probe.fix("dimensions").startswith("llama.cpp ignores `dimensions`")
+        assert probe.fix("padding") == FIXES["padding"]  # no llama.cpp-specific advice
+
+
+def test_doctor_leaves_the_family_unknown_when_nothing_tells() -> None:
+    import httpx
+
+    from qwen_embed_adapters.diagnostics import FIXES, Diagnosis, Probe
+
+    with httpx.Client() as client:
+        probe = Probe(client, "http://127.0.0.1:1", "m")
+        probe.first = httpx.Response(200, json={"data": [{"embedding": [1.0]}]})
+        probe.recognise({"data": [{"id": "m", "owned_by": "someone"}]})
+        assert probe.family is None and probe.fix("dimensions") == FIXES["dimensions"]
+    report = Diagnosis("endpoint x", []).to_dict()
+    assert report == {"target": "endpoint x", "engine_family": None, "endpoint_url": None, "checks": []}
+
+
+def test_doctor_route_advice_names_the_engines_of_each_route() -> None:
+    from qwen_embed_adapters.diagnostics import FIXES
+
+    assert ("TEI, vLLM, SGLang, Ollama, llama.cpp server and `qwen-embed serve` answer on /v1/embeddings; "
+            "Infinity answers on /embeddings by default (/v1/embeddings with --url-prefix /v1)") in FIXES["path"]

@@ -17,8 +17,9 @@ from qwen_embed_adapters.errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+from qwen_embed_adapters.space import PROBES
 from qwen_embed_adapters.testing import FakeEmbedder
-from tests.support.store_contract import OpenStore, StoreContract
+from qwen_embed_adapters.testing.contract import OpenStore, StoreContract
 
 DOCS = [
     "Paris is the capital of France.",
@@ -49,7 +50,7 @@ def emb() -> FakeEmbedder:
 
 
 class TestFaissFlatContract(StoreContract):
-    """The shared store contract (tests/support/store_contract.py) on an exact flat index."""
+    """The shared store contract (qwen_embed_adapters.testing.contract) on an exact flat index."""
 
     index = "flat"
 
@@ -92,7 +93,10 @@ def test_query_instruction_is_applied_to_queries_only() -> None:
     store = FaissStore(emb)
     store.add_texts(["Paris"])
     store.search("capital", top_k=1)
-    assert emb.calls == [["Paris"], ["Instruct: Find the city\nQuery:capital"]]
+    # the first two calls embed the space card's probes (documents, then the query probe wrapped)
+    assert emb.calls[0] == [p.text for p in PROBES if not p.query]
+    assert emb.calls[1] == [f"Instruct: Find the city\nQuery:{p.text}" for p in PROBES if p.query]
+    assert emb.calls[2:] == [["Paris"], ["Instruct: Find the city\nQuery:capital"]]
 
 
 def test_re_adding_the_same_texts_is_idempotent(emb: FakeEmbedder, kind: str) -> None:
@@ -296,6 +300,7 @@ def test_a_text_refused_by_the_embedder_in_a_later_batch_is_named_by_its_own_ind
     """Bad input: the embedder refuses texts[4] while embedding the third batch of two; the error names
     texts[4] and its id (not position 0 of that batch), and says that earlier batches were written."""
     store = FaissStore(_NoLongTexts(dimensions=16))
+    store.space_check = "off"  # its probes are longer than this embedder takes; this test is about the index
     store.write_batch_size = 2
     texts = ["one", "two", "three", "four", "x" * 50, "six"]
     ids = [f"id-{i}" for i in range(6)]
@@ -314,6 +319,7 @@ def test_a_refused_text_after_a_repeated_one_is_named_by_its_position_in_the_cal
     """Bad input: texts[5] is too long, and texts[1] repeats texts[0] (stored once under its content id);
     the error names texts[5], the caller's position, not its position among the stored records."""
     store = FaissStore(_NoLongTexts(dimensions=16))
+    store.space_check = "off"  # its probes are longer than this embedder takes; this test is about the index
     store.write_batch_size = 2
     texts = ["one", "one", "two", "three", "four", "x" * 50]
     with pytest.raises(InvalidInputError, match=r"texts\[5\] is 50 characters") as err:
@@ -347,13 +353,15 @@ def test_bad_queries_and_arguments(emb: FakeEmbedder) -> None:
 
 
 def test_bad_constructor_arguments(emb: FakeEmbedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Bad input: unknown metric / index kind, non-positive HNSW settings, loading a missing folder."""
+    """Bad input: unknown metric / index kind, non-positive or bool HNSW settings, loading a missing folder."""
     with pytest.raises(ConfigurationError, match="metric must be one of"):
         FaissStore(emb, metric="manhattan")
     with pytest.raises(ConfigurationError, match="index must be one of"):
         FaissStore(emb, index="ivf")
-    with pytest.raises(ConfigurationError, match="hnsw_m must be a positive int"):
+    with pytest.raises(ConfigurationError, match="hnsw_m must be at least 1, got 0"):
         FaissStore(emb, hnsw_m=0)
+    with pytest.raises(ConfigurationError, match="ef_search must be an integer, got True"):
+        FaissStore(emb, ef_search=True)  # type: ignore[arg-type]
     with pytest.raises(FileNotFoundError, match="no FAISS store saved"):
         FaissStore.load(tmp_path / "nothing", emb)
     with pytest.raises(ConfigurationError, match="save\\(\\) needs a folder"):

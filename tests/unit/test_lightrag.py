@@ -115,7 +115,7 @@ def test_bad_arguments() -> None:
     """Bad input: a non-Embedder, and max_token_size=0."""
     with pytest.raises(ConfigurationError, match="needs an Embedder, got str"):
         lightrag_embedding_func("Qwen3-Embedding-0.6B")  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="max_token_size must be a positive int"):
+    with pytest.raises(ConfigurationError, match="max_token_size must be at least 1, got 0"):
         lightrag_embedding_func(fake(), max_token_size=0)
 
 

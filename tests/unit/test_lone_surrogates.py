@@ -1,7 +1,7 @@
 """Lone UTF-16 surrogates ("\\ud800", what a bad decode or a JSON "\\ud800" escape leaves in a str) are
 not text: no UTF-8 encoder, tokenizer, HTTP body or database takes them. Every embedder and every
 entry point refuses them with InvalidInputError naming the item, before any request or write (issue
-14 item 8). The stores' half runs in the shared contract suite (tests/support/store_contract.py)."""
+14 item 8). The stores' half runs in the shared contract suite (qwen_embed_adapters.testing.contract)."""
 
 from __future__ import annotations
 

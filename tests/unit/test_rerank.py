@@ -228,7 +228,7 @@ def test_bad_constructor_arguments(folder: str, tmp_path: Path) -> None:
         LocalReranker(str(tmp_path / "nothing-here"), device="cpu")
     with pytest.raises(ConfigurationError, match="dtype 'float8' is not one of"):
         LocalReranker(folder, device="cpu", dtype="float8")
-    with pytest.raises(ConfigurationError, match="max_batch_tokens must be a positive int"):
+    with pytest.raises(ConfigurationError, match="max_batch_tokens must be at least 1, got 0"):
         LocalReranker(folder, device="cpu", max_batch_tokens=0)
 
 

@@ -11,7 +11,13 @@ from qwen_embed_adapters.adapters.faiss import FaissStore
 from qwen_embed_adapters.errors import InvalidInputError
 from qwen_embed_adapters.rerank import LocalReranker
 from qwen_embed_adapters.testing import FakeEmbedder, make_tiny_qwen3_reranker
-from tests.support.two_stage import CORPUS, QUERY, SpyReranker, check_two_stage, expected_two_stage
+from qwen_embed_adapters.testing.contract import (
+    CORPUS,
+    QUERY,
+    SpyReranker,
+    check_two_stage,
+    expected_two_stage,
+)
 
 
 @pytest.fixture(scope="module")

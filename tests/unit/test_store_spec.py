@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -11,9 +12,16 @@ from qwen_embed_adapters.adapters.spec import STORES, parse_store_spec, redact_s
 from qwen_embed_adapters.errors import ConfigurationError
 from qwen_embed_adapters.testing import FakeEmbedder
 
-MILVUS = {"token_env": None, "db_name": None, "metric": "COSINE"}
+# Every setting of each store, at its default (written out: a changed default must show up here).
+MILVUS = {"token_env": None, "db_name": None, "metric": "COSINE", "index_type": "AUTOINDEX", "index_params": {},
+          "text_max_length": 65535, "id_max_length": 512, "id_field": "id", "text_field": "text",
+          "metadata_field": "metadata", "vector_field": "vector", "consistency_level": "Strong", "timeout": None,
+          "write_batch_size": None, "use_async_client": True}
+CHROMA = {"metadata": None, "strict_model": True, "use_async_client": True}
 PINECONE = {"index": None, "namespace": "", "api_key_env": "PINECONE_API_KEY", "controller_host": None,
-            "cloud": "aws", "region": "us-east-1"}
+            "cloud": "aws", "region": "us-east-1", "metric": None, "max_batch_vectors": 1000,
+            "max_request_bytes": 2_000_000, "max_metadata_bytes": 40960}
+FAISS = {"metric": "cosine", "index": "flat", "hnsw_m": 32, "ef_construction": 200, "ef_search": 128}
 
 
 @pytest.mark.parametrize(
@@ -26,19 +34,32 @@ PINECONE = {"index": None, "namespace": "", "api_key_env": "PINECONE_API_KEY", "
         ("milvus+https://m.example.com:443/kb?token_env=ZILLIZ_TOKEN&db_name=prod",
          {"store": "milvus", "uri": "https://m.example.com:443", "collection": "kb", **MILVUS,
           "token_env": "ZILLIZ_TOKEN", "db_name": "prod"}),
-        ("chroma+http://chroma:8000/docs", {"store": "chroma", "uri": "http://chroma:8000", "collection": "docs"}),
+        ("chroma+http://chroma:8000/docs", {"store": "chroma", "uri": "http://chroma:8000", "collection": "docs",
+                                            **CHROMA}),
         ("chroma+https://chroma.example.com/docs", {"store": "chroma", "uri": "https://chroma.example.com",
-                                                  "collection": "docs"}),
-        ("chroma:///data/chroma/docs", {"store": "chroma", "uri": "/data/chroma", "collection": "docs"}),
-        ("chroma:///data/chroma?collection=docs", {"store": "chroma", "uri": "/data/chroma", "collection": "docs"}),
-        ("chroma:db/docs", {"store": "chroma", "uri": "db", "collection": "docs"}),
+                                                  "collection": "docs", **CHROMA}),
+        ("chroma:///data/chroma/docs", {"store": "chroma", "uri": "/data/chroma", "collection": "docs", **CHROMA}),
+        ("chroma:///data/chroma?collection=docs", {"store": "chroma", "uri": "/data/chroma", "collection": "docs",
+                                                   **CHROMA}),
+        ("chroma:db/docs", {"store": "chroma", "uri": "db", "collection": "docs", **CHROMA}),
         ("pinecone://kb-x1.svc.aped.pinecone.io?namespace=docs",
          {"store": "pinecone", "host": "https://kb-x1.svc.aped.pinecone.io", **PINECONE, "namespace": "docs"}),
         ("pinecone+http://127.0.0.1:5081?api_key_env=PC_KEY",
          {"store": "pinecone", "host": "http://127.0.0.1:5081", **PINECONE, "api_key_env": "PC_KEY"}),
-        ("faiss:///data/faiss-kb", {"store": "faiss", "path": "/data/faiss-kb", "metric": "cosine", "index": "flat"}),
-        ("faiss:indexes/kb?metric=l2&index=hnsw", {"store": "faiss", "path": "indexes/kb", "metric": "l2",
+        ("faiss:///data/faiss-kb", {"store": "faiss", "path": "/data/faiss-kb", **FAISS}),
+        ("faiss:indexes/kb?metric=l2&index=hnsw", {"store": "faiss", "path": "indexes/kb", **FAISS, "metric": "l2",
                                                   "index": "hnsw"}),
+        # Query values are read as the setting's type.
+        ("faiss:kb?hnsw_m=16&ef_search=64", {"store": "faiss", "path": "kb", **FAISS, "hnsw_m": 16, "ef_search": 64}),
+        ("milvus:kb.db?use_async_client=false&timeout=2.5&write_batch_size=100&db_name=",
+         {"store": "milvus", "uri": "kb.db", "collection": "documents", **MILVUS, "use_async_client": False,
+          "timeout": 2.5, "write_batch_size": 100}),
+        ("milvus:kb.db?index_params=%7B%22M%22%3A%2016%7D&metric=ip",
+         {"store": "milvus", "uri": "kb.db", "collection": "documents", **MILVUS, "index_params": {"M": 16},
+          "metric": "IP"}),
+        ("pinecone://h.example?max_batch_vectors=50&metric=dotproduct",
+         {"store": "pinecone", "host": "https://h.example", **PINECONE, "max_batch_vectors": 50,
+          "metric": "dotproduct"}),
     ],
 )
 def test_every_uri_form_parses_to_its_plain_dict(uri: str, expected: dict[str, Any]) -> None:
@@ -67,7 +88,14 @@ def test_a_dict_spec_gets_the_stores_defaults() -> None:
         ("chroma:kb", "names a directory and a collection"),
         ("pinecone://host/kb", "takes no path"),
         ("faiss+http://h/x", "has no transport"),
-        ("faiss:///tmp/x?dim=3", "unknown faiss setting(s) ['dim']"),
+        ("faiss:///tmp/x?dim=3", "unknown faiss store settings: ['dim']"),
+        ("faiss:///tmp/x?hnsw_m=many", "hnsw_m='many' is not int"),
+        ("faiss:///tmp/x?hnsw_m=0", "hnsw_m must be at least 1, got 0"),
+        ("milvus:kb.db?use_async_client=maybe", "use_async_client='maybe' is not true or false"),
+        ("milvus:kb.db?metric=HAMMING", "metric must be one of 'COSINE', 'IP', 'L2', got 'HAMMING'"),
+        ({"store": "milvus", "uri": "kb.db", "text_max_length": True}, "text_max_length must be an integer, got True"),
+        ({"store": "pinecone", "index": "kb", "max_request_bytes": 3_000_000},
+         "max_request_bytes must be at most 2000000, got 3000000"),
         ({"store": "milvus", "collection": "kb"}, "the milvus store needs 'uri'"),
         ({"store": "pinecone"}, "needs 'host' or 'index'"),
         ("chroma+http://h:8000/kb", "takes collection names of 3-512 characters"),
@@ -108,9 +136,69 @@ def test_a_missing_key_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
         store_from_spec("pinecone+http://127.0.0.1:9?api_key_env=PC_NOT_SET", FakeEmbedder(dimensions=8))
 
 
-def test_every_registered_store_parses_from_a_dict() -> None:
-    locations = {"milvus": {"uri": "kb.db"}, "chroma": {"uri": "db"}, "pinecone": {"index": "kb"},
-                 "faiss": {"path": "f"}}
-    assert set(STORES) == set(locations)
-    for name, loc in locations.items():
-        assert parse_store_spec({"store": name, **loc})["store"] == name
+def test_the_registry_lists_the_four_stores() -> None:
+    assert list(STORES) == ["milvus", "chroma", "pinecone", "faiss"]
+    assert [n for n, k in STORES.items() if k.local_only] == ["faiss"]
+    assert [n for n, k in STORES.items() if k.embedded] == ["milvus", "chroma"]
+
+
+@pytest.mark.parametrize("name", list(STORES))
+def test_every_registered_store_is_declared_completely(name: str) -> None:
+    """Whatever a STORES entry names exists: the class and its settings, the CLI's settings, a dict spec
+    built from the CLI's defaults parses, and the defaults are plain JSON."""
+    kind = STORES[name]
+    cls = kind.store_class()
+    assert cls.kind == name and cls.settings_class is kind.settings_class
+    fields = {f.name for f in dataclasses.fields(kind.settings_class)}
+    for setting in (kind.uri_setting, kind.collection_setting, *(f.setting for f in kind.flags)):
+        assert setting is None or setting in fields
+    defaults = kind.defaults()
+    assert set(defaults) == fields and json.loads(json.dumps(defaults)) == defaults
+    spec = {"store": name}
+    if kind.uri_setting:
+        spec[kind.uri_setting] = kind.default_uri or "http://127.0.0.1:9"
+    if kind.collection_setting:
+        spec[kind.collection_setting] = "kb-1"
+    assert parse_store_spec(spec) == {"store": name, **defaults, **spec}
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], {"store": "milvus", "uri": "./qwen_embed.db", "collection": "documents"}),
+        (["--store", "chroma", "--collection", "kb1"], {"store": "chroma", "uri": "./chroma_db", "collection": "kb1"}),
+        (["--store", "faiss", "--uri", "idx"], {"store": "faiss", "path": "idx"}),
+        (["--store", "pinecone", "--collection", "kb", "--namespace", "ns", "--cloud", "gcp",
+          "--pinecone-api-key-env", "PC"],
+         {"store": "pinecone", "index": "kb", "namespace": "ns", "cloud": "gcp", "api_key_env": "PC"}),
+        (["--store", "pinecone", "--uri", "http://127.0.0.1:5080"],
+         {"store": "pinecone", "index": "documents", "controller_host": "http://127.0.0.1:5080"}),
+    ],
+)
+def test_cli_store_flags_become_the_registered_settings(
+    flags: list[str], expected: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from qwen_embed_adapters.cli.options import add_store_args, store_spec
+
+    monkeypatch.delenv("QWEN_EMBED_STORE", raising=False)
+    parser = argparse.ArgumentParser()
+    add_store_args(parser)
+    spec = store_spec(parser.parse_args(flags))
+    assert spec == parse_store_spec(expected)
+    assert {k: spec[k] for k in expected} == expected
+
+
+def test_cli_store_help_comes_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from qwen_embed_adapters.cli.options import add_store_args
+
+    monkeypatch.delenv("QWEN_EMBED_STORE", raising=False)
+    parser = argparse.ArgumentParser()
+    add_store_args(parser)
+    text = " ".join(parser.format_help().split())
+    assert "{milvus,chroma,pinecone,faiss}" in text
+    assert "faiss: a folder [./faiss_index]" in text
+    assert "--region REGION pinecone: region of a new index ['us-east-1']" in text

@@ -11,6 +11,7 @@ import numpy as np
 
 from ...embedder import Embedder
 from ...errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
+from ...settings import check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from lightrag.utils import EmbeddingFunc
@@ -79,10 +80,7 @@ def lightrag_embedding_func(
     """
     if not isinstance(embedder, Embedder):
         raise ConfigurationError(f"lightrag_embedding_func needs an Embedder, got {type(embedder).__name__}")
-    if max_token_size is not None and (
-        isinstance(max_token_size, bool) or not isinstance(max_token_size, int) or max_token_size < 1
-    ):
-        raise ConfigurationError(f"max_token_size must be a positive int or None, got {max_token_size!r}")
+    check_int("max_token_size", max_token_size, minimum=1, optional=True)
     cls = _embedding_func_class()
     dimension = embedder.dimension
     name = model_name if model_name is not None else lightrag_model_name(embedder.model)

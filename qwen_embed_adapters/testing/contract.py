@@ -1,8 +1,13 @@
-"""The contract every VectorStore keeps, written once and run against each backend.
+"""The contract every VectorStore keeps, written once and run against each backend: a test suite anyone
+writing a store can run, as ``langchain-tests`` does for LangChain's vector stores.
 
 Modelled on LangChain's ``VectorStoreIntegrationTests`` (``langchain_tests.integration_tests``): a
 backend's test module subclasses ``StoreContract`` and provides one fixture, ``open_store``, a
 callable that opens (or re-opens) the same fresh collection for a given embedder::
+
+    import pytest
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+    from qwen_embed_adapters.testing.contract import StoreContract
 
     class TestFaissContract(StoreContract):
         @pytest.fixture
@@ -16,7 +21,11 @@ different notion of "the same collection" overrides ``reopen`` (FAISS saves firs
 ``existing_ids`` cannot look ids up sets ``looks_up_ids = False``.
 
 For another server tier (e.g. Milvus standalone) subclass the backend's class and override only
-the fixture that gives its URI; see ``MilvusContract`` in tests/integration/test_milvus_lite.py.
+the fixture that gives its URI, as ``MilvusContract`` below does.
+
+Needs pytest and pytest-asyncio (``pip install "qwen-embed-adapters[testing]"``); the two-stage tests
+also need torch (they skip without it). Importing ``qwen_embed_adapters.testing`` does not import this
+module, so the library never imports pytest.
 """
 
 from __future__ import annotations
@@ -28,11 +37,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qwen_embed_adapters.adapters.base import VectorStore, content_id
-from qwen_embed_adapters.embedder import Embedder
-from qwen_embed_adapters.errors import DimensionMismatchError, InvalidInputError, WriteError
-from qwen_embed_adapters.testing import FakeEmbedder
-from tests.support.two_stage import CORPUS, QUERY, SpyReranker, check_two_stage, expected_two_stage
+from ..adapters.base import Hit, VectorStore, content_id
+from ..embedder import Embedder
+from ..errors import DimensionMismatchError, InvalidInputError, WriteError
+from ..rerank import Reranker
+from . import FakeEmbedder, make_tiny_qwen3_reranker
 
 OpenStore = Callable[[Embedder], VectorStore]
 
@@ -43,6 +52,58 @@ TEXTS = [
     "vector databases store embeddings",
     "the quick brown fox jumps over the lazy dog",
 ]
+
+CORPUS = [f"note {i}: {topic}" for i, topic in enumerate([
+    "Beijing is the capital of China", "Paris is the capital of France", "the capital city of Japan is Tokyo",
+    "gravity pulls bodies together", "vector databases store embeddings", "Milvus and FAISS index vectors",
+    "机器学习是人工智能的一个分支", "the quick brown fox jumps over the lazy dog", "Qwen3 reranker scores pairs",
+    "capital letters start sentences", "China has a long history", "the capital of a company is its money",
+    "rivers flow into the sea", "Chroma is an embedding database", "rerank the candidates after retrieval",
+    "Shanghai is the largest city of China", "yes or no questions", "a document about capital cities",
+    "the weather is sunny today", "今天天气真好", "embedding models turn text into vectors",
+    "Berlin is the capital of Germany", "the capital of China has many museums", "cats sleep a lot",
+])]
+QUERY = "What is the capital of China?"
+
+
+class SpyReranker(Reranker):
+    """Wraps a reranker and records every document list it is asked to score."""
+
+    def __init__(self, inner: Reranker) -> None:
+        super().__init__(inner.model)
+        self.inner = inner
+        self.seen: list[list[str]] = []
+
+    def _score(self, query: str, documents: list[str], instruction: str) -> np.ndarray:
+        self.seen.append(list(documents))
+        return self.inner.score(query, documents, instruction)
+
+
+def expected_two_stage(store: VectorStore, reranker: Reranker, query: str, top_k: int, candidates: int,
+                       **search_kw: Any) -> tuple[list[Hit], list[Hit]]:
+    """The plain vector candidates and what two-stage search must return, computed independently."""
+    vector_hits = store.search(query, top_k=candidates, **search_kw)
+    scores = reranker.score(query, [h.text or "" for h in vector_hits])
+    order = sorted(range(len(vector_hits)), key=lambda i: (-float(scores[i]), i))[:top_k]
+    want = [Hit(id=vector_hits[i].id, score=float(scores[i]), text=vector_hits[i].text,
+                metadata=vector_hits[i].metadata, vector_score=vector_hits[i].score,
+                rerank_score=float(scores[i])) for i in order]
+    return vector_hits, want
+
+
+def check_two_stage(got: list[Hit], want: list[Hit]) -> None:
+    """Same ids in the same order, both scores kept, final score = reranker's."""
+    assert [h.id for h in got] == [h.id for h in want]
+    assert [h.text for h in got] == [h.text for h in want]
+    def column(hits: list[Hit], name: str) -> np.ndarray:
+        return np.array([getattr(h, name) for h in hits], dtype=np.float64)
+
+    np.testing.assert_allclose(column(got, "rerank_score"), column(want, "rerank_score"), atol=1e-5)
+    np.testing.assert_allclose(column(got, "score"), column(want, "rerank_score"), atol=1e-5)
+    np.testing.assert_allclose(column(got, "vector_score"), column(want, "vector_score"), atol=1e-5)
+    scores = [h.score for h in got]
+    assert scores == sorted(scores, reverse=True)
+
 
 _names = itertools.count()
 
@@ -81,8 +142,7 @@ class StoreContract:
     @pytest.fixture(scope="class")
     def reranker(self, tmp_path_factory: pytest.TempPathFactory) -> Any:
         pytest.importorskip("torch")
-        from qwen_embed_adapters.rerank import LocalReranker
-        from qwen_embed_adapters.testing import make_tiny_qwen3_reranker
+        from ..rerank import LocalReranker
 
         folder = make_tiny_qwen3_reranker(tmp_path_factory.mktemp("contract_reranker") / "model", seed=0)
         return LocalReranker(folder, device="cpu")
@@ -153,7 +213,7 @@ class StoreContract:
                 raise ConnectionError("database went away")
             real(ids, *args)
 
-        store._write = flaky  # type: ignore[method-assign]
+        store._write = flaky  # type: ignore[method-assign,assignment]
         ids = [f"w{i}" for i in range(5)]
         with pytest.raises(WriteError) as info:
             store.add_texts(TEXTS, ids=ids)
@@ -165,6 +225,7 @@ class StoreContract:
         assert store.add_texts(TEXTS, ids=ids) == ids
         assert store.count() == 5
 
+    @pytest.mark.asyncio
     async def test_a_failed_async_write_names_the_ids_written_and_not(self, store: VectorStore) -> None:
         store.write_batch_size = 2
         real, calls = store._awrite, []
@@ -175,7 +236,7 @@ class StoreContract:
                 raise ConnectionError("database went away")
             await real(ids, *args)
 
-        store._awrite = flaky  # type: ignore[method-assign]
+        store._awrite = flaky  # type: ignore[method-assign,assignment]
         ids = [f"w{i}" for i in range(5)]
         with pytest.raises(WriteError) as info:
             await store.aadd_texts(TEXTS, ids=ids)
@@ -209,6 +270,7 @@ class StoreContract:
         assert info.value.item_id == item_id
         assert store.count() == 1
 
+    @pytest.mark.asyncio
     async def test_bad_input_is_refused_by_the_async_path_too(self, store: VectorStore) -> None:
         """Bad input tried: a lone surrogate in the second text."""
         with pytest.raises(InvalidInputError, match=r"texts\[1\] holds a lone surrogate") as info:
@@ -222,6 +284,7 @@ class StoreContract:
         with pytest.raises(InvalidInputError, match="query holds a lone surrogate '.ud800' at character 0"):
             store.search("\ud800")
 
+    @pytest.mark.asyncio
     async def test_a_lone_surrogate_in_an_async_query_is_refused(self, store: VectorStore) -> None:
         """Bad input tried: the query "x \\udc00"."""
         await store.aadd_texts(TEXTS[:2])
@@ -260,6 +323,7 @@ class StoreContract:
         assert store.existing_ids([]) == set()
 
     # ---------------------------------------------------------------- sync / async
+    @pytest.mark.asyncio
     async def test_async_twins_match_the_sync_api(self, store: VectorStore) -> None:
         ids = await store.aadd_texts(TEXTS, metadatas=[{"n": i} for i in range(len(TEXTS))])
         assert ids == [content_id(t) for t in TEXTS]
@@ -275,6 +339,7 @@ class StoreContract:
         assert await store.acount() == len(TEXTS) - 1
         assert await store.aensure_dimension() == self.dim
 
+    @pytest.mark.asyncio
     async def test_async_context_manager_closes(self, open_store: OpenStore, embedder: Embedder) -> None:
         async with open_store(embedder) as s:
             await s.aadd_texts(TEXTS[:2])
@@ -300,6 +365,7 @@ class StoreContract:
         check_two_stage(got_even, want_even)
         assert all(h.metadata.get("even") is True for h in got_even)
 
+    @pytest.mark.asyncio
     async def test_async_two_stage_equals_sync(self, store: VectorStore, reranker: Any) -> None:
         await store.aadd_texts(CORPUS)
         want = store.search(QUERY, top_k=4, rerank=reranker, candidates=10)
@@ -322,7 +388,7 @@ class MilvusContract(StoreContract):
 
     @pytest.fixture
     def open_store(self, milvus_uri: str, milvus_token: str | None) -> Iterator[OpenStore]:
-        from qwen_embed_adapters.adapters.milvus import MilvusStore
+        from ..adapters.milvus import MilvusStore
 
         collection = unique_name("contract").replace("-", "_")
         opened: list[VectorStore] = []
@@ -337,3 +403,17 @@ class MilvusContract(StoreContract):
             s.close()
         with MilvusStore(milvus_uri, collection, FakeEmbedder(), token=milvus_token) as cleanup:
             cleanup.drop()  # a server keeps collections across tests; Lite's .db would grow too
+
+
+__all__ = [
+    "CORPUS",
+    "QUERY",
+    "TEXTS",
+    "MilvusContract",
+    "OpenStore",
+    "SpyReranker",
+    "StoreContract",
+    "check_two_stage",
+    "expected_two_stage",
+    "unique_name",
+]

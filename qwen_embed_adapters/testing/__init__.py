@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -11,11 +12,27 @@ from typing import Any
 
 import numpy as np
 
-from .embedder import Embedder
-from .errors import MissingDependencyError
+from ..embedder import EmbedderSettings, SettingsEmbedder
+from ..errors import MissingDependencyError
+from ..settings import check_int
 
 
-class FakeEmbedder(Embedder):
+@dataclasses.dataclass(frozen=True)
+class FakeEmbedderSettings(EmbedderSettings):
+    """Every setting of a FakeEmbedder. ``native_dim`` None means ``dimensions``."""
+
+    model: str = "fake-embedding"
+    dimensions: int | None = 64
+    max_concurrency: int = 1
+    native_dim: int | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        check_int("max_concurrency", self.max_concurrency, minimum=1)
+        check_int("native_dim", self.native_dim, minimum=1, optional=True)
+
+
+class FakeEmbedder(SettingsEmbedder):
     """A deterministic embedder with no model and no network, for tests and examples.
 
     Each text maps to a fixed unit vector built from hashed character trigrams and words, so
@@ -27,6 +44,9 @@ class FakeEmbedder(Embedder):
     """
 
     engine = "fake"
+    settings_class = FakeEmbedderSettings
+    config_kind = ("engine", "fake")
+    settings: FakeEmbedderSettings
 
     def __init__(
         self,
@@ -39,6 +59,10 @@ class FakeEmbedder(Embedder):
         native_dim: int | None = None,
     ) -> None:
         dims = 64 if dimensions is None else dimensions
+        self.settings = FakeEmbedderSettings(
+            model=model, dimensions=dims, query_instruction=query_instruction, batch_size=batch_size,
+            max_concurrency=max_concurrency, native_dim=native_dim,
+        )
         super().__init__(
             model,
             dimensions=dims,
@@ -53,14 +77,6 @@ class FakeEmbedder(Embedder):
         self.calls.append(list(texts))
         width = self._native_dim or self.dimensions or 64
         return np.stack([_hash_vector(t, width) for t in texts])
-
-    def to_config(self) -> dict[str, Any]:
-        return {
-            "engine": "fake",
-            "model": self.model,
-            "dimensions": self.dimensions,
-            "query_instruction": self._explicit_instruction,
-        }
 
 
 _TABLES: dict[int, np.ndarray] = {}
@@ -346,3 +362,14 @@ def make_tiny_qwen3_reranker(path: str | os.PathLike[str], seed: int = 0) -> str
     # Wider initial weights than the default 0.02 spread P("yes") over (0, 1).
     _save_qwen3(out, Qwen3ForCausalLM, seed, append_eos=False, initializer_range=0.2)
     return str(out)
+
+
+__all__ = [
+    "FakeEmbedder",
+    "FakeEmbedderSettings",
+    "QWEN3_SIZES",
+    "make_qwen3",
+    "make_tiny_qwen3",
+    "make_tiny_qwen3_reranker",
+    "qwen3_config",
+]

@@ -1,47 +1,29 @@
-"""Pipelined, resumable bulk ingestion into any ``VectorStore``, plus the file chunking behind
-``qwen-embed ingest``.
-
-``ingest(store, records)`` reads ``records`` lazily (a generator over a huge file is fine: at most
-``prefetch + 1`` batches are held in memory), embeds the next batches in a worker thread while the
-current one is written, gives every text a content-hash id unless it has one, skips ids the store
-already holds (``VectorStore.existing_ids``), and stops on the first batch that still fails after
-retries with an ``IngestError`` naming the ids that were not written. Everything before that batch
-is stored, so running the same ingestion again finishes the job without duplicates.
-
-    from qwen_embed_adapters.ingest import ingest
-    report = ingest(store, ({"id": r["id"], "text": r["body"]} for r in rows), batch_size=256)
-    str(report)     # "written 10000, skipped 0, failed 0 in 41.2 s (242.7 texts/s)"
-"""
+"""``ingest(store, records)``: read a batch, check it, embed it on a worker thread while the batch before
+it is written, retry a failed write with only the ids still missing, report (``IngestReport``)."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import math
-import re
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .adapters.base import content_id, prepare_records
-from .errors import DimensionMismatchError, IngestError, InvalidInputError, QwenEmbedError, WriteError
-from .vectors import check_unicode
+from ..adapters.base import prepare_records
+from ..errors import DimensionMismatchError, IngestError, InvalidInputError, QwenEmbedError, WriteError
+from ..settings import check_choice, check_int
+from .records import Record, name_record, normalise_record
 
 if TYPE_CHECKING:
-    from .adapters.base import VectorStore
+    from ..adapters.base import VectorStore
 
-logger = logging.getLogger(__name__)
-
-Record = str | Mapping[str, Any]
-_RECORD_KEYS = frozenset({"id", "text", "metadata"})
+logger = logging.getLogger("qwen_embed_adapters.ingest")
 
 
 @dataclass
@@ -89,6 +71,32 @@ class _Batch:
     future: Future[np.ndarray] | None = None
 
 
+@dataclass
+class _Rows:
+    """The records of one batch being read: parallel lists, and how many were skipped as repeats."""
+
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    metadatas: list[dict[str, Any]] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # each row's position in the whole input
+    skipped: int = 0
+
+    def add(self, rid: str, text: str, meta: dict[str, Any], pos: int) -> None:
+        self.ids.append(rid)
+        self.texts.append(text)
+        self.metadatas.append(meta)
+        self.positions.append(pos)
+
+    def drop(self, k: int) -> None:
+        del self.ids[k], self.texts[k], self.metadatas[k], self.positions[k]
+
+    def keep(self, indices: list[int]) -> None:
+        self.ids = [self.ids[i] for i in indices]
+        self.texts = [self.texts[i] for i in indices]
+        self.metadatas = [self.metadatas[i] for i in indices]
+        self.positions = [self.positions[i] for i in indices]
+
+
 def ingest(
     store: VectorStore,
     records: Iterable[Record],
@@ -125,12 +133,9 @@ def ingest(
     the collection's.
     """
     size = store.write_batch_size if batch_size is None else batch_size
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
-    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-        raise InvalidInputError(f"prefetch must be an int >= 1, got {prefetch!r}")
-    if on_invalid not in ("raise", "skip"):
-        raise InvalidInputError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
+    check_int("batch_size", size, minimum=1)
+    check_int("prefetch", prefetch, minimum=1)
+    check_choice("on_invalid", on_invalid, ("raise", "skip"))
     if isinstance(records, (str, bytes)) or records is None:
         raise InvalidInputError(
             f"records: expected an iterable of str or dicts, got {type(records).__name__}"
@@ -139,6 +144,7 @@ def ingest(
         total = len(records)  # type: ignore[arg-type]
 
     dim = store.ensure_dimension()
+    store.ensure_space(writing=True)  # the space card, before anything is read or written
     run = _Run(store, dim, size, skip_existing, write_retries, retry_backoff, on_invalid, on_batch)
     run.bar = _progress_bar(progress, total, store.name)
     try:
@@ -212,27 +218,29 @@ class _Run:
 
     # ------------------------------------------------------------------ reading
     def _prepare(self, raw: list[Record], number: int, pending: deque[_Batch]) -> _Batch | None:
+        """One batch of raw records -> the batch to embed, or None when nothing in it is new."""
+        rows = self._read(raw)
+        self._check_with_store(rows)
+        if self.skip_existing and rows.ids:
+            self._drop_stored(rows, number, pending)
+        self.report.skipped += rows.skipped
+        if not rows.ids:
+            self._advance(len(raw))
+            return None
+        return _Batch(number, rows.ids, rows.texts, rows.metadatas, read=len(raw))
+
+    def _read(self, raw: list[Record]) -> _Rows:
+        """Step 1: each record checked and given its id; a repeat of an id read before is skipped."""
         start = self.report.seen
         self.report.seen += len(raw)
-        ids: list[str] = []
-        texts: list[str] = []
-        metas: list[dict[str, Any]] = []
-        positions: list[int] = []
+        rows = _Rows()
         first_text: dict[str, str] = {}
-        skipped = 0
         for offset, record in enumerate(raw):
             pos = start + offset
-            try:
-                rid, text, meta = _normalise(record, pos)
-                items, _, checked = prepare_records([text], [rid], [meta])
-            except InvalidInputError as exc:
-                if self.on_invalid == "skip":
-                    logger.warning("ingest: skipping invalid record %d: %s", pos, exc)
-                    self.report.invalid += 1
-                    continue
-                raise InvalidInputError(
-                    _with_position(str(exc), pos), index=pos, item_id=exc.item_id
-                ) from None
+            checked = self._checked(record, pos)
+            if checked is None:
+                continue
+            rid, text, item, meta = checked
             if rid in first_text or rid in self.inflight:
                 previous = first_text.get(rid)
                 if previous is not None and previous != text:
@@ -240,44 +248,55 @@ class _Run:
                         f"record {pos}: id {rid!r} repeats an earlier record of the same batch with a "
                         "different text", index=pos, item_id=rid,
                     )
-                skipped += 1
+                rows.skipped += 1
                 continue
             first_text[rid] = text
-            ids.append(rid)
-            texts.append(items[0])
-            metas.append(checked[0])
-            positions.append(pos)
+            rows.add(rid, item, meta, pos)
+        return rows
+
+    def _checked(self, record: Record, pos: int) -> tuple[str, str, str, dict[str, Any]] | None:
+        """(id, text, the text as stored, metadata) of one record; None for a bad one skipped."""
+        try:
+            rid, text, meta = normalise_record(record, pos)
+            items, _, checked = prepare_records([text], [rid], [meta])
+        except InvalidInputError as exc:
+            if self.on_invalid == "skip":
+                logger.warning("ingest: skipping invalid record %d: %s", pos, exc)
+                self.report.invalid += 1
+                return None
+            raise InvalidInputError(name_record(str(exc), pos), index=pos, item_id=exc.item_id) from None
+        return rid, text, items[0], checked[0]
+
+    def _check_with_store(self, rows: _Rows) -> None:
+        """Step 2: the store's own limits (id length, metadata types); a refused record is named by its
+        position in the input, or skipped with ``on_invalid="skip"``."""
         while True:
             try:
-                self.store.check_batch(ids, texts, metas)
-                break
+                self.store.check_batch(rows.ids, rows.texts, rows.metadatas)
+                return
             except InvalidInputError as exc:
                 k = exc.index
-                if k is None or not 0 <= k < len(positions):
+                if k is None or not 0 <= k < len(rows.positions):
                     raise
-                if self.on_invalid == "skip":  # the store's own limits make a record invalid too
-                    logger.warning("ingest: skipping invalid record %d: %s", positions[k], exc)
-                    self.report.invalid += 1
-                    del ids[k], texts[k], metas[k], positions[k]
-                    continue
-                exc.index = positions[k]
-                raise
-        if self.skip_existing and ids:
-            try:
-                existing = self._retrying("look up existing ids", lambda: self.store.existing_ids(ids), ids)
-            except Exception as exc:
-                raise self._fail(_Batch(number, ids, texts, metas), pending, "looking up stored ids", exc) from exc
-            if existing:
-                keep = [i for i, x in enumerate(ids) if x not in existing]
-                skipped += len(ids) - len(keep)
-                ids = [ids[i] for i in keep]
-                texts = [texts[i] for i in keep]
-                metas = [metas[i] for i in keep]
-        self.report.skipped += skipped
-        if not ids:
-            self._advance(len(raw))
-            return None
-        return _Batch(number, ids, texts, metas, read=len(raw))
+                if self.on_invalid != "skip":
+                    exc.index = rows.positions[k]
+                    raise
+                logger.warning("ingest: skipping invalid record %d: %s", rows.positions[k], exc)
+                self.report.invalid += 1
+                rows.drop(k)
+
+    def _drop_stored(self, rows: _Rows, number: int, pending: deque[_Batch]) -> None:
+        """Step 3: the ids the store already holds are skipped (asked with retries)."""
+        ids = rows.ids
+        try:
+            existing = self._retrying("look up existing ids", lambda: self.store.existing_ids(ids), ids)
+        except Exception as exc:
+            batch = _Batch(number, rows.ids, rows.texts, rows.metadatas)
+            raise self._fail(batch, pending, "looking up stored ids", exc) from exc
+        if existing:
+            keep = [i for i, x in enumerate(rows.ids) if x not in existing]
+            rows.skipped += len(rows.ids) - len(keep)
+            rows.keep(keep)
 
     # ------------------------------------------------------------------ writing
     def _write_next(self, pending: deque[_Batch]) -> None:
@@ -416,45 +435,6 @@ def _transient(exc: BaseException) -> bool:
     return not isinstance(exc, (QwenEmbedError, TypeError, AttributeError, NotImplementedError))
 
 
-def _normalise(record: Any, pos: int) -> tuple[str, Any, Any]:
-    """(id, text, metadata) of one record; the id defaults to the content hash."""
-    if isinstance(record, str):
-        if not record:
-            raise InvalidInputError(f"record {pos} is an empty string", index=pos)
-        check_unicode(record, f"record {pos}", index=pos)
-        return content_id(record), record, None
-    if isinstance(record, Mapping):
-        unknown = set(record) - _RECORD_KEYS
-        if unknown:
-            raise InvalidInputError(
-                f"record {pos} has unknown keys {sorted(map(str, unknown))}; expected 'text' and optional "
-                "'id' and 'metadata' (put other fields in 'metadata')", index=pos,
-            )
-        if "text" not in record:
-            raise InvalidInputError(f"record {pos} has no 'text'", index=pos)
-        text = record["text"]
-        if text is None or not isinstance(text, str):
-            raise InvalidInputError(
-                f"record {pos}: 'text' is {type(text).__name__}, not str: {text!r:.60}", index=pos
-            )
-        check_unicode(text, f"record {pos}: 'text'", index=pos)
-        rid = record.get("id")
-        if rid is None:
-            rid = content_id(text) if text else ""
-        elif not isinstance(rid, str) or not rid:
-            raise InvalidInputError(f"record {pos}: 'id' must be a non-empty str, got {rid!r}", index=pos)
-        return rid, text, record.get("metadata")
-    raise InvalidInputError(
-        f"record {pos} is {type(record).__name__}; expected a str or a dict with 'text'", index=pos
-    )
-
-
-def _with_position(message: str, pos: int) -> str:
-    # prepare_records names items "texts[0]"/"metadatas[0]" of a one-record call: name the record instead.
-    message = re.sub(r"\b(texts|ids|metadatas)\[0\]", lambda m: f"record {pos} {m.group(1)[:-1]}", message)
-    return message if message.startswith("record ") else f"record {pos}: {message}"
-
-
 def _progress_bar(progress: bool, total: int | None, name: str) -> Any:
     if not progress or not _stderr_is_tty():
         return None
@@ -473,161 +453,4 @@ def _stderr_is_tty() -> bool:
         return False
 
 
-# ---------------------------------------------------------------------------- chunking files
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-_WORD = re.compile(r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
-_SENTENCE = re.compile(r"(?<=[。！？!?；;])|(?<=[.])\s+")
-
-
-def estimate_tokens(text: str) -> int:
-    """A tokenizer-free, deliberately generous estimate of Qwen3 tokens: one per CJK character,
-    1.3 per word, one per other symbol."""
-    cjk = len(_CJK.findall(text))
-    words = len(_WORD.findall(text))
-    rest = _CJK.sub("", _WORD.sub("", text))
-    symbols = sum(1 for ch in rest if not ch.isspace())
-    return cjk + math.ceil(words * 1.3) + symbols
-
-
-def _paragraphs(text: str) -> list[str]:
-    """Blank-line separated paragraphs; a fenced code block (```) stays one paragraph."""
-    out: list[str] = []
-    current: list[str] = []
-    in_fence = False
-    for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            in_fence = not in_fence
-        if not line.strip() and not in_fence:
-            if current:
-                out.append("\n".join(current).strip("\n"))
-                current = []
-            continue
-        current.append(line.rstrip())
-    if current:
-        out.append("\n".join(current).strip("\n"))
-    return [p for p in out if p.strip()]
-
-
-def _split_long(piece: str, max_tokens: int) -> list[str]:
-    if estimate_tokens(piece) <= max_tokens:
-        return [piece]
-    sentences = [s for s in _SENTENCE.split(piece) if s and s.strip()]
-    if len(sentences) > 1:
-        out: list[str] = []
-        for s in sentences:
-            out.extend(_split_long(s.strip(), max_tokens))
-        return _merge(out, max_tokens, " ")
-    # One very long sentence: cut it by characters, proportionally to the estimate.
-    n = max(2, math.ceil(estimate_tokens(piece) / max_tokens))
-    step = max(1, math.ceil(len(piece) / n))
-    parts = [piece[i : i + step] for i in range(0, len(piece), step)]
-    return [q for p in parts for q in _split_long(p, max_tokens)] if step > 1 else parts
-
-
-def _merge(pieces: list[str], max_tokens: int, sep: str) -> list[str]:
-    out: list[str] = []
-    current = ""
-    for p in pieces:
-        candidate = f"{current}{sep}{p}" if current else p
-        if current and estimate_tokens(candidate) > max_tokens:
-            out.append(current)
-            current = p
-        else:
-            current = candidate
-    if current:
-        out.append(current)
-    return out
-
-
-def chunk_text(text: str, max_tokens: int = 512) -> list[str]:
-    """Cut ``text`` into chunks of whole paragraphs, each under ``max_tokens`` (estimated).
-
-    Consecutive short paragraphs are merged; a paragraph over the limit is split at sentence ends
-    (。！？.!?), and a single over-long sentence by characters.
-
-    >>> chunk_text("first paragraph\\n\\nsecond paragraph", max_tokens=100)
-    ['first paragraph\\n\\nsecond paragraph']
-    """
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 8:
-        raise InvalidInputError(f"max_tokens must be an int >= 8, got {max_tokens!r}")
-    pieces: list[str] = []
-    for para in _paragraphs(text):
-        pieces.extend(_split_long(para, max_tokens))
-    return _merge(pieces, max_tokens, "\n\n")
-
-
-INGEST_SUFFIXES = (".txt", ".md", ".markdown", ".jsonl")
-
-
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files to ingest: each path itself, or the .txt/.md/.jsonl files under a directory (sorted)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INGEST_SUFFIXES))
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise InvalidInputError(f"no such file or directory: {str(p)!r}")
-    return out
-
-
-def iter_file_records(paths: Iterable[str | Path], *, max_tokens: int = 512) -> Iterator[dict[str, Any]]:
-    """Records from .txt/.md (paragraph chunks) and .jsonl files (one ``{"text", "id"?, "metadata"?}``
-    object or JSON string per line; other keys go into metadata). Lazy: one file at a time.
-
-    Metadata carries ``source`` (the path) and ``chunk`` (the chunk's number in its file or record).
-    A JSONL record longer than ``max_tokens`` is chunked too; its given id gets a ``#k`` suffix.
-    """
-    for path in expand_paths(paths):
-        suffix = path.suffix.lower()
-        if suffix == ".jsonl":
-            yield from _jsonl_records(path, max_tokens)
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for k, chunk in enumerate(chunk_text(text, max_tokens)):
-            yield {"text": chunk, "metadata": {"source": str(path), "chunk": k}}
-
-
-def _json_lines(lines: Iterable[str], name: object) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` for each non-blank JSON line; a bad line raises naming ``name:lineno``."""
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise InvalidInputError(f"{name}:{lineno}: not JSON ({exc})") from None
-        yield lineno, obj
-
-
-def _jsonl_records(path: Path, max_tokens: int) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, obj in _json_lines(fh, path):
-            if isinstance(obj, str):
-                obj = {"text": obj}
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"]:
-                raise InvalidInputError(f"{path}:{lineno}: expected an object with a non-empty 'text' string")
-            if not isinstance(obj.get("metadata") or {}, dict):
-                raise InvalidInputError(
-                    f"{path}:{lineno}: 'metadata' must be an object, got {type(obj['metadata']).__name__}"
-                )
-            meta = dict(obj.get("metadata") or {})
-            meta.update({k: v for k, v in obj.items() if k not in _RECORD_KEYS})
-            meta.setdefault("source", str(path))
-            chunks = chunk_text(obj["text"], max_tokens) if estimate_tokens(obj["text"]) > max_tokens else [obj["text"]]
-            for k, chunk in enumerate(chunks):
-                rec: dict[str, Any] = {"text": chunk, "metadata": {**meta, "chunk": k}}
-                if obj.get("id") is not None:
-                    rec["id"] = str(obj["id"]) if len(chunks) == 1 else f"{obj['id']}#{k}"
-                yield rec
-
-
-__all__ = [
-    "IngestReport",
-    "chunk_text",
-    "estimate_tokens",
-    "expand_paths",
-    "ingest",
-    "iter_file_records",
-]
+__all__ = ["IngestReport", "ingest"]
