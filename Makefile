@@ -85,6 +85,7 @@ bench: venv
 	env -u MILVUS_URI $(PY) benchmarks/scale_ray.py --n 20000 --append-docs
 	$(PY) benchmarks/full_size.py --size 0.6B --texts 64
 	$(PY) benchmarks/space_drift.py    # its table is docs/space.md's (printed, not written)
+	$(PY) benchmarks/cache_reingest.py --append $(BENCH_DOCS)
 	@echo "gpu_check.py needs a CUDA GPU: $(PY) benchmarks/gpu_check.py --device cuda (docs/benchmarks.md, GPU check)"
 
 # The database tiers (docs/testing.md): Docker installed/started and the local Chroma/Milvus images built

@@ -35,11 +35,21 @@ def _fake(cfg: dict[str, Any]) -> Embedder:
     return FakeEmbedder.from_config(cfg)
 
 
+def _cached(cfg: dict[str, Any]) -> Embedder:
+    from .cache import CachedEmbedder
+
+    inner = cfg.get("embedder")
+    if not isinstance(inner, dict):
+        raise ConfigurationError(f"a cached embedder config needs the inner embedder's config under 'embedder', got {inner!r:.200}")
+    return CachedEmbedder.from_config(cfg, inner=embedder_from_config(inner))
+
+
 #: engine name (the ``"engine"`` key of ``to_config()``) -> factory taking the rest of the config.
 ENGINES: dict[str, EngineFactory] = {
     "remote": _remote,
     "local": _local,
     "fake": _fake,
+    "cached": _cached,
 }
 
 

@@ -355,7 +355,7 @@ def check_base64(p: Probe) -> Check:
 
 
 def check_norms_remote(p: Probe) -> Check:
-    """The raw norms of ``norm_samples`` vectors (seed §6.3: a healthy distribution sits near 1)."""
+    """The raw norms of ``norm_samples`` vectors (a healthy distribution sits near 1; docs/cli.md, `doctor`)."""
     try:
         vecs = _raw_embed(p.client, p.url, p.model, _norm_texts(p.norm_samples), p.batch)
     except RuntimeError as exc:
@@ -664,4 +664,26 @@ __all__ = [
     "find_route",
     "load_corpus",
     "run_embedder",
+    "ENGINE_PROBLEMS",
+    "LONG_TEXTS",
+    "PADDING_TEXT",
+    "PING",
+    "REFERENCE_COSINE",
+    "SAME_COSINE",
+    "check_base64",
+    "check_base64_local",
+    "check_batch_padding",
+    "check_determinism",
+    "check_dimension",
+    "check_dimension_local",
+    "check_dimensions_support",
+    "check_loads",
+    "check_model_name",
+    "check_mrl_local",
+    "check_norms_local",
+    "check_norms_remote",
+    "check_pairs_local",
+    "check_pairs_remote",
+    "check_reachable",
+    "check_reference",
 ]

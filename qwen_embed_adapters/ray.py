@@ -40,7 +40,7 @@ from .errors import (
     QwenEmbedError,
 )
 from .ingest import IngestReport
-from .settings import check_int
+from .settings import check_choice, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +126,7 @@ def embed_dataset(
     and is built once per actor; ``num_gpus=1`` gives each actor its own GPU for a LocalEmbedder.
     """
     require_ray()
-    if kind not in ("document", "query"):
-        raise ConfigurationError(f"kind must be 'document' or 'query', got {kind!r}")
+    check_choice("kind", kind, ("document", "query"))
     check_int("batch_size", batch_size, minimum=1)
     config = embedder.to_config() if isinstance(embedder, Embedder) else dict(embedder)
     return ds.map_batches(
@@ -148,8 +147,7 @@ def _actor_pool(concurrency: int | tuple[int, int]) -> Any:
 
     if isinstance(concurrency, tuple):
         return ActorPoolStrategy(min_size=concurrency[0], max_size=concurrency[1])
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigurationError(f"concurrency must be a positive int or (min, max), got {concurrency!r}")
+    check_int("concurrency", concurrency, minimum=1)  # or a (min, max) tuple, taken above
     return ActorPoolStrategy(size=concurrency)
 
 
@@ -496,8 +494,7 @@ def ingest_ray(
     missing; ``skip_existing`` asks the store first and embeds only the new rows.
     """
     require_ray()
-    if on_invalid not in ("raise", "skip"):
-        raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
+    check_choice("on_invalid", on_invalid, ("raise", "skip"))
     if _is_local_only(store_spec):
         raise ConfigurationError(f"the {parse_store_spec(store_spec)['store']} store is local-only: "
                                  "use qwen_embed_adapters.ingest.ingest on one machine")

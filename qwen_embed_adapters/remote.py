@@ -26,13 +26,16 @@ from .http.embeddings_api import EmbeddingEndpoint, EmbeddingsPolicy, ReplicaChe
 from .http.limits import Backoff, RateLimiter
 from .http.loop import RequestLoop
 from .http.pool import EndpointPool
-from .http.routes import check_base_url, normalise_base_url, route_candidates
+from .http.routes import check_base_url, route_candidates
+from .http.routes import (
+    normalise_base_url as normalise_base_url,  # still importable from here (cli/doctor.py)
+)
 from .http.session import HIDDEN, Session, check_headers, resolve_api_key, session_headers, split_headers
 from .settings import Configurable, Settings, check_bool, check_choice, check_int, check_number, check_str
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RemoteEmbedder", "RemoteEmbedderSettings", "normalise_base_url"]
+__all__ = ["RemoteEmbedder", "RemoteEmbedderSettings"]
 
 
 @dataclass(frozen=True)

@@ -118,10 +118,8 @@ class Reranker(ABC):
     """
 
     def __init__(self, model: str, *, instruction: str | None = None) -> None:
-        if not isinstance(model, str) or not model:
-            raise ConfigurationError(f"model must be a non-empty str, got {model!r}")
-        if instruction is not None and not isinstance(instruction, str):
-            raise ConfigurationError(f"instruction must be a str or None, got {instruction!r}")
+        check_str("model", model)
+        check_str("instruction", instruction, optional=True, empty=True)
         self.model = model
         #: the task description put in each prompt unless a call passes its own
         self.instruction = DEFAULT_RERANK_INSTRUCTION if instruction is None else instruction
@@ -503,7 +501,8 @@ class RemoteReranker(Configurable, Reranker):
         return self._endpoint.shape
 
     def _repr_fields(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {"url": redact_url(self.url), "model": self.model, "api": self.api}
+        # the setting, as RemoteEmbedder shows it (``url`` tells the route that answered)
+        shown: dict[str, Any] = {"base_url": redact_url(self.base_url), "model": self.model, "api": self.api}
         shown.update((k, v) for k, v in self.settings.shown().items() if k not in ("base_url", "model", "api"))
         if self._api_key:
             shown["api_key"] = HIDDEN

@@ -57,6 +57,8 @@ __all__ = [
     "compare_cards",
     "embed_probes",
     "make_card",
+    "LIKELY_CAUSES",
+    "mismatch_error",
 ]
 
 #: Values kept of each probe vector (a prefix; the whole vector when narrower).

@@ -25,10 +25,10 @@ import re
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from ..errors import (
     VectorSpaceMismatchError,
     WriteError,
 )
+from ..http.session import LoopClients  # the one per-event-loop cache (stores' grpc/httpx clients too)
 from ..settings import Settings
 from ..space import (
     DEFAULT_TOLERANCE,
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_C = TypeVar("_C")
 _S = TypeVar("_S", bound="VectorStore")
 
 #: ``space_check`` values: "adopt" (default: a collection without a card gets one on its first write),
@@ -222,41 +222,6 @@ def prepare_records(
         id_list = [id_list[i] for i in keep]
         metas = [metas[i] for i in keep]
     return items, id_list, metas
-
-
-class LoopClients(Generic[_C]):
-    """One async client per running event loop.
-
-    grpc.aio channels and httpx async clients belong to the loop that made them; a store used from
-    several loops (``asyncio.run`` twice, a Jupyter kernel and a worker thread) keeps one client for
-    each. Entries of loops that have closed are dropped whenever a new one is added.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[int, tuple[asyncio.AbstractEventLoop, _C]] = {}
-
-    def get(self, make: Callable[[], _C]) -> _C:
-        """The running loop's client, made with ``make()`` on first use in that loop."""
-        loop = asyncio.get_running_loop()
-        entry = self._entries.get(id(loop))
-        if entry is not None and entry[0] is loop:
-            return entry[1]
-        self._entries = {k: v for k, v in self._entries.items() if not v[0].is_closed()}
-        client = make()
-        self._entries[id(loop)] = (loop, client)
-        return client
-
-    def pop_current(self) -> _C | None:
-        """Forget the running loop's client and return it (for the caller to close), if any."""
-        entry = self._entries.pop(id(asyncio.get_running_loop()), None)
-        return None if entry is None else entry[1]
-
-    def clear(self) -> None:
-        """Forget every client (those of other loops cannot be closed from here)."""
-        self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 def secret_from_env(var: str, what: str) -> str:
@@ -802,3 +767,9 @@ def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int) -> list[
         h.score = float(s)
     order = sorted(range(len(hits)), key=lambda i: (-hits[i].score, i))
     return [hits[i] for i in order[:top_k]]
+
+
+__all__ = [
+    "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
+    "content_id", "prepare_records", "secret_from_env",
+]

@@ -723,15 +723,7 @@ def _score_fn(space: str) -> Any:
 
 
 __all__ = [
-    "CONFIG_VERSION",
-    "EF_NAME",
-    "META_DIMENSION",
-    "META_MODEL",
-    "ChromaSettings",
-    "ChromaStore",
-    "QwenEmbeddingFunction",
-    "chroma_client",
-    "collection_dimension",
-    "get_or_create_collection",
-    "same_model",
+    "CONFIG_VERSION", "EF_NAME", "META_DIMENSION", "META_MODEL", "META_SPACE_CARD", "ChromaSettings",
+    "ChromaStore", "Documents", "EmbeddingFunction", "QwenEmbeddingFunction", "chroma_client",
+    "collection_dimension", "get_or_create_collection", "register_embedding_function", "same_model",
 ]

@@ -555,4 +555,4 @@ class FaissStore(VectorStore):
         return {"dimension": self._dim, "count": len(self._records)}
 
 
-__all__ = ["FaissSettings", "FaissStore"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_KINDS", "METRICS", "FaissSettings", "FaissStore", "Filter"]

@@ -803,4 +803,8 @@ class MilvusStore(VectorStore):
         self._loaded = False
 
 
-__all__ = ["METRICS", "MilvusSettings", "MilvusStore", "collection_dimension", "filter_expression", "milvus_rows"]
+__all__ = [
+    "METRICS", "PROP_DIMENSION", "PROP_METRIC", "PROP_MODEL", "PROP_VERSION", "SPACE_CARD_PROPERTY",
+    "VARCHAR_MAX", "MilvusSettings", "MilvusStore", "collection_dimension", "filter_expression",
+    "milvus_rows",
+]

@@ -352,8 +352,7 @@ class PineconeStore(VectorStore):
             raise ConfigurationError(
                 f"Pinecone index names are 1-45 lowercase letters, digits or '-', got {name!r}"
             )
-        if metric not in METRICS:
-            raise ConfigurationError(f"metric must be one of {METRICS}, got {metric!r}")
+        check_choice("metric", metric, METRICS)
         dim = embedder.dimension
         if not 1 <= dim <= MAX_DIMENSION:
             raise ConfigurationError(f"Pinecone dense indexes take 1..{MAX_DIMENSION} dimensions, got {dim}")
@@ -690,4 +689,8 @@ class PineconeStore(VectorStore):
         return found
 
 
-__all__ = ["PineconeSettings", "PineconeStore", "index_dimension"]
+__all__ = [
+    "DEFAULT_CONTROLLER_HOST", "DEFAULT_NAMESPACE_NAMES", "FETCH_BATCH", "MAX_DIMENSION",
+    "MAX_IDS_PER_REQUEST", "MAX_METADATA_BYTES", "MAX_REQUEST_BYTES", "MAX_UPSERT_VECTORS", "METRICS",
+    "SPACE_CARD_NAMESPACE", "PineconeSettings", "PineconeStore", "index_dimension",
+]

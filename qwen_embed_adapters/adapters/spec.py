@@ -8,12 +8,16 @@
     store = store_from_spec("chroma:///data/chroma/docs", embedder)              # PersistentClient(/data/chroma)
     store = store_from_spec("pinecone://kb-abc123.svc.pinecone.io?namespace=x", embedder)  # key: $PINECONE_API_KEY
     store = store_from_spec("faiss:///data/faiss-kb", embedder)                  # FaissStore(path=...)
+    store = store_from_spec("postgresql://me@db:5432/rag?table=kb", embedder)    # password: ?password_env=VAR or libpq's own
+    store = store_from_spec("pgvector:///data/pgdata?table=kb", embedder)        # starts the bundled PostgreSQL there
+    store = store_from_spec("qdrant:///data/qdrant?collection=kb", embedder)     # Qdrant local mode on a folder
+    store = store_from_spec("qdrant+http://qdrant:6333/kb", embedder)            # a Qdrant server (+https too)
     store = store_from_spec({"store": "milvus", "uri": "./kb.db", "collection": "kb"}, embedder)
 
 ``parse_store_spec`` turns either form into the plain dict (every setting filled in) that
 ``store_from_spec`` builds from, the same dict ``store.to_config()`` gives: JSON-safe, free of secrets, fit
 to ship to another process. Its keys are the fields of the store's settings dataclass (``MilvusSettings``,
-``ChromaSettings``, ``PineconeSettings``, ``FaissSettings``). Credentials never go into a spec: a spec
+``ChromaSettings``, ``PineconeSettings``, ``FaissSettings``, ``PgVectorSettings``, ``QdrantSettings``). Credentials never go into a spec: a spec
 names the environment variable that holds them (``token_env`` for Milvus, ``api_key_env`` for Pinecone,
 default ``PINECONE_API_KEY``). URI query values are read as the setting's type
 (``faiss:kb?hnsw_m=16``, ``milvus:kb.db?use_async_client=false``).
@@ -68,8 +72,9 @@ class StoreKind:
     store_class: Callable[[], type[VectorStore]]
     from_uri: Callable[[SplitResult, str, dict[str, str]], dict[str, Any]]
     dimension_of: Callable[..., int | None] | None = None
-    #: one process only (an in-memory index saved to a folder): Ray workers cannot write into it
-    local_only: bool = False
+    #: one process only (an in-memory index saved to a folder): Ray workers cannot write into it; a
+    #: callable decides from the parsed spec (Qdrant: local mode is, a server is not)
+    local_only: bool | Callable[[dict[str, Any]], bool] = False
     #: the CLI: which setting ``--uri`` fills and its default, which setting ``--collection`` fills
     uri_setting: str | None = None
     default_uri: str | None = None
@@ -78,6 +83,10 @@ class StoreKind:
     flags: tuple[CliFlag, ...] = ()
     #: ``qwen-embed demo``: (folder under the demo's directory, what it is) for a store needing no server
     embedded: tuple[str, str] | None = None
+    #: a user name (never a password) may stand in the URI: libpq's ``postgresql://user@host/db``
+    user_in_uri: bool = False
+    #: the store this name stands for (``postgresql`` -> ``pgvector``); an alias is no ``--store`` choice
+    alias_of: str | None = None
 
     @property
     def settings_class(self) -> type[StoreSettings]:
@@ -186,6 +195,37 @@ def _faiss_uri(parts: SplitResult, transport: str, query: dict[str, str]) -> dic
     return {"path": _local_path(parts), **query}
 
 
+def _postgresql_uri(parts: SplitResult, transport: str, query: dict[str, Any]) -> dict[str, Any]:
+    if transport:
+        raise ValueError("postgresql://USER@HOST:PORT/DB takes no +transport")
+    if not parts.hostname and "host" not in query:
+        raise ValueError("postgresql://USER@HOST:PORT/DB needs a host (or ?host=/socket/dir)")
+    user = f"{parts.username}@" if parts.username else ""
+    conninfo = urlunsplit(("postgresql", user + parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    for key in ("host", "sslmode"):  # libpq settings that stay in the conninfo
+        if key in query:
+            conninfo += ("&" if "?" in conninfo else "?") + f"{key}={query.pop(key)}"
+    return {"conninfo": conninfo, **query}
+
+
+def _pgvector_uri(parts: SplitResult, transport: str, query: dict[str, Any]) -> dict[str, Any]:
+    if transport:
+        raise ValueError("pgvector:///PGDATA is a local folder (the bundled server); use postgresql:// for a server")
+    return {"pgdata": _local_path(parts), **query}
+
+
+def _qdrant_uri(parts: SplitResult, transport: str, query: dict[str, Any]) -> dict[str, Any]:
+    if transport in ("http", "https"):
+        out: dict[str, Any] = {"location": _server_url(parts, transport)}
+        name = _one_segment(parts.path)
+        if name:
+            out["collection"] = name
+        return {**out, **query}
+    if transport:
+        raise ValueError(f"qdrant+{transport} is not a transport; use qdrant+http or qdrant+https")
+    return {"location": _local_path(parts) or ":memory:", **query}
+
+
 # ---------------------------------------------------------------------------- the stores
 def _milvus() -> type[VectorStore]:
     from .milvus import MilvusStore
@@ -209,6 +249,23 @@ def _faiss() -> type[VectorStore]:
     from .faiss import FaissStore
 
     return FaissStore
+
+
+def _pgvector() -> type[VectorStore]:
+    from .pgvector import PgVectorStore
+
+    return PgVectorStore
+
+
+def _qdrant() -> type[VectorStore]:
+    from .qdrant import QdrantStore
+
+    return QdrantStore
+
+
+def _qdrant_local(spec: dict[str, Any]) -> bool:
+    # local mode (":memory:" or a folder) lives in one client of one process; it locks the folder
+    return not str(spec.get("location") or "").startswith(("http://", "https://"))
 
 
 def _milvus_dimension(client: Any, name: str | None = None, field: str | None = None) -> int | None:
@@ -258,6 +315,17 @@ STORES: dict[str, StoreKind] = {
         _faiss, _faiss_uri, local_only=True, uri_setting="path", default_uri="./faiss_index",
         uri_help="faiss: a folder",
     ),
+    "pgvector": StoreKind(
+        _pgvector, _pgvector_uri, uri_setting="pgdata", default_uri="./pgdata", collection_setting="table",
+        uri_help="pgvector: postgresql://user@host/db, or a folder for the bundled PostgreSQL",
+    ),
+    # postgresql:// (and postgres://) URIs are pgvector specs on a server
+    "postgresql": StoreKind(_pgvector, _postgresql_uri, user_in_uri=True, alias_of="pgvector"),
+    "postgres": StoreKind(_pgvector, _postgresql_uri, user_in_uri=True, alias_of="pgvector"),
+    "qdrant": StoreKind(
+        _qdrant, _qdrant_uri, local_only=_qdrant_local, uri_setting="location", default_uri="./qdrant_data", collection_setting="collection",
+        uri_help="qdrant: a folder (local mode), :memory: or http://host:6333",
+    ),
 }
 
 
@@ -293,9 +361,10 @@ def _dict_from_uri(spec: str) -> dict[str, Any]:
     name, _, transport = parts.scheme.partition("+")
     if name not in STORES:
         raise _bad(spec, f"unknown store {name or spec!r}; expected one of {', '.join(STORES)} (as a URI scheme)")
-    if parts.username or parts.password:
+    if parts.password or (parts.username and not STORES[name].user_in_uri):
         raise _bad(spec, "credentials do not belong in a spec: put them in an environment variable and name it "
-                         "(?token_env=VAR for milvus, ?api_key_env=VAR for pinecone)")
+                         "(?token_env=VAR for milvus, ?api_key_env=VAR for pinecone and qdrant, "
+                         "?password_env=VAR for postgresql)")
     kind = STORES[name]
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     fields = {f.name: f for f in dataclasses.fields(kind.settings_class)}
@@ -326,6 +395,7 @@ def parse_store_spec(spec: str | Mapping[str, Any]) -> dict[str, Any]:
     secrets = sorted(k for k in raw if isinstance(k, str) and k.lower() in _SECRET_KEYS)
     if secrets:
         raise _bad(spec, f"{secrets} would put a credential in the spec: set an environment variable and name it instead")
+    name = kind.alias_of or name
     try:
         settings = kind.settings_class.from_config(raw, what=f"{name} store")
     except ConfigurationError as exc:
@@ -356,7 +426,9 @@ def store_dimension(store: str, handle: Any, name: str | None = None, field: str
 
 def is_local_only(spec: str | Mapping[str, Any]) -> bool:
     """True when the store a spec names lives in one process (Ray workers cannot write into it)."""
-    return STORES[parse_store_spec(spec)["store"]].local_only
+    plain = parse_store_spec(spec)
+    local = STORES[plain["store"]].local_only
+    return bool(local(plain)) if callable(local) else local
 
 
 __all__ = [

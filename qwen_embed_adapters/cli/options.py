@@ -51,7 +51,8 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
     from ..adapters.spec import DEFAULT_STORE, STORES
 
     g = p.add_argument_group("vector store")
-    g.add_argument("--store", choices=tuple(STORES), default=os.environ.get("QWEN_EMBED_STORE") or DEFAULT_STORE,
+    choices = tuple(n for n, k in STORES.items() if not k.alias_of)  # postgresql is pgvector
+    g.add_argument("--store", choices=choices, default=os.environ.get("QWEN_EMBED_STORE") or DEFAULT_STORE,
                    help=f"which database [$QWEN_EMBED_STORE; default {DEFAULT_STORE}]")
     g.add_argument("--uri", default=None, help="; ".join(
         k.uri_help + (f" [{k.default_uri}]" if k.default_uri else "") for k in STORES.values() if k.uri_setting))

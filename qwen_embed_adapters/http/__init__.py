@@ -11,3 +11,7 @@
 
 It imports only the package's lowest layer (errors, models, vectors, _urls, settings).
 """
+
+# Nothing is re-exported: each part is imported by its module path (``from qwen_embed_adapters.http.session
+# import LoopClients``).
+__all__: list[str] = []

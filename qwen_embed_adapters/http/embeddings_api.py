@@ -31,7 +31,11 @@ from .loop import AnswerError, ErrorClasses, Request, Step, StepKind
 from .pool import Endpoint, EndpointPool
 from .session import LoopClients
 
-__all__ = ["EmbeddingEndpoint", "EmbeddingsPolicy", "ReplicaCheck", "decode_answer"]
+__all__ = [
+    "CHARS_PER_TOKEN_ESTIMATE", "PROBE_MIN_COSINE", "PROBE_TEXT", "SILENT_CUT_CHARS_PER_TOKEN",
+    "SILENT_CUT_MIN_CHARS", "EmbeddingEndpoint", "EmbeddingsPolicy", "ReplicaCheck", "cut_text",
+    "decode_answer",
+]
 
 #: The text every server of a several-server RemoteEmbedder embeds on first use, to compare their answers.
 PROBE_TEXT = "qwen-embed-adapters: the same model behind every endpoint?"

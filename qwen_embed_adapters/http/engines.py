@@ -24,16 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "PROFILES",
-    "EngineProfile",
-    "Refusal",
-    "RefusalPattern",
-    "classify_refusal",
-    "profile",
-    "recognise",
-    "rerank_route_hint",
-    "route_hint",
-    "truncate_switches",
+    "BATCH_WORDS", "COMMON_BATCH_LIMITS", "COMMON_LENGTH", "PROFILES", "ROOT", "V1", "EngineProfile",
+    "Refusal", "RefusalPattern", "classify_refusal", "profile", "recognise", "rerank_route_hint",
+    "route_hint", "truncate_switches",
 ]
 
 V1 = "/v1/embeddings"

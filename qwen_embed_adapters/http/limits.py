@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..settings import check_number
 
 __all__ = ["Backoff", "RateLimiter", "retry_after"]
 
@@ -57,8 +57,7 @@ class RateLimiter:
     def __init__(self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None) -> None:
         for label, value in (("max_requests_per_minute", requests_per_minute),
                              ("max_tokens_per_minute", tokens_per_minute)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-                raise ConfigurationError(f"{label} must be a positive number or None, got {value!r}")
+            check_number(label, value, positive=True, optional=True)
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self._next_request = 0.0

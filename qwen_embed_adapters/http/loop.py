@@ -27,8 +27,8 @@ from .limits import Backoff, RateLimiter, retry_after
 from .pool import Endpoint, EndpointPool
 
 __all__ = [
-    "BODY_LIMIT", "MAX_RESENDS", "RETRY_STATUSES", "AnswerError", "ErrorClasses", "Op", "OpKind", "Policy", "Request",
-    "RequestLoop", "Step", "StepKind",
+    "BENCH_STATUSES", "BODY_LIMIT", "MAX_RESENDS", "RETRY_STATUSES", "TIMEOUT_STATUSES", "AnswerError",
+    "ErrorClasses", "Op", "OpKind", "Policy", "Request", "RequestLoop", "Step", "StepKind",
 ]
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})

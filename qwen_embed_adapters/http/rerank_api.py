@@ -21,7 +21,7 @@ from .engines import Refusal, rerank_route_hint
 from .loop import AnswerError, ErrorClasses, Request, Step, StepKind
 from .pool import Endpoint, EndpointPool
 
-__all__ = ["API_SHAPES", "RerankEndpoint", "RerankPolicy"]
+__all__ = ["API_SHAPES", "RerankEndpoint", "RerankPolicy", "Wrap"]
 
 #: ``api=`` -> the request shape it speaks ("auto" learns it from the first answer).
 API_SHAPES = {"auto": "auto", "vllm": "cohere", "infinity": "cohere", "cohere": "cohere", "tei": "tei"}

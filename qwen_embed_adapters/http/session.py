@@ -24,7 +24,7 @@ from .loop import OpKind, RequestLoop
 
 __all__ = [
     "API_KEY_ENVS", "HIDDEN", "LoopClients", "Session", "check_headers", "env_headers", "is_secret_header",
-    "resolve_api_key", "split_headers",
+    "resolve_api_key", "session_headers", "split_headers",
 ]
 
 #: Where a key is looked for when none is given, in order.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..adapters.base import prepare_records
+from ..cache import CachedEmbedder
 from ..errors import DimensionMismatchError, IngestError, InvalidInputError, QwenEmbedError, WriteError
 from ..settings import check_choice, check_int
 from .records import Record, name_record, normalise_record
@@ -30,7 +31,9 @@ logger = logging.getLogger("qwen_embed_adapters.ingest")
 class IngestReport:
     """What an ingestion did. ``skipped`` counts records already stored (or repeated in the input);
     ``failed`` counts records read but not written because a batch failed; ``invalid`` counts records
-    dropped with ``on_invalid="skip"``."""
+    dropped with ``on_invalid="skip"``. ``cache_hit_rate`` is the share of embedded texts answered from
+    the cache when the store's embedder is a :class:`~qwen_embed_adapters.cache.CachedEmbedder` (None
+    otherwise)."""
 
     written: int = 0
     skipped: int = 0
@@ -40,6 +43,7 @@ class IngestReport:
     batches: int = 0
     seconds: float = 0.0
     failed_ids: list[str] = field(default_factory=list)
+    cache_hit_rate: float | None = None
 
     @property
     def texts_per_second(self) -> float:
@@ -54,6 +58,8 @@ class IngestReport:
 
     def __str__(self) -> str:
         extra = f", invalid {self.invalid}" if self.invalid else ""
+        if self.cache_hit_rate is not None:
+            extra += f", cache hits {self.cache_hit_rate:.0%}"
         return (
             f"written {self.written}, skipped {self.skipped}, failed {self.failed}{extra} "
             f"in {self.seconds:.1f} s ({self.texts_per_second:.1f} texts/s)"
@@ -147,10 +153,15 @@ def ingest(
     store.ensure_space(writing=True)  # the space card, before anything is read or written
     run = _Run(store, dim, size, skip_existing, write_retries, retry_backoff, on_invalid, on_batch)
     run.bar = _progress_bar(progress, total, store.name)
+    cache = store.embedder if isinstance(store.embedder, CachedEmbedder) else None
+    counted = (cache.hits, cache.misses) if cache is not None else (0, 0)
     try:
         run.execute(iter(records), prefetch)
     finally:
         run.report.seconds = time.perf_counter() - run.started
+        if cache is not None:
+            hits, misses = cache.hits - counted[0], cache.misses - counted[1]
+            run.report.cache_hit_rate = hits / (hits + misses) if hits + misses else 0.0
         if run.bar is not None:
             run.bar.close()
     logger.info("ingest into %r: %s", store.name, run.report)

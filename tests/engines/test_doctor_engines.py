@@ -18,6 +18,7 @@ Every engine serves the same tiny random Qwen3 folder that ``--reference`` loads
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -175,3 +176,85 @@ def test_doctor_on_qwen_embed_serve(serve_tiny: ServeProcess, tiny_qwen3_dir: st
     assert code == 0
     assert report["endpoint_url"] == f"{serve_tiny.root_url}/v1/embeddings"
     assert report["engine_family"] == "qwen-embed-serve"
+
+
+# ------------------------------------------------------------------------------------------ the space card
+# Issue 25: a collection built in-process (LocalEmbedder, float32) accepts every engine serving the same
+# weights correctly and refuses, before anything is written or searched, the one serving them with mean pooling.
+def _card_store(folder: Path, reference: str) -> None:
+    from qwen_embed_adapters import LocalEmbedder
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+
+    with LocalEmbedder(reference, device="cpu", dtype="float32") as emb:
+        store = FaissStore(emb, path=folder)
+        store.add_texts(["Beijing is the capital of China", "北京是中国的首都", "def add(a, b): return a + b"])
+        store.save()
+
+
+def _through(folder: Path, url: str, model: str) -> tuple[float, str | None]:
+    """Open the saved store with a RemoteEmbedder at ``url``; search once. Returns (lowest probe cosine,
+    the VectorSpaceMismatchError's worst probe or None when accepted)."""
+    from qwen_embed_adapters import RemoteEmbedder
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+    from qwen_embed_adapters.errors import VectorSpaceMismatchError
+    from qwen_embed_adapters.space import SpaceCard, compare_cards, embed_probes
+
+    with RemoteEmbedder(url, model=model) as emb:
+        store = FaissStore.load(folder, emb)
+        card = SpaceCard.from_json(json.dumps(json.loads((folder / "store.json").read_text())["space_card"]))
+        worst, lowest = compare_cards(card, embed_probes(emb, card.instruction)).worst
+        logging.getLogger(__name__).info("space card through %s: worst probe %s, cosine %.5f", url, worst, lowest)
+        try:
+            store.search("capital of China", top_k=1)
+        except VectorSpaceMismatchError as exc:
+            with pytest.raises(VectorSpaceMismatchError):
+                store.add_texts(["Paris is the capital of France"])
+            assert store.count() == 3  # nothing written
+            return lowest, exc.worst_probe
+        return lowest, None
+
+
+@pytest.fixture(scope="module")
+def llama_wide(tiny_gguf: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:  # noqa: F811
+    """llama.cpp's server on the f32 GGUF with a context and batch (2,048) that hold the longest probe: the tiny
+    tokenizer makes 1,128 tokens of the ~1,900-character passage (the real Qwen3 tokenizer about 450). With
+    n_ctx 2,048 but llama-cpp-python's default n_batch 512 the long probe still came back wrong (cosine 0.47)."""
+    venv = engine_venv("llamacpp")
+    cmd = [str(venv / "bin" / "python"), "-m", "llama_cpp.server", "--model", tiny_gguf, "--model_alias", LLAMA_MODEL,
+           "--embedding", "true", "--n_ctx", "2048", "--n_batch", "2048", "--n_ubatch", "2048", "--n_threads", "1",
+           "--host", "127.0.0.1", "--port", "{port}"]
+    server = start_engine("llamacpp-wide", cmd, health_path="/v1/models",
+                          log_dir=tmp_path_factory.mktemp("llamacpp-wide"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_space_card_accepts_infinity_and_llamacpp_last_token(
+    infinity_root: EngineProcess, llama_wide: EngineProcess, tiny_qwen3_dir: str, tmp_path: Path,
+) -> None:
+    _card_store(tmp_path / "kb", tiny_qwen3_dir)
+    for url, model in ((infinity_root.root_url, INFINITY_MODEL), (f"{llama_wide.root_url}/v1", LLAMA_MODEL)):
+        lowest, refused = _through(tmp_path / "kb", url, model)
+        assert refused is None and lowest > 0.999, (url, lowest)
+
+
+def test_space_card_refuses_a_server_that_truncates_silently(
+    llama_server: EngineProcess, tiny_qwen3_dir: str, tmp_path: Path  # noqa: F811
+) -> None:
+    """Bad input: llama.cpp's server at n_ctx/n_batch 512 answers the 1,128-token probe without an error but
+    with other vectors (cosine 0.47); long documents would be embedded wrong too. The card refuses it, naming
+    the long probe."""
+    _card_store(tmp_path / "kb", tiny_qwen3_dir)
+    lowest, refused = _through(tmp_path / "kb", f"{llama_server.root_url}/v1", LLAMA_MODEL)
+    assert refused == "long" and lowest < 0.9, (refused, lowest)
+
+
+def test_space_card_refuses_llamacpp_with_mean_pooling(
+    llama_mean: EngineProcess, tiny_qwen3_dir: str, tmp_path: Path
+) -> None:
+    """Bad input: the right weights behind the wrong pooling; refused before any search or write."""
+    _card_store(tmp_path / "kb", tiny_qwen3_dir)
+    lowest, refused = _through(tmp_path / "kb", f"{llama_mean.root_url}/v1", LLAMA_MODEL)
+    assert refused is not None and lowest < 0.9, lowest

@@ -12,6 +12,7 @@ import pytest
 from qwen_embed_adapters.errors import DimensionMismatchError
 from tests.support.components import COMPONENTS, Component, Folders
 from tests.support.local_fixtures import tiny_qwen3_dir  # noqa: F401
+from tests.support.openai_server import EmbeddingServer
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.integration
@@ -26,6 +27,13 @@ def ray_cluster() -> Iterator[Any]:
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def embedding_server() -> Iterator[str]:
+    # on 127.0.0.1 in this process: the local cluster's workers reach it too
+    with EmbeddingServer(dim=64) as srv:
+        yield srv.base_url
 
 
 def _refuse(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -75,9 +83,9 @@ def _rebuilt_in_a_worker(obj: Any, probe: Any) -> tuple[Any, Any, str]:
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: c.name)
 def test_every_setting_survives_a_ray_worker(
-    ray_cluster: Any, component: Component, tiny_qwen3_dir: str  # noqa: F811
+    ray_cluster: Any, component: Component, tiny_qwen3_dir: str, embedding_server: str  # noqa: F811
 ) -> None:
-    obj = component.build(Folders(tiny_qwen3=tiny_qwen3_dir))
+    obj = component.build(Folders(tiny_qwen3=tiny_qwen3_dir, embedding_server=embedding_server))
     settings, result, name = ray.get(_rebuilt_in_a_worker.remote(obj, component.probe))
     assert name == type(obj).__name__
     assert settings == obj.settings

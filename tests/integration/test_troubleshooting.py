@@ -1,6 +1,7 @@
-"""One test per row of the error table in the Chinese guide users follow (seed 000, §6.1/§6.2 and the
-"关键提醒" on fixed dimensions): each produces the exact exception or HTTP answer this library gives for
-that row. docs/troubleshooting.md cites these tests by name.
+"""One test per row of the error table in docs/troubleshooting.md ("The guide's error table, row by row":
+the Chinese tutorial's troubleshooting rows and its "关键提醒" on fixed dimensions): each produces the
+exact exception or HTTP answer this library gives for that row. docs/troubleshooting.md cites these tests
+by name.
 
 Real parts: ``qwen-embed serve`` on a tiny random Qwen3 as a subprocess (``serve_tiny``: served as
 ``tiny-qwen3`` with ``--max-inputs 64``), FAISS and Chroma in-process. The EmbeddingServer stand-in is only

@@ -3,7 +3,7 @@
 Every body cell of a table (the first column, which names the engine or client, aside) is one of:
 - no claim: empty or ``—``;
 - a claim: it names tests, ``E/test_file.py::test_name`` (``E/`` = tests/engines, ``I/`` =
-  tests/integration), ``::test_other`` for another test of the last file named in that row, or
+  tests/integration, ``U/`` = tests/unit), ``::test_other`` for another test of the last file named in that row, or
   "same test(s)" for the tests named earlier in the row;
 - "not run here" and why (it may still name stand-in tests, which must then have run).
 A cell that claims something but names no test and does not say "not run here" is a problem.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "compatibility.md"
-PREFIXES = {"E": "tests/engines", "I": "tests/integration"}
+PREFIXES = {"E": "tests/engines", "I": "tests/integration", "U": "tests/unit"}
 NO_CLAIM = {"", "—", "-"}
 NOT_RUN = "not run here"
 
@@ -76,7 +76,7 @@ def parse(text: str) -> list[Claim]:
         for column, cell in zip(header[1:], cells[1:], strict=False):
             tests: list[str] = []
             # ids in the order written, so that ``::name`` belongs to the file named just before it
-            for m in re.finditer(r"`([EI])/(test_\w+\.py)::(test_\w+)`|(?<![\w/.])`::(test_\w+)`", cell):
+            for m in re.finditer(r"`([EIU])/(test_\w+\.py)::(test_\w+)`|(?<![\w/.])`::(test_\w+)`", cell):
                 if m.group(1):
                     last_file = f"{PREFIXES[m.group(1)]}/{m.group(2)}"
                     tests.append(f"{last_file}::{m.group(3)}")

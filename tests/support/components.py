@@ -18,6 +18,8 @@ class Folders(NamedTuple):
     """What builders may need from fixtures."""
 
     tiny_qwen3: str
+    #: base URL of a running tests/support/openai_server.py EmbeddingServer(dim=64) (FakeEmbedder's vectors)
+    embedding_server: str
 
 
 class Component(NamedTuple):
@@ -46,6 +48,30 @@ def _local(folders: Folders) -> Any:
     )
 
 
+def _remote(folders: Folders) -> Any:
+    from qwen_embed_adapters.remote import RemoteEmbedder
+
+    # the variables named below are not set: a setting names a variable, it does not need its value
+    return RemoteEmbedder(
+        folders.embedding_server, model="fake-remote", dimensions=32, query_instruction="Find it", batch_size=3,
+        max_concurrency=2, max_retries=2, timeout=30.0, api_key_env="QWEN_ROUND_TRIP_UNSET_KEY",
+        send_dimensions=False, encoding_format="float", truncate=True, max_requests_per_minute=6000.0,
+        max_tokens_per_minute=1e6, backoff_base=0.25, backoff_max=10.0, max_retry_after=30.0,
+        headers={"X-Client": "round-trip"}, header_envs={"X-Trace": "QWEN_ROUND_TRIP_UNSET_TRACE"},
+    )
+
+
+def _remote_reranker(folders: Folders) -> Any:
+    from qwen_embed_adapters.rerank import RemoteReranker
+
+    return RemoteReranker(
+        folders.embedding_server, model="fake-reranker", api="tei", template="qwen3", instruction="Judge it",
+        api_key_env="QWEN_ROUND_TRIP_UNSET_KEY", batch_size=5, max_concurrency=2, max_retries=2, timeout=30.0,
+        backoff_base=0.25, backoff_max=10.0, max_retry_after=30.0, headers={"X-Client": "round-trip"},
+        header_envs={"X-Trace": "QWEN_ROUND_TRIP_UNSET_TRACE"},
+    )
+
+
 def embed_probe(embedder: Any) -> np.ndarray:
     return np.vstack([embedder.embed_documents(["Beijing is the capital of China"]),
                       embedder.embed_queries(["capital of China"])])
@@ -54,7 +80,10 @@ def embed_probe(embedder: Any) -> np.ndarray:
 COMPONENTS: list[Component] = [
     Component("FakeEmbedder", _fake, probe=embed_probe),
     Component("LocalEmbedder", _local, frozenset({"backend"}), probe=embed_probe),
-    # Component("RemoteEmbedder", _remote, probe=...),  # at the merge of branch http (RemoteEmbedderSettings)
+    Component("RemoteEmbedder", _remote, probe=embed_probe),
+    # settings only: the probe leg builds through embedder_from_config, which makes embedders; LocalReranker
+    # is not here (it loads a model when built, and Folders has no tiny reranker yet)
+    Component("RemoteReranker", _remote_reranker),
 ]
 
 

@@ -25,8 +25,14 @@ N = 20_000
 
 
 def stored_vectors(store: Any, ids: Sequence[str]) -> dict[str, np.ndarray]:
-    """Vectors by id, read back with the store's raw client (Milvus or Chroma)."""
+    """Vectors by id, read back with the store's raw client (Milvus, Chroma or PostgreSQL)."""
     out: dict[str, np.ndarray] = {}
+    if hasattr(store, "conn"):  # PgVectorStore: SELECT the pgvector column (float32 on the wire)
+        from psycopg import sql
+
+        rows = store.conn.execute(sql.SQL("SELECT id, embedding FROM {}").format(sql.Identifier(store.table))).fetchall()
+        wanted = set(ids)
+        return {r[0]: r[1].to_numpy() for r in rows if r[0] in wanted}
     for i in range(0, len(ids), 1000):
         chunk = list(ids[i : i + 1000])
         if hasattr(store, "client") and hasattr(store.client, "get") and hasattr(store, "id_field"):

@@ -21,7 +21,7 @@ ROOT = Path(qwen_embed_adapters.__file__).parent
 LAYERS: list[set[str]] = [
     {"errors", "models", "vectors", "_urls", "_http", "http", "settings"},
     {"embedder"},
-    {"remote", "local", "rerank", "testing", "space"},
+    {"remote", "local", "rerank", "testing", "space", "cache"},
     {"config"},
     {"adapters", "integrations"},
     {"ingest", "ray"},

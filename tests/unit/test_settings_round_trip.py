@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,13 @@ import pytest
 from qwen_embed_adapters import embedder_from_config
 from tests.support.components import COMPONENTS, Component, Folders, settings_away_from_defaults
 from tests.support.local_fixtures import tiny_qwen3_dir  # noqa: F401
+from tests.support.openai_server import EmbeddingServer
 
 
 @pytest.fixture(scope="module")
-def folders(tiny_qwen3_dir: str) -> Folders:  # noqa: F811
-    return Folders(tiny_qwen3=tiny_qwen3_dir)
+def folders(tiny_qwen3_dir: str) -> Iterator[Folders]:  # noqa: F811
+    with EmbeddingServer(dim=64) as srv:
+        yield Folders(tiny_qwen3=tiny_qwen3_dir, embedding_server=srv.base_url)
 
 
 @pytest.fixture(scope="module", params=COMPONENTS, ids=lambda c: c.name)
@@ -59,7 +62,9 @@ def test_every_field_survives_pickle(built: tuple[Component, Any]) -> None:
 def test_the_repr_names_the_changed_settings(built: tuple[Component, Any]) -> None:
     _, obj = built
     text = repr(obj)
-    assert text.startswith(f"{type(obj).__name__}(model=")
+    # a remote client names its server first (its required setting), the others their model
+    first = "base_url=" if "base_url" in obj.to_config() else "model="
+    assert text.startswith(f"{type(obj).__name__}({first}")
     for name in obj.settings.shown():
         assert f"{name}=" in text
 

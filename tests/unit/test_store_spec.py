@@ -136,13 +136,17 @@ def test_a_missing_key_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
         store_from_spec("pinecone+http://127.0.0.1:9?api_key_env=PC_NOT_SET", FakeEmbedder(dimensions=8))
 
 
-def test_the_registry_lists_the_four_stores() -> None:
-    assert list(STORES) == ["milvus", "chroma", "pinecone", "faiss"]
-    assert [n for n, k in STORES.items() if k.local_only] == ["faiss"]
+def test_the_registry_lists_the_stores() -> None:
+    assert list(STORES) == ["milvus", "chroma", "pinecone", "faiss", "pgvector", "postgresql", "postgres", "qdrant"]
+    # postgresql:// and postgres:// URIs are pgvector specs: aliases, no --store choice of their own
+    assert {n: k.alias_of for n, k in STORES.items() if k.alias_of} == {"postgresql": "pgvector", "postgres": "pgvector"}
+    assert parse_store_spec({"store": "postgresql", "conninfo": "postgresql://db/rag"})["store"] == "pgvector"
+    assert [n for n, k in STORES.items() if k.local_only is True] == ["faiss"]
+    assert [n for n, k in STORES.items() if callable(k.local_only)] == ["qdrant"]  # local mode only
     assert [n for n, k in STORES.items() if k.embedded] == ["milvus", "chroma"]
 
 
-@pytest.mark.parametrize("name", list(STORES))
+@pytest.mark.parametrize("name", [n for n, k in STORES.items() if not k.alias_of])
 def test_every_registered_store_is_declared_completely(name: str) -> None:
     """Whatever a STORES entry names exists: the class and its settings, the CLI's settings, a dict spec
     built from the CLI's defaults parses, and the defaults are plain JSON."""
@@ -199,6 +203,6 @@ def test_cli_store_help_comes_from_the_registry(monkeypatch: pytest.MonkeyPatch)
     parser = argparse.ArgumentParser()
     add_store_args(parser)
     text = " ".join(parser.format_help().split())
-    assert "{milvus,chroma,pinecone,faiss}" in text
+    assert "{milvus,chroma,pinecone,faiss,pgvector,qdrant}" in text
     assert "faiss: a folder [./faiss_index]" in text
     assert "--region REGION pinecone: region of a new index ['us-east-1']" in text

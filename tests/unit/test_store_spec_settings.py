@@ -13,7 +13,9 @@ from qwen_embed_adapters.adapters.base import StoreSettings, VectorStore
 from qwen_embed_adapters.adapters.chroma import ChromaSettings
 from qwen_embed_adapters.adapters.faiss import FaissSettings
 from qwen_embed_adapters.adapters.milvus import MilvusSettings, MilvusStore
+from qwen_embed_adapters.adapters.pgvector import PgVectorSettings
 from qwen_embed_adapters.adapters.pinecone import PineconeSettings, PineconeStore
+from qwen_embed_adapters.adapters.qdrant import QdrantSettings
 from qwen_embed_adapters.adapters.spec import STORES
 from qwen_embed_adapters.errors import ConfigurationError
 from qwen_embed_adapters.testing import FakeEmbedder
@@ -34,7 +36,15 @@ NON_DEFAULT: dict[type[StoreSettings], dict[str, Any]] = {
                        "max_metadata_bytes": 1024},
     FaissSettings: {"path": "/data/kb", "metric": "ip", "index": "hnsw", "hnsw_m": 16, "ef_construction": 100,
                     "ef_search": 32},
+    PgVectorSettings: {"conninfo": "postgresql://me@db/rag", "pgdata": None, "table": "kb", "schema": "rag",
+                       "password_env": "PG_PW", "index": None, "vector_type": "halfvec", "m": 24, "ef_construction": 100,
+                       "ef_search": 100, "write_batch_size": 500, "connect_timeout": 3.0},
+    QdrantSettings: {"location": "http://qdrant:6333", "collection": "kb", "api_key_env": "QDRANT_API_KEY",
+                     "vector_name": "dense", "hnsw_m": 32, "hnsw_ef_construct": 200, "ef_search": 128, "on_disk": True,
+                     "write_batch_size": 64, "timeout": 30, "prefer_grpc": True},
 }
+#: fields that cannot differ from their default together with the others (conninfo and pgdata exclude each other)
+AT_DEFAULT = {(PgVectorSettings, "pgdata")}
 
 
 def test_every_registered_store_has_a_case_here() -> None:
@@ -49,7 +59,7 @@ def test_every_field_survives_to_config_and_from_config(cls: type[StoreSettings]
     settings = cls(**values)
     for f in fields:
         default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-        assert values[f.name] != default, f.name
+        assert values[f.name] != default or (cls, f.name) in AT_DEFAULT, f.name
     config = settings.to_config()
     assert config == values and json.loads(json.dumps(config)) == config
     assert cls.from_config(config) == settings
@@ -70,6 +80,12 @@ def test_every_field_survives_to_config_and_from_config(cls: type[StoreSettings]
         (PineconeSettings, {"namespace": None}, "namespace must be a string, got None"),
         (FaissSettings, {"index": "ivf"}, "index must be one of 'flat', 'hnsw', got 'ivf'"),
         (FaissSettings, {"ef_construction": 1.5}, "ef_construction must be an integer, got 1.5"),
+        (PgVectorSettings, {"conninfo": "postgresql://me:pw@db/rag"}, "a password does not belong in the conninfo"),
+        (PgVectorSettings, {"m": 16, "ef_construction": 20}, "ef_construction (20) must be at least 2 * m (32)"),
+        (PgVectorSettings, {"vector_type": "bit"}, "vector_type must be one of 'auto', 'vector', 'halfvec'"),
+        (PgVectorSettings, {"table": "x" * 64}, "table must be a non-empty str of at most 63 bytes"),
+        (QdrantSettings, {"location": "http://u:pw@q:6333"}, "credentials do not belong in the location"),
+        (QdrantSettings, {"on_disk": "yes"}, "on_disk must be True or False, got 'yes'"),
     ],
 )
 def test_bad_settings_are_named(cls: type[StoreSettings], bad: dict[str, Any], message: str) -> None:
