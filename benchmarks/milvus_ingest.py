@@ -2,6 +2,7 @@
 
     python benchmarks/milvus_ingest.py                    # 10,000 texts, 1024-d, prints a table
     python benchmarks/milvus_ingest.py --append-docs      # also appends the table to docs/benchmarks.md
+    python benchmarks/milvus_ingest.py --quick            # 512 texts, 64-d, 10 ms: seconds, never written
 
 The embedding model is the project's fake OpenAI-compatible server (tests/support/openai_server.py)
 with ``--service-time`` seconds per request and one slot, standing in for a GPU server that answers one
@@ -49,7 +50,13 @@ def main() -> None:
     ap.add_argument("--embed-batch", type=int, default=64, help="texts per embedding request")
     ap.add_argument("--service-time", type=float, default=0.1, help="seconds per embedding request")
     ap.add_argument("--append-docs", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="512 texts, 64-d, 10 ms per request: seconds, never written")
     args = ap.parse_args()
+    if args.quick:
+        if args.append_docs:
+            ap.error("--quick figures are not written to docs/benchmarks.md")
+        ap.set_defaults(n=512, dim=64, service_time=0.01)
+        args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # Milvus Lite's AllocTimestamp noise
 

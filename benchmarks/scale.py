@@ -15,6 +15,9 @@ Ray half: ``ingest()`` in one process vs Ray Data with 1 and 2 actors (``ray_hal
 with qwen_embed_adapters/ray.py).
 
     python benchmarks/scale.py [--texts-per-server 3000] [--service-time 0.1] [--slots 2] [--write]
+    python benchmarks/scale.py --quick    # remote half, 256 texts per server, 20 ms: seconds, never written
+
+``--quick`` leaves the Ray half out: it is benchmarks/scale_ray.py, which has its own ``--quick``.
 """
 
 from __future__ import annotations
@@ -159,7 +162,14 @@ def main() -> int:
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--ray-texts", type=int, default=20_000, help="texts per Ray/ingest() run [20000]")
     ap.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks.md")
+    ap.add_argument("--quick", action="store_true",
+                    help="remote half only, 256 texts per server, 20 ms per request: seconds, never written")
     args = ap.parse_args()
+    if args.quick:
+        if args.write:
+            ap.error("--quick figures are not written to docs/benchmarks.md")
+        ap.set_defaults(texts_per_server=256, service_time=0.02, skip_ray=True)
+        args = ap.parse_args()
     lines: list[str] = []
     if not args.skip_remote:
         lines += remote_half(args)

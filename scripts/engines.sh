@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build the engine venvs the `engines` test tier runs against, once per machine.
 #
-#   scripts/engines.sh [infinity|llamacpp|lightrag|tiktoken|all|st-onnx]
+#   scripts/engines.sh [infinity|llamacpp|lightrag|tiktoken|all|st-onnx|langchain-hf]
 #
-# st-onnx (sentence-transformers' ONNX backend, for benchmarks/full_size.py only) is not part of `all`:
-# no test runs it.
+# st-onnx (sentence-transformers' ONNX backend, for benchmarks/full_size.py only) and langchain-hf
+# (langchain-huggingface's HuggingFaceEmbeddings, for benchmarks/integrations.py only) are not part of `all`:
+# no test needs them (the benchmarks' quick runs report them as not built).
 #
 # Each engine gets its own venv under ${QWEN_EMBED_CACHE:-$HOME/.cache/qwen-embed-adapters}/venvs/NAME,
 # because their pins conflict with the project's (.[all,dev]) and with each other. A venv is rebuilt only
@@ -31,6 +32,11 @@ LLAMACPP_SPEC="llama-cpp-python[server]==${LLAMACPP_VERSION} ${TORCH} transforme
 # sentence-transformers 6 and optimum-onnx 0.1 cannot be installed together (pip: ResolutionImpossible),
 # so the ONNX backend is measured with the newest pair that resolves.
 ST_ONNX_SPEC="sentence-transformers[onnx]==5.7.0 optimum-onnx[onnxruntime]==0.1.0 ${TORCH}"
+
+# langchain-huggingface 1.2.3 requires huggingface-hub<2 while transformers 5.25 requires >=2.4, so it cannot
+# join the project's venv (pip would hold transformers back for one benchmark's peer); pip resolves this spec
+# to transformers 5.24 and sentence-transformers 6.3, the same code paths as the project's venv.
+LANGCHAIN_HF_SPEC="langchain-huggingface==1.2.3 sentence-transformers ${TORCH}"
 
 # lightrag-server (the [api] extra pulls a large web stack) runs as a process like the engines
 LIGHTRAG_SPEC="lightrag-hku[api]==${LIGHTRAG_VERSION}"
@@ -147,6 +153,14 @@ install_st_onnx() {
     "$VENV/bin/python" -c "import optimum.onnxruntime, sentence_transformers"
 }
 
+install_langchain_hf() {
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q "$TORCH"
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" install -q $LANGCHAIN_HF_SPEC
+    "$VENV/bin/python" -c "import langchain_huggingface, sentence_transformers"
+}
+
 target="${1:-all}"
 rc=0
 case "$target" in
@@ -155,12 +169,13 @@ case "$target" in
     tiktoken) build_tiktoken || rc=1 ;;
     lightrag) build_venv lightrag "$LIGHTRAG_SPEC" install_lightrag || rc=1 ;;
     st-onnx) build_venv st-onnx "$ST_ONNX_SPEC" install_st_onnx || rc=1 ;;
+    langchain-hf) build_venv langchain-hf "$LANGCHAIN_HF_SPEC" install_langchain_hf || rc=1 ;;
     all)
         build_tiktoken || rc=1
         build_venv infinity "$INFINITY_SPEC" install_infinity || rc=1
         build_venv llamacpp "$LLAMACPP_SPEC" install_llamacpp || rc=1
         build_venv lightrag "$LIGHTRAG_SPEC" install_lightrag || rc=1
         ;;
-    *) echo "usage: $0 [infinity|llamacpp|lightrag|tiktoken|all|st-onnx]" >&2; exit 2 ;;
+    *) echo "usage: $0 [infinity|llamacpp|lightrag|tiktoken|all|st-onnx|langchain-hf]" >&2; exit 2 ;;
 esac
 exit $rc
