@@ -14,6 +14,7 @@ import pytest
 from qwen_embed_adapters import cli
 from qwen_embed_adapters.adapters.base import content_id
 from qwen_embed_adapters.cli.output import EXIT_MISMATCH
+from qwen_embed_adapters.space import PROBES
 from tests.support.local_fixtures import ServeProcess, serve_tiny, tiny_qwen3_dir  # noqa: F401
 from tests.support.openai_server import INFINITY_ROUTES, EmbeddingServer
 
@@ -57,8 +58,11 @@ def test_ingest_search_and_rerun_on_milvus_lite_through_a_remote_endpoint(
         assert cli.main(["ingest", str(docs), "--max-tokens", "16", "--json", *common, *engine]) == 0
         again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert (again["written"], again["skipped"], again["count"]) == (0, 5, 5)
-        # A new embedder of an unknown model asks once for its width; no text is embedded again.
-        assert [r["input"] for r in srv.requests[n_requests:]] == [["dimension probe"]]
+        # A new embedder of an unknown model asks once for its width, then embeds the space card's probes
+        # (documents, then the query) to prove it speaks the collection's space; no corpus text is embedded again.
+        inputs = [r["input"] for r in srv.requests[n_requests:]]
+        assert inputs[:2] == [["dimension probe"], [p.text for p in PROBES if not p.query]]
+        assert len(inputs) == 3 and inputs[2][0].endswith(PROBES[-1].text)
         assert cli.main(["search", "rate limited", "-k", "1", *common, *engine]) == 0
         table = capsys.readouterr().out
         assert "faq-1" in table and "HTTP 429 means you are rate limited." in table

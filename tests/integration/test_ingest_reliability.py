@@ -134,8 +134,9 @@ def test_a_bad_answer_refuses_its_batch_and_stores_nothing_wrong(
 ) -> None:
     """Bad input: the server answers one batch (the third request) with a NaN or 31-d vectors."""
     texts = list(corpus(500))
-    with EmbeddingServer(dim=DIM, faults=["ok", "ok", fault]) as srv:
-        # One request per ingest batch, in order: request 3 is batch 2 (records 200..299).
+    # The first two requests embed the space card's probes (documents, then the query); then one request per
+    # ingest batch, in order: request 5 is batch 2 (records 200..299).
+    with EmbeddingServer(dim=DIM, faults=["ok", "ok", "ok", "ok", fault]) as srv:
         emb = flaky_embedder(srv.base_url, max_concurrency=1, dimensions=DIM)  # known width: no probe request
         store = milvus_store_factory(emb, f"bad_{fault}")
         with pytest.raises(IngestError) as info:
