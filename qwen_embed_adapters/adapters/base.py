@@ -301,6 +301,12 @@ class VectorStore(ABC):
         """What a repr shows besides the settings: state learnt on use (a dimension, a count)."""
         return {}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its config and its embedder (which pickles by its own settings): the other process
+        opens the same collection. A store whose config is unknown (opened on a client object with no
+        address) raises ConfigurationError instead of arriving as something else."""
+        return (rebuild_store, (type(self), self.to_config(), self.embedder))
+
     def __repr__(self) -> str:
         shown = {"name": self.name} if self.settings is None else self.settings.shown()
         inner = "".join(f"{k}={v!r}, " for k, v in {**shown, **self._repr_state()}.items())
@@ -736,6 +742,11 @@ def _rebased(
     return InvalidInputError(message, index=pos, item_id=ids[kept])
 
 
+def rebuild_store(cls: type[_S], config: dict[str, Any], embedder: Embedder) -> _S:
+    """Unpickling entry point of a VectorStore: ``cls.from_config(config, embedder)``."""
+    return cls.from_config(config, embedder)
+
+
 def check_top_k(top_k: int) -> int:
     """``top_k`` of a search: a positive int (not a bool); InvalidInputError otherwise (it is data, not a setting)."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -771,5 +782,5 @@ def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int) -> list[
 
 __all__ = [
     "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
-    "content_id", "prepare_records", "secret_from_env",
+    "content_id", "prepare_records", "rebuild_store", "secret_from_env",
 ]

@@ -179,6 +179,17 @@ class FaissStore(VectorStore):
             store._sync_settings()
         return store
 
+    _unsaved = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its folder (config) and embedder; refused while writes are not saved, since the other
+        process opens the saved folder and would silently miss them."""
+        if self._unsaved:
+            raise ConfigurationError(
+                f"FAISS store {self.name!r} has writes that are not saved: call save() before pickling it"
+            )
+        return super().__reduce__()
+
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the index, texts, metadata, model and dimension to a folder; returns the folder.
 
@@ -188,6 +199,7 @@ class FaissStore(VectorStore):
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ConfigurationError("save() needs a folder: pass path= here or to FaissStore(...)")
+        self._unsaved = False
         target.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._generation += 1
@@ -331,6 +343,7 @@ class FaissStore(VectorStore):
     def _write(
         self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
     ) -> None:
+        self._unsaved = True
         with self._lock:
             assert self._dim is not None and self._index is not None
             # Embedder output is already unit-norm; stored as is, so get_vectors() returns it bit for bit.
@@ -479,6 +492,7 @@ class FaissStore(VectorStore):
         ids = check_ids(ids)
         with self._lock:
             slots = [self._slot_of.pop(i) for i in ids if i in self._slot_of]
+            self._unsaved = self._unsaved or bool(slots)
             self._drop_slots(slots)
 
     # ---------------------------------------------------------------- extras

@@ -91,3 +91,22 @@ def test_every_setting_survives_a_ray_worker(
     assert settings == obj.settings
     if component.probe is not None:
         np.testing.assert_allclose(result, component.probe(obj), atol=1e-6)
+
+
+def test_a_saved_store_reaches_a_ray_worker_by_its_settings(ray_cluster: Any, tmp_path: Any) -> None:
+    """A FAISS store (saved) and its embedder cross to a worker by their settings; the worker opens the same
+    folder and finds the same records."""
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+    from qwen_embed_adapters.testing import FakeEmbedder
+
+    store = FaissStore(FakeEmbedder(dimensions=32, batch_size=5), path=tmp_path / "kb", hnsw_m=8)
+    ids = store.add_texts(["Beijing is the capital of China", "北京是中国的首都", "def add(a, b): return a + b"])
+    store.save()
+
+    @ray.remote
+    def look(s: Any) -> tuple[dict[str, Any], dict[str, Any], int, str]:
+        return s.to_config(), s.embedder.to_config(), s.count(), s.search("capital of China", top_k=1)[0].id
+
+    config, emb_config, count, best = ray.get(look.remote(store))
+    assert config == store.to_config() and emb_config == store.embedder.to_config()
+    assert (count, best) == (3, store.search("capital of China", top_k=1)[0].id) and best in ids
