@@ -519,11 +519,12 @@ def _ingest_ray(source: Any, store_spec: str | Mapping[str, Any], embedder: Embe
                 skip_existing: bool) -> IngestReport:
     dim = embedder.dimension
     # The guard before anything is read or embedded: the dimension (on_write_start repeats it) and, once on
-    # the driver with the real embedder, the space card (the workers' stores only write vectors).
-    guard = store_from_spec(store_spec, embedder)
+    # the driver with the real embedder, the space card (the workers' stores only write vectors). The guard
+    # store holds a PrecomputedEmbedder like the workers' (Chroma records its embedding function).
+    guard = store_from_spec(store_spec, PrecomputedEmbedder(embedder.model, dim))
     try:
         guard.ensure_dimension()
-        guard.ensure_space(writing=True)
+        guard.ensure_space(writing=True, embedder=embedder)
     finally:
         _close(guard)
     ds = _read(source, text_column).map_batches(

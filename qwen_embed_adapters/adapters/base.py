@@ -342,71 +342,74 @@ class VectorStore(ABC):
             raise ConfigurationError(f"space_check must be one of {SPACE_CHECKS}, got {self.space_check!r}")
         return True
 
-    def _same_width(self, text: str) -> SpaceCard:
+    def _same_width(self, text: str, emb: Embedder) -> SpaceCard:
         """The card of ``text``; DimensionMismatchError (before any probe is embedded) when the embedder's
         width differs from the card's."""
         card = SpaceCard.from_json(text)
-        if card.dimension != self.embedder.dimension:
-            raise DimensionMismatchError(card.dimension, self.embedder.dimension, self.name)
+        if card.dimension != emb.dimension:
+            raise DimensionMismatchError(card.dimension, emb.dimension, self.name)
         return card
 
-    def _judge(self, text: str, vectors: np.ndarray | None) -> SpaceCard:
+    def _judge(self, text: str, vectors: np.ndarray | None, emb: Embedder) -> SpaceCard:
         """The card of ``text``, checked against the current embedder's probe ``vectors``."""
         card = SpaceCard.from_json(text)
         assert vectors is not None
         comparison = compare_cards(card, vectors, self.space_tolerance)
         if not comparison.same_space:
-            raise mismatch_error(card, comparison, self.embedder, self.name)
+            raise mismatch_error(card, comparison, emb, self.name)
         return card
 
-    def _refuse_cardless(self, count: int | None) -> None:
+    def _refuse_cardless(self, count: int | None, emb: Embedder) -> None:
         """``count`` is only asked for under "strict"; "adopt" records the card and says so once."""
         if count:
             raise VectorSpaceMismatchError(
-                self.name, actual_model=self.embedder.model,
+                self.name, actual_model=emb.model,
                 detail="it holds vectors but no space card, and space_check='strict' refuses to adopt one; "
                 "pass space_check='adopt' to record the current embedder's card",
             )
-        logger.info("%s: recording the space card of %s (no card was recorded yet)", self.name, self.embedder.model)
+        logger.info("%s: recording the space card of %s (no card was recorded yet)", self.name, emb.model)
 
     def _proved(self, card: SpaceCard) -> None:
         self._space_proved = True
         self._space_card = card
 
-    def ensure_space(self, *, writing: bool) -> None:
+    def ensure_space(self, *, writing: bool, embedder: Embedder | None = None) -> None:
         """Prove, once per process, that the embedder speaks the collection's vector space.
 
         With a card recorded: the embedder embeds the probes (once per process per embedder) and any probe
         below ``space_tolerance`` raises VectorSpaceMismatchError naming it, before anything is written or
         searched. Without one: the first write records the card ("adopt"; "strict" refuses a collection that
         holds data but no card); a search has nothing to compare with and goes on. ``space_check="off"``
-        skips all of it. Call ``ensure_dimension()`` first.
+        skips all of it. Call ``ensure_dimension()`` first. ``embedder`` (default: the store's) is the one whose
+        vectors will be written: ingest_ray checks its real embedder through a store that only writes vectors.
         """
         if not self._space_pending():
             return
+        emb = embedder or self.embedder
         text = self._read_card() or getattr(self, "_memory_card", None)
         if text is not None:
-            card = self._same_width(text)
-            self._proved(self._judge(text, _probes_of(self.embedder, card.instruction)))
+            card = self._same_width(text, emb)
+            self._proved(self._judge(text, _probes_of(emb, card.instruction), emb))
         elif writing:
-            self._refuse_cardless(self.count() if self.space_check == "strict" else None)
-            instruction = self.embedder.query_instruction
-            card = card_from_vectors(self.embedder, _probes_of(self.embedder, instruction), instruction)
+            self._refuse_cardless(self.count() if self.space_check == "strict" else None, emb)
+            instruction = emb.query_instruction
+            card = card_from_vectors(emb, _probes_of(emb, instruction), instruction)
             self._write_card(card.dumps())
             self._proved(card)
 
-    async def aensure_space(self, *, writing: bool) -> None:
+    async def aensure_space(self, *, writing: bool, embedder: Embedder | None = None) -> None:
         """Async twin of ``ensure_space``."""
         if not self._space_pending():
             return
+        emb = embedder or self.embedder
         text = await self._aread_card() or getattr(self, "_memory_card", None)
         if text is not None:
-            card = self._same_width(text)
-            self._proved(self._judge(text, await _aprobes_of(self.embedder, card.instruction)))
+            card = self._same_width(text, emb)
+            self._proved(self._judge(text, await _aprobes_of(emb, card.instruction), emb))
         elif writing:
-            self._refuse_cardless(await self.acount() if self.space_check == "strict" else None)
-            instruction = self.embedder.query_instruction
-            card = card_from_vectors(self.embedder, await _aprobes_of(self.embedder, instruction), instruction)
+            self._refuse_cardless(await self.acount() if self.space_check == "strict" else None, emb)
+            instruction = emb.query_instruction
+            card = card_from_vectors(emb, await _aprobes_of(emb, instruction), instruction)
             await self._awrite_card(card.dumps())
             self._proved(card)
 
