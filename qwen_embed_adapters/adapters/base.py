@@ -745,6 +745,26 @@ def _rebased(
     return InvalidInputError(message, index=pos, item_id=ids[kept])
 
 
+def filter_values(key: str, want: Any) -> list[Any]:
+    """The values a filter entry accepts: ``v``, ``[v, ...]``, ``{"$eq": v}`` or ``{"$in": [...]}``;
+    InvalidInputError naming ``key`` for anything else or an empty list (pgvector and Qdrant share it)."""
+    if isinstance(want, Mapping):
+        if set(want) == {"$in"}:
+            want = want["$in"]
+            if not isinstance(want, (list, tuple, set, frozenset)):
+                raise InvalidInputError(f"filter {key!r}: $in takes a list, got {type(want).__name__}")
+        elif set(want) == {"$eq"}:
+            return [want["$eq"]]
+        else:
+            raise InvalidInputError(f"filter {key!r}: only $eq and $in are understood, got {sorted(want)}")
+    if isinstance(want, (list, tuple, set, frozenset)):
+        values = list(want)
+        if not values:
+            raise InvalidInputError(f"filter value for {key!r} is an empty list")
+        return values
+    return [want]
+
+
 def rebuild_store(cls: type[_S], config: dict[str, Any], embedder: Embedder) -> _S:
     """Unpickling entry point of a VectorStore: ``cls.from_config(config, embedder)``."""
     return cls.from_config(config, embedder)
@@ -785,5 +805,5 @@ def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int) -> list[
 
 __all__ = [
     "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
-    "content_id", "prepare_records", "rebuild_store", "secret_from_env",
+    "content_id", "filter_values", "prepare_records", "rebuild_store", "secret_from_env",
 ]

@@ -47,7 +47,7 @@ from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
 from ..settings import check_choice, check_int, check_number, check_str
 from ..vectors import as_float32_matrix
-from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
+from .base import Hit, StoreSettings, VectorStore, check_ids, filter_values, secret_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def filter_clause(filter: Any, column: str = "metadata") -> tuple[str, list[Any]
     for key, want in filter.items():
         if not isinstance(key, str) or not key:
             raise InvalidInputError(f"filter keys must be non-empty str, got {key!r}")
-        values = _filter_values(key, want)
+        values = filter_values(key, want)
         ors = []
         for v in values:
             if isinstance(v, (dict, list)):
@@ -160,24 +160,6 @@ def filter_clause(filter: Any, column: str = "metadata") -> tuple[str, list[Any]
                 params.append(_literal({key: v}, key))
         parts.append("(" + " OR ".join(ors) + ")")
     return " AND ".join(parts), params
-
-
-def _filter_values(key: str, want: Any) -> list[Any]:
-    if isinstance(want, Mapping):
-        if set(want) == {"$in"}:
-            want = want["$in"]
-            if not isinstance(want, (list, tuple, set, frozenset)):
-                raise InvalidInputError(f"filter {key!r}: $in takes a list, got {type(want).__name__}")
-        elif set(want) == {"$eq"}:
-            return [want["$eq"]]
-        else:
-            raise InvalidInputError(f"filter {key!r}: only $eq and $in are understood, got {sorted(want)}")
-    if isinstance(want, (list, tuple, set, frozenset)):
-        values = list(want)
-        if not values:
-            raise InvalidInputError(f"filter value for {key!r} is an empty list")
-        return values
-    return [want]
 
 
 def _has_password(conninfo: str) -> bool:

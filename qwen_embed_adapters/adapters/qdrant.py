@@ -38,7 +38,7 @@ from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
 from ..settings import check_bool, check_int, check_str
 from ..vectors import as_float32_matrix
-from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
+from .base import Hit, StoreSettings, VectorStore, check_ids, filter_values, secret_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def qdrant_filter(filter: Any) -> Any:
     for key, want in filter.items():
         if not isinstance(key, str) or not key:
             raise InvalidInputError(f"filter keys must be non-empty str, got {key!r}")
-        values = _filter_values(key, want)
+        values = filter_values(key, want)
         field = f"metadata.{key}"
         if all(isinstance(v, str) for v in values) or all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             match = models.MatchValue(value=values[0]) if len(values) == 1 else models.MatchAny(any=values)
@@ -104,24 +104,6 @@ def qdrant_filter(filter: Any) -> Any:
                 )
         must.append(should[0] if len(should) == 1 else models.Filter(should=should))
     return models.Filter(must=must)
-
-
-def _filter_values(key: str, want: Any) -> list[Any]:
-    if isinstance(want, Mapping):
-        if set(want) == {"$in"}:
-            want = want["$in"]
-            if not isinstance(want, (list, tuple, set, frozenset)):
-                raise InvalidInputError(f"filter {key!r}: $in takes a list, got {type(want).__name__}")
-        elif set(want) == {"$eq"}:
-            return [want["$eq"]]
-        else:
-            raise InvalidInputError(f"filter {key!r}: only $eq and $in are understood, got {sorted(want)}")
-    if isinstance(want, (list, tuple, set, frozenset)):
-        values = list(want)
-        if not values:
-            raise InvalidInputError(f"filter value for {key!r} is an empty list")
-        return values
-    return [want]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -427,7 +409,7 @@ class QdrantStore(VectorStore):
         for key, want in filter.items():
             if key in self._indexed:
                 continue
-            values = _filter_values(key, want)
+            values = filter_values(key, want)
             if all(isinstance(v, bool) for v in values):
                 schema = models.PayloadSchemaType.BOOL
             elif all(isinstance(v, int) for v in values):
