@@ -115,6 +115,34 @@ def plan_column(dimension: int, index: str | None, vector_type: str = "auto") ->
     return vector_type
 
 
+def table_dimension(conn: Any, table: str, column: str = "embedding", where: str = "", params: Sequence[Any] = ()) -> int | None:
+    """The width of ``table``'s vector (or halfvec) ``column`` through a psycopg connection: the column's
+    declared width (``vector(1024)``), else, for an untyped ``vector`` column (langchain-postgres' ``PGVector``
+    makes one when given no ``embedding_length``), that of one stored row matching the optional SQL
+    condition ``where`` (with ``params``); None when the table does not exist or holds no such row.
+    ``table`` may be schema-qualified (``"rag.kb"``).
+    """
+    sql = _import_psycopg()[0].sql
+    ident = sql.Identifier(*table.split(".", 1))
+    name = ident.as_string(conn)
+    row = conn.execute(
+        "SELECT format_type(a.atttypid, a.atttypmod), a.atttypmod FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped", [name, column],
+    ).fetchone()
+    if row is None:
+        return None
+    if str(row[0]).split("(")[0] not in ("vector", "halfvec"):
+        raise ConfigurationError(f"column {column!r} of {table!r} is {row[0]}, not a vector")
+    if int(row[1]) > 0:
+        return int(row[1])
+    found = conn.execute(
+        sql.SQL("SELECT vector_dims({col}) FROM {table} WHERE {col} IS NOT NULL {extra} LIMIT 1").format(
+            col=sql.Identifier(column), table=ident, extra=sql.SQL(f"AND ({where})" if where else "")),
+        list(params),
+    ).fetchone()
+    return None if found is None else int(found[0])
+
+
 def _check_name(value: Any, label: str) -> str:
     if not isinstance(value, str) or not value or len(value.encode()) > 63 or "\x00" in value:
         raise ConfigurationError(f"{label} must be a non-empty str of at most 63 bytes, got {value!r}")
@@ -747,4 +775,5 @@ __all__ = [
     "filter_clause",
     "plan_column",
     "start_embedded_postgres",
+    "table_dimension",
 ]

@@ -106,6 +106,29 @@ def qdrant_filter(filter: Any) -> Any:
     return models.Filter(must=must)
 
 
+def collection_dimension(client: Any, collection: str, vector_name: str | None = None) -> int | None:
+    """The size of ``collection``'s dense vector (``vector_name``, or the unnamed/only one), None when the
+    collection does not exist. What langchain-qdrant's ``QdrantVectorStore`` and LightRAG's
+    ``QdrantVectorDBStorage`` write into is read the same way (both use the unnamed vector by default).
+    """
+    if not client.collection_exists(collection):
+        return None
+    vectors = client.get_collection(collection).config.params.vectors
+    if isinstance(vectors, Mapping):
+        if not vector_name:
+            if len(vectors) != 1:
+                raise ConfigurationError(
+                    f"Qdrant collection {collection!r} has named vectors {sorted(vectors)}; name the one to check"
+                )
+            vector_name = next(iter(vectors))
+        if vector_name not in vectors:
+            raise ConfigurationError(f"Qdrant collection {collection!r} has no vector {vector_name!r} (it has {sorted(vectors)})")
+        return int(vectors[vector_name].size)
+    if vector_name:
+        raise ConfigurationError(f"Qdrant collection {collection!r} has one unnamed vector, not {vector_name!r}")
+    return None if vectors is None else int(vectors.size)
+
+
 @dataclasses.dataclass(frozen=True)
 class QdrantSettings(StoreSettings):
     """Everything that opens a ``QdrantStore`` again, as plain data (``{"store": "qdrant", **fields}`` is
@@ -495,6 +518,7 @@ __all__ = [
     "META_MODEL",
     "QdrantSettings",
     "QdrantStore",
+    "collection_dimension",
     "point_id",
     "qdrant_filter",
 ]

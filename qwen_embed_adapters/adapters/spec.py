@@ -286,6 +286,18 @@ def _pinecone_dimension(index: Any, name: str | None = None, field: str | None =
     return index_dimension(index)
 
 
+def _pgvector_dimension(conn: Any, name: str | None = None, field: str | None = None) -> int | None:
+    from .pgvector import table_dimension
+
+    return table_dimension(conn, name or "", field or "embedding")
+
+
+def _qdrant_dimension(client: Any, name: str | None = None, field: str | None = None) -> int | None:
+    from .qdrant import collection_dimension
+
+    return collection_dimension(client, name or "", field)
+
+
 #: the store the CLI uses when none is named (``--store``, ``$QWEN_EMBED_STORE``)
 DEFAULT_STORE = "milvus"
 
@@ -316,14 +328,14 @@ STORES: dict[str, StoreKind] = {
         uri_help="faiss: a folder",
     ),
     "pgvector": StoreKind(
-        _pgvector, _pgvector_uri, uri_setting="pgdata", default_uri="./pgdata", collection_setting="table",
+        _pgvector, _pgvector_uri, _pgvector_dimension, uri_setting="pgdata", default_uri="./pgdata", collection_setting="table",
         uri_help="pgvector: postgresql://user@host/db, or a folder for the bundled PostgreSQL",
     ),
     # postgresql:// (and postgres://) URIs are pgvector specs on a server
     "postgresql": StoreKind(_pgvector, _postgresql_uri, user_in_uri=True, alias_of="pgvector"),
     "postgres": StoreKind(_pgvector, _postgresql_uri, user_in_uri=True, alias_of="pgvector"),
     "qdrant": StoreKind(
-        _qdrant, _qdrant_uri, local_only=_qdrant_local, uri_setting="location", default_uri="./qdrant_data", collection_setting="collection",
+        _qdrant, _qdrant_uri, _qdrant_dimension, local_only=_qdrant_local, uri_setting="location", default_uri="./qdrant_data", collection_setting="collection",
         uri_help="qdrant: a folder (local mode), :memory: or http://host:6333",
     ),
 }

@@ -116,7 +116,10 @@ def ensure_dimension(store: VectorStore, embeddings: QwenEmbeddings | Embedder) 
     opening a store on an existing collection to fail before anything is written. Knows
     langchain-chroma ``Chroma`` (collection metadata written by our Chroma adapter, else one stored
     vector), langchain-milvus ``Milvus`` (the vector field's ``dim``) and langchain-pinecone
-    ``PineconeVectorStore`` (the index's ``dimension``). An empty or not yet created collection passes.
+    ``PineconeVectorStore`` (the index's ``dimension``), langchain-postgres ``PGVector`` (its
+    ``vector(n)`` column, or one stored row of the collection when the column is untyped: PGVector then
+    accepts any width and only a later search fails) and langchain-qdrant ``QdrantVectorStore`` (the
+    collection's vector size). An empty or not yet created collection passes.
     """
     embedder = embeddings.embedder if isinstance(embeddings, QwenEmbeddings) else embeddings
     kind = type(store).__name__
@@ -135,5 +138,17 @@ def ensure_dimension(store: VectorStore, embeddings: QwenEmbeddings | Embedder) 
 
         index = store.index  # type: ignore[attr-defined]
         check_width(pinecone_dimension(index), embedder, "pinecone index")
+    elif kind == "PGVector":
+        from ._stores import langchain_pgvector_dimension
+
+        check_width(langchain_pgvector_dimension(store), embedder, store.collection_name)  # type: ignore[attr-defined]
+    elif kind == "QdrantVectorStore":
+        from ._stores import qdrant_dimension
+
+        name = store.collection_name  # type: ignore[attr-defined]
+        check_width(qdrant_dimension(store.client, name, store.vector_name), embedder, name)  # type: ignore[attr-defined]
     else:
-        raise TypeError(f"ensure_dimension does not know {kind}; supported: Chroma, Milvus, PineconeVectorStore")
+        raise TypeError(
+            f"ensure_dimension does not know {kind}; supported: Chroma, Milvus, PineconeVectorStore, PGVector, "
+            "QdrantVectorStore"
+        )

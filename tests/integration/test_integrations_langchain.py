@@ -137,3 +137,80 @@ def test_ensure_dimension_milvus_refuses_other_width_before_writing(tmp_path: Pa
         ensure_dimension(reopened, narrow)
     assert (err.value.expected, err.value.actual, err.value.where) == (32, 16, "lc_dim")
     assert reopened.client.get_collection_stats("lc_dim")["row_count"] == 2
+
+
+def test_langchain_qdrant_local_retrieves_and_instructs_queries_only(tmp_path: Path,
+                                                                     recording: RecordingEmbedder) -> None:
+    """langchain-qdrant's QdrantVectorStore on Qdrant local mode (a folder), embedding through QwenEmbeddings."""
+    from langchain_qdrant import QdrantVectorStore
+
+    store = QdrantVectorStore.from_texts(DOCS, QwenEmbeddings(recording), path=str(tmp_path / "q"),
+                                         collection_name="lc_docs", ids=[f"{i:032x}" for i in range(len(DOCS))])
+    from qwen_embed_adapters.integrations._stores import qdrant_dimension
+
+    # langchain-qdrant makes a vector named "" (not the unnamed default): read back at MiniLM's width
+    assert list(store.client.get_collection("lc_docs").config.params.vectors) == [""]
+    assert qdrant_dimension(store.client, "lc_docs", "") == 384
+    hits = store.similarity_search(QUESTION, k=1)
+    assert [h.page_content for h in hits] == [EXPECTED]
+    # from_texts embeds one "dummy_text" document first to learn the width (langchain_qdrant/qdrant.py)
+    sent = recording.sent
+    assert sent.count("dummy_text") == 1
+    wrapped = format_query(QUESTION, TASK)
+    assert sorted(t for t in sent if t not in (wrapped, "dummy_text")) == sorted(DOCS)  # documents went in bare
+    assert sent.count(wrapped) == 1 and not any(t.startswith("Instruct:") for t in sent if t != wrapped)
+    store.client.close()
+
+
+def _qdrant_32d(client: Any, name: str) -> None:
+    from qdrant_client import models
+
+    client.create_collection(name, vectors_config=models.VectorParams(size=32, distance=models.Distance.COSINE))
+
+
+def test_ensure_dimension_qdrant_refuses_other_width_before_writing(tmp_path: Path) -> None:
+    from langchain_qdrant import QdrantVectorStore
+    from langchain_qdrant.qdrant import QdrantVectorStoreError
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    _qdrant_32d(client, "lc_dim")
+    QdrantVectorStore(client, "lc_dim", QwenEmbeddings(FakeEmbedder(dimensions=32))).add_texts(["one", "two"])
+    narrow = QwenEmbeddings(FakeEmbedder(dimensions=16))
+    # langchain-qdrant checks the width itself when it opens the collection, with its own error class
+    with pytest.raises(QdrantVectorStoreError, match="32"):
+        QdrantVectorStore(client, "lc_dim", narrow)
+    # ... and not at all with validate_collection_config=False: the guard still refuses, as ours
+    reopened = QdrantVectorStore(client, "lc_dim", narrow, validate_collection_config=False)
+    with pytest.raises(DimensionMismatchError) as err:  # a 16-d embedder on a 32-d collection
+        ensure_dimension(reopened, narrow)
+    assert (err.value.expected, err.value.actual, err.value.where) == (32, 16, "lc_dim")
+    assert client.count("lc_dim").count == 2
+    ensure_dimension(reopened, FakeEmbedder(dimensions=32))  # the right width passes
+    ensure_dimension(QdrantVectorStore(client, "absent", narrow, validate_collection_config=False), narrow)
+    client.close()
+
+
+def test_langchain_qdrant_reads_a_collection_our_qdrant_store_wrote(tmp_path: Path, minilm: Any) -> None:
+    """The same database from both sides: QdrantStore writes (payload "text" and "metadata"), LangChain's
+    QdrantVectorStore on the same client searches it with the same embedder."""
+    from langchain_qdrant import QdrantVectorStore
+    from qdrant_client import QdrantClient
+
+    from qwen_embed_adapters.adapters.qdrant import QdrantStore
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    emb = RecordingEmbedder(minilm, query_instruction=TASK)
+    ours = QdrantStore(client, "kb", emb)
+    ours.add_texts(DOCS, metadatas=[{"n": i} for i in range(len(DOCS))])
+    theirs = QdrantVectorStore(client, "kb", QwenEmbeddings(emb), content_payload_key="text")
+    ensure_dimension(theirs, emb)
+    hits = theirs.similarity_search_with_score(QUESTION, k=1)
+    from qwen_embed_adapters.adapters.qdrant import point_id
+
+    ours_id = ours.search(QUESTION, top_k=1)[0].id
+    assert [(d.page_content, d.metadata) for d, _ in hits] == [
+        (EXPECTED, {"n": 1, "_id": point_id(ours_id), "_collection_name": "kb"})  # langchain-qdrant adds these two
+    ]
+    assert hits[0][1] == pytest.approx(ours.search(QUESTION, top_k=1)[0].score, abs=1e-5)
+    client.close()
