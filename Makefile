@@ -51,12 +51,14 @@ test-engines: venv engines
 	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m engines tests/engines --outcomes-file $(OUTCOMES)/engines.json \
 		$(PYTEST_ARGS)
 
-# Framework stores that pin older DB SDKs (langchain-pinecone: pinecone<8; LlamaIndex Milvus: pymilvus<3),
+# Framework stores that pin older DB SDKs (langchain-pinecone: pinecone<8; LlamaIndex Milvus: pymilvus<3;
+# langchain-postgres: pgvector<0.4),
 # in their own venv cached per machine. Cold ~4 min (venv build, warm pip cache), warm ~30 s.
 test-integrations-compat:
 	env -u MILVUS_URI PYTHONPATH=$(CURDIR) $$(bash scripts/integrations_compat_venv.sh) -m pytest -q -rs \
-		-p no:cacheprovider tests/integration/test_integrations_compat.py \
-		tests/integration/test_integrations_llamaindex.py::test_vector_store_index_over_milvus_lite $(PYTEST_ARGS)
+		-p no:cacheprovider tests/integration/test_integrations_compat.py tests/integration/test_integrations_langchain_postgres.py \
+		tests/integration/test_integrations_llamaindex.py::test_vector_store_index_over_milvus_lite \
+		--outcomes-file $(OUTCOMES)/compat.json $(PYTEST_ARGS)
 
 demo: venv
 	env -u MILVUS_URI $(VENV)/bin/qwen-embed demo

@@ -24,7 +24,7 @@ from qwen_embed_adapters.adapters.lightrag import (
     milvus_lite_env,
     write_lightrag_env,
 )
-from qwen_embed_adapters.errors import DimensionMismatchError
+from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchError
 from qwen_embed_adapters.remote import RemoteEmbedder
 from qwen_embed_adapters.testing import FakeEmbedder
 from tests.support import local_fixtures
@@ -330,3 +330,99 @@ def test_quickstart_example_runs_offline(tmp_path: Path) -> None:
     assert "offline stub" in proc.stdout
     assert "OK: the photosynthesis chunk was retrieved" in proc.stdout
     assert (tmp_path / "w" / "vdb_chunks.json").is_file()
+
+
+# --------------------------------------------------------------------------- PostgreSQL + pgvector, Qdrant
+def _storage_env(monkeypatch: pytest.MonkeyPatch, dotenv: Path) -> dict[str, str]:
+    """Put the storage variables of the .env we wrote into the environment, where LightRAG's storages read them
+    (lightrag-server loads the same file into os.environ)."""
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(dotenv).items() if v is not None}
+    storage = {k: v for k, v in values.items() if k.startswith(("POSTGRES_", "QDRANT_", "LIGHTRAG_"))}
+    for key, value in storage.items():
+        monkeypatch.setenv(key, value)
+    return storage
+
+
+def _pg_chunks(conninfo: str, table: str, workspace: str) -> dict[str, tuple[str, np.ndarray]]:
+    import psycopg
+
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            f'SELECT id, content, content_vector::real[] FROM "{table}" WHERE workspace = %s', [workspace]
+        ).fetchall()
+    return {r[0]: (r[1], np.asarray(r[2], dtype=np.float32)) for r in rows}
+
+
+async def test_pgvector_storage_configured_by_our_env_and_guarded(pg_conninfo: str, server: EmbeddingServer,
+                                                                  tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightRAG's PGVectorStorage on the bundled PostgreSQL 18 + pgvector 0.8 (a Unix socket), pointed there by
+    the .env write_lightrag_env writes from the store spec; the guard then refuses a 32-d embedder."""
+    from qwen_embed_adapters.testing.contract import unique_name
+
+    workspace = unique_name("ws").replace("-", "_")
+    emb = RemoteEmbedder(server.base_url, "Qwen3-Embedding-test", dimensions=64, query_instruction=TASK,
+                         max_retries=0)
+    write_lightrag_env(tmp_path / ".env", emb, vector_store=pg_conninfo, workspace=workspace)
+    env = _storage_env(monkeypatch, tmp_path / ".env")
+    assert env["LIGHTRAG_VECTOR_STORAGE"] == "PGVectorStorage" and env["POSTGRES_VECTOR_INDEX_TYPE"] == "HNSW"
+    assert env["POSTGRES_HOST"].startswith("/") and env["POSTGRES_WORKSPACE"] == workspace  # the socket folder
+    wd = tmp_path / "rag"
+    assert ensure_lightrag_dimension(wd, emb, vector_storage="PGVectorStorage") == {}  # nothing stored yet
+
+    func = lightrag_embedding_func(emb)
+    context, _ = await _run_corpus(wd, func, env["LIGHTRAG_VECTOR_STORAGE"])
+    await emb.aclose()
+    assert DOCS[RELEVANT] in context
+    assert all(DOCS[k] not in context for k in DOCS if k != RELEVANT)
+    table = "lightrag_vdb_chunks_qwen3_embedding_test_64d"
+    reference = FakeEmbedder("Qwen3-Embedding-test", dimensions=64, query_instruction=TASK)
+    _check_stored_vectors(_pg_chunks(pg_conninfo, table, workspace), reference)
+
+    found = ensure_lightrag_dimension(wd, emb, vector_storage="PGVectorStorage")
+    assert found[table] == 64
+    other = FakeEmbedder("Qwen3-Embedding-test", dimensions=32)
+    with pytest.raises(DimensionMismatchError) as exc:  # a 32-d embedder on this workspace's 64-d chunks
+        ensure_lightrag_dimension(wd, other, vector_storage="PGVectorStorage", postgres_conninfo=pg_conninfo)
+    err = exc.value
+    assert (err.expected, err.actual, err.where) == (64, 32, table)
+    assert "lightrag_vdb_chunks_qwen3_embedding_test_32d" in str(err) and "come back empty" in str(err)
+    # another workspace holds nothing in the 64-d tables: a 32-d embedder may start there
+    monkeypatch.setenv("POSTGRES_WORKSPACE", workspace + "_other")
+    ensure_lightrag_dimension(wd, other, vector_storage="PGVectorStorage")
+
+
+async def test_pgvector_storage_at_2560_d_gets_halfvec_from_our_env(pg_conninfo: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Qwen3-Embedding-4B's width: our .env says POSTGRES_VECTOR_INDEX_TYPE=HNSW_HALFVEC, and LightRAG makes a
+    halfvec(2560) table with an HNSW index; with LightRAG's default HNSW the guard refuses first."""
+    import psycopg
+
+    from qwen_embed_adapters.testing.contract import unique_name
+
+    emb = FakeEmbedder("Qwen3-Embedding-wide", dimensions=2560, query_instruction=TASK)
+    monkeypatch.delenv("POSTGRES_VECTOR_INDEX_TYPE", raising=False)
+    # Bad input tried: 2,560-d under LightRAG's default index (HNSW takes 2,000 as vector).
+    with pytest.raises(ConfigurationError, match="HNSW_HALFVEC"):
+        ensure_lightrag_dimension(tmp_path / "rag", emb, vector_storage="PGVectorStorage",
+                                  postgres_conninfo=pg_conninfo)
+    workspace = unique_name("wide").replace("-", "_")
+    write_lightrag_env(tmp_path / ".env", emb, host="http://127.0.0.1:9/v1", vector_store=pg_conninfo,
+                       workspace=workspace)
+    env = _storage_env(monkeypatch, tmp_path / ".env")
+    assert env["POSTGRES_VECTOR_INDEX_TYPE"] == "HNSW_HALFVEC"
+    found = ensure_lightrag_dimension(tmp_path / "rag", emb, vector_storage="PGVectorStorage")
+    assert not any(name.endswith("_2560d") for name in found)  # (other tests' tables hold no rows of this workspace)
+    context, _ = await _run_corpus(tmp_path / "rag", lightrag_embedding_func(emb), "PGVectorStorage")
+    assert DOCS[RELEVANT] in context
+    table = "lightrag_vdb_chunks_qwen3_embedding_wide_2560d"
+    with psycopg.connect(pg_conninfo) as conn:
+        kind = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+                            "AND attname = 'content_vector'", [table]).fetchone()
+        index = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%hnsw%%'",
+                             [table]).fetchall()
+    assert kind == ("halfvec(2560)",)
+    assert len(index) == 1 and "halfvec_cosine_ops" in index[0][0]
+    assert len(_pg_chunks(pg_conninfo, table, workspace)) == len(DOCS)

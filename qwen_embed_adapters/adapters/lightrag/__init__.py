@@ -32,6 +32,7 @@ from .env import (
     lightrag_embedding_func_from_env,
     lightrag_env_block,
     lightrag_env_values,
+    lightrag_storage_values,
     read_lightrag_env,
     write_lightrag_env,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "lightrag_env_block",
     "lightrag_env_values",
     "lightrag_model_name",
+    "lightrag_storage_values",
     "milvus_lite_env",
     "read_lightrag_env",
     "write_lightrag_env",

@@ -273,8 +273,11 @@ def lightrag_env_values(
     batch_num: int | None = None,
     func_max_async: int | None = None,
     timeout: float | None = None,
+    vector_store: str | Mapping[str, Any] | None = None,
+    workspace: str | None = None,
 ) -> dict[str, str]:
-    """The ``EMBEDDING_*`` variables that make ``lightrag-server`` embed like ``embedder``.
+    """The ``EMBEDDING_*`` variables that make ``lightrag-server`` embed like ``embedder``, and with
+    ``vector_store`` (a store spec, see ``lightrag_storage_values``) those of its vector storage.
 
     ``host`` defaults to a RemoteEmbedder's base URL; for any other embedder (e.g. a LocalEmbedder
     you serve with ``qwen-embed serve``) pass the URL the server listens on. The key is written as
@@ -329,6 +332,98 @@ def lightrag_env_values(
         values["EMBEDDING_DOCUMENT_PREFIX"] = NO_PREFIX
     else:
         values["EMBEDDING_ASYMMETRIC"] = "false"
+    if vector_store is not None:
+        values.update(lightrag_storage_values(vector_store, dimension, workspace=workspace))
+    return values
+
+
+#: pgvector's widest HNSW index: ``vector`` up to 2,000 dimensions, ``halfvec`` up to 4,000 (pgvector README)
+_PG_VECTOR_INDEX_MAX, _PG_HALFVEC_INDEX_MAX = 2000, 4000
+
+
+def lightrag_storage_values(
+    vector_store: str | Mapping[str, Any], dimension: int, *, workspace: str | None = None
+) -> dict[str, str]:
+    """The variables that point LightRAG's vector storage at the database a store spec names.
+
+    - ``postgresql://user@host:port/db`` (or the dict of a ``pgvector`` spec with ``conninfo``): LightRAG's
+      ``PGVectorStorage`` (``LIGHTRAG_VECTOR_STORAGE``, ``POSTGRES_HOST``/``PORT``/``USER``/``DATABASE``; a
+      Unix-socket folder as host works, asyncpg takes it). ``POSTGRES_VECTOR_INDEX_TYPE`` follows pgvector's
+      limits as our own store does: ``HNSW`` up to 2,000 dimensions, ``HNSW_HALFVEC`` up to 4,000, and above
+      that a ConfigurationError (LightRAG indexes every table). The password is written as ``${VAR}`` from
+      the spec's ``password_env``, never as its value. ``m`` / ``ef_construction`` become
+      ``POSTGRES_HNSW_M`` / ``POSTGRES_HNSW_EF``; a ``pgvector:///PGDATA`` folder is refused (start the
+      bundled server with ``start_embedded_postgres`` and pass its conninfo).
+    - ``qdrant+http(s)://host:6333``: ``QdrantVectorDBStorage`` (``QDRANT_URL``, ``QDRANT_API_KEY`` as
+      ``${VAR}`` from ``api_key_env``). Qdrant local mode is refused: LightRAG opens
+      ``QdrantClient(url=QDRANT_URL, api_key=...)`` and nothing else (lightrag/kg/qdrant_impl.py, 1.5.7).
+
+    ``workspace`` becomes ``POSTGRES_WORKSPACE`` / ``QDRANT_WORKSPACE``.
+
+    >>> v = lightrag_storage_values("postgresql://rag@db.example:5433/kb", 2560)
+    >>> v["LIGHTRAG_VECTOR_STORAGE"], v["POSTGRES_HOST"], v["POSTGRES_PORT"], v["POSTGRES_VECTOR_INDEX_TYPE"]
+    ('PGVectorStorage', 'db.example', '5433', 'HNSW_HALFVEC')
+    """
+    from ..spec import parse_store_spec
+
+    spec = parse_store_spec(vector_store)
+    values: dict[str, str]
+    if spec["store"] == "pgvector":
+        values = _postgres_values(spec, dimension)
+        if workspace:
+            values["POSTGRES_WORKSPACE"] = workspace
+    elif spec["store"] == "qdrant":
+        location = str(spec.get("location") or "")
+        if not location.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"LightRAG's QdrantVectorDBStorage reaches Qdrant by URL only (QdrantClient(url=QDRANT_URL), "
+                f"lightrag/kg/qdrant_impl.py): Qdrant local mode ({location!r}) cannot back it; run a Qdrant "
+                "server and pass qdrant+http://host:6333"
+            )
+        values = {"LIGHTRAG_VECTOR_STORAGE": "QdrantVectorDBStorage", "QDRANT_URL": location}
+        if spec.get("api_key_env"):
+            values["QDRANT_API_KEY"] = f"${{{spec['api_key_env']}}}"
+        if workspace:
+            values["QDRANT_WORKSPACE"] = workspace
+    else:
+        raise ConfigurationError(
+            f"LightRAG's vector storage is written for pgvector and qdrant specs, not {spec['store']!r} "
+            "(Milvus: milvus_lite_env / MILVUS_URI)"
+        )
+    return values
+
+
+def _postgres_values(spec: Mapping[str, Any], dimension: int) -> dict[str, str]:
+    conninfo = spec.get("conninfo")
+    if not conninfo:
+        raise ConfigurationError(
+            "LightRAG connects to a running PostgreSQL: start the bundled one with "
+            "qwen_embed_adapters.adapters.pgvector.start_embedded_postgres(pgdata) and pass the conninfo it returns"
+        )
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise MissingDependencyError("psycopg", "pgvector", "reading a PostgreSQL conninfo") from None
+    params = conninfo_to_dict(str(conninfo))
+    if dimension > _PG_HALFVEC_INDEX_MAX:
+        raise ConfigurationError(
+            f"LightRAG's PGVectorStorage indexes every table, and pgvector's HNSW index takes at most "
+            f"{_PG_VECTOR_INDEX_MAX} dimensions as vector and {_PG_HALFVEC_INDEX_MAX} as halfvec; this embedder "
+            f"gives {dimension}: embed at {_PG_HALFVEC_INDEX_MAX} or fewer (Qwen3-Embedding's MRL: dimensions=)"
+        )
+    values = {
+        "LIGHTRAG_VECTOR_STORAGE": "PGVectorStorage",
+        "POSTGRES_HOST": str(params.get("host") or "localhost"),
+        "POSTGRES_PORT": str(params.get("port") or 5432),
+        "POSTGRES_USER": str(params.get("user") or "postgres"),
+        "POSTGRES_DATABASE": str(params.get("dbname") or params.get("user") or "postgres"),
+        "POSTGRES_VECTOR_INDEX_TYPE": "HNSW" if dimension <= _PG_VECTOR_INDEX_MAX else "HNSW_HALFVEC",
+        "POSTGRES_HNSW_M": str(spec.get("m") or 16),
+        "POSTGRES_HNSW_EF": str(spec.get("ef_construction") or 64),
+    }
+    # LightRAG refuses to start PGVectorStorage without POSTGRES_PASSWORD in the environment
+    # (STORAGE_ENV_REQUIREMENTS, lightrag/kg/__init__.py): empty when the server needs none (trust, a socket)
+    values["POSTGRES_PASSWORD"] = f"${{{spec['password_env']}}}" if spec.get("password_env") else ""
     return values
 
 
@@ -360,6 +455,8 @@ def write_lightrag_env(path: str | os.PathLike[str], embedder: Embedder, **kwarg
     keys = set(lightrag_env_values(embedder, **kwargs)) | {
         "EMBEDDING_TOKEN_LIMIT", "MAX_EMBED_TOKENS", "EMBEDDING_QUERY_PREFIX", "EMBEDDING_DOCUMENT_PREFIX",
     }
+    if kwargs.get("vector_store") is not None:  # another storage's variables from an earlier block go too
+        keys |= {"POSTGRES_PASSWORD", "POSTGRES_WORKSPACE", "QDRANT_API_KEY", "QDRANT_WORKSPACE"}
     target = Path(path)
     kept: list[str] = []
     if target.exists():
@@ -392,6 +489,7 @@ __all__ = [
     "lightrag_embedding_func_from_env",
     "lightrag_env_block",
     "lightrag_env_values",
+    "lightrag_storage_values",
     "read_lightrag_env",
     "write_lightrag_env",
 ]
