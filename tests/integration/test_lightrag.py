@@ -426,3 +426,49 @@ async def test_pgvector_storage_at_2560_d_gets_halfvec_from_our_env(pg_conninfo:
     assert kind == ("halfvec(2560)",)
     assert len(index) == 1 and "halfvec_cosine_ops" in index[0][0]
     assert len(_pg_chunks(pg_conninfo, table, workspace)) == len(DOCS)
+
+
+@pytest.fixture
+def lightrag_qdrant_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """One Qdrant local-mode client handed to LightRAG's real QdrantVectorDBStorage.
+
+    LightRAG opens ``QdrantClient(url=QDRANT_URL, api_key=...)`` and nothing else (lightrag/kg/qdrant_impl.py,
+    1.5.7), and qdrant-client reads a folder or ":memory:" given as ``url`` as a host name, so lightrag-server
+    cannot use local mode. Here the storage's ``QdrantClient`` name is swapped for this one client (its
+    close() waits for the test's end: local mode locks the folder to one client), so LightRAG's own
+    collection code runs against Qdrant's local engine and the guard reads what it made."""
+    import lightrag.kg.qdrant_impl as impl
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    monkeypatch.setattr(client, "close", lambda *a, **k: None)
+    monkeypatch.setattr(impl, "QdrantClient", lambda *a, **k: client)
+    monkeypatch.setenv("QDRANT_URL", "http://unused.invalid:6333")  # LightRAG requires the variable
+    monkeypatch.delenv("QDRANT_WORKSPACE", raising=False)
+    yield client
+    QdrantClient.close(client)
+
+
+async def test_qdrant_storage_on_local_mode_guarded(lightrag_qdrant_local: Any, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    client = lightrag_qdrant_local
+    wd = tmp_path / "rag"
+    emb = FakeEmbedder("Qwen3-Embedding-fake", dimensions=32, query_instruction=TASK)
+    assert ensure_lightrag_dimension(wd, emb, vector_storage="QdrantVectorDBStorage", qdrant_client=client) == {}
+    context, _ = await _run_corpus(wd, lightrag_embedding_func(emb), "QdrantVectorDBStorage")
+    assert DOCS[RELEVANT] in context
+    names = {f"lightrag_vdb_{ns}_qwen3_embedding_fake_32d" for ns in ("entities", "relationships", "chunks")}
+    assert {c.name for c in client.get_collections().collections} == names
+    assert client.count("lightrag_vdb_chunks_qwen3_embedding_fake_32d").count == len(DOCS)
+
+    found = ensure_lightrag_dimension(wd, emb, vector_storage="QdrantVectorDBStorage", qdrant_client=client)
+    assert found == dict.fromkeys(names, 32)
+    other = FakeEmbedder("Qwen3-Embedding-fake", dimensions=64)
+    with pytest.raises(DimensionMismatchError) as exc:  # a 64-d embedder on this workspace's 32-d chunks
+        ensure_lightrag_dimension(wd, other, vector_storage="QdrantVectorDBStorage", qdrant_client=client)
+    err = exc.value
+    # entities and relationships are empty (the stub LLM extracts none); chunks holds the corpus.
+    assert (err.expected, err.actual, err.where) == (32, 64, "lightrag_vdb_chunks_qwen3_embedding_fake_32d")
+    assert "lightrag_vdb_chunks_qwen3_embedding_fake_64d" in str(err) and "come back empty" in str(err)
+    monkeypatch.setenv("QDRANT_WORKSPACE", "another")  # no points of that workspace: a 64-d start is fine there
+    ensure_lightrag_dimension(wd, other, vector_storage="QdrantVectorDBStorage", qdrant_client=client)

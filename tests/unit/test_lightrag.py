@@ -382,7 +382,14 @@ def test_guard_on_a_fresh_dir_passes(tmp_path) -> None:
 
 def test_guard_refuses_an_unknown_storage(tmp_path) -> None:
     """Bad input: a vector storage the guard cannot read."""
-    with pytest.raises(ConfigurationError, match="vector_storage='QdrantVectorDBStorage' is not checked"):
+    with pytest.raises(ConfigurationError, match="vector_storage='MongoVectorDBStorage' is not checked"):
+        ensure_lightrag_dimension(tmp_path, 64, vector_storage="MongoVectorDBStorage")
+
+
+def test_guard_on_qdrant_needs_a_url(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad input: QdrantVectorDBStorage with neither a client, a URL nor $QDRANT_URL."""
+    monkeypatch.delenv("QDRANT_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="pass qdrant_url= or qdrant_client=, or set QDRANT_URL"):
         ensure_lightrag_dimension(tmp_path, 64, vector_storage="QdrantVectorDBStorage")
 
 
@@ -438,3 +445,56 @@ def test_missing_lightrag_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
         lightrag_embedding_func(fake())
     assert exc.value.package == "lightrag-hku"
     assert 'pip install "qwen-embed-adapters[lightrag]"' in str(exc.value)
+
+
+# --------------------------------------------------------------------------- vector storage variables
+def test_storage_values_for_postgres_by_width_and_password_env() -> None:
+    from qwen_embed_adapters.adapters.lightrag import lightrag_storage_values
+
+    spec = "postgresql://rag@db.example:5433/kb?password_env=PG_PW&m=24&ef_construction=80"
+    assert lightrag_storage_values(spec, 1024) == {
+        "LIGHTRAG_VECTOR_STORAGE": "PGVectorStorage", "POSTGRES_HOST": "db.example", "POSTGRES_PORT": "5433",
+        "POSTGRES_USER": "rag", "POSTGRES_DATABASE": "kb", "POSTGRES_VECTOR_INDEX_TYPE": "HNSW",
+        "POSTGRES_HNSW_M": "24", "POSTGRES_HNSW_EF": "80", "POSTGRES_PASSWORD": "${PG_PW}",
+    }
+    wide = lightrag_storage_values("postgresql://rag@db.example/kb", 2560, workspace="team")
+    assert (wide["POSTGRES_VECTOR_INDEX_TYPE"], wide["POSTGRES_PASSWORD"], wide["POSTGRES_WORKSPACE"]) == (
+        "HNSW_HALFVEC", "", "team")
+    # Bad input tried: Qwen3-Embedding-8B's full 4,096 dimensions, which no pgvector index takes.
+    with pytest.raises(ConfigurationError, match="this embedder gives 4096: embed at 4000 or fewer"):
+        lightrag_storage_values("postgresql://rag@db.example/kb", 4096)
+    # Bad input tried: the bundled server's folder, which LightRAG cannot connect to by itself.
+    with pytest.raises(ConfigurationError, match="start_embedded_postgres"):
+        lightrag_storage_values("pgvector:///srv/pgdata?table=kb", 1024)
+
+
+def test_storage_values_for_qdrant_server_and_local_mode_refused() -> None:
+    from qwen_embed_adapters.adapters.lightrag import lightrag_storage_values
+
+    assert lightrag_storage_values("qdrant+https://q.example:6333/kb?api_key_env=QKEY", 1024, workspace="w") == {
+        "LIGHTRAG_VECTOR_STORAGE": "QdrantVectorDBStorage", "QDRANT_URL": "https://q.example:6333",
+        "QDRANT_API_KEY": "${QKEY}", "QDRANT_WORKSPACE": "w",
+    }
+    # Bad input tried: Qdrant local mode (a folder), which LightRAG's QdrantClient(url=...) cannot open.
+    with pytest.raises(ConfigurationError, match=r"by URL only \(QdrantClient\(url=QDRANT_URL\)"):
+        lightrag_storage_values("qdrant:///srv/qdrant?collection=kb", 1024)
+    # Bad input tried: a store LightRAG's variables do not describe here.
+    with pytest.raises(ConfigurationError, match="not 'faiss'"):
+        lightrag_storage_values("faiss:///srv/index", 1024)
+
+
+def test_write_env_with_a_vector_store_replaces_the_earlier_storage(tmp_path) -> None:
+    from dotenv import dotenv_values
+
+    emb = RemoteEmbedder("http://127.0.0.1:9/v1", "Qwen3-Embedding-0.6B")
+    path = tmp_path / ".env"
+    path.write_text("POSTGRES_PASSWORD=old\nKEEP=1\n", encoding="utf-8")
+    write_lightrag_env(path, emb, vector_store="postgresql://rag@/kb?host=/run/pg", workspace="w1")
+    values = dotenv_values(path)
+    assert (values["KEEP"], values["LIGHTRAG_VECTOR_STORAGE"], values["POSTGRES_HOST"], values["POSTGRES_PASSWORD"]) == (
+        "1", "PGVectorStorage", "/run/pg", "")
+    assert path.read_text(encoding="utf-8").count("POSTGRES_PASSWORD") == 1
+    write_lightrag_env(path, emb, vector_store="qdrant+http://127.0.0.1:6333/kb")
+    values = dotenv_values(path)
+    assert values["LIGHTRAG_VECTOR_STORAGE"] == "QdrantVectorDBStorage" and "POSTGRES_HOST" not in values
+    assert "POSTGRES_PASSWORD" not in values and "POSTGRES_WORKSPACE" not in values
