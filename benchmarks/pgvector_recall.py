@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     queries = clustered(args.queries, args.dim, args.clusters, rng, centres, shared)
     truth = exact_top(data, queries, K)
     sample = data[rng.choice(args.n, size=min(2000, args.n), replace=False)]
-    pair_cos = float(np.mean((sample[:1000] @ sample[1000:2000].T))) if len(sample) >= 2000 else float("nan")
+    pair_cos = float(np.mean(sample[:1000] @ sample[1000:2000].T)) if len(sample) >= 2000 else float("nan")
     nn_cos = float(np.mean((queries @ data[truth[:, 0]].T).diagonal()))
 
     emb = PrecomputedEmbedder("clustered-synthetic", args.dim)
