@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .adapters.base import VectorStore, content_id, prepare_records
-from .adapters.spec import is_local_only, parse_store_spec, store_from_spec
+from .adapters.spec import is_local_only, parse_store_spec, store_from_spec, writes_from_driver
 from .config import embedder_from_config
 from .embedder import Embedder
 from .errors import (
@@ -277,6 +277,9 @@ class QwenStoreDatasink:
 
             def put(store: VectorStore, ids: list[str] = ids, texts: list[str] = texts,
                     metas: list[dict[str, Any]] = metas, chosen: np.ndarray = chosen) -> None:
+                # write_batch's contract: the store checked (pgvector registers its vector type on the
+                # connection there); once per worker store, a no-op afterwards
+                store.ensure_dimension()
                 size = store.write_batch_size
                 for start in range(0, len(ids), size):
                     part = slice(start, start + size)
@@ -492,10 +495,15 @@ def ingest_ray(
     ``store_spec``: a URI or dict for ``store_from_spec`` (Milvus by URI, Chroma by host/port,
     Pinecone by index host). Ids default to content hashes, so re-running the job stores only what is
     missing; ``skip_existing`` asks the store first and embeds only the new rows.
+
+    A store one process holds (Qdrant local mode on a folder: qdrant-client locks it to one client) is
+    written by the driver: the workers read and embed, the driver asks it which ids it holds and writes
+    the embedded rows as they stream back. Stores that live only in memory (FAISS, Qdrant ``:memory:``)
+    are refused.
     """
     require_ray()
     check_choice("on_invalid", on_invalid, ("raise", "skip"))
-    if _is_local_only(store_spec):
+    if _is_local_only(store_spec) and not writes_from_driver(store_spec):
         raise ConfigurationError(f"the {parse_store_spec(store_spec)['store']} store is local-only: "
                                  "use qwen_embed_adapters.ingest.ingest on one machine")
     started = time.perf_counter()
@@ -527,26 +535,65 @@ def _ingest_ray(source: Any, store_spec: str | Mapping[str, Any], embedder: Embe
         guard.ensure_space(writing=True, embedder=embedder)
     finally:
         _close(guard)
+    on_driver = _is_local_only(store_spec)  # ingest_ray let it through: the driver writes it
     ds = _read(source, text_column).map_batches(
         _Prepare,
         fn_constructor_kwargs={
             "store_spec": store_spec, "model": embedder.model, "dimension": dim,
-            "text_column": text_column, "on_invalid": on_invalid, "skip_existing": skip_existing,
+            "text_column": text_column, "on_invalid": on_invalid,
+            "skip_existing": skip_existing and not on_driver,  # a worker cannot open the driver's store
         },
         batch_size=batch_size,
         batch_format="numpy",
         compute=_actor_pool(1),
     )
-    ds = embed_dataset(ds, embedder, text_column=text_column, batch_size=batch_size,
-                       concurrency=concurrency, num_gpus=num_gpus)
-    # A Dataset keeps the DataContext it was created with (the caller's own, for a Dataset passed in).
-    ds.context.raise_original_map_exception = True
-    totals = write_to_store(ds, store_spec, model=embedder.model, text_column=text_column)
+    try:
+        if on_driver and skip_existing:
+            ds = _mark_held_on_driver(ds, store_spec, embedder.model, dim)
+        ds = embed_dataset(ds, embedder, text_column=text_column, batch_size=batch_size,
+                           concurrency=concurrency, num_gpus=num_gpus)
+        # A Dataset keeps the DataContext it was created with (the caller's own, for a Dataset passed in).
+        ds.context.raise_original_map_exception = True
+        if on_driver:
+            totals = _write_on_driver(ds, store_spec, embedder.model, dim, text_column)
+        else:
+            totals = write_to_store(ds, store_spec, model=embedder.model, text_column=text_column)
+    finally:
+        if on_driver:  # the driver's store closes, and with it the folder's lock, whatever happened
+            _drop_worker_store(store_spec, embedder.model, dim)
     report = IngestReport(
         written=totals.get("written", 0), skipped=totals.get("skipped", 0), invalid=totals.get("invalid", 0),
     )
     report.seen = report.written + report.skipped + report.invalid
     return report
+
+
+def _mark(batch: dict[str, np.ndarray], held: frozenset[str]) -> dict[str, np.ndarray]:
+    status = np.array(batch[_STATUS], dtype=object, copy=True)
+    for i, x in enumerate(batch["id"]):
+        if status[i] == _NEW and str(x) in held:
+            status[i] = _EXISTS
+    return {**batch, _STATUS: status}
+
+
+def _mark_held_on_driver(ds: Any, spec: str | Mapping[str, Any], model: str, dim: int) -> Any:
+    """Mark the rows the driver's store already holds, before anything is embedded (the ids are known only
+    after ``_Prepare``: the prepared rows are materialised once and their ids asked on the driver)."""
+    ds = ds.materialize()
+    ids = [str(x) for b in ds.iter_batches(batch_format="numpy", batch_size=4096)
+           for x, st in zip(b["id"], b[_STATUS], strict=True) if st == _NEW]
+    held = frozenset(_with_worker_store(spec, model, dim, lambda st: st.existing_ids(ids))) if ids else frozenset()
+    return ds.map_batches(_mark, fn_kwargs={"held": held}, batch_format="numpy") if held else ds
+
+
+def _write_on_driver(ds: Any, spec: str | Mapping[str, Any], model: str, dim: int, text_column: str) -> dict[str, int]:
+    """Write the embedded rows from this (the driver) process, as they stream back, into its one store."""
+    sink = QwenStoreDatasink(spec, model, text_column=text_column)
+    totals = {"written": 0, "skipped": 0, "invalid": 0}
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        for key, value in sink.write([batch], None).items():
+            totals[key] += value
+    return totals
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -87,6 +87,9 @@ class StoreKind:
     user_in_uri: bool = False
     #: the store this name stands for (``postgresql`` -> ``pgvector``); an alias is no ``--store`` choice
     alias_of: str | None = None
+    #: a local-only store that persists every write (Qdrant local mode on a folder): ``ingest_ray`` embeds on
+    #: the workers and writes from the driver, the one process holding the store; a callable decides per spec
+    driver_writes: bool | Callable[[dict[str, Any]], bool] = False
 
     @property
     def settings_class(self) -> type[StoreSettings]:
@@ -268,6 +271,11 @@ def _qdrant_local(spec: dict[str, Any]) -> bool:
     return not str(spec.get("location") or "").startswith(("http://", "https://"))
 
 
+def _qdrant_folder(spec: dict[str, Any]) -> bool:
+    # a folder persists each upsert (qdrant-client's local persistence); ":memory:" dies with the client
+    return _qdrant_local(spec) and str(spec.get("location") or ":memory:") != ":memory:"
+
+
 def _milvus_dimension(client: Any, name: str | None = None, field: str | None = None) -> int | None:
     from .milvus import collection_dimension
 
@@ -335,7 +343,7 @@ STORES: dict[str, StoreKind] = {
     "postgresql": StoreKind(_pgvector, _postgresql_uri, user_in_uri=True, alias_of="pgvector"),
     "postgres": StoreKind(_pgvector, _postgresql_uri, user_in_uri=True, alias_of="pgvector"),
     "qdrant": StoreKind(
-        _qdrant, _qdrant_uri, _qdrant_dimension, local_only=_qdrant_local, uri_setting="location", default_uri="./qdrant_data", collection_setting="collection",
+        _qdrant, _qdrant_uri, _qdrant_dimension, local_only=_qdrant_local, driver_writes=_qdrant_folder, uri_setting="location", default_uri="./qdrant_data", collection_setting="collection",
         uri_help="qdrant: a folder (local mode), :memory: or http://host:6333",
     ),
 }
@@ -443,6 +451,13 @@ def is_local_only(spec: str | Mapping[str, Any]) -> bool:
     return bool(local(plain)) if callable(local) else local
 
 
+def writes_from_driver(spec: str | Mapping[str, Any]) -> bool:
+    """True when a local-only store can still take a Ray job's rows written by the driver process."""
+    plain = parse_store_spec(spec)
+    ok = STORES[plain["store"]].driver_writes
+    return bool(ok(plain)) if callable(ok) else ok
+
+
 __all__ = [
     "DEFAULT_STORE",
     "STORES",
@@ -453,4 +468,5 @@ __all__ = [
     "redact_spec",
     "store_dimension",
     "store_from_spec",
+    "writes_from_driver",
 ]

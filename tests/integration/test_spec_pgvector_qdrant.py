@@ -75,6 +75,12 @@ def test_qdrant_local_mode_is_local_only_for_ray_a_server_is_not() -> None:
     assert is_local_only("qdrant:?collection=kb") is True
     assert is_local_only("qdrant+http://qdrant:6333/kb") is False
     assert is_local_only("postgresql://me@db/rag?table=kb") is False
+    from qwen_embed_adapters.adapters.spec import writes_from_driver
+
+    # ingest_ray writes a Qdrant folder from the driver; ":memory:" and FAISS stay refused
+    assert writes_from_driver("qdrant:///data/q?collection=kb") is True
+    assert writes_from_driver("qdrant:?collection=kb") is False
+    assert writes_from_driver("faiss:///data/index") is False
 
 
 def roundtrip(spec: Any) -> None:
