@@ -200,7 +200,20 @@ def _library_version() -> str:
         return ""
 
 
+def _speaker(embedder: Embedder) -> Embedder:
+    """The embedder whose vectors ``embedder`` gives: a wrapper that holds another Embedder as ``inner``
+    (``CachedEmbedder``) is reported by it, so a card says "local" or "remote", never "cached"."""
+    seen = {id(embedder)}
+    inner = getattr(embedder, "inner", None)
+    while isinstance(inner, Embedder) and id(inner) not in seen:
+        seen.add(id(inner))
+        embedder = inner
+        inner = getattr(embedder, "inner", None)
+    return embedder
+
+
 def _engine_of(embedder: Embedder) -> tuple[str, str | None]:
+    embedder = _speaker(embedder)
     family = getattr(embedder, "engine_family", None)
     return embedder.engine, family if isinstance(family, str) else None
 
@@ -260,7 +273,7 @@ def card_from_vectors(embedder: Embedder, vectors: np.ndarray, instruction: str 
     """A card for ``embedder`` holding probe ``vectors`` already embedded."""
     engine, family = _engine_of(embedder)
     return SpaceCard(
-        model=embedder.model,
+        model=_speaker(embedder).model,
         dimension=embedder.dimension,
         engine=engine,
         family=family,
@@ -326,13 +339,13 @@ def mismatch_error(card: SpaceCard, comparison: SpaceComparison, embedder: Embed
     probe, cosine = comparison.worst
     engine, family = _engine_of(embedder)
     made = f"{card.model} via {card.engine}" + (f" ({card.family})" if card.family else "")
-    now = f"{embedder.model} via {engine}" + (f" ({family})" if family else "")
+    now = f"{_speaker(embedder).model} via {engine}" + (f" ({family})" if family else "")
     detail = (
         f"the collection's vectors came from {made}, the current embedder is {now}; tolerance "
         f"{comparison.tolerance}. Likely causes: {LIKELY_CAUSES}"
     )
     return VectorSpaceMismatchError(
-        where, worst_probe=probe, cosine=cosine, expected_model=card.model, actual_model=embedder.model,
+        where, worst_probe=probe, cosine=cosine, expected_model=card.model, actual_model=_speaker(embedder).model,
         detail=detail,
     )
 
