@@ -484,6 +484,13 @@ class VectorStore(ABC):
             await self._awrite_card(card.dumps())
             self._proved(card)
 
+    def read_space_card(self) -> SpaceCard | None:
+        """The space card recorded with the collection, read from the database (None when it holds none);
+        nothing is embedded or written (Chroma opens the collection as any first use does).
+        ``qwen-embed doctor --store URI`` shows it with the current embedder's agreement per probe."""
+        text = self._read_card() or getattr(self, "_memory_card", None)
+        return None if text is None else SpaceCard.from_json(text)
+
     @property
     def space_card(self) -> SpaceCard | None:
         """The card this store proved or recorded in this process (None before the first write or search)."""
