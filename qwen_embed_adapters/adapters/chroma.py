@@ -570,7 +570,8 @@ class ChromaStore(VectorStore):
         """Create the collection if missing, else check its dimension; once per store."""
         with self._lock:
             if self._collection is None:
-                self._collection = get_or_create_collection(
+                # the store checks its space card itself (ensure_space, under its own settings)
+                self._collection = _get_or_create_collection(
                     self.client, self._name, self.embedder, self._metadata,
                     strict_model=self._strict_model, **self._collection_kwargs,
                 )
