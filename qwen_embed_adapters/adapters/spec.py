@@ -306,6 +306,14 @@ def _qdrant_dimension(client: Any, name: str | None = None, field: str | None = 
     return collection_dimension(client, name or "", field)
 
 
+#: CLI flags of the settings every store has (``StoreSettings``' keyword-only fields: the space card)
+COMMON_FLAGS: tuple[CliFlag, ...] = (
+    CliFlag("--space-check", "space_check", "the space card check: adopt, strict or off (off is a foot-gun: "
+            "docs/space.md)", "MODE"),
+    CliFlag("--space-tolerance", "space_tolerance", "lowest per-probe cosine accepted as the collection's "
+            "vector space", "COSINE"),
+)
+
 #: the store the CLI uses when none is named (``--store``, ``$QWEN_EMBED_STORE``)
 DEFAULT_STORE = "milvus"
 
@@ -459,6 +467,7 @@ def writes_from_driver(spec: str | Mapping[str, Any]) -> bool:
 
 
 __all__ = [
+    "COMMON_FLAGS",
     "DEFAULT_STORE",
     "STORES",
     "CliFlag",
