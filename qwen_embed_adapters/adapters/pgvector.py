@@ -255,6 +255,8 @@ class PgVectorStore(VectorStore):
 
     settings_class: ClassVar[type[PgVectorSettings]] = PgVectorSettings
     kind: ClassVar[str] = "pgvector"
+    keyword_support: ClassVar[str] = "none"
+    keyword_note: ClassVar[str] = "not wired yet: Postgres full-text search (tsvector) would serve it"
     settings: PgVectorSettings
 
     def __init__(

@@ -167,6 +167,8 @@ class PineconeStore(VectorStore):
     text_key = "text"
     settings_class: ClassVar[type[PineconeSettings]] = PineconeSettings
     kind: ClassVar[str] = "pinecone"
+    keyword_support: ClassVar[str] = "none"
+    keyword_note: ClassVar[str] = "not wired yet: Pinecone serves it as sparse-dense vectors"
     settings: PineconeSettings
 
     def __init__(
