@@ -18,9 +18,9 @@ pytest.importorskip("faiss")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import retrieval_quality as rq  # noqa: E402
+import retrieval_quality as rq
 
-from qwen_embed_adapters.retrieval import DEFAULT_FUSION, Fusion  # noqa: E402
+from qwen_embed_adapters.retrieval import DEFAULT_FUSION, Fusion
 
 BLIND = Fusion(dense_weight=1.0, keyword_weight=1.0, k=60, depth=50)
 
