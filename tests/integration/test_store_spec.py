@@ -182,7 +182,8 @@ def test_milvus_settings_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPa
               "metric": "IP", "index_type": "FLAT", "index_params": {"nlist": 8}, "text_max_length": 1000,
               "id_max_length": 100, "id_field": "pk", "text_field": "body", "metadata_field": "meta",
               "vector_field": "emb", "consistency_level": "Bounded", "timeout": 30.0, "write_batch_size": 64,
-              "use_async_client": False}
+              "use_async_client": False, "keyword": False, "keyword_field": "body_sparse",
+              "keyword_analyzer": {"tokenizer": "standard"}}
     try:
         first = MilvusStore(values["uri"], values["collection"], FakeEmbedder(dimensions=8),
                             **{k: v for k, v in values.items() if k not in ("uri", "collection")})

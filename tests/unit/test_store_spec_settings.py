@@ -27,7 +27,8 @@ NON_DEFAULT: dict[type[StoreSettings], dict[str, Any]] = {
                      "metric": "L2", "index_type": "HNSW", "index_params": {"M": 16}, "text_max_length": 2048,
                      "id_max_length": 64, "id_field": "pk", "text_field": "body", "metadata_field": "meta",
                      "vector_field": "emb", "consistency_level": "Bounded", "timeout": 5.0, "write_batch_size": 32,
-                     "use_async_client": False},
+                     "use_async_client": False, "keyword": False, "keyword_field": "body_sparse",
+                     "keyword_analyzer": {"tokenizer": "standard"}},
     ChromaSettings: {"uri": "http://chroma:8000", "collection": "docs", "metadata": {"team": "a"},
                      "strict_model": False, "use_async_client": False},
     PineconeSettings: {"host": "https://kb.svc.pinecone.io", "index": "kb", "namespace": "ns", "api_key_env": "PC_KEY",
@@ -38,10 +39,11 @@ NON_DEFAULT: dict[type[StoreSettings], dict[str, Any]] = {
                     "ef_search": 32},
     PgVectorSettings: {"conninfo": "postgresql://me@db/rag", "pgdata": None, "table": "kb", "schema": "rag",
                        "password_env": "PG_PW", "index": None, "vector_type": "halfvec", "m": 24, "ef_construction": 100,
-                       "ef_search": 100, "write_batch_size": 500, "connect_timeout": 3.0},
+                       "ef_search": 100, "write_batch_size": 500, "connect_timeout": 3.0,
+                       "keyword": False},
     QdrantSettings: {"location": "http://qdrant:6333", "collection": "kb", "api_key_env": "QDRANT_API_KEY",
                      "vector_name": "dense", "hnsw_m": 32, "hnsw_ef_construct": 200, "ef_search": 128, "on_disk": True,
-                     "write_batch_size": 64, "timeout": 30, "prefer_grpc": True},
+                     "write_batch_size": 64, "timeout": 30, "prefer_grpc": True, "keyword": False},
 }
 #: fields that cannot differ from their default together with the others (conninfo and pgdata exclude each other)
 AT_DEFAULT = {(PgVectorSettings, "pgdata")}
