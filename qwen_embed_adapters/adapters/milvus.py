@@ -16,7 +16,7 @@ every later store on the same collection is checked against them before anything
 
 Keyword search (``search(..., mode="keyword" | "hybrid")``) is Milvus's own BM25 function (Milvus 2.5+ and
 Milvus Lite): a new collection's text field gets an analyzer (``DEFAULT_ANALYZER``: the jieba tokenizer, so
-Chinese is cut into words, and lowercase; settable as ``keyword_analyzer``), a SPARSE_FLOAT_VECTOR field
+Chinese is cut into words, lowercase and a small stop list; settable as ``keyword_analyzer``), a SPARSE_FLOAT_VECTOR field
 ``text_bm25`` that Milvus fills from the text on every insert, and a SPARSE_INVERTED_INDEX with metric BM25.
 Filters apply as for dense search; a delete removes the row's terms. A collection created without it
 (``keyword=False``, by another tool, or on a server older than 2.5, which has no BM25 function) refuses
@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import string
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -49,6 +50,7 @@ from ..errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+from ..retrieval import STOP_WORDS
 from ..settings import check_bool, check_choice, check_int, check_number, check_str
 from ..vectors import as_float32_matrix
 from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
@@ -72,8 +74,15 @@ PROP_METRIC = "qwen_embed.metric"
 PROP_VERSION = "qwen_embed.version"
 #: the analyzer of the text field of a new collection with keyword search: jieba cuts Chinese into words and
 #: keeps other scripts' words (Milvus's "chinese" analyzer adds the cnalphanumonly filter, which would drop
-#: identifiers such as ``parse_args``; milvus-lite 3.2 knows the jieba and standard tokenizers only)
-DEFAULT_ANALYZER: Mapping[str, Any] = {"tokenizer": "jieba", "filter": ["lowercase"]}
+#: identifiers such as ``parse_args``; milvus-lite 3.2 knows the jieba and standard tokenizers only), then
+#: lowercase and a stop filter: ``retrieval.STOP_WORDS`` (the client-side tokenizer's list) and the punctuation
+#: jieba returns as tokens of their own
+DEFAULT_ANALYZER: Mapping[str, Any] = {
+    "tokenizer": "jieba",
+    "filter": ["lowercase", {"type": "stop", "stop_words": sorted(
+        STOP_WORDS | set(string.punctuation) | set("，。、；：？！“”‘’（）《》【】…—") | {"...", "()", "[]", "{}", "--"}
+    )}],
+}
 #: the first Milvus release with the BM25 function (Milvus 2.5 release notes: full-text search)
 BM25_SINCE = (2, 5)
 
@@ -148,7 +157,7 @@ class MilvusSettings(StoreSettings):
     use_async_client: bool = True
     keyword: bool = True
     keyword_field: str = "text_bm25"
-    keyword_analyzer: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(DEFAULT_ANALYZER))
+    keyword_analyzer: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.metric, str):  # "cosine" and "COSINE" are one metric
@@ -178,7 +187,7 @@ class MilvusSettings(StoreSettings):
         check_bool("use_async_client", self.use_async_client)
         check_bool("keyword", self.keyword)
         check_str("keyword_field", self.keyword_field)
-        if not isinstance(self.keyword_analyzer, Mapping):
+        if self.keyword_analyzer is not None and not isinstance(self.keyword_analyzer, Mapping):
             raise ConfigurationError(f"keyword_analyzer must be a dict, got {type(self.keyword_analyzer).__name__}")
 
     def missing_location(self) -> str | None:
@@ -393,7 +402,7 @@ class MilvusStore(VectorStore):
             vector_field=vector_field, consistency_level=consistency_level, timeout=timeout,
             write_batch_size=write_batch_size, use_async_client=use_async_client, keyword=keyword,
             keyword_field=keyword_field,
-            keyword_analyzer=dict(DEFAULT_ANALYZER if keyword_analyzer is None else keyword_analyzer),
+            keyword_analyzer=None if keyword_analyzer is None else dict(keyword_analyzer),
         )
         self.collection = s.collection
         self.metric = s.metric
@@ -584,7 +593,8 @@ class MilvusStore(VectorStore):
                 "search", self.server_version(), *BM25_SINCE, self.collection,
             )
         text_params: dict[str, Any] = (
-            {"enable_analyzer": True, "analyzer_params": dict(self.settings.keyword_analyzer)} if keyword else {}
+            {"enable_analyzer": True, "analyzer_params": dict(self.settings.keyword_analyzer or DEFAULT_ANALYZER)}
+            if keyword else {}
         )
         schema.add_field(self.text_field, DataType.VARCHAR, max_length=self.text_max_length, **text_params)
         schema.add_field(self.metadata_field, DataType.JSON)

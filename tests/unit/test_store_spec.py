@@ -17,7 +17,7 @@ MILVUS = {"token_env": None, "db_name": None, "metric": "COSINE", "index_type": 
           "text_max_length": 65535, "id_max_length": 512, "id_field": "id", "text_field": "text",
           "metadata_field": "metadata", "vector_field": "vector", "consistency_level": "Strong", "timeout": None,
           "write_batch_size": None, "use_async_client": True, "keyword": True, "keyword_field": "text_bm25",
-          "keyword_analyzer": {"tokenizer": "jieba", "filter": ["lowercase"]}}
+          "keyword_analyzer": None}
 CHROMA = {"metadata": None, "strict_model": True, "use_async_client": True}
 PINECONE = {"index": None, "namespace": "", "api_key_env": "PINECONE_API_KEY", "controller_host": None,
             "cloud": "aws", "region": "us-east-1", "metric": None, "max_batch_vectors": 1000,
