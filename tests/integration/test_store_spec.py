@@ -248,7 +248,8 @@ def test_pinecone_settings_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
         index = srv.add_index("kb", 8, metric="dotproduct")
         values = {"host": index.host, "index": "kb", "namespace": "ns", "api_key_env": "PC_RT_KEY",
                   "controller_host": srv.host, "cloud": "gcp", "region": "europe-west4", "metric": "dotproduct",
-                  "max_batch_vectors": 10, "max_request_bytes": 100_000, "max_metadata_bytes": 1000}
+                  "max_batch_vectors": 10, "max_request_bytes": 100_000, "max_metadata_bytes": 1000,
+                  "keyword": True}
         _every_field_survives({"store": "pinecone", **values}, values, FakeEmbedder(dimensions=8))
         # Opened by name through the control plane, the store's config names the index, not its host.
         by_name = store_from_spec({"store": "pinecone", "index": "kb2", "controller_host": srv.host,

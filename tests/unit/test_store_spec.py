@@ -21,7 +21,7 @@ MILVUS = {"token_env": None, "db_name": None, "metric": "COSINE", "index_type": 
 CHROMA = {"metadata": None, "strict_model": True, "use_async_client": True}
 PINECONE = {"index": None, "namespace": "", "api_key_env": "PINECONE_API_KEY", "controller_host": None,
             "cloud": "aws", "region": "us-east-1", "metric": None, "max_batch_vectors": 1000,
-            "max_request_bytes": 2_000_000, "max_metadata_bytes": 40960}
+            "max_request_bytes": 2_000_000, "max_metadata_bytes": 40960, "keyword": False}
 FAISS = {"metric": "cosine", "index": "flat", "hnsw_m": 32, "ef_construction": 200, "ef_search": 128}
 
 

@@ -33,8 +33,8 @@ NON_DEFAULT: dict[type[StoreSettings], dict[str, Any]] = {
                      "strict_model": False, "use_async_client": False},
     PineconeSettings: {"host": "https://kb.svc.pinecone.io", "index": "kb", "namespace": "ns", "api_key_env": "PC_KEY",
                        "controller_host": "http://127.0.0.1:5080", "cloud": "gcp", "region": "europe-west4",
-                       "metric": "euclidean", "max_batch_vectors": 100, "max_request_bytes": 1_000_000,
-                       "max_metadata_bytes": 1024},
+                       "metric": "dotproduct", "max_batch_vectors": 100, "max_request_bytes": 1_000_000,
+                       "max_metadata_bytes": 1024, "keyword": True},
     FaissSettings: {"path": "/data/kb", "metric": "ip", "index": "hnsw", "hnsw_m": 16, "ef_construction": 100,
                     "ef_search": 32},
     PgVectorSettings: {"conninfo": "postgresql://me@db/rag", "pgdata": None, "table": "kb", "schema": "rag",
@@ -88,6 +88,12 @@ def test_every_field_survives_to_config_and_from_config(cls: type[StoreSettings]
         (PgVectorSettings, {"table": "x" * 64}, "table must be a non-empty str of at most 63 bytes"),
         (QdrantSettings, {"location": "http://u:pw@q:6333"}, "credentials do not belong in the location"),
         (QdrantSettings, {"on_disk": "yes"}, "on_disk must be True or False, got 'yes'"),
+        (QdrantSettings, {"keyword": "yes"}, "keyword must be True or False, got 'yes'"),
+        (MilvusSettings, {"keyword_analyzer": "jieba"}, "keyword_analyzer must be a dict, got str"),
+        (MilvusSettings, {"keyword_field": ""}, "keyword_field must not be empty"),
+        (PgVectorSettings, {"keyword": 1}, "keyword must be True or False, got 1"),
+        (PineconeSettings, {"keyword": True, "metric": "cosine"},
+         "uses metric 'cosine'; keyword search needs sparse-dense records, which Pinecone queries only on dotproduct"),
     ],
 )
 def test_bad_settings_are_named(cls: type[StoreSettings], bad: dict[str, Any], message: str) -> None:
