@@ -27,7 +27,7 @@ positions (built client-side and stored as tsvector lexemes as they are, like th
 keeps words: Chinese words cut by jieba and whole identifiers survive, which PostgreSQL's own parsers would
 split or keep as one sentence). A query matches any of its terms (``keywords @@ 'a' | 'b'``, GIN-served) and
 is ranked by BM25 computed in SQL (k1 = 1.2, b = 0.75; document frequencies counted through the GIN index
-per query term, the average length from a sample of 1,000 rows); ``ts_rank_cd`` is not used because it has
+per query term; the row count and the average length, from a sample of 1,000 rows, reused for 30 s); ``ts_rank_cd`` is not used because it has
 no inverse document frequency, so a common part of an identifier would outrank the identifier itself.
 Filters are the same SQL conditions as dense search; a delete removes the row and its terms.
 ``keyword=False`` creates a table without the column; ``enable_keyword()`` adds it to an existing table and
@@ -48,6 +48,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -76,6 +77,8 @@ REGISTRY_TABLE = "qwen_embed_collections"
 INDEXES = ("hnsw", None)
 #: the tsvector column of the keyword side
 KEYWORD_COLUMN = "keywords"
+#: how long (seconds) a store reuses the row count and average length BM25 needs (its own writes refresh them)
+KEYWORD_STATS_TTL = 30.0
 #: PostgreSQL's tsvector limits (docs "Text Search Types" / "Limitations"): a lexeme under 2 KB, positions
 #: 1..16,383, at most 256 positions per lexeme, under 1 MB of lexemes per tsvector
 _LEXEME_MAX_BYTES = 2047
@@ -391,6 +394,7 @@ class PgVectorStore(VectorStore):
         self._dimension: int | None = None
         self._column: str | None = None  # "vector" or "halfvec", once known
         self._keyword_on = False  # whether the table has the keywords column, once known
+        self._kw_stats: tuple[float, float, float] | None = None  # (rows, average length, when)
         self._registered = False
         self._gin_checked = False
 
@@ -574,6 +578,7 @@ class PgVectorStore(VectorStore):
                     return len(rows)
 
             n = self._run(fill)
+            self._kw_stats = None
             filled += n
             if n < batch_size:
                 return filled
@@ -708,6 +713,7 @@ class PgVectorStore(VectorStore):
 
     def _write(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
         rows = self._rows(ids, vectors, texts, metadatas)
+        self._kw_stats = None
 
         def op() -> None:
             with self.conn.transaction(), self.conn.cursor() as cur:
@@ -721,6 +727,7 @@ class PgVectorStore(VectorStore):
             await super()._awrite(ids, vectors, texts, metadatas)
             return
         rows = self._rows(ids, vectors, texts, metadatas)
+        self._kw_stats = None
         async with aconn.transaction(), aconn.cursor() as cur:
             await cur.executemany(self._upsert_sql(), rows)
 
@@ -818,15 +825,14 @@ class PgVectorStore(VectorStore):
         sql = self._psycopg.sql
         where, params = filter_clause(filter)
         table, col = self._ident(), sql.Identifier(KEYWORD_COLUMN)
+        n, avgdl = self._keyword_stats()
+        # MATERIALIZED: each term's document frequency is counted once (through the GIN index), not per row
         statement = sql.SQL(
-            "WITH stats AS (SELECT (SELECT count(*) FROM {table})::float8 AS n, "
-            "coalesce((SELECT avg((SELECT sum(cardinality(v.positions)) FROM unnest(s.{col}) v)) "
-            "FROM (SELECT {col} FROM {table} WHERE {col} IS NOT NULL LIMIT 1000) s), 1)::float8 AS avgdl), "
-            "terms AS (SELECT w.term, ln(1 + (stats.n - d.df + 0.5) / (d.df + 0.5)) AS idf "
-            "FROM unnest(%s::text[], %s::tsquery[]) AS w(term, q) CROSS JOIN stats "
+            "WITH terms AS MATERIALIZED (SELECT w.term, ln(1 + (%s - d.df + 0.5) / (d.df + 0.5)) AS idf "
+            "FROM unnest(%s::text[], %s::tsquery[]) AS w(term, q) "
             "CROSS JOIN LATERAL (SELECT count(*)::float8 AS df FROM {table} WHERE {col} @@ w.q) d) "
-            "SELECT t.id, t.text, t.metadata, s.score FROM {table} t CROSS JOIN stats CROSS JOIN LATERAL ("
-            "SELECT coalesce(sum(terms.idf * x.tf * ({k1} + 1) / (x.tf + {k1} * (1 - {b} + {b} * dl.n / stats.avgdl))), 0) "
+            "SELECT t.id, t.text, t.metadata, s.score FROM {table} t CROSS JOIN LATERAL ("
+            "SELECT coalesce(sum(terms.idf * x.tf * ({k1} + 1) / (x.tf + {k1} * (1 - {b} + {b} * dl.n / %s))), 0) "
             "AS score FROM (SELECT u.lexeme, cardinality(u.positions)::float8 AS tf FROM unnest(t.{col}) u) x "
             "JOIN terms ON terms.term = x.lexeme "
             "CROSS JOIN (SELECT sum(cardinality(v.positions))::float8 AS n FROM unnest(t.{col}) v) dl) s "
@@ -834,7 +840,23 @@ class PgVectorStore(VectorStore):
         ).format(table=table, col=col, k1=sql.Literal(BM25_K1), b=sql.Literal(BM25_B),
                  where=sql.SQL("AND " + where if where else ""))
         lexemes = [_lexeme(t) for t in terms]
-        return statement, [terms, lexemes, " | ".join(lexemes), *params, top_k]
+        return statement, [n, terms, lexemes, avgdl, " | ".join(lexemes), *params, top_k]
+
+    def _keyword_stats(self) -> tuple[float, float]:
+        """BM25's corpus statistics: the row count and the average length in terms (over a sample of 1,000
+        rows), kept for ``KEYWORD_STATS_TTL`` seconds and refreshed after this store's own writes and deletes."""
+        cached = self._kw_stats
+        if cached is not None and time.monotonic() - cached[2] < KEYWORD_STATS_TTL:
+            return cached[0], cached[1]
+        sql = self._psycopg.sql
+        col = sql.Identifier(KEYWORD_COLUMN)
+        row = self._run(lambda: self.conn.execute(sql.SQL(
+            "SELECT (SELECT count(*) FROM {table})::float8, coalesce((SELECT avg((SELECT sum(cardinality(v.positions)) "
+            "FROM unnest(s.{col}) v)) FROM (SELECT {col} FROM {table} WHERE {col} IS NOT NULL LIMIT 1000) s), 1)::float8"
+        ).format(table=self._ident(), col=col)).fetchone())
+        n, avgdl = (float(row[0]), max(float(row[1]), 1.0)) if row else (0.0, 1.0)
+        self._kw_stats = (n, avgdl, time.monotonic())
+        return n, avgdl
 
     def _keyword_hit(self, row: Any) -> Hit:
         hit = self._hit(row)
@@ -918,6 +940,8 @@ class PgVectorStore(VectorStore):
         if not id_list:
             return
 
+        self._kw_stats = None
+
         def op() -> None:
             if self._table_exists():
                 self.conn.execute(self._psycopg.sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self._ident()), [id_list])
@@ -934,12 +958,14 @@ class PgVectorStore(VectorStore):
         self._dimension = None
         self._column = None
         self._keyword_on = False
+        self._kw_stats = None
 
 
 __all__ = [
     "HALFVEC_INDEX_MAX",
     "INDEXES",
     "KEYWORD_COLUMN",
+    "KEYWORD_STATS_TTL",
     "REGISTRY_TABLE",
     "VECTOR_INDEX_MAX",
     "VECTOR_MAX",
