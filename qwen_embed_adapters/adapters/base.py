@@ -42,7 +42,7 @@ from ..errors import (
     WriteError,
 )
 from ..http.session import LoopClients  # the one per-event-loop cache (stores' grpc/httpx clients too)
-from ..retrieval import DEFAULT_FUSION, Fusion, check_mode
+from ..retrieval import DEFAULT_FUSION, Fusion, KeywordIndex, check_mode
 from ..settings import Settings
 from ..space import (
     DEFAULT_TOLERANCE,
@@ -551,6 +551,12 @@ class VectorStore(ABC):
 
     async def _asearch_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
         return await asyncio.to_thread(self._search_keyword, query, top_k, filter)
+
+    def build_keyword_index(self) -> KeywordIndex | None:
+        """Make the keyword side ready now rather than on the first keyword search: a client-side store
+        ("client") builds (or reads) its BM25 index and returns it; native stores keep theirs in the engine
+        and "none" stores have none (both return None). ``qwen-embed ingest`` calls it."""
+        return None
 
     def _no_keyword(self) -> ConfigurationError:
         return ConfigurationError(

@@ -38,7 +38,8 @@ def test_the_suite_is_importable_by_its_public_names() -> None:
 
     assert {"StoreContract", "MilvusContract", "OpenStore", "TEXTS", "unique_name"} <= set(contract.__all__)
     tests = sorted(n for n in dir(contract.StoreContract) if n.startswith("test_"))
-    assert len(tests) == 19 and "test_another_dimension_is_refused_before_any_write" in tests
+    assert len(tests) == 24 and "test_another_dimension_is_refused_before_any_write" in tests
+    assert "test_keywordless_store_refuses_keyword_modes" in tests
 
 
 # ---------------------------------------------------------------------------- a store written elsewhere
