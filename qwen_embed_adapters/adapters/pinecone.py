@@ -130,6 +130,13 @@ def _keyword_metric_message(name: str, metric: str | None) -> str:
     )
 
 
+_NO_KEYWORD_NOTE = (
+    "it was opened without keyword=True, so its records carry no sparse values; Pinecone queries sparse values "
+    "only on dotproduct indexes (https://docs.pinecone.io/reference/known-limitations): create one with "
+    "PineconeStore.create(pc, name, embedder, metric='dotproduct', keyword=True) and ingest into it"
+)
+
+
 #: where the Pinecone SDK sends control-plane calls unless told otherwise
 DEFAULT_CONTROLLER_HOST = "https://api.pinecone.io"
 
@@ -243,6 +250,10 @@ class PineconeStore(VectorStore):
         self.max_request_bytes = max_request_bytes
         self.max_metadata_bytes = max_metadata_bytes
         self.keyword = keyword
+        if not keyword:
+            # this store has no keyword side: search() refuses keyword/hybrid before any request, saying why
+            self.__dict__["keyword_support"] = "none"
+            self.__dict__["keyword_note"] = _NO_KEYWORD_NOTE
         self._owns_index = False
 
     def _repr_state(self) -> dict[str, Any]:
@@ -695,12 +706,7 @@ class PineconeStore(VectorStore):
         """The query arguments of a keyword search (None: the query has no keyword terms).
         ConfigurationError when the store was not opened for keyword search or the index is not dotproduct."""
         if not self.keyword:
-            raise ConfigurationError(
-                f"PineconeStore {self._name!r} was opened without keyword=True, so mode 'keyword' and 'hybrid' "
-                "cannot run: its records carry no sparse values. Pinecone queries sparse values only on dotproduct "
-                "indexes (https://docs.pinecone.io/reference/known-limitations): create one with "
-                "PineconeStore.create(pc, name, embedder, metric='dotproduct', keyword=True) and ingest into it"
-            )
+            raise self._no_keyword()
         if self.metric is not None and self.metric != "dotproduct":
             raise ConfigurationError(_keyword_metric_message(self._name, self.metric))
         indices, values = sparse.query_vector(query)

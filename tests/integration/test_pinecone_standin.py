@@ -468,6 +468,16 @@ def test_bulk_ingest_skips_what_the_index_holds_and_retries_only_the_missing(
 
 
 # ---------------------------------------------------------------------------- keyword search (issue 32)
+class TestPineconeStandinKeywordContract(StoreContract):
+    """The whole store contract again on a dotproduct index opened with keyword=True (dense scores are the
+    cosine for unit vectors; the keyword and hybrid tests run instead of being skipped)."""
+
+    @pytest.fixture
+    def open_store(self, pc: Any) -> OpenStore:
+        name = unique_name("kwc")
+        return lambda embedder: PineconeStore.create(pc, name, embedder, metric="dotproduct", keyword=True)
+
+
 class TestPineconeStandinKeyword(NativeKeywordChecks):
     """Keyword and hybrid search through sparse-dense records on a dotproduct index, against the stand-in."""
 
@@ -519,9 +529,11 @@ def test_keyword_search_needs_a_dotproduct_index_opened_with_keyword(server: Pin
     assert "sparseValues" not in _upsert_bodies(server)[0]["vectors"][0]
     server.clear_requests()
     for mode in ("keyword", "hybrid"):
-        with pytest.raises(ConfigurationError, match="opened without keyword=True.*only on dotproduct indexes"):
+        with pytest.raises(ConfigurationError, match="PineconeStore 'kw-plain' has no keyword search, so mode 'keyword' "
+                           "and 'hybrid' are refused: it was opened without keyword=True.*only on dotproduct indexes"):
             plain.search("数据库", mode=mode)
-    assert [r for r in _data_requests(server, "/query") if "sparseVector" in r.body] == []
+    assert _data_requests(server, "/query") == []  # refused before any request
+    assert (plain.keyword_support, PineconeStore.keyword_support) == ("none", "native")
 
 
 def test_the_standin_refuses_a_sparse_query_on_a_cosine_index_as_pinecone_does(server: PineconeServer, pc: Any) -> None:
