@@ -42,7 +42,7 @@ from ..errors import (
     WriteError,
 )
 from ..http.session import LoopClients  # the one per-event-loop cache (stores' grpc/httpx clients too)
-from ..settings import Settings
+from ..settings import Settings, check_choice, check_int
 from ..space import (
     DEFAULT_TOLERANCE,
     SpaceCard,
@@ -233,9 +233,29 @@ def secret_from_env(var: str, what: str) -> str:
     return value
 
 
+#: ``precision`` values: how a store's search index keeps vectors. "float32" is exact; "int8" (a scalar
+#: quantiser, 4x smaller) and "binary" (one bit per dimension, 32x smaller) fetch ``rescore`` x top_k candidates
+#: from the compact index and re-score them with the float vectors (see docs/retrieval.md, "compact vectors").
+PRECISIONS = ("float32", "int8", "binary")
+
+
 @dataclass(frozen=True)
 class StoreSettings(Settings):
-    """Base of a store's settings: plain, JSON-safe fields (no clients, no secrets, no embedder)."""
+    """Base of a store's settings: plain, JSON-safe fields (no clients, no secrets, no embedder).
+
+    Two fields every store shares (keyword-only, so a subclass's own field order is untouched):
+    ``precision`` (None: the collection's recorded precision, "float32" for a new one; else one of
+    ``PRECISIONS``) and ``rescore`` (oversampling factor of a compact search: candidates = rescore x top_k).
+    A store that cannot keep a precision refuses it with ConfigurationError saying why.
+    """
+
+    precision: str | None = field(default=None, kw_only=True)
+    rescore: int = field(default=4, kw_only=True)
+
+    def __post_init__(self) -> None:
+        check_choice("precision", self.precision, PRECISIONS, optional=True)
+        check_int("rescore", self.rescore, minimum=1, maximum=1000)
+        super().__post_init__()
 
     def missing_location(self) -> str | None:
         """Why these settings cannot open the store from a config alone (no URI, path or host known),
@@ -261,6 +281,9 @@ class VectorStore(ABC):
     settings_class: ClassVar[type[StoreSettings] | None] = None
     kind: ClassVar[str | None] = None
     settings: StoreSettings | None = None
+    #: the ``precision`` values this store can keep (see ``PRECISIONS``), and why the others are refused
+    precisions: ClassVar[tuple[str, ...]] = ("float32",)
+    precision_note: ClassVar[str] = "this store keeps float32 vectors only"
 
     # ---------------------------------------------------------------- settings
     def to_config(self) -> dict[str, Any]:
@@ -318,6 +341,45 @@ class VectorStore(ABC):
         self.embedder = embedder
         #: async clients the store opened, one per event loop (see ``LoopClients``)
         self._aclients: LoopClients[Any] = LoopClients()
+
+    # ---------------------------------------------------------------- compact vectors
+    @property
+    def precision(self) -> str:
+        """How the search index keeps vectors: the collection's recorded precision once known, else the
+        one asked for, else "float32"."""
+        return (self.settings.precision if self.settings is not None else None) or "float32"
+
+    @property
+    def rescore(self) -> int:
+        """Oversampling factor of a compact (int8/binary) search: rescore x top_k candidates are re-scored."""
+        return self.settings.rescore if self.settings is not None else 4
+
+    def _check_precision(self) -> None:
+        """ConfigurationError, naming the store and why, when the precision asked for is one it cannot keep.
+        Stores call it from their constructor."""
+        asked = self.settings.precision if self.settings is not None else None
+        if asked is not None and asked not in self.precisions:
+            raise ConfigurationError(
+                f"{type(self).__name__} {self.name!r} cannot keep precision={asked!r}: {self.precision_note} "
+                f"(it offers {', '.join(repr(p) for p in self.precisions)})"
+            )
+
+    def _settle_precision(self, recorded: str | None) -> str:
+        """The precision of a collection that recorded ``recorded`` (None: nothing recorded — a new collection,
+        or one written before precisions existed, which is float32 when ``exists``). A precision asked for
+        that differs from the recorded one is a ConfigurationError naming both; otherwise the settings take
+        the recorded one, so a reopen uses it."""
+        asked = self.settings.precision if self.settings is not None else None
+        if recorded is not None and asked is not None and asked != recorded:
+            raise ConfigurationError(
+                f"{self.name!r} was created with precision={recorded!r}; it cannot be opened with "
+                f"precision={asked!r} (omit precision to use the recorded one, or write a new collection)"
+            )
+        settled = recorded or asked or "float32"
+        # float32 left unset keeps configs as they were before precisions existed (absent means float32).
+        if self.settings is not None and self.settings.precision != settled and (asked or settled != "float32"):
+            self.settings = self.settings.replace(precision=settled)
+        return settled
 
     # ---------------------------------------------------------------- the space card
     def _read_card(self) -> str | None:
@@ -804,6 +866,6 @@ def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int) -> list[
 
 
 __all__ = [
-    "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
+    "PRECISIONS", "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
     "content_id", "filter_values", "prepare_records", "rebuild_store", "secret_from_env",
 ]

@@ -310,6 +310,11 @@ class MilvusStore(VectorStore):
     """
 
     settings_class: ClassVar[type[MilvusSettings]] = MilvusSettings
+    precision_note: ClassVar[str] = (
+        "MilvusStore does not map precision to a Milvus index yet; a quantized index can be chosen directly "
+        "with index_type='IVF_SQ8' or 'HNSW_SQ' (+ index_params, e.g. refine='FP32'), which Milvus Lite 3.2.2 "
+        "accepts; binary needs a BINARY_VECTOR field, a type Milvus Lite 3.2.2 refuses"
+    )
     kind: ClassVar[str] = "milvus"
     settings: MilvusSettings
 
@@ -336,6 +341,8 @@ class MilvusStore(VectorStore):
         write_batch_size: int | None = None,
         async_client: Any = None,
         use_async_client: bool = True,
+        precision: str | None = None,
+        rescore: int = 4,
     ) -> None:
         super().__init__(embedder)
         given_uri = os.fspath(uri_or_client) if isinstance(uri_or_client, (str, os.PathLike)) else None
@@ -345,8 +352,10 @@ class MilvusStore(VectorStore):
             id_max_length=id_max_length, id_field=id_field, text_field=text_field, metadata_field=metadata_field,
             vector_field=vector_field, consistency_level=consistency_level, timeout=timeout,
             write_batch_size=write_batch_size, use_async_client=use_async_client,
+            precision=precision, rescore=rescore,
         )
         self.collection = s.collection
+        self._check_precision()
         self.metric = s.metric
         self.text_max_length = s.text_max_length
         self.id_max_length = s.id_max_length

@@ -254,6 +254,11 @@ class PgVectorStore(VectorStore):
     """
 
     settings_class: ClassVar[type[PgVectorSettings]] = PgVectorSettings
+    precision_note: ClassVar[str] = (
+        "pgvector has no int8 vector type (vector_type='halfvec' keeps 16-bit floats: half the size), and the "
+        "bit-typed binary_quantize index with a rescoring subquery (pgvector README, 'Binary Quantization') is not "
+        "wired into this store yet"
+    )
     kind: ClassVar[str] = "pgvector"
     settings: PgVectorSettings
 
@@ -273,6 +278,8 @@ class PgVectorStore(VectorStore):
         ef_search: int | None = None,
         write_batch_size: int | None = None,
         connect_timeout: float = 10.0,
+        precision: str | None = None,
+        rescore: int = 4,
     ) -> None:
         super().__init__(embedder)
         self._psycopg, self._pgv = _import_psycopg()
@@ -292,8 +299,10 @@ class PgVectorStore(VectorStore):
             conninfo=conninfo, pgdata=None if pgdata is None else os.fspath(pgdata), table=table, schema=schema,
             password_env=password_env, index=index, vector_type=vector_type, m=m, ef_construction=ef_construction,
             ef_search=ef_search, write_batch_size=write_batch_size, connect_timeout=connect_timeout,
+            precision=precision, rescore=rescore,
         )
         self.table, self.schema = st.table, st.schema
+        self._check_precision()
         self.index, self.vector_type = st.index, st.vector_type
         self.m, self.ef_construction, self.ef_search = st.m, st.ef_construction, st.ef_search
         if st.write_batch_size is not None:

@@ -166,6 +166,10 @@ class PineconeStore(VectorStore):
 
     text_key = "text"
     settings_class: ClassVar[type[PineconeSettings]] = PineconeSettings
+    precision_note: ClassVar[str] = (
+        "a Pinecone index stores the float32 values it is sent and offers no quantization setting to its "
+        "clients (docs.pinecone.io, 'Create an index': dimension, metric, spec, vector_type)"
+    )
     kind: ClassVar[str] = "pinecone"
     settings: PineconeSettings
 
@@ -182,6 +186,8 @@ class PineconeStore(VectorStore):
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_metadata_bytes: int = MAX_METADATA_BYTES,
         api_key_env: str = "PINECONE_API_KEY",
+        precision: str | None = None,
+        rescore: int = 4,
     ) -> None:
         super().__init__(embedder)
         host = getattr(index, "host", None)
@@ -189,6 +195,7 @@ class PineconeStore(VectorStore):
             host=host if isinstance(host, str) and host else None, index=name, namespace=namespace,
             api_key_env=api_key_env, metric=metric, max_batch_vectors=max_batch_vectors,
             max_request_bytes=max_request_bytes, max_metadata_bytes=max_metadata_bytes,
+            precision=precision, rescore=rescore,
         )
         if index is None or not hasattr(index, "upsert") or not hasattr(index, "query"):
             raise ConfigurationError(
@@ -198,6 +205,7 @@ class PineconeStore(VectorStore):
         self.namespace = namespace
         self.is_async = _is_async_index(index)
         self._name = name or str(getattr(index, "host", "") or "pinecone index")
+        self._check_precision()
         self._dimension = dimension
         self.metric = metric
         self._checked = False
@@ -226,6 +234,7 @@ class PineconeStore(VectorStore):
             store = cls.create(pc, settings.index, embedder, metric=settings.metric or "cosine", cloud=settings.cloud,
                                region=settings.region, namespace=settings.namespace, **limits)
         store.settings = settings  # as asked (create() learns the host, which the config need not name)
+        store._check_precision()
         return store
 
     @property

@@ -38,7 +38,7 @@ def test_the_suite_is_importable_by_its_public_names() -> None:
 
     assert {"StoreContract", "MilvusContract", "OpenStore", "TEXTS", "unique_name"} <= set(contract.__all__)
     tests = sorted(n for n in dir(contract.StoreContract) if n.startswith("test_"))
-    assert len(tests) == 19 and "test_another_dimension_is_refused_before_any_write" in tests
+    assert len(tests) == 22 and "test_another_dimension_is_refused_before_any_write" in tests
 
 
 # ---------------------------------------------------------------------------- a store written elsewhere
