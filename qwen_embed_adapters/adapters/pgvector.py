@@ -505,7 +505,7 @@ class PgVectorStore(VectorStore):
             ).format(self._registry()), [
                 self.name, self.embedder.model, dim, column, self.index or "none",
                 json.dumps({**({"m": self.m, "ef_construction": self.ef_construction} if self.index else {}),
-                            "precision": self.precision}),
+                            **({} if self.precision == "float32" else {"precision": self.precision})}),
             ])
         logger.info(
             "created pgvector table %r: %s(%d), index=%s, model=%s", self.name, column, dim, self.index, self.embedder.model

@@ -182,7 +182,7 @@ def test_milvus_settings_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPa
               "metric": "IP", "index_type": "FLAT", "index_params": {"nlist": 8}, "text_max_length": 1000,
               "id_max_length": 100, "id_field": "pk", "text_field": "body", "metadata_field": "meta",
               "vector_field": "emb", "consistency_level": "Bounded", "timeout": 30.0, "write_batch_size": 64,
-              "use_async_client": False}
+              "use_async_client": False, "precision": "float32", "rescore": 8}
     try:
         first = MilvusStore(values["uri"], values["collection"], FakeEmbedder(dimensions=8),
                             **{k: v for k, v in values.items() if k not in ("uri", "collection")})
@@ -218,9 +218,10 @@ def test_chroma_settings_round_trip(tmp_path: Path) -> None:
     from qwen_embed_adapters.adapters.chroma import ChromaStore
 
     values = {"uri": str(tmp_path / "chroma"), "collection": "rt-docs", "metadata": {"team": "a"},
-              "strict_model": False, "use_async_client": False}
+              "strict_model": False, "use_async_client": False, "precision": "float32", "rescore": 8}
     first = ChromaStore(chromadb.PersistentClient(path=values["uri"]), "rt-docs", FakeEmbedder(dimensions=8),
-                        metadata={"team": "a"}, strict_model=False, use_async_client=False)
+                        metadata={"team": "a"}, strict_model=False, use_async_client=False, precision="float32",
+                        rescore=8)
     config = first.to_config()  # the directory is read back from the client's settings
     assert config == {"store": "chroma", **values}
     _every_field_survives(config, values, FakeEmbedder(dimensions=8))
@@ -247,7 +248,8 @@ def test_pinecone_settings_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
         index = srv.add_index("kb", 8, metric="dotproduct")
         values = {"host": index.host, "index": "kb", "namespace": "ns", "api_key_env": "PC_RT_KEY",
                   "controller_host": srv.host, "cloud": "gcp", "region": "europe-west4", "metric": "dotproduct",
-                  "max_batch_vectors": 10, "max_request_bytes": 100_000, "max_metadata_bytes": 1000}
+                  "max_batch_vectors": 10, "max_request_bytes": 100_000, "max_metadata_bytes": 1000,
+                  "precision": "float32", "rescore": 8}
         _every_field_survives({"store": "pinecone", **values}, values, FakeEmbedder(dimensions=8))
         # Opened by name through the control plane, the store's config names the index, not its host.
         by_name = store_from_spec({"store": "pinecone", "index": "kb2", "controller_host": srv.host,
@@ -266,7 +268,7 @@ def test_faiss_settings_round_trip(tmp_path: Path) -> None:
     from qwen_embed_adapters.adapters.faiss import FaissStore
 
     values = {"path": str(tmp_path / "kb"), "metric": "l2", "index": "hnsw", "hnsw_m": 8, "ef_construction": 40,
-              "ef_search": 16}
+              "ef_search": 16, "precision": "float32", "rescore": 8}
     first = FaissStore(FakeEmbedder(dimensions=8), **values)
     first.add_texts(TEXTS)
     first.save()
