@@ -11,8 +11,9 @@ client-side BM25 index.
   its values come from ``benchmarks/retrieval_quality.py`` (see docs/retrieval.md).
 - :class:`KeywordIndex` is a BM25 index (the ``bm25s`` library) over the tokens of each stored text: a
   write tokenises only the texts it adds, a delete drops ids, and the index is rebuilt from the kept tokens
-  (never by re-tokenising the corpus) on the first query after a change. ``save``/``load`` persist it as
-  one JSON file beside a store's own files.
+  (never by re-tokenising the corpus) on the first query after a change. It persists as one JSON-lines file
+  beside a store's own files: ``save`` writes it whole, and an index opened with ``journal=`` appends each
+  change to it as it happens (``KeywordIndex.load`` replays either).
 
 ``jieba`` and ``bm25s`` are the ``hybrid`` extra: ``pip install "qwen-embed-adapters[hybrid]"``.
 """
@@ -197,11 +198,15 @@ class KeywordIndex:
 
     ``add`` tokenises only the texts it is given (re-adding an id replaces it), ``delete`` forgets ids;
     the bm25s index is rebuilt from the kept tokens on the first ``search`` after a change. Thread-safe.
+
+    On disk (``save``, ``journal``): JSON lines, a header ``{"format": 1, "k1": .., "b": ..}`` then
+    ``{"add": id, "tokens": [...]}`` and ``{"delete": [ids]}`` records, replayed in order by ``load``.
+    Tokens are stored, never texts.
     """
 
     FORMAT = 1
 
-    def __init__(self, *, k1: float = 1.5, b: float = 0.75) -> None:
+    def __init__(self, *, k1: float = 1.5, b: float = 0.75, journal: str | os.PathLike[str] | None = None) -> None:
         check_number("k1", k1, minimum=0.0)
         check_number("b", b, minimum=0.0, maximum=1.0)
         self.k1, self.b = float(k1), float(b)
@@ -211,6 +216,9 @@ class KeywordIndex:
         self._index_ids: list[str] = []
         self._dirty = True
         self.changed = False  # writes since the last save (a store with a directory persists on save)
+        #: the file each change is appended to (None: in memory until ``save``)
+        self.journal: Path | None = Path(journal) if journal is not None else None
+        self._logged = 0  # records in the journal file, to know when compacting it pays
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -226,30 +234,41 @@ class KeywordIndex:
         """Index ``texts`` under ``ids`` (an id already indexed is replaced)."""
         if len(ids) != len(texts):
             raise InvalidInputError(f"got {len(ids)} ids but {len(texts)} texts")
-        tokens = [tokenize(t) for t in texts]  # outside the lock: jieba is the slow part
-        with self._lock:
-            for doc_id, toks in zip(ids, tokens, strict=True):
-                self._tokens[doc_id] = toks
-            self._dirty = self.changed = True
+        self.add_tokens(ids, [tokenize(t) for t in texts])  # tokenised outside the lock: jieba is slow
 
     def add_tokens(self, ids: Sequence[str], tokens: Iterable[Sequence[str]]) -> None:
-        """Index already tokenised texts (what ``load`` uses)."""
+        """Index already tokenised texts."""
         with self._lock:
-            for doc_id, toks in zip(ids, tokens, strict=True):
-                self._tokens[doc_id] = list(toks)
+            rows = [(doc_id, list(toks)) for doc_id, toks in zip(ids, tokens, strict=True)]
+            for doc_id, toks in rows:
+                self._tokens[doc_id] = toks
             self._dirty = self.changed = True
+            self._append([{"add": doc_id, "tokens": toks} for doc_id, toks in rows])
 
     def delete(self, ids: Iterable[str]) -> None:
         """Forget ``ids`` (unknown ids are ignored)."""
         with self._lock:
-            for doc_id in ids:
-                if self._tokens.pop(doc_id, None) is not None:
-                    self._dirty = self.changed = True
+            gone = [doc_id for doc_id in ids if self._tokens.pop(doc_id, None) is not None]
+            if gone:
+                self._dirty = self.changed = True
+                self._append([{"delete": gone}])
 
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
             self._dirty = self.changed = True
+            if self.journal is not None:
+                self.save(self.journal)
+
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        if self.journal is None or not records:
+            return
+        if self._logged > 2 * len(self._tokens) + 1000:
+            self.save(self.journal)  # the log has grown well past what it holds: rewrite it whole
+            return
+        with open(self.journal, "a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records))
+        self._logged += len(records)
 
     def _build(self) -> None:
         if not self._dirty:
@@ -292,34 +311,45 @@ class KeywordIndex:
 
     # ------------------------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index (ids and their tokens, not texts) to ``path`` as JSON, atomically."""
+        """Write the whole index (ids and their tokens, not texts) to ``path``, atomically."""
         target = Path(path)
         with self._lock:
-            body = {
-                "format": self.FORMAT, "tokenizer": "qwen_embed_adapters.retrieval.tokenize",
-                "k1": self.k1, "b": self.b,
-                "ids": list(self._tokens), "tokens": list(self._tokens.values()),
-            }
-            fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
+            header = {"format": self.FORMAT, "tokenizer": "qwen_embed_adapters.retrieval.tokenize",
+                      "k1": self.k1, "b": self.b}
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}", suffix=".tmp", dir=target.parent)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(body, fh, ensure_ascii=False, separators=(",", ":"))
+                    for row in [header, *({"add": i, "tokens": t} for i, t in self._tokens.items())]:
+                        fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
             self.changed = False
+            if self.journal is not None and target.resolve() == self.journal.resolve():
+                self._logged = len(self._tokens)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> KeywordIndex:
-        """The index ``save`` wrote to ``path``; ConfigurationError when the file is not one."""
+    def load(cls, path: str | os.PathLike[str], *, journal: bool = False) -> KeywordIndex:
+        """The index ``save`` (or a journal) wrote to ``path``; ConfigurationError when the file is not one.
+        With ``journal=True`` later changes are appended to the same file."""
+        where = str(path)
         try:
-            body = json.loads(Path(path).read_text(encoding="utf-8"))
+            with open(path, encoding="utf-8") as fh:
+                lines = [json.loads(line) for line in fh if line.strip()]
         except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot read the keyword index {str(path)!r}: {exc}") from None
-        if not isinstance(body, dict) or body.get("format") != cls.FORMAT:
-            raise ConfigurationError(f"{str(path)!r} is not a keyword index of format {cls.FORMAT}")
-        index = cls(k1=body["k1"], b=body["b"])
-        index.add_tokens(body["ids"], body["tokens"])
-        index.changed = False
+            raise ConfigurationError(f"cannot read the keyword index {where!r}: {exc}") from None
+        header = lines[0] if lines else None
+        if not isinstance(header, dict) or header.get("format") != cls.FORMAT:
+            raise ConfigurationError(f"{where!r} is not a keyword index of format {cls.FORMAT}")
+        index = cls(k1=header["k1"], b=header["b"])
+        for row in lines[1:]:
+            if "add" in row:
+                index._tokens[row["add"]] = list(row["tokens"])
+            else:
+                for doc_id in row.get("delete", ()):
+                    index._tokens.pop(doc_id, None)
+        if journal:
+            index.journal = Path(path)
+            index._logged = len(lines) - 1
         return index

@@ -42,7 +42,7 @@ from ..errors import (
     WriteError,
 )
 from ..http.session import LoopClients  # the one per-event-loop cache (stores' grpc/httpx clients too)
-from ..retrieval import DEFAULT_FUSION, Fusion, check_mode
+from ..retrieval import DEFAULT_FUSION, Fusion, KeywordIndex, check_mode
 from ..settings import Settings, check_choice, check_int
 from ..space import (
     DEFAULT_TOLERANCE,
@@ -319,6 +319,9 @@ class VectorStore(ABC):
         if given != cls.kind:
             raise ConfigurationError(f"{cls.__name__} config has store={given!r}, expected {cls.kind!r}")
         settings = cls.settings_class.from_config(cfg, what=cls.__name__)
+        if settings.precision is not None and settings.precision not in cls.precisions:
+            # a store that never handles precision (one written before it existed) must not ignore it silently
+            raise ConfigurationError(f"{cls.__name__} cannot keep precision={settings.precision!r}: {cls.precision_note}")
         why = settings.missing_location()
         if why:
             raise ConfigurationError(f"{cls.__name__} config {why}")
@@ -613,6 +616,12 @@ class VectorStore(ABC):
 
     async def _asearch_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
         return await asyncio.to_thread(self._search_keyword, query, top_k, filter)
+
+    def build_keyword_index(self) -> KeywordIndex | None:
+        """Make the keyword side ready now rather than on the first keyword search: a client-side store
+        ("client") builds (or reads) its BM25 index and returns it; native stores keep theirs in the engine
+        and "none" stores have none (both return None). ``qwen-embed ingest`` calls it."""
+        return None
 
     def _no_keyword(self) -> ConfigurationError:
         return ConfigurationError(

@@ -18,8 +18,13 @@ Index kinds: ``index="flat"`` (default) is exact inner-product search; ``index="
 approximate graph index (``IndexHNSWFlat``) for large corpora. Both keep the raw float32 vectors,
 so ``get_vectors`` returns exactly what was stored.
 
+Keyword and hybrid search (``search(query, mode="keyword" | "hybrid")``) use a client-side BM25 index
+(``retrieval.KeywordIndex``): built from the stored texts on the first keyword search in a process (or by
+``build_keyword_index()``), kept up to date by every write and delete, and saved beside the index.
+
 On disk a store is a folder: ``store.json`` (model, dimension, metric, index settings and the
-names of the current data files), ``index-<gen>.faiss`` and ``records-<gen>.jsonl``. ``save()`` writes
+names of the current data files), ``index-<gen>.faiss``, ``records-<gen>.jsonl`` and, once the keyword
+side was built, ``keywords-<gen>.jsonl`` (ids and their terms). ``save()`` writes
 a new generation and then replaces ``store.json`` atomically, so a crash mid-save leaves the previous
 save readable.
 """
@@ -41,6 +46,7 @@ import numpy as np
 from .. import models
 from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
+from ..retrieval import KeywordIndex
 from ..settings import check_choice, check_int, check_str
 from ..vectors import as_float32_matrix, l2_normalize
 from .base import PRECISIONS, Hit, StoreSettings, VectorStore, check_ids, check_top_k, prepare_records
@@ -123,6 +129,10 @@ class FaissStore(VectorStore):
     kind: ClassVar[str] = "faiss"
     settings: FaissSettings
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
+    keyword_support: ClassVar[str] = "client"
+    keyword_note: ClassVar[str] = (
+        "FAISS stores vectors only: BM25 (bm25s) over retrieval.tokenize terms, saved beside the index"
+    )
 
     def __init__(
         self,
@@ -160,6 +170,8 @@ class FaissStore(VectorStore):
         self._generation = 0
         self._compact: Any = None  # the int8/binary search index beside the float one (precision != float32)
         self._compact_trained_on = 0
+        self._keywords: KeywordIndex | None = None  # built on first keyword search, then kept up to date
+        self._keywords_file: Path | None = None  # the saved one, read when first needed
         if self.path is not None and (self.path / "store.json").exists():
             self._read(self.path)
             self._sync_settings()
@@ -221,6 +233,9 @@ class FaissStore(VectorStore):
             self._generation += 1
             gen = self._generation
             index_name, records_name = f"index-{gen}.faiss", f"records-{gen}.jsonl"
+            keywords_name = f"keywords-{gen}.jsonl" if self._keywords is not None else None
+            if self._keywords is not None:
+                self._keywords.save(target / f"keywords-{gen}.jsonl")
             if self._index is not None:
                 self._faiss.write_index(self._index, str(target / index_name))
             with open(target / records_name, "w", encoding="utf-8") as fh:
@@ -240,7 +255,8 @@ class FaissStore(VectorStore):
                 "next_slot": self._next_slot,
                 "dead": sorted(self._dead),
                 "generation": gen,
-                "files": {"index": index_name if self._index is not None else None, "records": records_name},
+                "files": {"index": index_name if self._index is not None else None, "records": records_name,
+                          "keywords": keywords_name},
                 "embedder": self.embedder.to_config(),
                 "space_card": json.loads(self._memory_card) if getattr(self, "_memory_card", None) else None,
             }
@@ -248,8 +264,10 @@ class FaissStore(VectorStore):
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(manifest, fh, indent=2, ensure_ascii=False)
             os.replace(tmp, target / "store.json")
-            keep = {index_name, records_name, "store.json"}
-            for old in list(target.glob("index-*.faiss")) + list(target.glob("records-*.jsonl")):
+            keep = {index_name, records_name, "store.json", keywords_name}
+            self._keywords_file = target / keywords_name if keywords_name else None
+            olds = [*target.glob("index-*.faiss"), *target.glob("records-*.jsonl"), *target.glob("keywords-*.jsonl")]
+            for old in olds:
                 if old.name not in keep:
                     old.unlink(missing_ok=True)
         if self.path is None:
@@ -293,6 +311,8 @@ class FaissStore(VectorStore):
         self._dead = {int(s) for s in manifest.get("dead", [])}
         self._generation = int(manifest.get("generation", 0))
         files = manifest.get("files") or {}
+        if files.get("keywords"):
+            self._keywords_file = folder / files["keywords"]
         if files.get("index"):
             self._index = self._faiss.read_index(str(folder / files["index"]))
             if self._index.d != dim:
@@ -371,6 +391,7 @@ class FaissStore(VectorStore):
     ) -> None:
         self._unsaved = True
         with self._lock:
+            keywords = self._keywords_if_kept()
             assert self._dim is not None and self._index is not None
             # Embedder output is already unit-norm; stored as is, so get_vectors() returns it bit for bit.
             vecs = as_float32_matrix(vectors, dim=self._dim, where=self.name)
@@ -399,6 +420,8 @@ class FaissStore(VectorStore):
                 if self.precision != "float32":
                     self._add_compact(np.ascontiguousarray(vecs[new_rows]), np.asarray(new_slots, dtype=np.int64))
             self._drop_slots(stale)
+            if keywords is not None and new_rows:
+                keywords.add([ids[r] for r in new_rows], [texts[r] for r in new_rows])
 
     def _drop_slots(self, slots: list[int]) -> None:
         if not slots:
@@ -603,9 +626,52 @@ class FaissStore(VectorStore):
         """Delete records by id (missing ids are ignored)."""
         ids = check_ids(ids)
         with self._lock:
+            keywords = self._keywords_if_kept()
             slots = [self._slot_of.pop(i) for i in ids if i in self._slot_of]
             self._unsaved = self._unsaved or bool(slots)
             self._drop_slots(slots)
+            if keywords is not None:
+                keywords.delete(ids)
+
+    # ---------------------------------------------------------------- keyword side
+    def _keywords_if_kept(self) -> KeywordIndex | None:
+        """The keyword index when this store keeps one (built here, or saved in its folder)."""
+        if self._keywords is None and self._keywords_file is not None:
+            return self.build_keyword_index()
+        return self._keywords
+
+    def build_keyword_index(self) -> KeywordIndex:
+        """The BM25 index of the stored texts: read from the folder when it was saved with one (and still
+        holds the same ids), else built from the stored texts, once per process; every later write and
+        delete updates it, and ``save()`` writes it."""
+        with self._lock:
+            if self._keywords is not None:
+                return self._keywords
+            index = None
+            if self._keywords_file is not None and self._keywords_file.exists():
+                index = KeywordIndex.load(self._keywords_file)
+                if set(index.ids()) != set(self._slot_of):
+                    logger.warning("%s: the saved keyword index does not match the records; rebuilding it", self.name)
+                    index = None
+            if index is None:
+                index = KeywordIndex()
+                records = list(self._records.values())
+                index.add([r[0] for r in records], [r[1] for r in records])
+            self._keywords = index
+            return index
+
+    def _search_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        index = self.build_keyword_index()
+        with self._lock:
+            allowed = self._allowed(filter)
+            keep = None if allowed is None else {self._records[s][0] for s in allowed}
+            found = index.search(query, top_k, None if keep is None else keep.__contains__)
+            hits = []
+            for rid, score in found:
+                hit = self._hit(self._records[self._slot_of[rid]], score)
+                hit.keyword_score = score
+                hits.append(hit)
+            return hits
 
     # ---------------------------------------------------------------- extras
     def add_embeddings(

@@ -529,3 +529,26 @@ def test_precision_travels_in_the_spec() -> None:
     spec = parse_store_spec("faiss:kb?precision=int8&rescore=10")
     assert spec["precision"] == "int8" and spec["rescore"] == 10
     assert parse_store_spec("faiss:kb")["precision"] is None  # None: the folder's own, float32 when new
+
+
+def test_keyword_index_is_saved_beside_and_read_back_without_retokenising(
+    tmp_path, emb: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qwen_embed_adapters.retrieval as retrieval
+
+    store = FaissStore(emb, path=tmp_path / "kb")
+    store.add_texts(DOCS, ids=[f"d{i}" for i in range(len(DOCS))])
+    store.save()
+    assert json.loads((tmp_path / "kb" / "store.json").read_text())["files"]["keywords"] is None  # never built
+    assert [h.id for h in store.search("人工智能", top_k=2, mode="keyword")] == ["d4"]
+    store.save()
+    manifest = json.loads((tmp_path / "kb" / "store.json").read_text())
+    assert manifest["files"]["keywords"] == "keywords-2.jsonl"
+    assert sorted(p.name for p in (tmp_path / "kb").glob("keywords-*")) == ["keywords-2.jsonl"]
+    seen: list[str] = []
+    real = retrieval.tokenize
+    monkeypatch.setattr(retrieval, "tokenize", lambda text: seen.append(text) or real(text))
+    again = FaissStore.load(tmp_path / "kb", emb)
+    hits = again.search("Beijing capital", top_k=2, mode="keyword")
+    assert [h.id for h in hits] == ["d3", "d0"] and hits[0].text == DOCS[3]
+    assert seen == ["Beijing capital"]  # the saved terms were read, not the texts tokenised again

@@ -122,22 +122,39 @@ def test_keyword_index_persists(tmp_path: Path) -> None:
     index = KeywordIndex(k1=1.2, b=0.5)
     index.add(["a", "b"], ["json.decoder.JSONDecoder raw_decode", "检索增强生成"])
     assert index.changed
-    path = tmp_path / "keywords.json"
+    path = tmp_path / "keywords.jsonl"
     index.save(path)
     assert not index.changed
-    body = json.loads(path.read_text(encoding="utf-8"))
-    assert body["ids"] == ["a", "b"] and body["tokens"][1] == ["检索", "增强", "生成"]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["format"] == 1 and [r["add"] for r in rows[1:]] == ["a", "b"]
+    assert rows[2]["tokens"] == ["检索", "增强", "生成"]
     again = KeywordIndex.load(path)
     assert (again.k1, again.b, len(again), again.changed) == (1.2, 0.5, 2, False)
     assert again.search("raw_decode", 3) == index.search("raw_decode", 3)
     assert [d for d, _ in again.search("检索", 3)] == ["b"]
 
 
+def test_keyword_index_journal_appends_each_change(tmp_path: Path) -> None:
+    path = tmp_path / "keywords.jsonl"
+    KeywordIndex().save(path)
+    index = KeywordIndex.load(path, journal=True)
+    index.add(["a", "b"], ["alpha beta", "gamma"])
+    index.delete(["a", "missing"])
+    index.add(["c"], ["alpha again"])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(x) for x in lines[1:]] == [
+        {"add": "a", "tokens": ["alpha", "beta"]}, {"add": "b", "tokens": ["gamma"]},
+        {"delete": ["a"]}, {"add": "c", "tokens": ["alpha", "again"]},
+    ]
+    again = KeywordIndex.load(path)
+    assert sorted(again.ids()) == ["b", "c"] and [d for d, _ in again.search("alpha", 3)] == ["c"]
+
+
 def test_keyword_index_load_refuses_other_files(tmp_path: Path) -> None:
     # bad input tried: a missing file and a JSON file of another shape
     with pytest.raises(ConfigurationError, match="cannot read the keyword index"):
         KeywordIndex.load(tmp_path / "none.json")
-    (tmp_path / "other.json").write_text('{"format": 99}')
+    (tmp_path / "other.json").write_text('{"format": 99}\n')
     with pytest.raises(ConfigurationError, match="is not a keyword index of format 1"):
         KeywordIndex.load(tmp_path / "other.json")
 
