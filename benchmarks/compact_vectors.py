@@ -18,7 +18,9 @@ Two parts, both through ``FaissStore`` (what a user gets, not raw FAISS):
     python benchmarks/compact_vectors.py --n-vectors 200000 --write
     python benchmarks/compact_vectors.py --quick         # 150 functions; 20,000 x 256-d: seconds, never written
 
-``--write`` puts the tables into docs/benchmarks.md between ``<!-- compact_vectors:start -->`` and ``end``.
+``--write`` puts each table into docs/benchmarks.md between its own markers (``<!-- compact_vectors_quality:start -->``
+/ ``compact_vectors_speed``), so the two parts can be run (and re-run) separately with ``--skip-speed`` /
+``--skip-quality``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from stdlib_corpus import build_corpus  # noqa: E402
 from qwen_embed_adapters.adapters.faiss import FaissStore  # noqa: E402
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
 
-START, END = "<!-- compact_vectors:start -->", "<!-- compact_vectors:end -->"
+HEADING = "## Compact vectors (int8 / binary with float rescoring)"
 #: (precision, rescore) rows of the quality table; rescore 1 shows the compact index alone (no oversampling)
 QUALITY_ROWS = [("float32", 1), ("int8", 1), ("int8", 4), ("binary", 1), ("binary", 4), ("binary", 10)]
 SPEED_ROWS = [("float32", 1), ("int8", 4), ("binary", 4), ("binary", 10)]
@@ -152,6 +154,7 @@ def main() -> int:
     ap.add_argument("--dim", type=int, default=1024, help="width in the speed run [1024]")
     ap.add_argument("--queries", type=int, default=50, help="queries in the speed run [50]")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks.md")
     ap.add_argument("--quick", action="store_true", help="150 functions, 20,000 x 256-d: seconds, never written")
     args = ap.parse_args()
@@ -164,23 +167,34 @@ def main() -> int:
     # One query per call on one thread: latencies that a shared machine's other load does not scramble
     # (FAISS's OpenMP threads spin-wait when the cores are busy).
     faiss.omp_set_num_threads(1)
-    lines = quality(args.functions)
+    machine = f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    parts: dict[str, list[str]] = {}
+    if not args.skip_quality:
+        command = f"python benchmarks/compact_vectors.py --functions {args.functions} --skip-speed"
+        parts["quality"] = [*quality(args.functions), "", f"{machine}; `{command}`."]
     if not args.skip_speed:
-        lines += ["", *speed(args.n_vectors, args.dim, args.queries)]
-    lines += ["", f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-                  f"`python benchmarks/compact_vectors.py{' --quick' if args.quick else ''}`."]
-    table = "\n".join(lines)
-    print(table)
+        command = (f"python benchmarks/compact_vectors.py --skip-quality --n-vectors {args.n_vectors} "
+                   f"--dim {args.dim} --queries {args.queries}")
+        parts["speed"] = [*speed(args.n_vectors, args.dim, args.queries), "", f"{machine}; `{command}`."]
+    print("\n\n".join("\n".join(lines) for lines in parts.values()))
     if args.write:
-        path = ROOT / "docs" / "benchmarks.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        block = f"{START}\n## Compact vectors (int8 / binary with float rescoring)\n\n{table}\n{END}"
-        if START in text:
-            text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        path.write_text(text)
+        for name, lines in parts.items():
+            _write_section(name, "\n".join(lines))
     return 0
+
+
+def _write_section(name: str, table: str) -> None:
+    """``table`` between this part's markers in docs/benchmarks.md (the section heading before the first)."""
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start, end = f"<!-- compact_vectors_{name}:start -->", f"<!-- compact_vectors_{name}:end -->"
+    block = f"{start}\n{table}\n{end}"
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        heading = "" if HEADING in text else f"{HEADING}\n\n"
+        text = text.rstrip() + "\n\n" + heading + block + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":
