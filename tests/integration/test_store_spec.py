@@ -182,7 +182,9 @@ def test_milvus_settings_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPa
               "metric": "IP", "index_type": "FLAT", "index_params": {"nlist": 8}, "text_max_length": 1000,
               "id_max_length": 100, "id_field": "pk", "text_field": "body", "metadata_field": "meta",
               "vector_field": "emb", "consistency_level": "Bounded", "timeout": 30.0, "write_batch_size": 64,
-              "use_async_client": False, "precision": "float32", "rescore": 8}
+              "use_async_client": False, "keyword": False, "keyword_field": "body_sparse",
+              "keyword_analyzer": {"tokenizer": "standard"},
+              "precision": "float32", "rescore": 8}
     try:
         first = MilvusStore(values["uri"], values["collection"], FakeEmbedder(dimensions=8),
                             **{k: v for k, v in values.items() if k not in ("uri", "collection")})
@@ -249,7 +251,7 @@ def test_pinecone_settings_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
         values = {"host": index.host, "index": "kb", "namespace": "ns", "api_key_env": "PC_RT_KEY",
                   "controller_host": srv.host, "cloud": "gcp", "region": "europe-west4", "metric": "dotproduct",
                   "max_batch_vectors": 10, "max_request_bytes": 100_000, "max_metadata_bytes": 1000,
-                  "precision": "float32", "rescore": 8}
+                  "keyword": True, "precision": "float32", "rescore": 8}
         _every_field_survives({"store": "pinecone", **values}, values, FakeEmbedder(dimensions=8))
         # Opened by name through the control plane, the store's config names the index, not its host.
         by_name = store_from_spec({"store": "pinecone", "index": "kb2", "controller_host": srv.host,
