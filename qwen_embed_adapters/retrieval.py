@@ -145,9 +145,12 @@ class Fusion(Settings):
     [('b', 0.032522...), ('a', 0.016393...), ('c', 0.016129...)]
     """
 
+    # Defaults measured by benchmarks/retrieval_quality.py (docs/retrieval.md): equal weights with the usual
+    # k=60 fell below dense search on docstring queries; a smaller k trusts each side's first places more,
+    # and a lighter keyword side keeps dense search's lead where the query is prose.
     dense_weight: float = 1.0
-    keyword_weight: float = 0.5
-    k: int = 60
+    keyword_weight: float = 0.7
+    k: int = 5
     depth: int = 50
 
     def validate(self) -> None:

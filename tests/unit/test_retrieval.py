@@ -235,3 +235,30 @@ def test_search_refuses_bad_modes_and_keywordless_stores() -> None:
                                                      "and 'hybrid' are refused: test store"):
             store.search("capital", mode=mode)
     assert len(store.search("capital", top_k=2)) == 2  # dense still works
+
+
+# ---------------------------------------------------------------------------------------------- the docs' table
+def test_docs_table_says_what_each_store_does() -> None:
+    """docs/retrieval.md's per-store table matches every registered store's ``keyword_support`` (a store
+    whose SDK is not installed here is skipped)."""
+    import re
+
+    from qwen_embed_adapters.adapters.spec import STORES
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "retrieval.md").read_text(encoding="utf-8")
+    table = page.split("## Per store", 1)[1].split("\n\n", 2)[1]
+    said = {m.group(1): m.group(2) for m in re.finditer(r"^\| [^|]*\(`(\w+)`\) \| ([^|]+?) \|", table, re.M)}
+    words = {"client": "client-side", "native": "native", "none": "none"}
+    checked = 0
+    for kind, entry in STORES.items():
+        if entry.alias_of:
+            continue
+        try:
+            cls = entry.store_class()
+        except ImportError:
+            continue
+        assert kind in said, f"docs/retrieval.md has no row for {kind}"
+        assert said[kind].startswith(words[cls.keyword_support]), (kind, said[kind], cls.keyword_support)
+        assert cls.keyword_note, kind
+        checked += 1
+    assert checked >= 4
