@@ -70,6 +70,9 @@ def main() -> None:
     texts, ids = [f.code for f in chosen], [f.qualname for f in chosen]
     queries = [f.name for f in chosen[: args.queries]]
     emb = FakeEmbedder(dimensions=384)
+    from qwen_embed_adapters.retrieval import tokenize
+
+    tokenize("预热 warm-up")  # jieba loads its dictionary once per process (seconds): not a per-text cost
 
     from qwen_embed_adapters.adapters.milvus import MilvusStore
     from qwen_embed_adapters.adapters.pgvector import PgVectorStore

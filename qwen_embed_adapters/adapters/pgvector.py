@@ -913,7 +913,7 @@ class PgVectorStore(VectorStore):
 
     async def _asearch_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
         if self._dimension is None:
-            await asyncio.to_thread(self.ensure_dimension_if_exists)
+            await asyncio.to_thread(self._ensure_dimension_if_exists)
         aconn = await self._async_conn()
         if aconn is None:
             return await super()._asearch_keyword(query, top_k, filter)
@@ -924,7 +924,7 @@ class PgVectorStore(VectorStore):
         cur = await aconn.execute(statement, params)
         return [self._keyword_hit(r) for r in await cur.fetchall()]
 
-    def ensure_dimension_if_exists(self) -> int | None:
+    def _ensure_dimension_if_exists(self) -> int | None:
         """``ensure_dimension()`` when the table exists (never creating it), else None."""
         if self._dimension is None and not self._run(self._table_exists):
             return None
