@@ -369,8 +369,6 @@ class MilvusStore(VectorStore):
         "accepts; binary needs a BINARY_VECTOR field, a type Milvus Lite 3.2.2 refuses"
     )
     kind: ClassVar[str] = "milvus"
-    keyword_support: ClassVar[str] = "none"
-    keyword_note: ClassVar[str] = "not wired yet: Milvus 2.5+ (and Lite) has a BM25 function, standalone 2.3.5 does not"
     settings: MilvusSettings
 
     def __init__(

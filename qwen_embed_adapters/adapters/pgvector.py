@@ -331,8 +331,6 @@ class PgVectorStore(VectorStore):
     )
     precisions: ClassVar[tuple[str, ...]] = ("float32", "binary")
     kind: ClassVar[str] = "pgvector"
-    keyword_support: ClassVar[str] = "none"
-    keyword_note: ClassVar[str] = "not wired yet: Postgres full-text search (tsvector) would serve it"
     settings: PgVectorSettings
 
     def __init__(

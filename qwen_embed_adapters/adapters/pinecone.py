@@ -215,8 +215,6 @@ class PineconeStore(VectorStore):
         "clients (docs.pinecone.io, 'Create an index': dimension, metric, spec, vector_type)"
     )
     kind: ClassVar[str] = "pinecone"
-    keyword_support: ClassVar[str] = "none"
-    keyword_note: ClassVar[str] = "not wired yet: Pinecone serves it as sparse-dense vectors"
     settings: PineconeSettings
 
     def __init__(

@@ -181,8 +181,6 @@ class QdrantStore(VectorStore):
     )
     settings_class: ClassVar[type[QdrantSettings]] = QdrantSettings
     kind: ClassVar[str] = "qdrant"
-    keyword_support: ClassVar[str] = "none"
-    keyword_note: ClassVar[str] = "not wired yet: Qdrant serves it as sparse vectors"
     settings: QdrantSettings
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 
