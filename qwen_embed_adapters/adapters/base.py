@@ -43,7 +43,7 @@ from ..errors import (
 )
 from ..http.session import LoopClients  # the one per-event-loop cache (stores' grpc/httpx clients too)
 from ..retrieval import DEFAULT_FUSION, Fusion, KeywordIndex, check_mode
-from ..settings import Settings, check_choice, check_number
+from ..settings import Settings, check_choice, check_int, check_number
 from ..space import (
     DEFAULT_TOLERANCE,
     SpaceCard,
@@ -237,6 +237,11 @@ def secret_from_env(var: str, what: str) -> str:
     return value
 
 
+#: ``precision`` values: how a store's search index keeps vectors. "float32" is exact; "int8" (a scalar
+#: quantiser, 4x smaller) and "binary" (one bit per dimension, 32x smaller) fetch ``rescore`` x top_k candidates
+#: from the compact index and re-score them with the float vectors (see docs/retrieval.md, "compact vectors").
+PRECISIONS = ("float32", "int8", "binary")
+
 #: the settings every store has (``StoreSettings``' own fields)
 _COMMON_FIELDS = ("space_check", "space_tolerance")
 
@@ -249,14 +254,22 @@ class StoreSettings(Settings):
     order): ``space_check`` ("adopt", "strict" or "off") and ``space_tolerance`` (the lowest per-probe cosine
     accepted as the same vector space; see docs/space.md). They travel with ``to_config()``, a spec
     (``faiss:///data/kb?space_check=strict``) and pickling.
+
+    And two for compact vectors: ``precision`` (None: the collection's recorded precision, "float32" for a new
+    one; else one of ``PRECISIONS``) and ``rescore`` (oversampling factor of a compact search: candidates =
+    rescore x top_k). A store that cannot keep a precision refuses it with ConfigurationError saying why.
     """
 
     space_check: str = field(default="adopt", kw_only=True)
     space_tolerance: float = field(default=DEFAULT_TOLERANCE, kw_only=True)
+    precision: str | None = field(default=None, kw_only=True)
+    rescore: int = field(default=4, kw_only=True)
 
     def __post_init__(self) -> None:
         check_choice("space_check", self.space_check, SPACE_CHECKS)
         check_number("space_tolerance", self.space_tolerance, minimum=-1.0, maximum=1.0)
+        check_choice("precision", self.precision, PRECISIONS, optional=True)
+        check_int("rescore", self.rescore, minimum=1, maximum=1000)
         super().__post_init__()
 
     def store_fields(self) -> dict[str, Any]:
@@ -332,6 +345,9 @@ class VectorStore(ABC):
     settings_class: ClassVar[type[StoreSettings] | None] = None
     kind: ClassVar[str | None] = None
     settings: StoreSettings | None = None
+    #: the ``precision`` values this store can keep (see ``PRECISIONS``), and why the others are refused
+    precisions: ClassVar[tuple[str, ...]] = ("float32",)
+    precision_note: ClassVar[str] = "this store keeps float32 vectors only"
     #: how ``search(mode="keyword" | "hybrid")`` runs here: "native" (the engine's own full-text/sparse
     #: search), "client" (a ``retrieval.KeywordIndex`` kept by this library) or "none" (refused)
     keyword_support: ClassVar[str] = "none"
@@ -363,6 +379,9 @@ class VectorStore(ABC):
         if given != cls.kind:
             raise ConfigurationError(f"{cls.__name__} config has store={given!r}, expected {cls.kind!r}")
         settings = cls.settings_class.from_config(cfg, what=cls.__name__)
+        if settings.precision is not None and settings.precision not in cls.precisions:
+            # a store that never handles precision (one written before it existed) must not ignore it silently
+            raise ConfigurationError(f"{cls.__name__} cannot keep precision={settings.precision!r}: {cls.precision_note}")
         why = settings.missing_location()
         if why:
             raise ConfigurationError(f"{cls.__name__} config {why}")
@@ -398,6 +417,45 @@ class VectorStore(ABC):
         self.embedder = embedder
         #: async clients the store opened, one per event loop (see ``LoopClients``)
         self._aclients: LoopClients[Any] = LoopClients()
+
+    # ---------------------------------------------------------------- compact vectors
+    @property
+    def precision(self) -> str:
+        """How the search index keeps vectors: the collection's recorded precision once known, else the
+        one asked for, else "float32"."""
+        return (self.settings.precision if self.settings is not None else None) or "float32"
+
+    @property
+    def rescore(self) -> int:
+        """Oversampling factor of a compact (int8/binary) search: rescore x top_k candidates are re-scored."""
+        return self.settings.rescore if self.settings is not None else 4
+
+    def _check_precision(self) -> None:
+        """ConfigurationError, naming the store and why, when the precision asked for is one it cannot keep.
+        Stores call it from their constructor."""
+        asked = self.settings.precision if self.settings is not None else None
+        if asked is not None and asked not in self.precisions:
+            raise ConfigurationError(
+                f"{type(self).__name__} {self.name!r} cannot keep precision={asked!r}: {self.precision_note} "
+                f"(it offers {', '.join(repr(p) for p in self.precisions)})"
+            )
+
+    def _settle_precision(self, recorded: str | None) -> str:
+        """The precision of a collection that recorded ``recorded`` (None: nothing recorded — a new collection,
+        or one written before precisions existed, which is float32 when ``exists``). A precision asked for
+        that differs from the recorded one is a ConfigurationError naming both; otherwise the settings take
+        the recorded one, so a reopen uses it."""
+        asked = self.settings.precision if self.settings is not None else None
+        if recorded is not None and asked is not None and asked != recorded:
+            raise ConfigurationError(
+                f"{self.name!r} was created with precision={recorded!r}; it cannot be opened with "
+                f"precision={asked!r} (omit precision to use the recorded one, or write a new collection)"
+            )
+        settled = recorded or asked or "float32"
+        # float32 left unset keeps configs as they were before precisions existed (absent means float32).
+        if self.settings is not None and self.settings.precision != settled and (asked or settled != "float32"):
+            self.settings = self.settings.replace(precision=settled)
+        return settled
 
     # ---------------------------------------------------------------- the space card
     def _read_card(self) -> str | None:
@@ -972,6 +1030,6 @@ def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int, mode: st
 
 
 __all__ = [
-    "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
+    "PRECISIONS", "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
     "content_id", "filter_values", "prepare_records", "rebuild_store", "secret_from_env",
 ]

@@ -516,6 +516,10 @@ class ChromaStore(VectorStore):
     """
 
     settings_class: ClassVar[type[ChromaSettings]] = ChromaSettings
+    precision_note: ClassVar[str] = (
+        "Chroma's HNSW index keeps float32 vectors and its collection configuration has no quantization "
+        "setting (docs.trychroma.com, 'Configure': space, ef_construction, ef_search, max_neighbors, ...)"
+    )
     kind: ClassVar[str] = "chroma"
     settings: ChromaSettings
     keyword_support: ClassVar[str] = "client"
@@ -535,13 +539,16 @@ class ChromaStore(VectorStore):
         strict_model: bool = True,
         async_client: AsyncClientAPI | None = None,
         use_async_client: bool = True,
+        precision: str | None = None,
+        rescore: int = 4,
         **collection_kwargs: Any,
     ) -> None:
         _require_chromadb("ChromaStore")
         super().__init__(embedder)
         uri = client if isinstance(client, str) else None
         self.settings = ChromaSettings(uri=uri, collection=name, metadata=dict(metadata) if metadata else None,
-                                       strict_model=strict_model, use_async_client=use_async_client)
+                                       strict_model=strict_model, use_async_client=use_async_client,
+                                       precision=precision, rescore=rescore)
         if isinstance(client, str):
             client = chroma_client(client)
         else:
@@ -550,6 +557,7 @@ class ChromaStore(VectorStore):
                 self.settings = self.settings.replace(uri=found)
         self.client: ClientAPI = client
         self._name = name
+        self._check_precision()
         self._metadata = dict(metadata) if metadata else None
         self._strict_model = strict_model
         self._collection_kwargs = collection_kwargs
@@ -838,7 +846,8 @@ class ChromaStore(VectorStore):
         """Open the store ``settings`` describe (``HttpClient`` or ``PersistentClient`` from ``uri``)."""
         assert settings.uri is not None  # from_config checked the location
         return cls(settings.uri, settings.collection, embedder, metadata=settings.metadata,
-                   strict_model=settings.strict_model, use_async_client=settings.use_async_client)
+                   strict_model=settings.strict_model, use_async_client=settings.use_async_client,
+                   precision=settings.precision, rescore=settings.rescore)
 
 
 def _documents(col: Collection, page: int = 1000) -> Iterator[tuple[list[str], list[str]]]:

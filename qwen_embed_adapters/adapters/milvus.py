@@ -363,6 +363,11 @@ class MilvusStore(VectorStore):
         "a server older than 2.5 (such as standalone 2.3.5) has none and refuses keyword search"
     )
     settings_class: ClassVar[type[MilvusSettings]] = MilvusSettings
+    precision_note: ClassVar[str] = (
+        "MilvusStore does not map precision to a Milvus index yet; a quantized index can be chosen directly "
+        "with index_type='IVF_SQ8' or 'HNSW_SQ' (+ index_params, e.g. refine='FP32'), which Milvus Lite 3.2.2 "
+        "accepts; binary needs a BINARY_VECTOR field, a type Milvus Lite 3.2.2 refuses"
+    )
     kind: ClassVar[str] = "milvus"
     settings: MilvusSettings
 
@@ -389,6 +394,8 @@ class MilvusStore(VectorStore):
         write_batch_size: int | None = None,
         async_client: Any = None,
         use_async_client: bool = True,
+        precision: str | None = None,
+        rescore: int = 4,
         keyword: bool = True,
         keyword_field: str = "text_bm25",
         keyword_analyzer: Mapping[str, Any] | None = None,
@@ -403,8 +410,10 @@ class MilvusStore(VectorStore):
             write_batch_size=write_batch_size, use_async_client=use_async_client, keyword=keyword,
             keyword_field=keyword_field,
             keyword_analyzer=None if keyword_analyzer is None else dict(keyword_analyzer),
+            precision=precision, rescore=rescore,
         )
         self.collection = s.collection
+        self._check_precision()
         self.metric = s.metric
         self.text_max_length = s.text_max_length
         self.id_max_length = s.id_max_length

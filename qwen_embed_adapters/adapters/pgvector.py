@@ -325,6 +325,11 @@ class PgVectorStore(VectorStore):
         "ranked by BM25 in SQL"
     )
     settings_class: ClassVar[type[PgVectorSettings]] = PgVectorSettings
+    precision_note: ClassVar[str] = (
+        "pgvector has no int8 vector type (vector_type='halfvec' keeps 16-bit floats: half the size; "
+        "precision='binary' indexes binary_quantize(embedding) and rescores)"
+    )
+    precisions: ClassVar[tuple[str, ...]] = ("float32", "binary")
     kind: ClassVar[str] = "pgvector"
     settings: PgVectorSettings
 
@@ -344,6 +349,8 @@ class PgVectorStore(VectorStore):
         ef_search: int | None = None,
         write_batch_size: int | None = None,
         connect_timeout: float = 10.0,
+        precision: str | None = None,
+        rescore: int = 4,
         keyword: bool = True,
     ) -> None:
         super().__init__(embedder)
@@ -365,8 +372,10 @@ class PgVectorStore(VectorStore):
             password_env=password_env, index=index, vector_type=vector_type, m=m, ef_construction=ef_construction,
             ef_search=ef_search, write_batch_size=write_batch_size, connect_timeout=connect_timeout,
             keyword=keyword,
+            precision=precision, rescore=rescore,
         )
         self.table, self.schema = st.table, st.schema
+        self._check_precision()
         self.index, self.vector_type = st.index, st.vector_type
         self.m, self.ef_construction, self.ef_search = st.m, st.ef_construction, st.ef_search
         if st.write_batch_size is not None:
@@ -532,6 +541,9 @@ class PgVectorStore(VectorStore):
                 model = self._recorded_model()
                 detail = f"created with model {model!r}; " if model else ""
                 raise DimensionMismatchError(dim, want, self.name, f"{detail}this embedder is {self.embedder.model!r}")
+            params = self._recorded("index_params")
+            # A table created before precisions existed (or by hand) holds float vectors under a float index.
+            self._settle_precision(str((params or {}).get("precision") or "float32"))
             self._column = kind
             self._keyword_on = self._has_keyword_column()
             self._dimension = dim
@@ -598,7 +610,14 @@ class PgVectorStore(VectorStore):
                 self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} tsvector").format(
                     table, sql.Identifier(KEYWORD_COLUMN)))
                 self._create_keyword_index()
-            if self.index == "hnsw":
+            if self.index == "hnsw" and self.precision == "binary":
+                # pgvector README, "Binary Quantization": an expression index over the sign bits; the float column
+                # stays in the table for the rescoring query (_search_sql).
+                self.conn.execute(sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ((binary_quantize(embedding)::bit({})) bit_hamming_ops) "
+                    "WITH (m = {}, ef_construction = {})"
+                ).format(index_name, table, sql.Literal(dim), sql.Literal(self.m), sql.Literal(self.ef_construction)))
+            elif self.index == "hnsw":
                 self.conn.execute(sql.SQL(
                     "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
                 ).format(index_name, table, sql.SQL(f"{column}_cosine_ops"), sql.Literal(self.m), sql.Literal(self.ef_construction)))
@@ -611,7 +630,8 @@ class PgVectorStore(VectorStore):
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING"
             ).format(self._registry()), [
                 self.name, self.embedder.model, dim, column, self.index or "none",
-                json.dumps({"m": self.m, "ef_construction": self.ef_construction} if self.index else {}),
+                json.dumps({**({"m": self.m, "ef_construction": self.ef_construction} if self.index else {}),
+                            **({} if self.precision == "float32" else {"precision": self.precision})}),
             ])
         logger.info(
             "created pgvector table %r: %s(%d), index=%s, model=%s", self.name, column, dim, self.index, self.embedder.model
@@ -762,15 +782,34 @@ class PgVectorStore(VectorStore):
         sql = self._psycopg.sql
         where, params = filter_clause(filter)
         cast = sql.SQL(f"{self._column}({self._dimension})")
+        if self.precision == "binary":
+            # rescore x top_k candidates by Hamming distance of the sign bits (the index's order), re-ranked by
+            # the float cosine; parameters: q, *filter, q, candidates, q, top_k (see _search_params).
+            query = sql.SQL(
+                "SELECT id, text, metadata, 1 - (embedding <=> %b::{cast}) AS score FROM ("
+                "SELECT id, text, metadata, embedding FROM {table} {where} "
+                "ORDER BY binary_quantize(embedding)::bit({dim}) <~> binary_quantize(%b::{cast}) LIMIT %s"
+                ") AS candidates ORDER BY embedding <=> %b::{cast} LIMIT %s"
+            ).format(cast=cast, table=self._ident(), where=sql.SQL("WHERE " + where if where else ""),
+                     dim=sql.Literal(self._dimension))
+            return query, params
         query = sql.SQL(
             "SELECT id, text, metadata, 1 - (embedding <=> %b::{cast}) AS score FROM {table} {where} "
             "ORDER BY embedding <=> %b::{cast} LIMIT %s"
         ).format(cast=cast, table=self._ident(), where=sql.SQL("WHERE " + where if where else ""))
         return query, params
 
-    def _settings(self, filtered: bool) -> list[tuple[str, str]]:
+    def _search_params(self, q: Any, params: list[Any], top_k: int) -> list[Any]:
+        if self.precision == "binary":
+            return [q, *params, q, top_k * self.rescore, q, top_k]
+        return [q, *params, q, top_k]
+
+    def _settings(self, filtered: bool, top_k: int = 0) -> list[tuple[str, str]]:
         out = []
-        if self.ef_search is not None:
+        if self.precision == "binary" and self.index is not None:
+            # the graph returns at most ef_search rows: enough for every candidate to be rescored
+            out.append(("hnsw.ef_search", str(max(self.ef_search or 40, top_k * self.rescore))))
+        elif self.ef_search is not None:
             out.append(("hnsw.ef_search", str(self.ef_search)))
         if filtered and self.index is not None:
             # pgvector 0.8: keep walking the graph until top_k rows pass the filter, in exact order
@@ -784,9 +823,9 @@ class PgVectorStore(VectorStore):
 
         def op() -> list[Any]:
             with self.conn.transaction():
-                for key, value in self._settings(filter is not None):
+                for key, value in self._settings(filter is not None, top_k):
                     self.conn.execute("SELECT set_config(%s, %s, true)", [key, value])
-                return self.conn.execute(query, [q, *params, q, top_k]).fetchall()
+                return self.conn.execute(query, self._search_params(q, params, top_k)).fetchall()
 
         return [self._hit(r) for r in self._run(op)]
 
@@ -799,9 +838,9 @@ class PgVectorStore(VectorStore):
         q = self._pgv_vector(as_float32_matrix(vector, dim=self._dimension, where=f"query for {self.name!r}")[0])
         query, params = self._search_sql(filter)
         async with aconn.transaction():
-            for key, value in self._settings(filter is not None):
+            for key, value in self._settings(filter is not None, top_k):
                 await aconn.execute("SELECT set_config(%s, %s, true)", [key, value])
-            cur = await aconn.execute(query, [q, *params, q, top_k])
+            cur = await aconn.execute(query, self._search_params(q, params, top_k))
             rows = await cur.fetchall()
         return [self._hit(r) for r in rows]
 

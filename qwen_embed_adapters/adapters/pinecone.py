@@ -210,6 +210,10 @@ class PineconeStore(VectorStore):
         "since Pinecone queries sparse values only on dotproduct indexes"
     )
     settings_class: ClassVar[type[PineconeSettings]] = PineconeSettings
+    precision_note: ClassVar[str] = (
+        "a Pinecone index stores the float32 values it is sent and offers no quantization setting to its "
+        "clients (docs.pinecone.io, 'Create an index': dimension, metric, spec, vector_type)"
+    )
     kind: ClassVar[str] = "pinecone"
     settings: PineconeSettings
 
@@ -226,6 +230,8 @@ class PineconeStore(VectorStore):
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_metadata_bytes: int = MAX_METADATA_BYTES,
         api_key_env: str = "PINECONE_API_KEY",
+        precision: str | None = None,
+        rescore: int = 4,
         keyword: bool = False,
     ) -> None:
         super().__init__(embedder)
@@ -234,6 +240,7 @@ class PineconeStore(VectorStore):
             host=host if isinstance(host, str) and host else None, index=name, namespace=namespace,
             api_key_env=api_key_env, metric=metric, max_batch_vectors=max_batch_vectors,
             max_request_bytes=max_request_bytes, max_metadata_bytes=max_metadata_bytes, keyword=keyword,
+            precision=precision, rescore=rescore,
         )
         if index is None or not hasattr(index, "upsert") or not hasattr(index, "query"):
             raise ConfigurationError(
@@ -243,6 +250,7 @@ class PineconeStore(VectorStore):
         self.namespace = namespace
         self.is_async = _is_async_index(index)
         self._name = name or str(getattr(index, "host", "") or "pinecone index")
+        self._check_precision()
         self._dimension = dimension
         self.metric = metric
         self._checked = False
@@ -278,6 +286,7 @@ class PineconeStore(VectorStore):
             store = cls.create(pc, settings.index, embedder, metric=metric, cloud=settings.cloud,
                                region=settings.region, namespace=settings.namespace, **limits)
         store.settings = settings  # as asked (create() learns the host, which the config need not name)
+        store._check_precision()
         return store
 
     @property

@@ -46,7 +46,7 @@ from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputErr
 from ..settings import check_bool, check_int, check_str
 from ..vectors import as_float32_matrix
 from . import sparse
-from .base import Hit, StoreSettings, VectorStore, check_ids, filter_values, secret_from_env
+from .base import PRECISIONS, Hit, StoreSettings, VectorStore, check_ids, filter_values, secret_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ ID_NAMESPACE = uuid.UUID("6f1c1a9e-5c33-4c0e-9a52-6a0e0b7d2d11")
 META_MODEL = "qwen_embed.model"
 META_DIMENSION = "qwen_embed.dimension"
 META_CARD = "qwen_embed.card"
+META_PRECISION = "qwen_embed.precision"
 #: the collection-metadata key recording how the keyword side's terms were made (``sparse.SCHEME``)
 META_KEYWORD = "qwen_embed.keyword"
 #: the named sparse vector holding each point's BM25 term weights
@@ -181,6 +182,7 @@ class QdrantStore(VectorStore):
     settings_class: ClassVar[type[QdrantSettings]] = QdrantSettings
     kind: ClassVar[str] = "qdrant"
     settings: QdrantSettings
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 
     def __init__(
         self,
@@ -198,6 +200,8 @@ class QdrantStore(VectorStore):
         write_batch_size: int | None = None,
         timeout: int | None = None,
         prefer_grpc: bool = False,
+        precision: str | None = None,
+        rescore: int = 4,
         keyword: bool = True,
     ) -> None:
         super().__init__(embedder)
@@ -206,6 +210,7 @@ class QdrantStore(VectorStore):
             location=where, collection=collection, api_key_env=api_key_env, vector_name=vector_name, hnsw_m=hnsw_m,
             hnsw_ef_construct=hnsw_ef_construct, ef_search=ef_search, on_disk=on_disk,
             write_batch_size=write_batch_size, timeout=timeout, prefer_grpc=prefer_grpc, keyword=keyword,
+            precision=precision, rescore=rescore,
         )
         self.collection = st.collection
         self.vector_name = st.vector_name
@@ -243,6 +248,12 @@ class QdrantStore(VectorStore):
         self._lock = threading.RLock()
         self._dimension: int | None = None
         self._indexed: set[str] = set()
+        if self.local and st.precision not in (None, "float32"):
+            raise ConfigurationError(
+                f"QdrantStore {self.collection!r} cannot keep precision={st.precision!r} in local mode: qdrant-client's "
+                "local mode keeps float vectors and searches exactly (it drops quantization_config and ignores "
+                "search_params); use a Qdrant server, whose scalar/binary quantization this store configures"
+            )
         #: whether the collection has the sparse ``bm25`` vector, and the term scheme it recorded
         self._keyword_on = False
         self._keyword_scheme: str | None = None
@@ -304,7 +315,7 @@ class QdrantStore(VectorStore):
         hnsw = None
         if self.hnsw_m is not None or self.hnsw_ef_construct is not None:
             hnsw = models.HnswConfigDiff(m=self.hnsw_m, ef_construct=self.hnsw_ef_construct)
-        metadata: dict[str, Any] = {META_MODEL: self.embedder.model, META_DIMENSION: dim}
+        metadata: dict[str, Any] = {META_MODEL: self.embedder.model, META_DIMENSION: dim, META_PRECISION: self.precision}
         sparse_config = None
         if self.settings.keyword:
             sparse_config = {KEYWORD_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
@@ -312,7 +323,7 @@ class QdrantStore(VectorStore):
         try:
             self.client.create_collection(
                 self.collection, vectors_config=vectors, hnsw_config=hnsw, sparse_vectors_config=sparse_config,
-                metadata=metadata,
+                metadata=metadata, quantization_config=self._quantization(),
             )
         except Exception:
             if not self.client.collection_exists(self.collection):
@@ -321,8 +332,29 @@ class QdrantStore(VectorStore):
             return
         logger.info("created Qdrant collection %r: size=%d cosine, model=%s", self.collection, dim, self.embedder.model)
 
+    def _quantization(self) -> Any:
+        """Qdrant's quantization for ``precision``: int8 scalar (quantile 0.99) or binary, kept in RAM with the
+        float vectors as the originals that rescoring reads (Qdrant docs, "Quantization")."""
+        models = self._qc.models
+        if self.precision == "int8":
+            return models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+        if self.precision == "binary":
+            return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+        return None
+
+    def _recorded_precision(self, info: Any) -> str:
+        """The precision of an existing collection: its quantization config (the server's truth), else float32."""
+        quant = getattr(info.config, "quantization_config", None)
+        if quant is not None and getattr(quant, "scalar", None) is not None:
+            return "int8"
+        if quant is not None and getattr(quant, "binary", None) is not None:
+            return "binary"
+        return "float32"
+
     def _check_existing(self, want: int) -> int:
         info = self.client.get_collection(self.collection)
+        self._settle_precision(self._recorded_precision(info))
         vectors = info.config.params.vectors
         if isinstance(vectors, Mapping):
             if self.vector_name is None:
@@ -467,6 +499,10 @@ class QdrantStore(VectorStore):
     def _query_args(self, vector: np.ndarray, top_k: int, filter: Any) -> dict[str, Any]:
         q = as_float32_matrix(vector, dim=self._dimension, where=f"query for {self.collection!r}")[0].tolist()
         params = None if self.ef_search is None else self._qc.models.SearchParams(hnsw_ef=self.ef_search)
+        if self.precision != "float32":
+            # Fetch rescore x top_k by the quantized vectors, re-score them with the float originals.
+            quant = self._qc.models.QuantizationSearchParams(rescore=True, oversampling=float(self.rescore))
+            params = self._qc.models.SearchParams(hnsw_ef=self.ef_search, quantization=quant)
         return {
             "collection_name": self.collection, "query": q, "using": self.vector_name, "limit": top_k,
             "query_filter": qdrant_filter(filter), "with_payload": True, "search_params": params,
@@ -585,6 +621,7 @@ __all__ = [
     "KEYWORD_VECTOR",
     "MAX_REQUEST_BYTES",
     "META_CARD",
+    "META_PRECISION",
     "META_DIMENSION",
     "META_KEYWORD",
     "META_MODEL",

@@ -23,6 +23,11 @@ refusal. A backend with a
 different notion of "the same collection" overrides ``reopen`` (FAISS saves first); a backend whose
 ``existing_ids`` cannot look ids up sets ``looks_up_ids = False``.
 
+Compact vectors (``precision="int8" | "binary"``): a backend whose ``open_store`` also takes settings
+keywords (``open_store(embedder, precision="int8")``) lists in ``compact_precisions`` the precisions it
+keeps — searched, rescored to the float cosine, recorded and reopened — and in ``refused_precisions`` the
+ones it must refuse with a ConfigurationError naming the store.
+
 For another server tier (e.g. Milvus standalone) subclass the backend's class and override only
 the fixture that gives its URI, as ``MilvusContract`` below does.
 
@@ -136,6 +141,9 @@ class StoreContract:
     other_dim = 16
     #: False for a store whose ``existing_ids`` answers "none known"
     looks_up_ids = True
+    #: compact precisions this store keeps, and those it refuses (``open_store`` must take ``precision=``)
+    compact_precisions: tuple[str, ...] = ()
+    refused_precisions: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- fixtures
     @pytest.fixture
@@ -365,6 +373,70 @@ class StoreContract:
             s.add_texts(TEXTS[:2])
             assert s.count() == 2
 
+    # ---------------------------------------------------------------- compact vectors
+    @pytest.mark.parametrize("precision", ["int8", "binary"])
+    def test_compact_precision_rescores_to_the_float_cosine(
+        self, open_store: OpenStore, embedder: Embedder, precision: str
+    ) -> None:
+        if precision not in self.compact_precisions:
+            pytest.skip(f"this store does not keep precision={precision!r}")
+        ids = [f"c{i}" for i in range(len(CORPUS))]
+        with open_store(embedder, precision=precision, rescore=8) as store:  # type: ignore[call-arg]
+            assert store.precision == precision
+            store.add_texts(CORPUS, ids=ids)
+            # rescore 8 x top_k 3 = 24 candidates: the whole corpus, so the rescored answer is the exact one.
+            q = embedder.embed_query(QUERY)
+            docs = embedder.embed_documents(CORPUS)
+            want = sorted(((float(docs[i] @ q), ids[i]) for i in range(len(CORPUS))), reverse=True)[:3]
+            got = store.search(QUERY, top_k=3)
+            assert [h.id for h in got] == [w[1] for w in want]
+            np.testing.assert_allclose([h.score for h in got], [w[0] for w in want], atol=2e-3)
+            # A document's own vector finds it first, scored by its float cosine (1), not a compact distance.
+            own = store.search(CORPUS[6], top_k=1, instruction="")
+            assert own[0].id == "c6" and own[0].score == pytest.approx(1.0, abs=2e-3)
+            store.delete(["c6"])
+            assert "c6" not in {h.id for h in store.search(CORPUS[6], top_k=5, instruction="")}
+
+    @pytest.mark.parametrize("precision", ["int8", "binary"])
+    def test_precision_is_recorded_and_a_conflicting_reopen_is_refused(
+        self, open_store: OpenStore, embedder: Embedder, precision: str
+    ) -> None:
+        if precision not in self.compact_precisions:
+            pytest.skip(f"this store does not keep precision={precision!r}")
+        store = open_store(embedder, precision=precision)  # type: ignore[call-arg]
+        store.add_texts(TEXTS, ids=[f"t{i}" for i in range(len(TEXTS))])
+        again = self.reopen(store, embedder, open_store)  # no precision asked: the recorded one is used
+        try:
+            again.ensure_dimension()
+            assert again.precision == precision
+            assert again.search(TEXTS[1], top_k=1, instruction="")[0].id == "t1"
+        finally:
+            again.close()
+        other = "float32"
+        with pytest.raises(ConfigurationError) as info:
+            conflicting = open_store(embedder, precision=other)  # type: ignore[call-arg]
+            try:
+                conflicting.add_texts(["written at another precision"])
+            finally:
+                conflicting.close()
+        assert f"precision={precision!r}" in str(info.value) and f"precision={other!r}" in str(info.value)
+        store.close()
+
+    @pytest.mark.parametrize("precision", ["int8", "binary"])
+    def test_an_unsupported_precision_is_refused_naming_the_store(
+        self, open_store: OpenStore, embedder: Embedder, precision: str
+    ) -> None:
+        """Bad input tried: a precision the store cannot keep."""
+        if precision not in self.refused_precisions:
+            pytest.skip(f"this store keeps precision={precision!r}")
+        with pytest.raises(ConfigurationError, match=rf"precision={precision!r}") as info:
+            refused = open_store(embedder, precision=precision)  # type: ignore[call-arg]
+            try:
+                refused.add_texts(TEXTS[:1])
+            finally:
+                refused.close()
+        assert "Store" in str(info.value)  # names the store class (FaissStore, ChromaStore, ...)
+
     # ---------------------------------------------------------------- two-stage retrieval
     def test_two_stage_rerank(self, store: VectorStore, reranker: Any) -> None:
         store.add_texts(CORPUS, metadatas=[{"even": i % 2 == 0} for i in range(len(CORPUS))])
@@ -470,6 +542,8 @@ class MilvusContract(StoreContract):
     an ``http://host:port`` URI) and, for a secured server, ``milvus_token``. Each test uses a fresh
     collection on it; the async twins go through ``AsyncMilvusClient``."""
 
+    refused_precisions = ("int8", "binary")  # precision is not mapped to a Milvus index yet
+
     @pytest.fixture
     def milvus_uri(self) -> str:
         raise NotImplementedError("a MilvusContract subclass provides the milvus_uri fixture")
@@ -485,8 +559,8 @@ class MilvusContract(StoreContract):
         collection = unique_name("contract").replace("-", "_")
         opened: list[VectorStore] = []
 
-        def open_(embedder: Embedder) -> VectorStore:
-            store = MilvusStore(milvus_uri, collection, embedder, token=milvus_token)
+        def open_(embedder: Embedder, **settings: Any) -> VectorStore:
+            store = MilvusStore(milvus_uri, collection, embedder, token=milvus_token, **settings)
             opened.append(store)
             return store
 

@@ -44,7 +44,10 @@ class TestPgVectorContract(StoreContract):
     @pytest.fixture
     def open_store(self, pg_conninfo: str) -> OpenStore:
         table = unique_name("kb").replace("-", "_")
-        return lambda embedder: PgVectorStore(pg_conninfo, table, embedder)
+        return lambda embedder, **kw: PgVectorStore(pg_conninfo, table, embedder, **kw)
+
+    compact_precisions = ("binary",)  # binary_quantize expression index + a rescoring subquery
+    refused_precisions = ("int8",)  # pgvector has no int8 vector type
 
 
 class TestPgVectorExactContract(TestPgVectorContract):
@@ -53,7 +56,7 @@ class TestPgVectorExactContract(TestPgVectorContract):
     @pytest.fixture
     def open_store(self, pg_conninfo: str) -> OpenStore:
         table = unique_name("exact").replace("-", "_")
-        return lambda embedder: PgVectorStore(pg_conninfo, table, embedder, index=None)
+        return lambda embedder, **kw: PgVectorStore(pg_conninfo, table, embedder, index=None, **kw)
 
 
 @pytest.fixture
@@ -270,6 +273,37 @@ def test_another_vector_space_of_the_same_width_is_refused(pg_conninfo: str, tab
         with pytest.raises(VectorSpaceMismatchError):
             other.add_texts(["another space"])
         assert other.count() == len(TEXTS)
+
+
+def test_binary_precision_uses_the_bit_index_and_rescores(pg_conninfo: str) -> None:
+    """precision="binary": the HNSW index is over binary_quantize(embedding)::bit(d), the query walks it
+    (Hamming) for rescore x top_k candidates and orders them by the float cosine; recorded for a reopen."""
+    emb = FakeEmbedder(dimensions=32)
+    table = unique_name("bq").replace("-", "_")
+    texts = [f"document number {i} about {w}" for i, w in enumerate(["rivers", "cities", "code", "music"] * 15)]
+    with PgVectorStore(pg_conninfo, table, emb, precision="binary", rescore=3) as store:
+        store.add_texts(texts)
+        indexdef = store.conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname LIKE %s", [table, "%embedding_idx"]
+        ).fetchone()[0]
+        assert "binary_quantize(embedding))::bit(32)) bit_hamming_ops" in indexdef
+        assert store.recorded()["index_params"]["precision"] == "binary"
+        q = store._pgv_vector(emb.embed_query("music"))
+        query, params = store._search_sql(None)
+        with store.conn.transaction():
+            store.conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in store.conn.execute(
+                store._psycopg.sql.SQL("EXPLAIN ") + query, store._search_params(q, params, 5)).fetchall())
+        assert f"Index Scan using {table}_embedding_idx" in plan
+        hits = store.search("music", top_k=5)
+        docs = emb.embed_documents(texts)
+        scores = {t: float(v @ emb.embed_query("music")) for t, v in zip(texts, docs, strict=True)}
+        # The scores are float cosines, best first (the rescoring), not Hamming distances.
+        np.testing.assert_allclose([h.score for h in hits], [scores[h.text] for h in hits], atol=1e-5)  # type: ignore[index]
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    with PgVectorStore(pg_conninfo, table, emb) as again:
+        again.ensure_dimension()
+        assert again.precision == "binary" and again.to_config()["precision"] == "binary"
 
 
 # ---------------------------------------------------------------------------- keyword search (issue 32)

@@ -64,7 +64,9 @@ class TestPineconeStandinContract(StoreContract):
     @pytest.fixture
     def open_store(self, pc: Any) -> OpenStore:
         name = unique_name("contract")
-        return lambda embedder: PineconeStore.create(pc, name, embedder)
+        return lambda embedder, **kw: PineconeStore.create(pc, name, embedder, **kw)
+
+    refused_precisions = ("int8", "binary")  # Pinecone offers its clients no quantization setting
 
 
 def _card_request(r: Any) -> bool:

@@ -372,7 +372,9 @@ class TestChromaPersistentContract(StoreContract):
     @pytest.fixture
     def open_store(self, tmp_path, name) -> OpenStore:  # type: ignore[no-untyped-def]
         client = chromadb.PersistentClient(str(tmp_path / "db"), settings=Settings(anonymized_telemetry=False))
-        return lambda embedder: ChromaStore(client, name, embedder)
+        return lambda embedder, **kw: ChromaStore(client, name, embedder, **kw)
+
+    refused_precisions = ("int8", "binary")  # Chroma's HNSW keeps float32 and has no quantization setting
 
 
 def test_store_subclasses_the_shared_base(client, name):

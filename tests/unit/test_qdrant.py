@@ -35,10 +35,13 @@ class TestQdrantLocalContract(StoreContract):
     """The shared store contract (qwen_embed_adapters/testing/contract.py) on Qdrant's local mode, on disk: one
     client shared by the stores of a test (local mode locks its folder to one client)."""
 
+    # qdrant-client's local mode drops quantization_config and searches exactly: compact precisions are refused
+    refused_precisions = ("int8", "binary")
+
     @pytest.fixture
     def open_store(self, client: QdrantClient) -> OpenStore:
         name = unique_name("kb")
-        return lambda embedder: QdrantStore(client, name, embedder)
+        return lambda embedder, **kw: QdrantStore(client, name, embedder, **kw)
 
 
 class TestQdrantNamedVectorContract(TestQdrantLocalContract):
@@ -47,7 +50,7 @@ class TestQdrantNamedVectorContract(TestQdrantLocalContract):
     @pytest.fixture
     def open_store(self, client: QdrantClient) -> OpenStore:
         name = unique_name("named")
-        return lambda embedder: QdrantStore(client, name, embedder, vector_name="dense")
+        return lambda embedder, **kw: QdrantStore(client, name, embedder, vector_name="dense", **kw)
 
 
 def test_memory_mode_and_a_folder_reopened_after_close(tmp_path: Path) -> None:
@@ -163,7 +166,8 @@ def test_to_config_reopens_the_same_collection(tmp_path: Path, monkeypatch: pyte
     assert config == {"store": "qdrant", "location": folder, "collection": "kb", "api_key_env": "MY_QDRANT_KEY",
                       "vector_name": None, "hnsw_m": None, "hnsw_ef_construct": None, "ef_search": 64,
                       "on_disk": False, "write_batch_size": None, "timeout": None, "prefer_grpc": False,
-                      "keyword": True, "space_check": "adopt", "space_tolerance": 0.99}
+                      "keyword": True, "precision": None, "rescore": 4, "space_check": "adopt",
+                      "space_tolerance": 0.99}
     assert "s3cret" not in repr(store) and "s3cret" not in str(config)
     store.close()
     again = QdrantStore.from_config(config, FakeEmbedder(dimensions=8))
@@ -185,6 +189,29 @@ def test_another_vector_space_of_the_same_width_is_refused(client: QdrantClient)
     with pytest.raises(VectorSpaceMismatchError):
         other.add_texts(["another space"])
     assert other.count() == len(TEXTS)
+
+
+def test_compact_precision_is_configured_for_a_qdrant_server(client: QdrantClient) -> None:
+    """No Qdrant server runs here: what the store would send one (quantization at create, rescoring at search)."""
+    store = QdrantStore(client, unique_name("q"), FakeEmbedder(dimensions=16), ef_search=64)
+    store.add_texts(TEXTS[:2])
+    assert store._quantization() is None and store._query_args(store.embedder.embed_query("x"), 3, None)["search_params"].quantization is None
+    store.settings = store.settings.replace(precision="int8", rescore=5)
+    scalar = store._quantization()
+    assert isinstance(scalar, models.ScalarQuantization)
+    assert (scalar.scalar.type, scalar.scalar.quantile, scalar.scalar.always_ram) == (models.ScalarType.INT8, 0.99, True)
+    params = store._query_args(store.embedder.embed_query("x"), 3, None)["search_params"]
+    assert (params.hnsw_ef, params.quantization.rescore, params.quantization.oversampling) == (64, True, 5.0)
+    store.settings = store.settings.replace(precision="binary")
+    assert isinstance(store._quantization(), models.BinaryQuantization)
+
+    class Info:  # what get_collection answers for a binary-quantized collection
+        class config:
+            quantization_config = models.BinaryQuantization(binary=models.BinaryQuantizationConfig())
+
+    assert store._recorded_precision(Info) == "binary"
+    Info.config.quantization_config = None  # type: ignore[assignment]
+    assert store._recorded_precision(Info) == "float32"
 
 
 # ---------------------------------------------------------------------------- keyword search (issue 32)
