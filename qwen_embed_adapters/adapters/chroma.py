@@ -27,7 +27,8 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ from ..errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+from ..retrieval import KeywordIndex
 from ..settings import check_bool, check_str
 from ..space import DEFAULT_TOLERANCE, SpaceCard
 from ..vectors import as_text_list
@@ -63,6 +65,13 @@ META_DIMENSION = "qwen_embed_dimension"
 META_SPACE_CARD = "qwen_embed_space_card"
 #: Version of the persisted ``get_config()`` layout.
 CONFIG_VERSION = 1
+#: The folder inside a PersistentClient's directory holding each collection's keyword index (by collection id).
+KEYWORDS_DIR = "qwen-embed-keywords"
+
+# The keyword index of each collection this process searched by keyword, by collection id (a UUID): stores
+# opened on the same collection share it, so one store's writes reach another's keyword search.
+_keyword_indexes: dict[str, KeywordIndex] = {}
+_keyword_lock = threading.Lock()
 
 _D = TypeVar("_D")
 
@@ -507,8 +516,18 @@ class ChromaStore(VectorStore):
     """
 
     settings_class: ClassVar[type[ChromaSettings]] = ChromaSettings
+    precision_note: ClassVar[str] = (
+        "Chroma's HNSW index keeps float32 vectors and its collection configuration has no quantization "
+        "setting (docs.trychroma.com, 'Configure': space, ef_construction, ef_search, max_neighbors, ...)"
+    )
     kind: ClassVar[str] = "chroma"
     settings: ChromaSettings
+    keyword_support: ClassVar[str] = "client"
+    keyword_note: ClassVar[str] = (
+        "Chroma's where_document matches substrings but does not rank (its BM25 is Chroma Cloud's): BM25 "
+        "(bm25s) over retrieval.tokenize terms, kept in a PersistentClient's directory, else built once per "
+        "process from the collection's documents"
+    )
 
     def __init__(
         self,
@@ -520,13 +539,16 @@ class ChromaStore(VectorStore):
         strict_model: bool = True,
         async_client: AsyncClientAPI | None = None,
         use_async_client: bool = True,
+        precision: str | None = None,
+        rescore: int = 4,
         **collection_kwargs: Any,
     ) -> None:
         _require_chromadb("ChromaStore")
         super().__init__(embedder)
         uri = client if isinstance(client, str) else None
         self.settings = ChromaSettings(uri=uri, collection=name, metadata=dict(metadata) if metadata else None,
-                                       strict_model=strict_model, use_async_client=use_async_client)
+                                       strict_model=strict_model, use_async_client=use_async_client,
+                                       precision=precision, rescore=rescore)
         if isinstance(client, str):
             client = chroma_client(client)
         else:
@@ -535,6 +557,7 @@ class ChromaStore(VectorStore):
                 self.settings = self.settings.replace(uri=found)
         self.client: ClientAPI = client
         self._name = name
+        self._check_precision()
         self._metadata = dict(metadata) if metadata else None
         self._strict_model = strict_model
         self._collection_kwargs = collection_kwargs
@@ -630,7 +653,10 @@ class ChromaStore(VectorStore):
     def _write(
         self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
     ) -> None:
+        keywords = self._keywords_if_kept()
         self.collection.upsert(**self._upsert_args(ids, vectors, texts, metadatas))
+        if keywords is not None:
+            keywords.add(ids, texts)
 
     def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         col = self.collection
@@ -652,7 +678,73 @@ class ChromaStore(VectorStore):
         """Delete records by id (missing ids are ignored)."""
         id_list = check_ids(ids)
         if id_list:
+            keywords = self._keywords_if_kept()
             self.collection.delete(ids=id_list)
+            if keywords is not None:
+                keywords.delete(id_list)
+
+    # ---------------------------------------------------------------- keyword side (client-side BM25)
+    def _keyword_path(self) -> Path | None:
+        """Where a PersistentClient's collection keeps its keyword index; None for a server or in memory."""
+        uri = self.settings.uri
+        if not uri or "://" in uri:
+            return None
+        return Path(uri) / KEYWORDS_DIR / f"{self.collection.id}.jsonl"
+
+    def _keywords_if_kept(self) -> KeywordIndex | None:
+        """The collection's keyword index when one is kept (built in this process, or saved on disk)."""
+        index = _keyword_indexes.get(str(self.collection.id))
+        if index is None:
+            path = self._keyword_path()
+            if path is not None and path.exists():
+                return self.build_keyword_index()
+        return index
+
+    def build_keyword_index(self) -> KeywordIndex:
+        """The BM25 index of the collection's documents, once per process per collection: read from the
+        PersistentClient's directory when saved there and still the collection's size, else built from the
+        collection's documents (and, for a PersistentClient, saved there). This process's writes and deletes
+        keep it up to date (appended to the saved file); another process's writes are not seen until the
+        count differs when a process opens it."""
+        col = self.collection
+        key = str(col.id)
+        with _keyword_lock:
+            index = _keyword_indexes.get(key)
+            if index is not None:
+                return index
+            path = self._keyword_path()
+            count = int(col.count())
+            if path is not None and path.exists():
+                index = KeywordIndex.load(path, journal=True)
+                if len(index) != count:
+                    logger.warning("%s: the saved keyword index holds %d ids, the collection %d; rebuilding it",
+                                   self._name, len(index), count)
+                    index = None
+            if index is None:
+                index = KeywordIndex()
+                for ids, docs in _documents(col):
+                    index.add(ids, docs)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    index.journal = path
+                    index.save(path)
+            _keyword_indexes[key] = index
+            return index
+
+    def _search_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        index = self.build_keyword_index()
+        col = self.collection
+        keep = None if filter is None else set(col.get(where=filter, include=[])["ids"])
+        found = index.search(query, top_k, None if keep is None else keep.__contains__)
+        if not found:
+            return []
+        got = col.get(ids=[i for i, _ in found], include=["documents", "metadatas"])
+        none: list[Any] = [None] * len(got["ids"])
+        docs: list[Any] = list(got.get("documents") or none)
+        metas: list[Any] = list(got.get("metadatas") or none)
+        rows = {i: (d, m) for i, d, m in zip(got["ids"], docs, metas, strict=True)}
+        return [Hit(id=i, score=s, text=rows[i][0], metadata=dict(rows[i][1] or {}), keyword_score=s)
+                for i, s in found if i in rows]
 
     # ---------------------------------------------------------------- async (AsyncHttpClient)
     def _async_settings(self) -> dict[str, Any] | None:
@@ -717,7 +809,10 @@ class ChromaStore(VectorStore):
         if col is None:
             await super()._awrite(ids, vectors, texts, metadatas)
             return
+        keywords = self._keywords_if_kept()
         await col.upsert(**self._upsert_args(ids, vectors, texts, metadatas))
+        if keywords is not None:
+            keywords.add(ids, texts)
 
     async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         col = await self._acollection()
@@ -741,14 +836,32 @@ class ChromaStore(VectorStore):
         if col is None:
             await super().adelete(id_list)
             return
+        keywords = self._keywords_if_kept()
         await col.delete(ids=id_list)
+        if keywords is not None:
+            keywords.delete(id_list)
 
     @classmethod
     def from_settings(cls, settings: ChromaSettings, embedder: Embedder) -> ChromaStore:
         """Open the store ``settings`` describe (``HttpClient`` or ``PersistentClient`` from ``uri``)."""
         assert settings.uri is not None  # from_config checked the location
         return cls(settings.uri, settings.collection, embedder, metadata=settings.metadata,
-                   strict_model=settings.strict_model, use_async_client=settings.use_async_client)
+                   strict_model=settings.strict_model, use_async_client=settings.use_async_client,
+                   precision=settings.precision, rescore=settings.rescore)
+
+
+def _documents(col: Collection, page: int = 1000) -> Iterator[tuple[list[str], list[str]]]:
+    """The collection's ids and documents, a page at a time."""
+    offset = 0
+    while True:
+        got = col.get(include=["documents"], limit=page, offset=offset)
+        ids = list(got["ids"])
+        if not ids:
+            return
+        none: list[Any] = [None] * len(ids)
+        docs: list[Any] = list(got.get("documents") or none)
+        yield ids, [d or "" for d in docs]
+        offset += len(ids)
 
 
 def _first_row(res: Any, key: str, n: int, fill: Any) -> list[Any]:
@@ -775,7 +888,8 @@ def _score_fn(space: str) -> Any:
 
 
 __all__ = [
-    "CONFIG_VERSION", "EF_NAME", "META_DIMENSION", "META_MODEL", "META_SPACE_CARD", "ChromaSettings",
+    "CONFIG_VERSION", "EF_NAME", "KEYWORDS_DIR", "META_DIMENSION", "META_MODEL", "META_SPACE_CARD", "ChromaSettings",
     "ChromaStore", "Documents", "EmbeddingFunction", "QwenEmbeddingFunction", "chroma_client", "collection_card",
-    "collection_dimension", "ensure_collection_space", "get_or_create_collection", "record_collection_card", "register_embedding_function", "same_model",
+    "collection_dimension", "ensure_collection_space", "get_or_create_collection", "record_collection_card",
+    "register_embedding_function", "same_model",
 ]

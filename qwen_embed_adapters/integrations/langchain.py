@@ -15,6 +15,9 @@ never block the event loop.
     store.add_texts(["Beijing is the capital of China"])
     store.similarity_search("capital of China", k=1)
 
+``QwenStoreRetriever`` is a LangChain retriever over one of this package's stores (FAISS, Chroma, Milvus,
+...), so a chain can ask for keyword or hybrid search: ``QwenStoreRetriever(store=store, k=4, mode="hybrid")``.
+
 Needs the ``langchain`` extra: ``pip install "qwen-embed-adapters[langchain]"``.
 """
 
@@ -29,14 +32,18 @@ from ..vectors import to_list, to_lists
 from ._common import build_embedder, check_width
 
 try:
+    from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings
+    from langchain_core.retrievers import BaseRetriever
+    from pydantic import ConfigDict
 except ImportError as _exc:  # langchain-core is an optional extra
     raise MissingDependencyError("langchain-core", "langchain", "qwen_embed_adapters.integrations.langchain") from _exc
 
 if TYPE_CHECKING:
     from langchain_core.vectorstores import VectorStore
 
-__all__ = ["QwenEmbeddings", "ensure_dimension", "ensure_space"]
+__all__ = ["QwenEmbeddings", "QwenStoreRetriever", "ensure_dimension", "ensure_space"]
 
 
 class QwenEmbeddings(Embeddings):
@@ -155,6 +162,42 @@ def ensure_dimension(store: VectorStore, embeddings: QwenEmbeddings | Embedder) 
         )
 
 
+class QwenStoreRetriever(BaseRetriever):
+    """A LangChain retriever over a qwen_embed_adapters ``VectorStore``: ``invoke(query)`` returns the
+    store's ``search(query, top_k=k, filter=filter, mode=mode, fusion=fusion)`` (each settable per call too) as Documents (``id`` set;
+    ``metadata`` the record's, plus ``score`` and, where a stage scored the hit, ``vector_score`` /
+    ``keyword_score``). ``mode`` is "dense", "keyword" or "hybrid" (docs/retrieval.md)."""
+
+    store: Any
+    k: int = 4
+    mode: str = "dense"
+    filter: Any = None
+    fusion: Any = None
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def _search_args(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The store's search arguments: the retriever's, overridden by those of this call
+        (``invoke(query, k=2, mode="keyword")``)."""
+        return {"top_k": kwargs.get("k", self.k), "filter": kwargs.get("filter", self.filter),
+                "mode": kwargs.get("mode", self.mode), "fusion": kwargs.get("fusion", self.fusion)}
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        return [_document(h) for h in self.store.search(query, **self._search_args(kwargs))]
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        return [_document(h) for h in await self.store.asearch(query, **self._search_args(kwargs))]
+
+
+def _document(hit: Any) -> Document:
+    meta = {**hit.metadata, "score": hit.score}
+    for name in ("vector_score", "keyword_score", "rerank_score"):
+        if getattr(hit, name) is not None:
+            meta[name] = getattr(hit, name)
+    return Document(page_content=hit.text or "", metadata=meta, id=hit.id)
 def ensure_space(
     store: Any, embeddings: QwenEmbeddings | Embedder, *, space_check: str = "adopt",
     tolerance: float = DEFAULT_TOLERANCE,

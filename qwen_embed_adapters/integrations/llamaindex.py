@@ -16,6 +16,9 @@ read from.
     index = VectorStoreIndex.from_documents([Document(text="Beijing is the capital of China")])
     index.as_retriever(similarity_top_k=1).retrieve("capital of China")
 
+``QwenStoreRetriever`` is a LlamaIndex retriever over one of this package's stores, so a query engine can
+ask for keyword or hybrid search: ``QwenStoreRetriever(store, similarity_top_k=4, mode="hybrid")``.
+
 Needs the ``llamaindex`` extra: ``pip install "qwen-embed-adapters[llamaindex]"``.
 """
 
@@ -33,12 +36,14 @@ from ._common import build_embedder, check_width
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.bridge.pydantic import Field, PrivateAttr
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 except ImportError as _exc:  # llama-index-core is an optional extra
     raise MissingDependencyError(
         "llama-index-core", "llamaindex", "qwen_embed_adapters.integrations.llamaindex"
     ) from _exc
 
-__all__ = ["QwenEmbedding", "ensure_dimension", "ensure_space"]
+__all__ = ["QwenEmbedding", "QwenStoreRetriever", "ensure_dimension", "ensure_space"]
 
 
 class QwenEmbedding(BaseEmbedding):  # type: ignore[misc]
@@ -160,6 +165,37 @@ def ensure_dimension(vector_store: Any, embed_model: QwenEmbedding | Embedder) -
         raise TypeError(f"ensure_dimension does not know {kind}; supported: ChromaVectorStore, MilvusVectorStore")
 
 
+class QwenStoreRetriever(BaseRetriever):  # type: ignore[misc]
+    """A LlamaIndex retriever over a qwen_embed_adapters ``VectorStore``: ``retrieve(query)`` returns the
+    store's ``search(query, top_k=similarity_top_k, filter=filter, mode=mode, fusion=fusion)`` as
+    ``NodeWithScore`` (node id = record id; metadata the record's, plus ``vector_score`` / ``keyword_score``
+    where a stage scored the hit). ``mode`` is "dense", "keyword" or "hybrid" (docs/retrieval.md)."""
+
+    def __init__(self, store: Any, similarity_top_k: int = 4, *, mode: str = "dense", filter: Any = None,
+                 fusion: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+        self.similarity_top_k = similarity_top_k
+        self.mode = mode
+        self.filter = filter
+        self.fusion = fusion
+
+    def _search_args(self) -> dict[str, Any]:
+        return {"top_k": self.similarity_top_k, "filter": self.filter, "mode": self.mode, "fusion": self.fusion}
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return [_node(h) for h in self.store.search(query_bundle.query_str, **self._search_args())]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return [_node(h) for h in await self.store.asearch(query_bundle.query_str, **self._search_args())]
+
+
+def _node(hit: Any) -> NodeWithScore:
+    meta = dict(hit.metadata)
+    for name in ("vector_score", "keyword_score", "rerank_score"):
+        if getattr(hit, name) is not None:
+            meta[name] = getattr(hit, name)
+    return NodeWithScore(node=TextNode(id_=hit.id, text=hit.text or "", metadata=meta), score=hit.score)
 def ensure_space(
     vector_store: Any, embed_model: QwenEmbedding | Embedder, *, space_check: str = "adopt",
     tolerance: float = DEFAULT_TOLERANCE,
