@@ -82,7 +82,12 @@ def test_ingest_ray_into_qdrant_local_folder_is_written_by_the_driver(ray_cluste
     store = QdrantStore(str(folder), "kb", emb)
     assert store.count() == N
     records = store.client.retrieve("kb", ids=[point_id(content_id(t)) for t in texts[::100]], with_vectors=True)
-    got = {r.payload["text"]: np.asarray(r.vector, dtype=np.float32) for r in records}
+    def dense(v: Any) -> np.ndarray:  # the unnamed vector, or the 32-d one of named vectors (the "" name included)
+        if isinstance(v, dict):
+            v = next(x for x in v.values() if isinstance(x, list) and len(x) == 32)
+        return np.asarray(v, dtype=np.float32)
+
+    got = {r.payload["text"]: dense(r.vector) for r in records}
     assert len(got) == N // 100
     np.testing.assert_allclose(np.stack([got[t] for t in texts[::100]]), emb.embed_documents(texts[::100]), atol=1e-6)
     store.close()
