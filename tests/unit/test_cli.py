@@ -230,3 +230,15 @@ def test_doctor_route_advice_names_the_engines_of_each_route() -> None:
 
     assert ("TEI, vLLM, SGLang, Ollama, llama.cpp server and `qwen-embed serve` answer on /v1/embeddings; "
             "Infinity answers on /embeddings by default (/v1/embeddings with --url-prefix /v1)") in FIXES["path"]
+
+
+def test_serve_makes_large_forward_passes_on_a_cpu() -> None:
+    # measured in docs/benchmarks.md ("Serving side by side"): a server's cores are shared, large passes win
+    from qwen_embed_adapters.cli.serve import _serve_batch_tokens
+    from qwen_embed_adapters.errors import ConfigurationError
+    from qwen_embed_adapters.server.settings import SERVE_CPU_BATCH_TOKENS
+
+    assert SERVE_CPU_BATCH_TOKENS == 8192
+    assert _serve_batch_tokens("cpu") == 8192
+    with pytest.raises(ConfigurationError, match="not a torch device"):  # bad input: not a device name
+        _serve_batch_tokens("toaster")
