@@ -80,9 +80,23 @@ class Peer:
     version: str = ""
 
 
-def start_ours(model_dir: str) -> Peer:
-    server = start_serve(model_dir, ["--served-model-name", NAME])
-    return Peer(SERVERS[0], server.root_url, server.base_url, server.stop)
+BEFORE = "serve, before"
+
+
+def start_ours(model_dir: str, before: bool = False) -> Peer:
+    """This checkout's server; ``before``: as it was before issue 30's fixes that a flag or glibc variable
+    can undo (1,024-token forward passes, malloc's mmap threshold pinned at 128 KB, arenas capped at 2)."""
+    extra, env = (["--max-batch-tokens", "1024"], {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}) \
+        if before else ([], {})
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        server = start_serve(model_dir, ["--served-model-name", NAME, *extra])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return Peer(BEFORE if before else SERVERS[0], server.root_url, server.base_url, server.stop,
+                "1,024-token passes, 128 KB mmap threshold" if before else "")
 
 
 def start_infinity(model_dir: str, log_dir: Path, warmup: bool = True) -> Peer | str:
@@ -164,6 +178,8 @@ def run(args: argparse.Namespace) -> str:
     missing: dict[str, str] = {}
     try:
         peers.append(start_ours(model_dir))
+        if args.before:
+            peers.append(start_ours(model_dir, before=True))
         for name, starter in ((SERVERS[1], start_infinity), (SERVERS[2], start_llamacpp)):
             got = starter(model_dir, log_dir, not args.quick)
             if isinstance(got, str):
@@ -215,8 +231,9 @@ def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str],
            best: dict[tuple[Any, ...], LoadTally], agreement: dict[str, float], load_before: str,
            load_after: str) -> str:
     names = [p.name for p in peers]
-    head = ["clients", "texts per request", "corpus", *SERVERS]
-    head += [f"serve / {n}" for n in SERVERS[1:]]
+    shown = [SERVERS[0], *([BEFORE] if BEFORE in names else []), *SERVERS[1:]]
+    head = ["clients", "texts per request", "corpus", *shown]
+    head += [f"serve / {n}" for n in shown[1:]]
     lines = [
         f"### Serving side by side: `qwen-embed serve`, Infinity, llama.cpp ({dt.date.today()}, {_cpu_name()}, "
         f"{os.cpu_count()} cores, load average {load_before} before, {load_after} after)",
@@ -233,9 +250,9 @@ def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str],
     for clients, size, kind in rows:
         cells = [str(clients), str(size), "short queries (10-40 words)" if kind == "short" else "chunks (~200 tokens)"]
         got = {n: best.get((clients, size, kind, n)) for n in names}
-        cells += [_cell(got[n]) if got.get(n) is not None else "—" for n in SERVERS]  # type: ignore[arg-type]
+        cells += [_cell(got[n]) if got.get(n) is not None else "—" for n in shown]  # type: ignore[arg-type]
         ours = got.get(SERVERS[0])
-        for n in SERVERS[1:]:
+        for n in shown[1:]:
             theirs = got.get(n)
             if ours is None or theirs is None or not theirs.texts_per_s:
                 cells.append("—")
@@ -253,6 +270,8 @@ def main() -> int:
     ap.add_argument("--corpora", nargs="+", default=["short", "chunk"], choices=["short", "chunk"])
     ap.add_argument("--seconds", type=float, default=8.0, help="closed-loop load per turn")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--before", action="store_true",
+                    help="also run this server as it was before issue 30's fixes (1,024-token passes, pinned mmap threshold)")
     ap.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     ap.add_argument("--quick", action="store_true", help="4 clients, two rows, 1.5 s, one round: never written")
     args = ap.parse_args()
