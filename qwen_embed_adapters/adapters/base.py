@@ -27,8 +27,8 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from ..errors import (
     WriteError,
 )
 from ..http.session import LoopClients  # the one per-event-loop cache (stores' grpc/httpx clients too)
-from ..settings import Settings
+from ..settings import Settings, check_choice, check_number
 from ..space import (
     DEFAULT_TOLERANCE,
     SpaceCard,
@@ -233,14 +233,80 @@ def secret_from_env(var: str, what: str) -> str:
     return value
 
 
+#: the settings every store has (``StoreSettings``' own fields)
+_COMMON_FIELDS = ("space_check", "space_tolerance")
+
+
 @dataclass(frozen=True)
 class StoreSettings(Settings):
-    """Base of a store's settings: plain, JSON-safe fields (no clients, no secrets, no embedder)."""
+    """Base of a store's settings: plain, JSON-safe fields (no clients, no secrets, no embedder).
+
+    Every store has the space card's two settings (keyword-only, so a subclass's own fields keep their
+    order): ``space_check`` ("adopt", "strict" or "off") and ``space_tolerance`` (the lowest per-probe cosine
+    accepted as the same vector space; see docs/space.md). They travel with ``to_config()``, a spec
+    (``faiss:///data/kb?space_check=strict``) and pickling.
+    """
+
+    space_check: str = field(default="adopt", kw_only=True)
+    space_tolerance: float = field(default=DEFAULT_TOLERANCE, kw_only=True)
+
+    def __post_init__(self) -> None:
+        check_choice("space_check", self.space_check, SPACE_CHECKS)
+        check_number("space_tolerance", self.space_tolerance, minimum=-1.0, maximum=1.0)
+        super().__post_init__()
+
+    def store_fields(self) -> dict[str, Any]:
+        """Every field but the space card's: the keywords a store's constructor takes (``from_config`` sets
+        ``space_check`` / ``space_tolerance`` on the store it built)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _COMMON_FIELDS}
 
     def missing_location(self) -> str | None:
         """Why these settings cannot open the store from a config alone (no URI, path or host known),
         or None. ``parse_store_spec`` refuses such a spec; ``to_config`` refuses to give one."""
         return None
+
+
+_V = TypeVar("_V")
+
+
+class _SpaceSetting(Generic[_V]):
+    """A space card setting of a store, kept in its frozen ``settings`` (``StoreSettings.space_check`` /
+    ``space_tolerance``) so it persists in ``to_config``, specs and pickling. Read on the class it is the
+    default; set on a store it replaces ``settings`` with a validated copy. A store without settings keeps
+    the value on itself."""
+
+    def __init__(self, default: _V) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _V: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _V: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> _V:
+        if obj is None:
+            return self.default
+        held = obj.__dict__
+        if self.name in held:
+            return held[self.name]  # type: ignore[no-any-return]
+        settings = held.get("settings")
+        if isinstance(settings, StoreSettings):
+            return getattr(settings, self.name)  # type: ignore[no-any-return]
+        return self.default
+
+    def __set__(self, obj: object, value: _V) -> None:
+        held = obj.__dict__
+        settings = held.get("settings")
+        if isinstance(settings, StoreSettings):
+            held["settings"] = settings.replace(**{self.name: value})
+            held.pop(self.name, None)
+            return
+        check: dict[str, Any] = {self.name: value}
+        StoreSettings(**check)  # validates: ConfigurationError naming the setting
+        held[self.name] = value
 
 
 class VectorStore(ABC):
@@ -253,10 +319,11 @@ class VectorStore(ABC):
 
     #: how many records are embedded and written per step of ``add_texts``
     write_batch_size: int = 256
-    #: the space card check (see ``ensure_space``): "adopt", "strict" or "off"
-    space_check: str = "adopt"
-    #: lowest per-probe cosine accepted as the same vector space
-    space_tolerance: float = DEFAULT_TOLERANCE
+    #: the space card check (see ``ensure_space``): "adopt", "strict" or "off"; a setting (read from and
+    #: written to ``settings``), ``VectorStore.space_check`` is the default
+    space_check: _SpaceSetting[str] = _SpaceSetting("adopt")
+    #: lowest per-probe cosine accepted as the same vector space (a setting too)
+    space_tolerance: _SpaceSetting[float] = _SpaceSetting(DEFAULT_TOLERANCE)
     #: the frozen settings dataclass of this store, and its name in a spec (``{"store": kind, ...}``)
     settings_class: ClassVar[type[StoreSettings] | None] = None
     kind: ClassVar[str | None] = None
@@ -290,7 +357,11 @@ class VectorStore(ABC):
         why = settings.missing_location()
         if why:
             raise ConfigurationError(f"{cls.__name__} config {why}")
-        return cls.from_settings(settings, embedder)
+        store = cls.from_settings(settings, embedder)
+        # A store's constructor takes its own settings; the space card's common ones are applied here.
+        store.space_check = settings.space_check
+        store.space_tolerance = settings.space_tolerance
+        return store
 
     @classmethod
     def from_settings(cls: type[_S], settings: Any, embedder: Embedder) -> _S:
@@ -412,6 +483,13 @@ class VectorStore(ABC):
             card = card_from_vectors(emb, await _aprobes_of(emb, instruction), instruction)
             await self._awrite_card(card.dumps())
             self._proved(card)
+
+    def read_space_card(self) -> SpaceCard | None:
+        """The space card recorded with the collection, read from the database (None when it holds none);
+        nothing is embedded or written (Chroma opens the collection as any first use does).
+        ``qwen-embed doctor --store URI`` shows it with the current embedder's agreement per probe."""
+        text = self._read_card() or getattr(self, "_memory_card", None)
+        return None if text is None else SpaceCard.from_json(text)
 
     @property
     def space_card(self) -> SpaceCard | None:

@@ -43,6 +43,7 @@ from ..errors import (
     MissingDependencyError,
 )
 from ..settings import check_bool, check_str
+from ..space import DEFAULT_TOLERANCE, SpaceCard
 from ..vectors import as_text_list
 from .base import Hit, StoreSettings, VectorStore, check_ids
 
@@ -257,9 +258,11 @@ def get_or_create_collection(
     metadata: Mapping[str, Any] | None = None,
     *,
     strict_model: bool = True,
+    space_check: str = "adopt",
+    space_tolerance: float = DEFAULT_TOLERANCE,
     **kwargs: Any,
 ) -> Collection:
-    """Open or create a collection bound to ``embedder``, one dimension per collection.
+    """Open or create a collection bound to ``embedder``, one dimension per collection and one vector space.
 
     A new collection gets the function, the cosine space and ``qwen_embed_model`` /
     ``qwen_embed_dimension`` in its metadata (besides ``metadata``). An existing one is checked
@@ -270,8 +273,56 @@ def get_or_create_collection(
     ``openai``) raises ConfigurationError. ``kwargs`` go to Chroma's ``get_or_create_collection``
     (``configuration=...``) when the collection is created.
 
+    The collection's space card (metadata ``META_SPACE_CARD``, the key ``ChromaStore`` uses) is checked here,
+    before the collection is returned: another vector space of the same width raises
+    VectorSpaceMismatchError naming the worst probe; a collection without a card gets the embedder's
+    (``space_check`` "adopt"; "strict" refuses one holding vectors; "off" skips). Writes made later through
+    the returned collection are Chroma's own and are not checked again (docs/space.md).
+
     Works with ``EphemeralClient``, ``PersistentClient`` and ``HttpClient``.
     """
+    col = _get_or_create_collection(client, name, embedder, metadata, strict_model=strict_model, **kwargs)
+    ensure_collection_space(col, embedder, space_check=space_check, tolerance=space_tolerance)
+    return col
+
+
+def collection_card(col: Collection) -> str | None:
+    """The space card JSON kept in a Chroma collection's metadata (``META_SPACE_CARD``), or None."""
+    card = (col.metadata or {}).get(META_SPACE_CARD)
+    return card if isinstance(card, str) and card else None
+
+
+def record_collection_card(col: Collection, card: str) -> None:
+    """Keep ``card`` in the collection's metadata (the other keys stay)."""
+    # modify() replaces the metadata and refuses any "hnsw:" key (the distance lives in the configuration)
+    meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
+    col.modify(metadata={**meta, META_SPACE_CARD: card})
+
+
+def ensure_collection_space(
+    col: Collection, embedder: Embedder | QwenEmbeddingFunction, *, space_check: str = "adopt",
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> SpaceCard | None:
+    """Check ``embedder`` against the space card in a Chroma collection's metadata, or record its card there
+    (see ``adapters/card.py``: ``prove_card``). Any Chroma collection object works: one from
+    ``get_or_create_collection``, a langchain-chroma ``Chroma``'s ``_collection``, a LlamaIndex
+    ``ChromaVectorStore``'s."""
+    from .card import prove_card
+
+    emb = embedder.embedder if isinstance(embedder, QwenEmbeddingFunction) else embedder
+    return prove_card(lambda: collection_card(col), lambda text: record_collection_card(col, text), emb, col.name,
+                      space_check=space_check, tolerance=tolerance, holds_data=lambda: col.count() > 0)
+
+
+def _get_or_create_collection(
+    client: ClientAPI,
+    name: str,
+    embedder: Embedder | QwenEmbeddingFunction,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    strict_model: bool = True,
+    **kwargs: Any,
+) -> Collection:
     _require_chromadb("get_or_create_collection")
     from chromadb.errors import NotFoundError
 
@@ -519,7 +570,8 @@ class ChromaStore(VectorStore):
         """Create the collection if missing, else check its dimension; once per store."""
         with self._lock:
             if self._collection is None:
-                self._collection = get_or_create_collection(
+                # the store checks its space card itself (ensure_space, under its own settings)
+                self._collection = _get_or_create_collection(
                     self.client, self._name, self.embedder, self._metadata,
                     strict_model=self._strict_model, **self._collection_kwargs,
                 )
@@ -724,6 +776,6 @@ def _score_fn(space: str) -> Any:
 
 __all__ = [
     "CONFIG_VERSION", "EF_NAME", "META_DIMENSION", "META_MODEL", "META_SPACE_CARD", "ChromaSettings",
-    "ChromaStore", "Documents", "EmbeddingFunction", "QwenEmbeddingFunction", "chroma_client",
-    "collection_dimension", "get_or_create_collection", "register_embedding_function", "same_model",
+    "ChromaStore", "Documents", "EmbeddingFunction", "QwenEmbeddingFunction", "chroma_client", "collection_card",
+    "collection_dimension", "ensure_collection_space", "get_or_create_collection", "record_collection_card", "register_embedding_function", "same_model",
 ]

@@ -151,7 +151,7 @@ class FaissStore(VectorStore):
     @classmethod
     def from_settings(cls, settings: FaissSettings, embedder: Embedder) -> FaissStore:
         """Open (or start) the store ``settings`` describe."""
-        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        fields = settings.store_fields()  # the space card settings: VectorStore.from_config
         return cls(embedder, **fields)
 
     def _sync_settings(self) -> None:

@@ -439,7 +439,7 @@ class MilvusStore(VectorStore):
     @classmethod
     def from_settings(cls, settings: MilvusSettings, embedder: Embedder) -> MilvusStore:
         """Open the store ``settings`` describe (the token read from ``token_env``)."""
-        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        fields = settings.store_fields()  # the space card settings: VectorStore.from_config
         return cls(fields.pop("uri"), fields.pop("collection"), embedder, **fields)
 
     def close(self) -> None:

@@ -383,7 +383,7 @@ class PgVectorStore(VectorStore):
     @classmethod
     def from_settings(cls, settings: PgVectorSettings, embedder: Embedder) -> PgVectorStore:
         """Open the store ``settings`` describe (the bundled server started for ``pgdata``)."""
-        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        fields = settings.store_fields()  # the space card settings: VectorStore.from_config
         return cls(fields.pop("conninfo"), fields.pop("table"), embedder, **fields)
 
     def _repr_state(self) -> dict[str, Any]:

@@ -240,7 +240,7 @@ class QdrantStore(VectorStore):
     @classmethod
     def from_settings(cls, settings: QdrantSettings, embedder: Embedder) -> QdrantStore:
         """Open the store ``settings`` describe (the key read from ``api_key_env``)."""
-        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        fields = settings.store_fields()  # the space card settings: VectorStore.from_config
         return cls(fields.pop("location"), fields.pop("collection"), embedder, **fields)
 
     def _repr_state(self) -> dict[str, Any]:

@@ -171,8 +171,15 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
   qwen-embed doctor --model ./models/Qwen3-Embedding-0.6B          # in-process
   qwen-embed doctor --base-url http://localhost:8080/v1 --json
   qwen-embed doctor --base-url http://localhost:8080/v1 --reference ./models/Qwen3-Embedding-0.6B
+  qwen-embed doctor --store milvus:///data/kb.db?collection=kb --base-url http://localhost:30000/v1
 """,
     )
+    p.add_argument("--store", metavar="URI", default=None,
+                   help="a store spec (faiss:///data/kb, chroma:///data/chroma/docs, milvus:///data/kb.db?collection=kb"
+                        ", ...): print its space card and each probe's cosine against this embedder; exits 3 when "
+                        "the embedder gives another vector space (docs/space.md)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="with --store: lowest per-probe cosine accepted [the store's space_tolerance, 0.99]")
     p.add_argument("--samples", type=int, default=1000, help="vectors whose norms are checked [1000]")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.add_argument("--reference", metavar="MODEL_DIR",

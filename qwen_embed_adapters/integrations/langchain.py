@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..embedder import Embedder
 from ..errors import MissingDependencyError
+from ..space import DEFAULT_TOLERANCE, SpaceCard
 from ..vectors import to_list, to_lists
 from ._common import build_embedder, check_width
 
@@ -35,7 +36,7 @@ except ImportError as _exc:  # langchain-core is an optional extra
 if TYPE_CHECKING:
     from langchain_core.vectorstores import VectorStore
 
-__all__ = ["QwenEmbeddings", "ensure_dimension"]
+__all__ = ["QwenEmbeddings", "ensure_dimension", "ensure_space"]
 
 
 class QwenEmbeddings(Embeddings):
@@ -137,3 +138,45 @@ def ensure_dimension(store: VectorStore, embeddings: QwenEmbeddings | Embedder) 
         check_width(pinecone_dimension(index), embedder, "pinecone index")
     else:
         raise TypeError(f"ensure_dimension does not know {kind}; supported: Chroma, Milvus, PineconeVectorStore")
+
+
+def ensure_space(
+    store: Any, embeddings: QwenEmbeddings | Embedder, *, space_check: str = "adopt",
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> SpaceCard | None:
+    """``ensure_dimension``'s successor: also prove that ``embeddings`` speaks the store's vector space.
+
+    Call it right after opening a store, before adding or searching. The width is checked first (as
+    ``ensure_dimension``), then the space card (docs/space.md): a card recorded with the collection must agree
+    with this embedder's probe vectors at ``tolerance``, else ``VectorSpaceMismatchError`` names the worst probe
+    before anything is written; a collection without one gets this embedder's (``space_check`` "adopt";
+    "strict" refuses one that holds vectors; "off" checks the width only).
+
+    - one of our stores (``qwen_embed_adapters.adapters``' ``VectorStore``): its own check, under its own
+      ``space_check`` / ``space_tolerance`` settings;
+    - langchain-chroma ``Chroma``: the card in the collection's metadata (the key ``ChromaStore`` uses, so both
+      share it);
+    - langchain-milvus ``Milvus``: a collection property (``MilvusStore``'s key); a collection not created yet
+      gets its card when this is called again after the first write;
+    - langchain-pinecone ``PineconeVectorStore``: not covered (the width only; ``PineconeStore`` keeps a card).
+    Returns the card checked or recorded, None when there is none.
+    """
+    embedder = embeddings.embedder if isinstance(embeddings, QwenEmbeddings) else embeddings
+    from ..adapters.base import VectorStore as OurStore
+
+    if isinstance(store, OurStore):
+        from ._stores import our_store_space
+
+        return our_store_space(store, embedder)  # type: ignore[no-any-return]
+    ensure_dimension(store, embedder)
+    kind = type(store).__name__
+    if kind == "Chroma":
+        from ._stores import chroma_space
+
+        return chroma_space(store._collection, embedder, space_check, tolerance)  # type: ignore[no-any-return]
+    if kind == "Milvus":
+        from ._stores import milvus_space
+
+        return milvus_space(store.client, store.collection_name, embedder, space_check,  # type: ignore[no-any-return]
+                            tolerance)
+    return None  # PineconeVectorStore: the width was checked; LangChain's Pinecone store keeps no card

@@ -26,6 +26,7 @@ from typing import Any
 from ..config import embedder_from_config
 from ..embedder import Embedder
 from ..errors import MissingDependencyError
+from ..space import DEFAULT_TOLERANCE, SpaceCard
 from ..vectors import to_list, to_lists
 from ._common import build_embedder, check_width
 
@@ -37,7 +38,7 @@ except ImportError as _exc:  # llama-index-core is an optional extra
         "llama-index-core", "llamaindex", "qwen_embed_adapters.integrations.llamaindex"
     ) from _exc
 
-__all__ = ["QwenEmbedding", "ensure_dimension"]
+__all__ = ["QwenEmbedding", "ensure_dimension", "ensure_space"]
 
 
 class QwenEmbedding(BaseEmbedding):  # type: ignore[misc]
@@ -157,3 +158,33 @@ def ensure_dimension(vector_store: Any, embed_model: QwenEmbedding | Embedder) -
         check_width(milvus_dimension(vector_store.client, name, vector_store.embedding_field), embedder, name)
     else:
         raise TypeError(f"ensure_dimension does not know {kind}; supported: ChromaVectorStore, MilvusVectorStore")
+
+
+def ensure_space(
+    vector_store: Any, embed_model: QwenEmbedding | Embedder, *, space_check: str = "adopt",
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> SpaceCard | None:
+    """``ensure_dimension``'s successor: also prove that ``embed_model`` speaks the store's vector space.
+
+    Call it after opening a vector store, before inserting nodes or querying: the width first, then the
+    space card (docs/space.md; another space raises ``VectorSpaceMismatchError`` naming the worst probe, before
+    anything is written). One of our stores goes through its own check; ``ChromaVectorStore`` keeps the card in
+    its collection's metadata and ``MilvusVectorStore`` as a collection property (the keys ``ChromaStore`` and
+    ``MilvusStore`` use). Returns the card checked or recorded.
+    """
+    embedder = embed_model.embedder if isinstance(embed_model, QwenEmbedding) else embed_model
+    from ..adapters.base import VectorStore as OurStore
+
+    if isinstance(vector_store, OurStore):
+        from ._stores import our_store_space
+
+        return our_store_space(vector_store, embedder)  # type: ignore[no-any-return]
+    ensure_dimension(vector_store, embedder)
+    if type(vector_store).__name__ == "ChromaVectorStore":
+        from ._stores import chroma_space
+
+        return chroma_space(vector_store._collection, embedder, space_check, tolerance)  # type: ignore[no-any-return]
+    from ._stores import milvus_space
+
+    return milvus_space(vector_store.client, vector_store.collection_name, embedder,  # type: ignore[no-any-return]
+                        space_check, tolerance)

@@ -27,6 +27,7 @@ from qwen_embed_adapters.adapters.chroma import (  # noqa: E402
     EF_NAME,
     META_DIMENSION,
     META_MODEL,
+    META_SPACE_CARD,
     ChromaStore,
     QwenEmbeddingFunction,
     collection_dimension,
@@ -37,6 +38,7 @@ from qwen_embed_adapters.errors import (  # noqa: E402
     DimensionMismatchError,
     InvalidInputError,
 )
+from qwen_embed_adapters.space import SpaceCard  # noqa: E402
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
 from qwen_embed_adapters.testing.contract import OpenStore, StoreContract  # noqa: E402
 
@@ -201,7 +203,10 @@ def test_chroma_modify_calls_validate_config_update(client, name):
 def test_new_collection_records_model_dimension_and_cosine(client, name):
     emb = fake(32)
     col = get_or_create_collection(client, name, emb, metadata={"team": "search"})
-    assert col.metadata == {"team": "search", META_MODEL: "fake-embedding", META_DIMENSION: 32}
+    meta = dict(col.metadata or {})
+    card = SpaceCard.from_json(meta.pop(META_SPACE_CARD))  # the space card, recorded when it was opened
+    assert (card.model, card.dimension) == ("fake-embedding", 32)
+    assert meta == {"team": "search", META_MODEL: "fake-embedding", META_DIMENSION: 32}
     assert col.configuration_json["hnsw"]["space"] == "cosine"
     persisted = col.configuration_json["embedding_function"]
     assert persisted["name"] == EF_NAME and persisted["config"]["embedder"] == emb.to_config()

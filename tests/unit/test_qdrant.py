@@ -159,7 +159,8 @@ def test_to_config_reopens_the_same_collection(tmp_path: Path, monkeypatch: pyte
     config = store.to_config()
     assert config == {"store": "qdrant", "location": folder, "collection": "kb", "api_key_env": "MY_QDRANT_KEY",
                       "vector_name": None, "hnsw_m": None, "hnsw_ef_construct": None, "ef_search": 64,
-                      "on_disk": False, "write_batch_size": None, "timeout": None, "prefer_grpc": False}
+                      "on_disk": False, "write_batch_size": None, "timeout": None, "prefer_grpc": False,
+                      "space_check": "adopt", "space_tolerance": 0.99}
     assert "s3cret" not in repr(store) and "s3cret" not in str(config)
     store.close()
     again = QdrantStore.from_config(config, FakeEmbedder(dimensions=8))

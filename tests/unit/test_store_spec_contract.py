@@ -130,11 +130,12 @@ def test_one_registry_entry_makes_a_store_known_to_specs_the_cli_and_ray(monkeyp
     from qwen_embed_adapters.ray import _is_local_only
 
     monkeypatch.setitem(STORES, "shelf", SHELF)
-    assert parse_store_spec("shelf://kb") == {"store": "shelf", "shelf": "kb"}
+    space = {"space_check": "adopt", "space_tolerance": 0.99}  # every store's settings have them
+    assert parse_store_spec("shelf://kb") == {"store": "shelf", "shelf": "kb", **space}
     store = store_from_spec("shelf://kb", FakeEmbedder(dimensions=8))
-    assert isinstance(store, ShelfStore) and store.to_config() == {"store": "shelf", "shelf": "kb"}
+    assert isinstance(store, ShelfStore) and store.to_config() == {"store": "shelf", "shelf": "kb", **space}
     parser = argparse.ArgumentParser()
     add_store_args(parser)
-    assert store_spec(parser.parse_args(["--store", "shelf"])) == {"store": "shelf", "shelf": "main"}
+    assert store_spec(parser.parse_args(["--store", "shelf"])) == {"store": "shelf", "shelf": "main", **space}
     assert "shelf: a shelf name [main]" in " ".join(parser.format_help().split())
     assert _is_local_only("shelf://kb") is True

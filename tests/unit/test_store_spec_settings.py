@@ -43,6 +43,9 @@ NON_DEFAULT: dict[type[StoreSettings], dict[str, Any]] = {
                      "vector_name": "dense", "hnsw_m": 32, "hnsw_ef_construct": 200, "ef_search": 128, "on_disk": True,
                      "write_batch_size": 64, "timeout": 30, "prefer_grpc": True},
 }
+# StoreSettings' own fields (the space card's), which every store has.
+for _values in NON_DEFAULT.values():
+    _values.update({"space_check": "strict", "space_tolerance": 0.95})
 #: fields that cannot differ from their default together with the others (conninfo and pgdata exclude each other)
 AT_DEFAULT = {(PgVectorSettings, "pgdata")}
 
