@@ -25,6 +25,7 @@ from ..settings import check_bool, check_choice, check_int, check_str
 from ..vectors import as_text_list
 from .files import DEFAULT_MODEL, MODEL_ENV, read_pooling_spec, resolve_model_path
 from .tokens import (
+    TokenMemo,
     TokenPipeline,
     default_batch_tokens,
     find_pad_id,
@@ -158,6 +159,7 @@ class LocalEmbedder(SettingsEmbedder):
         self.attn_implementation = self._runtime.attn_implementation
         self.max_batch_tokens = max_batch_tokens or default_batch_tokens(self.device)
         self._local = threading.local()
+        self._memo = TokenMemo()
         logger.info(
             "loaded %s from %s on %s (%s, %s, pooling %s, padding %s, max_length %d)",
             name, self.path, self.device, self.torch_dtype, self.attn_implementation,
@@ -219,7 +221,11 @@ class LocalEmbedder(SettingsEmbedder):
         return [len(x) for x in self.tokenize(texts, truncate=truncate)]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self.token_counts(texts, truncate=False)
+        """Tokens per text before truncation. The ids are kept a while (``TokenMemo``): embedding the same
+        texts next (as ``qwen-embed serve`` does) does not tokenise them again."""
+        ids = self.tokenize(texts, truncate=False)
+        self._memo.put(texts, ids, self.max_length)
+        return [len(x) for x in ids]
 
     @property
     def max_input_tokens(self) -> int:
@@ -237,7 +243,12 @@ class LocalEmbedder(SettingsEmbedder):
         return await asyncio.to_thread(self._encode, texts)
 
     def _plan_batches(self, texts: list[str]) -> list[Batch]:
-        ids = self.tokenize(texts)
+        known = self._memo.take(texts)
+        missing = [i for i, x in enumerate(known) if x is None]
+        if missing:
+            for i, x in zip(missing, self.tokenize([texts[i] for i in missing]), strict=True):
+                known[i] = x
+        ids: list[list[int]] = known  # type: ignore[assignment]  # every None was filled
         if not self.truncate:
             for i, x in enumerate(ids):
                 if len(x) > self.max_length:

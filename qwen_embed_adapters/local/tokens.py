@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -112,10 +113,54 @@ class TokenPipeline:
         return ids
 
 
+class TokenMemo:
+    """Token ids of texts counted lately, handed over once to the forward pass that embeds them.
+
+    ``qwen-embed serve`` counts every request's tokens (limits, usage, the gatherer's budget) before the
+    model thread embeds the same texts; without this the texts were tokenised twice. Only ids that need no
+    truncation are kept (so they equal what embedding would compute), at most ``capacity_tokens`` in all,
+    oldest dropped first; ``take`` removes what it returns. Thread-safe.
+    """
+
+    def __init__(self, capacity_tokens: int = 262_144) -> None:
+        self.capacity = capacity_tokens
+        self._ids: OrderedDict[str, list[int]] = OrderedDict()
+        self._tokens = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def put(self, texts: Sequence[str], ids: Sequence[list[int]], max_length: int) -> None:
+        with self._lock:
+            for text, x in zip(texts, ids, strict=True):
+                if len(x) > max_length or len(x) > self.capacity or text in self._ids:
+                    continue
+                self._ids[text] = x
+                self._tokens += len(x)
+            while self._tokens > self.capacity:
+                _, old = self._ids.popitem(last=False)
+                self._tokens -= len(old)
+
+    def take(self, texts: Sequence[str]) -> list[list[int] | None]:
+        """The kept ids of each text (None where none are kept); what is returned is forgotten."""
+        out: list[list[int] | None] = []
+        with self._lock:
+            if not self._ids:
+                return [None] * len(texts)
+            for text in texts:
+                x = self._ids.pop(text, None)
+                if x is not None:
+                    self._tokens -= len(x)
+                out.append(x)
+        return out
+
+
 __all__ = [
     "ACCELERATOR_BATCH_TOKENS",
     "CPU_BATCH_TOKENS",
     "EOT",
+    "TokenMemo",
     "TokenPipeline",
     "default_batch_tokens",
     "find_pad_id",

@@ -460,3 +460,37 @@ def test_backend_and_runtime_interface(tiny: LocalEmbedder, tiny_qwen3_dir: str)
     raw = runtime.run(ids, mask, ("lasttoken",))
     raw = raw / np.linalg.norm(raw, axis=1, keepdims=True)
     np.testing.assert_allclose(raw, tiny.embed_documents(texts), atol=1e-6)
+
+
+# ---------------------------------------------------------------- tokens counted once (qwen-embed serve)
+def test_counted_texts_are_not_tokenised_again(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu", max_length=16)
+    long_text = MIXED[3]  # over 16 tokens: counted in full, kept out of the memo, truncated when embedded
+    texts = ["short one", long_text, "机器学习"]
+    counts = emb.count_tokens(texts)
+    assert counts[1] > 16 and counts[0] == len(emb.tokenize(["short one"])[0])
+    assert len(emb._memo) == 2
+    calls: list[list[str]] = []
+    real = emb._tokens
+
+    def spy(batch: list[str], *, truncate: bool = True) -> list[list[int]]:
+        calls.append(list(batch))
+        return real(batch, truncate=truncate)
+
+    emb._tokens = spy  # type: ignore[assignment]
+    got = emb.embed_texts(texts)
+    assert calls == [[long_text]]  # only the text the memo could not hold
+    assert len(emb._memo) == 0  # handed over once, then forgotten
+    emb._tokens = real
+    np.testing.assert_allclose(got, emb.embed_texts(texts), atol=1e-6)  # same vectors without the memo
+
+
+def test_token_memo_is_bounded() -> None:
+    from qwen_embed_adapters.local.tokens import TokenMemo
+
+    memo = TokenMemo(capacity_tokens=10)
+    memo.put(["a", "b", "c"], [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]], max_length=8)
+    assert len(memo) == 2  # 12 tokens > 10: the oldest ("a") dropped
+    memo.put(["long"], [list(range(9))], max_length=8)  # over max_length: would need truncating, not kept
+    assert memo.take(["a", "c", "long", "c"]) == [None, [9, 10, 11, 12], None, None]
+    assert memo.take(["b"]) == [[5, 6, 7, 8]] and len(memo) == 0
