@@ -131,12 +131,13 @@ def worker(engine: str, folder: str, corpora_file: str, out: str, device: str) -
 
 
 @contextmanager
-def busy_cores(n: int, seconds: float) -> Iterator[None]:
+def busy_cores(n: int, seconds: float) -> Iterator[list[subprocess.Popen[bytes]]]:
     """``n`` busy-loop processes (each exits by itself after ``seconds``), stopped on leaving."""
     procs = [subprocess.Popen([sys.executable, "-c", BUSY, str(seconds)]) for _ in range(n)]
     try:
-        time.sleep(1.0)  # let the scheduler see them before the first engine starts
-        yield
+        if procs:
+            time.sleep(1.0)  # let the scheduler see them before the first engine starts
+        yield procs
     finally:
         for p in procs:
             p.terminate()
@@ -186,6 +187,10 @@ def agreement(vectors: np.ndarray, reference: np.ndarray) -> tuple[float, float]
     return float(cos.min()), float(cos.mean())
 
 
+# the engines whose weights differ from LocalEmbedder fp32's (the others agree within float rounding at any depth)
+DEPTH_ENGINES = ("local-bf16", "llamacpp-f16", "llamacpp-q8_0")
+
+
 def depth_check(args: argparse.Namespace, corpora: dict[str, list[str]], tmp: str) -> dict[str, Any]:
     """Cosines of every engine against LocalEmbedder fp32 at the real depth, on a few texts per corpus."""
     folder = fs.model_folder(args.size)
@@ -194,7 +199,7 @@ def depth_check(args: argparse.Namespace, corpora: dict[str, list[str]], tmp: st
     Path(small_file).write_text(json.dumps(small), encoding="utf-8")
     vectors: dict[str, dict[str, np.ndarray]] = {}
     errors: dict[str, str] = {}
-    for engine in [REFERENCE, *[e for e in args.engines if e != REFERENCE]]:
+    for engine in [REFERENCE, *[e for e in args.engines if e in DEPTH_ENGINES]]:
         if engine_python(engine) is None:
             continue
         out = str(Path(tmp) / f"depth-{engine}")
