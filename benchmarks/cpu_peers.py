@@ -239,8 +239,8 @@ def report(args: argparse.Namespace, corpora: dict[str, list[str]], tokens: dict
            phases: dict[str, Any], depth: dict[str, Any] | None) -> list[str]:
     """Print one Markdown table per phase; return the problems found (ours below the tolerance)."""
     problems = []
-    depth = shape_layers(args.size)
-    layers = f"all {depth} layers" if args.layers is None else f"{args.layers} of its {depth} layers"
+    n_layers = shape_layers(args.size)
+    layers = f"all {n_layers} layers" if args.layers is None else f"{args.layers} of its {n_layers} layers"
     print(f"\nQwen3-Embedding-{args.size} shape ({layers}), random weights, CPU; {machine()}. "
           f"`python benchmarks/cpu_peers.py{' --quick' if args.quick else ''}`")
     print("corpora: " + "; ".join(
