@@ -44,7 +44,9 @@ from .http import engines
 if TYPE_CHECKING:
     import httpx
 
+    from .adapters.base import VectorStore
     from .embedder import Embedder
+    from .space import SpaceCard
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 
@@ -644,6 +646,84 @@ def diagnose_embedder(embedder: Embedder, *, norm_samples: int = 1000, target: s
     return Diagnosis(target or f"in-process model {embedder.model}", run_embedder(embedder, norm_samples=norm_samples))
 
 
+# ---------------------------------------------------------------------------- a store's space card
+@dataclass
+class SpaceDiagnosis:
+    """What ``qwen-embed doctor --store`` found: the store's space card (None when it holds none), the
+    current embedder, and the cosine of each probe between the card and the embedder (empty when there was
+    nothing to compare, or the widths differ: ``error`` says why)."""
+
+    target: str
+    card: SpaceCard | None
+    embedder_model: str
+    embedder_engine: str
+    embedder_dimension: int
+    tolerance: float
+    cosines: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def same_space(self) -> bool:
+        """Every probe at or above the tolerance (False without a card or with an error)."""
+        return self.card is not None and self.error is None and bool(self.cosines) and \
+            min(self.cosines.values()) >= self.tolerance
+
+    @property
+    def mismatch(self) -> bool:
+        """The embedder does not fit the collection: another width, or a probe below the tolerance (exit 3)."""
+        return self.card is not None and (self.error is not None or not self.same_space)
+
+    @property
+    def worst(self) -> tuple[str, float] | None:
+        if not self.cosines:
+            return None
+        name = min(self.cosines, key=lambda k: self.cosines[k])
+        return name, self.cosines[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: target, card (without its vectors; with its fingerprint), embedder, tolerance,
+        probes (name, cosine, pass), same_space, worst, error."""
+        card = None
+        if self.card is not None:
+            card = {k: v for k, v in self.card.to_json().items() if k != "vectors"}
+            card["fingerprint"] = self.card.fingerprint
+        worst = self.worst
+        return {
+            "target": self.target, "card": card,
+            "embedder": {"model": self.embedder_model, "engine": self.embedder_engine,
+                         "dimension": self.embedder_dimension},
+            "tolerance": self.tolerance,
+            "probes": [{"name": n, "cosine": c, "pass": c >= self.tolerance} for n, c in self.cosines.items()],
+            "same_space": self.same_space,
+            "worst": None if worst is None else {"probe": worst[0], "cosine": worst[1]},
+            "error": self.error,
+        }
+
+
+def diagnose_store(store: VectorStore, *, tolerance: float | None = None, target: str = "") -> SpaceDiagnosis:
+    """Read ``store``'s space card and compare the store's embedder with it, probe by probe.
+
+    Nothing is written: a collection without a card gets no card here. ``tolerance`` defaults to the store's
+    ``space_tolerance``. The probes are embedded even when some fall below the tolerance, so every cosine is
+    reported (the store itself would raise ``VectorSpaceMismatchError`` at the first write or search)."""
+    from .space import compare_cards, embed_probes, embedder_identity
+
+    emb = store.embedder
+    limit = store.space_tolerance if tolerance is None else tolerance
+    model, engine, family = embedder_identity(emb)
+    out = SpaceDiagnosis(target or store.name, None, model, engine + (f" ({family})" if family else ""),
+                         emb.dimension, limit)
+    out.card = card = store.read_space_card()
+    if card is None:
+        return out
+    if card.dimension != emb.dimension:
+        out.error = (f"the collection holds {card.dimension}-d vectors, the embedder makes {emb.dimension}-d ones: "
+                     "use the embedder and --dimensions the collection was made with")
+        return out
+    out.cosines = compare_cards(card, embed_probes(emb, card.instruction), limit).cosines
+    return out
+
+
 __all__ = [
     "EMBEDDER_CHECKS",
     "FAIL",
@@ -657,10 +737,12 @@ __all__ = [
     "Check",
     "Diagnosis",
     "Probe",
+    "SpaceDiagnosis",
     "Route",
     "cycled_texts",
     "diagnose_embedder",
     "diagnose_endpoint",
+    "diagnose_store",
     "find_route",
     "load_corpus",
     "run_embedder",

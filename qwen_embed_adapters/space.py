@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 import hashlib
 import json
 import logging
@@ -56,6 +57,7 @@ __all__ = [
     "check_space",
     "compare_cards",
     "embed_probes",
+    "embedder_identity",
     "make_card",
     "LIKELY_CAUSES",
     "mismatch_error",
@@ -133,6 +135,8 @@ class SpaceCard:
     normalised: bool = True
     library_version: str = ""
     version: int = CARD_VERSION
+    #: when the card was made (ISO 8601, UTC, seconds); "" on a card written before the field existed
+    created: str = dataclasses.field(default="", compare=False)
 
     @property
     def fingerprint(self) -> str:
@@ -157,6 +161,7 @@ class SpaceCard:
             "library_version": self.library_version,
             "probes": list(self.probes),
             "vectors": _encode(self.vectors),
+            "created": self.created,
         }
 
     def dumps(self) -> str:
@@ -186,6 +191,7 @@ class SpaceCard:
                 normalised=bool(data.get("normalised", True)),
                 library_version=str(data.get("library_version", "")),
                 version=int(data.get("version", CARD_VERSION)),
+                created=str(data.get("created") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"space card: missing or bad field ({exc!r})") from None
@@ -200,9 +206,29 @@ def _library_version() -> str:
         return ""
 
 
+def _speaker(embedder: Embedder) -> Embedder:
+    """The embedder whose vectors ``embedder`` gives: a wrapper that holds another Embedder as ``inner``
+    (``CachedEmbedder``) is reported by it, so a card says "local" or "remote", never "cached"."""
+    seen = {id(embedder)}
+    inner = getattr(embedder, "inner", None)
+    while isinstance(inner, Embedder) and id(inner) not in seen:
+        seen.add(id(inner))
+        embedder = inner
+        inner = getattr(embedder, "inner", None)
+    return embedder
+
+
 def _engine_of(embedder: Embedder) -> tuple[str, str | None]:
+    embedder = _speaker(embedder)
     family = getattr(embedder, "engine_family", None)
     return embedder.engine, family if isinstance(family, str) else None
+
+
+def embedder_identity(embedder: Embedder) -> tuple[str, str, str | None]:
+    """``(model, engine, family)`` as a card records them: a wrapper (``CachedEmbedder``) is named by the
+    embedder it wraps."""
+    engine, family = _engine_of(embedder)
+    return _speaker(embedder).model, engine, family
 
 
 def _stack(docs: np.ndarray, queries: np.ndarray, probes: Sequence[Probe]) -> np.ndarray:
@@ -260,7 +286,7 @@ def card_from_vectors(embedder: Embedder, vectors: np.ndarray, instruction: str 
     """A card for ``embedder`` holding probe ``vectors`` already embedded."""
     engine, family = _engine_of(embedder)
     return SpaceCard(
-        model=embedder.model,
+        model=_speaker(embedder).model,
         dimension=embedder.dimension,
         engine=engine,
         family=family,
@@ -268,6 +294,7 @@ def card_from_vectors(embedder: Embedder, vectors: np.ndarray, instruction: str 
         probes=tuple(p.name for p in PROBES),
         vectors=np.asarray(vectors, dtype=np.float16).astype(np.float32),
         library_version=_library_version(),
+        created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
 
 
@@ -326,13 +353,13 @@ def mismatch_error(card: SpaceCard, comparison: SpaceComparison, embedder: Embed
     probe, cosine = comparison.worst
     engine, family = _engine_of(embedder)
     made = f"{card.model} via {card.engine}" + (f" ({card.family})" if card.family else "")
-    now = f"{embedder.model} via {engine}" + (f" ({family})" if family else "")
+    now = f"{_speaker(embedder).model} via {engine}" + (f" ({family})" if family else "")
     detail = (
         f"the collection's vectors came from {made}, the current embedder is {now}; tolerance "
         f"{comparison.tolerance}. Likely causes: {LIKELY_CAUSES}"
     )
     return VectorSpaceMismatchError(
-        where, worst_probe=probe, cosine=cosine, expected_model=card.model, actual_model=embedder.model,
+        where, worst_probe=probe, cosine=cosine, expected_model=card.model, actual_model=_speaker(embedder).model,
         detail=detail,
     )
 

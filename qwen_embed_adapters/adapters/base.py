@@ -27,8 +27,8 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 import numpy as np
 
@@ -42,7 +42,8 @@ from ..errors import (
     WriteError,
 )
 from ..http.session import LoopClients  # the one per-event-loop cache (stores' grpc/httpx clients too)
-from ..settings import Settings
+from ..retrieval import DEFAULT_FUSION, Fusion, KeywordIndex, check_mode
+from ..settings import Settings, check_choice, check_int, check_number
 from ..space import (
     DEFAULT_TOLERANCE,
     SpaceCard,
@@ -96,8 +97,10 @@ async def _aprobes_of(embedder: Embedder, instruction: str | None) -> np.ndarray
 
 @dataclass
 class Hit:
-    """One search result. ``score`` is the final score (the reranker's when reranked, else the vector
-    similarity); ``vector_score`` and ``rerank_score`` keep both stages."""
+    """One search result. ``score`` is the final score: the reranker's when reranked, else the vector
+    similarity (mode "dense"), the engine's keyword score (mode "keyword") or the fused reciprocal-rank
+    score (mode "hybrid"); ``vector_score``, ``keyword_score`` and ``rerank_score`` keep each stage's
+    (None where a stage did not score the hit)."""
 
     id: str
     score: float
@@ -105,6 +108,7 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     vector_score: float | None = None
     rerank_score: float | None = None
+    keyword_score: float | None = None
 
 
 def content_id(text: str) -> str:
@@ -233,14 +237,93 @@ def secret_from_env(var: str, what: str) -> str:
     return value
 
 
+#: ``precision`` values: how a store's search index keeps vectors. "float32" is exact; "int8" (a scalar
+#: quantiser, 4x smaller) and "binary" (one bit per dimension, 32x smaller) fetch ``rescore`` x top_k candidates
+#: from the compact index and re-score them with the float vectors (see docs/retrieval.md, "compact vectors").
+PRECISIONS = ("float32", "int8", "binary")
+
+#: the settings every store has (``StoreSettings``' own fields)
+_COMMON_FIELDS = ("space_check", "space_tolerance")
+
+
 @dataclass(frozen=True)
 class StoreSettings(Settings):
-    """Base of a store's settings: plain, JSON-safe fields (no clients, no secrets, no embedder)."""
+    """Base of a store's settings: plain, JSON-safe fields (no clients, no secrets, no embedder).
+
+    Every store has the space card's two settings (keyword-only, so a subclass's own fields keep their
+    order): ``space_check`` ("adopt", "strict" or "off") and ``space_tolerance`` (the lowest per-probe cosine
+    accepted as the same vector space; see docs/space.md). They travel with ``to_config()``, a spec
+    (``faiss:///data/kb?space_check=strict``) and pickling.
+
+    And two for compact vectors: ``precision`` (None: the collection's recorded precision, "float32" for a new
+    one; else one of ``PRECISIONS``) and ``rescore`` (oversampling factor of a compact search: candidates =
+    rescore x top_k). A store that cannot keep a precision refuses it with ConfigurationError saying why.
+    """
+
+    space_check: str = field(default="adopt", kw_only=True)
+    space_tolerance: float = field(default=DEFAULT_TOLERANCE, kw_only=True)
+    precision: str | None = field(default=None, kw_only=True)
+    rescore: int = field(default=4, kw_only=True)
+
+    def __post_init__(self) -> None:
+        check_choice("space_check", self.space_check, SPACE_CHECKS)
+        check_number("space_tolerance", self.space_tolerance, minimum=-1.0, maximum=1.0)
+        check_choice("precision", self.precision, PRECISIONS, optional=True)
+        check_int("rescore", self.rescore, minimum=1, maximum=1000)
+        super().__post_init__()
+
+    def store_fields(self) -> dict[str, Any]:
+        """Every field but the space card's: the keywords a store's constructor takes (``from_config`` sets
+        ``space_check`` / ``space_tolerance`` on the store it built)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _COMMON_FIELDS}
 
     def missing_location(self) -> str | None:
         """Why these settings cannot open the store from a config alone (no URI, path or host known),
         or None. ``parse_store_spec`` refuses such a spec; ``to_config`` refuses to give one."""
         return None
+
+
+_V = TypeVar("_V")
+
+
+class _SpaceSetting(Generic[_V]):
+    """A space card setting of a store, kept in its frozen ``settings`` (``StoreSettings.space_check`` /
+    ``space_tolerance``) so it persists in ``to_config``, specs and pickling. Read on the class it is the
+    default; set on a store it replaces ``settings`` with a validated copy. A store without settings keeps
+    the value on itself."""
+
+    def __init__(self, default: _V) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _V: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _V: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> _V:
+        if obj is None:
+            return self.default
+        held = obj.__dict__
+        if self.name in held:
+            return held[self.name]  # type: ignore[no-any-return]
+        settings = held.get("settings")
+        if isinstance(settings, StoreSettings):
+            return getattr(settings, self.name)  # type: ignore[no-any-return]
+        return self.default
+
+    def __set__(self, obj: object, value: _V) -> None:
+        held = obj.__dict__
+        settings = held.get("settings")
+        if isinstance(settings, StoreSettings):
+            held["settings"] = settings.replace(**{self.name: value})
+            held.pop(self.name, None)
+            return
+        check: dict[str, Any] = {self.name: value}
+        StoreSettings(**check)  # validates: ConfigurationError naming the setting
+        held[self.name] = value
 
 
 class VectorStore(ABC):
@@ -253,14 +336,23 @@ class VectorStore(ABC):
 
     #: how many records are embedded and written per step of ``add_texts``
     write_batch_size: int = 256
-    #: the space card check (see ``ensure_space``): "adopt", "strict" or "off"
-    space_check: str = "adopt"
-    #: lowest per-probe cosine accepted as the same vector space
-    space_tolerance: float = DEFAULT_TOLERANCE
+    #: the space card check (see ``ensure_space``): "adopt", "strict" or "off"; a setting (read from and
+    #: written to ``settings``), ``VectorStore.space_check`` is the default
+    space_check: _SpaceSetting[str] = _SpaceSetting("adopt")
+    #: lowest per-probe cosine accepted as the same vector space (a setting too)
+    space_tolerance: _SpaceSetting[float] = _SpaceSetting(DEFAULT_TOLERANCE)
     #: the frozen settings dataclass of this store, and its name in a spec (``{"store": kind, ...}``)
     settings_class: ClassVar[type[StoreSettings] | None] = None
     kind: ClassVar[str | None] = None
     settings: StoreSettings | None = None
+    #: the ``precision`` values this store can keep (see ``PRECISIONS``), and why the others are refused
+    precisions: ClassVar[tuple[str, ...]] = ("float32",)
+    precision_note: ClassVar[str] = "this store keeps float32 vectors only"
+    #: how ``search(mode="keyword" | "hybrid")`` runs here: "native" (the engine's own full-text/sparse
+    #: search), "client" (a ``retrieval.KeywordIndex`` kept by this library) or "none" (refused)
+    keyword_support: ClassVar[str] = "none"
+    #: why (shown in docs and in the refusal of a "none" store)
+    keyword_note: ClassVar[str] = "this store has no keyword search"
 
     # ---------------------------------------------------------------- settings
     def to_config(self) -> dict[str, Any]:
@@ -287,10 +379,17 @@ class VectorStore(ABC):
         if given != cls.kind:
             raise ConfigurationError(f"{cls.__name__} config has store={given!r}, expected {cls.kind!r}")
         settings = cls.settings_class.from_config(cfg, what=cls.__name__)
+        if settings.precision is not None and settings.precision not in cls.precisions:
+            # a store that never handles precision (one written before it existed) must not ignore it silently
+            raise ConfigurationError(f"{cls.__name__} cannot keep precision={settings.precision!r}: {cls.precision_note}")
         why = settings.missing_location()
         if why:
             raise ConfigurationError(f"{cls.__name__} config {why}")
-        return cls.from_settings(settings, embedder)
+        store = cls.from_settings(settings, embedder)
+        # A store's constructor takes its own settings; the space card's common ones are applied here.
+        store.space_check = settings.space_check
+        store.space_tolerance = settings.space_tolerance
+        return store
 
     @classmethod
     def from_settings(cls: type[_S], settings: Any, embedder: Embedder) -> _S:
@@ -318,6 +417,45 @@ class VectorStore(ABC):
         self.embedder = embedder
         #: async clients the store opened, one per event loop (see ``LoopClients``)
         self._aclients: LoopClients[Any] = LoopClients()
+
+    # ---------------------------------------------------------------- compact vectors
+    @property
+    def precision(self) -> str:
+        """How the search index keeps vectors: the collection's recorded precision once known, else the
+        one asked for, else "float32"."""
+        return (self.settings.precision if self.settings is not None else None) or "float32"
+
+    @property
+    def rescore(self) -> int:
+        """Oversampling factor of a compact (int8/binary) search: rescore x top_k candidates are re-scored."""
+        return self.settings.rescore if self.settings is not None else 4
+
+    def _check_precision(self) -> None:
+        """ConfigurationError, naming the store and why, when the precision asked for is one it cannot keep.
+        Stores call it from their constructor."""
+        asked = self.settings.precision if self.settings is not None else None
+        if asked is not None and asked not in self.precisions:
+            raise ConfigurationError(
+                f"{type(self).__name__} {self.name!r} cannot keep precision={asked!r}: {self.precision_note} "
+                f"(it offers {', '.join(repr(p) for p in self.precisions)})"
+            )
+
+    def _settle_precision(self, recorded: str | None) -> str:
+        """The precision of a collection that recorded ``recorded`` (None: nothing recorded — a new collection,
+        or one written before precisions existed, which is float32 when ``exists``). A precision asked for
+        that differs from the recorded one is a ConfigurationError naming both; otherwise the settings take
+        the recorded one, so a reopen uses it."""
+        asked = self.settings.precision if self.settings is not None else None
+        if recorded is not None and asked is not None and asked != recorded:
+            raise ConfigurationError(
+                f"{self.name!r} was created with precision={recorded!r}; it cannot be opened with "
+                f"precision={asked!r} (omit precision to use the recorded one, or write a new collection)"
+            )
+        settled = recorded or asked or "float32"
+        # float32 left unset keeps configs as they were before precisions existed (absent means float32).
+        if self.settings is not None and self.settings.precision != settled and (asked or settled != "float32"):
+            self.settings = self.settings.replace(precision=settled)
+        return settled
 
     # ---------------------------------------------------------------- the space card
     def _read_card(self) -> str | None:
@@ -412,6 +550,13 @@ class VectorStore(ABC):
             card = card_from_vectors(emb, await _aprobes_of(emb, instruction), instruction)
             await self._awrite_card(card.dumps())
             self._proved(card)
+
+    def read_space_card(self) -> SpaceCard | None:
+        """The space card recorded with the collection, read from the database (None when it holds none);
+        nothing is embedded or written (Chroma opens the collection as any first use does).
+        ``qwen-embed doctor --store URI`` shows it with the current embedder's agreement per probe."""
+        text = self._read_card() or getattr(self, "_memory_card", None)
+        return None if text is None else SpaceCard.from_json(text)
 
     @property
     def space_card(self) -> SpaceCard | None:
@@ -534,6 +679,39 @@ class VectorStore(ABC):
     async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         return await asyncio.to_thread(self._search_vector, vector, top_k, filter)
 
+    # ---------------------------------------------------------------- keyword hooks
+    def _search_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        """The ``top_k`` best keyword matches of ``query`` (best first; ``score`` and ``keyword_score`` are
+        the engine's keyword score). Stores with ``keyword_support`` "native" or "client" override it."""
+        raise self._no_keyword()
+
+    async def _asearch_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        return await asyncio.to_thread(self._search_keyword, query, top_k, filter)
+
+    def build_keyword_index(self) -> KeywordIndex | None:
+        """Make the keyword side ready now rather than on the first keyword search: a client-side store
+        ("client") builds (or reads) its BM25 index and returns it; native stores keep theirs in the engine
+        and "none" stores have none (both return None). ``qwen-embed ingest`` calls it."""
+        return None
+
+    def _no_keyword(self) -> ConfigurationError:
+        return ConfigurationError(
+            f"{type(self).__name__} {self.name!r} has no keyword search, so mode 'keyword' and 'hybrid' are "
+            f"refused: {self.keyword_note}"
+        )
+
+    def _search_plan(self, mode: str, fusion: Fusion | None, top_k: int, rerank: Any, candidates: int | None
+                     ) -> tuple[str, Fusion, int]:
+        """The checked mode and fusion, and how many hits the retrieval stage returns."""
+        mode = check_mode(mode)
+        if fusion is None:
+            fusion = DEFAULT_FUSION
+        elif not isinstance(fusion, Fusion):
+            raise ConfigurationError(f"fusion must be a retrieval.Fusion or None, got {type(fusion).__name__}")
+        if mode != "dense" and self.keyword_support == "none":
+            raise self._no_keyword()
+        return mode, fusion, _candidates(top_k, candidates) if rerank is not None else top_k
+
     # ---------------------------------------------------------------- public API
     def _plan_add(
         self, texts: Iterable[str], ids: Sequence[str] | None, metadatas: Sequence[Mapping[str, Any] | None] | None
@@ -619,23 +797,37 @@ class VectorStore(ABC):
         top_k: int = 5,
         filter: Any = None,
         *,
+        mode: str = "dense",
         rerank: Reranker | None = None,
         candidates: int | None = None,
         instruction: str | None = None,
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
-        """Nearest texts to ``query`` (embedded with the query instruction), best first.
+        """The texts best matching ``query``, best first.
 
-        With ``rerank``, ``candidates`` (default 4 x top_k) are fetched by vector and reordered by the
-        reranker; each Hit keeps both scores.
+        ``mode``: "dense" (nearest vectors to the query embedded with its instruction), "keyword" (the
+        store's keyword search: BM25 over ``retrieval.tokenize`` terms, or the engine's own) or "hybrid"
+        (both, fused by reciprocal rank with ``fusion``, default ``retrieval.DEFAULT_FUSION``). A store
+        whose ``keyword_support`` is "none" refuses "keyword" and "hybrid" with ConfigurationError.
+        With ``rerank``, ``candidates`` (default 4 x top_k) are retrieved and reordered by the reranker;
+        each Hit keeps every stage's score.
         """
         top_k = check_top_k(top_k)
         query = _check_query(query)
-        self.ensure_space(writing=False)
-        vector = self.embedder.embed_query(query, instruction)
-        k = _candidates(top_k, candidates) if rerank is not None else top_k
-        hits = self._search_vector(vector, k, filter)
+        mode, fusion, k = self._search_plan(mode, fusion, top_k, rerank, candidates)
+        if mode == "keyword":
+            hits = self._search_keyword(query, k, filter)
+        else:
+            self.ensure_space(writing=False)
+            vector = self.embedder.embed_query(query, instruction)
+            if mode == "dense":
+                hits = self._search_vector(vector, k, filter)
+            else:
+                depth = fusion.side_depth(k)
+                hits = _fused(self._search_vector(vector, depth, filter), self._search_keyword(query, depth, filter),
+                              fusion, k)
         if rerank is not None:
-            hits = _apply_rerank(query, hits, rerank.score(query, [h.text or "" for h in hits]), top_k)
+            hits = _apply_rerank(query, hits, rerank.score(query, [h.text or "" for h in hits]), top_k, mode)
         return hits
 
     async def asearch(
@@ -644,20 +836,32 @@ class VectorStore(ABC):
         top_k: int = 5,
         filter: Any = None,
         *,
+        mode: str = "dense",
         rerank: Reranker | None = None,
         candidates: int | None = None,
         instruction: str | None = None,
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
-        """Async twin of ``search``."""
+        """Async twin of ``search`` (in mode "hybrid" both sides run concurrently)."""
         top_k = check_top_k(top_k)
         query = _check_query(query)
-        await self.aensure_space(writing=False)
-        vector = await self.embedder.aembed_query(query, instruction)
-        k = _candidates(top_k, candidates) if rerank is not None else top_k
-        hits = await self._asearch_vector(vector, k, filter)
+        mode, fusion, k = self._search_plan(mode, fusion, top_k, rerank, candidates)
+        if mode == "keyword":
+            hits = await self._asearch_keyword(query, k, filter)
+        else:
+            await self.aensure_space(writing=False)
+            vector = await self.embedder.aembed_query(query, instruction)
+            if mode == "dense":
+                hits = await self._asearch_vector(vector, k, filter)
+            else:
+                depth = fusion.side_depth(k)
+                dense, keyword = await asyncio.gather(
+                    self._asearch_vector(vector, depth, filter), self._asearch_keyword(query, depth, filter)
+                )
+                hits = _fused(dense, keyword, fusion, k)
         if rerank is not None:
             scores = await rerank.ascore(query, [h.text or "" for h in hits])
-            hits = _apply_rerank(query, hits, scores, top_k)
+            hits = _apply_rerank(query, hits, scores, top_k, mode)
         return hits
 
     async def acount(self) -> int:
@@ -791,12 +995,34 @@ def _candidates(top_k: int, candidates: int | None) -> int:
     return candidates
 
 
-def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int) -> list[Hit]:
+def _fused(dense: list[Hit], keyword: list[Hit], fusion: Fusion, top_k: int) -> list[Hit]:
+    """One ranking of the two sides' hits by ``fusion``: ``score`` is the fused score, ``vector_score`` and
+    ``keyword_score`` each side's own (None for a side that did not return the hit)."""
+    by_dense = {h.id: h for h in dense}
+    by_keyword = {h.id: h for h in keyword}
+    out = []
+    for doc, score in fusion.fuse(list(by_dense), list(by_keyword), top_k):
+        d, kw = by_dense.get(doc), by_keyword.get(doc)
+        base = d if d is not None else kw
+        assert base is not None
+        out.append(Hit(
+            id=doc, score=score, text=base.text if base.text is not None else (kw.text if kw else None),
+            metadata=base.metadata or (kw.metadata if kw else {}),
+            vector_score=d.score if d is not None else None,
+            keyword_score=kw.score if kw is not None else None,
+        ))
+    return out
+
+
+def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int, mode: str = "dense") -> list[Hit]:
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(scores) != len(hits):
         raise QwenEmbedError(f"the reranker returned {len(scores)} scores for {len(hits)} candidates")
     for h, s in zip(hits, scores, strict=True):
-        h.vector_score = h.score if h.vector_score is None else h.vector_score
+        if mode == "dense" and h.vector_score is None:
+            h.vector_score = h.score
+        elif mode == "keyword" and h.keyword_score is None:
+            h.keyword_score = h.score
         h.rerank_score = float(s)
         h.score = float(s)
     order = sorted(range(len(hits)), key=lambda i: (-hits[i].score, i))
@@ -804,6 +1030,6 @@ def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int) -> list[
 
 
 __all__ = [
-    "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
+    "PRECISIONS", "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
     "content_id", "filter_values", "prepare_records", "rebuild_store", "secret_from_env",
 ]

@@ -27,7 +27,8 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -42,7 +43,9 @@ from ..errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+from ..retrieval import KeywordIndex
 from ..settings import check_bool, check_str
+from ..space import DEFAULT_TOLERANCE, SpaceCard
 from ..vectors import as_text_list
 from .base import Hit, StoreSettings, VectorStore, check_ids
 
@@ -62,6 +65,13 @@ META_DIMENSION = "qwen_embed_dimension"
 META_SPACE_CARD = "qwen_embed_space_card"
 #: Version of the persisted ``get_config()`` layout.
 CONFIG_VERSION = 1
+#: The folder inside a PersistentClient's directory holding each collection's keyword index (by collection id).
+KEYWORDS_DIR = "qwen-embed-keywords"
+
+# The keyword index of each collection this process searched by keyword, by collection id (a UUID): stores
+# opened on the same collection share it, so one store's writes reach another's keyword search.
+_keyword_indexes: dict[str, KeywordIndex] = {}
+_keyword_lock = threading.Lock()
 
 _D = TypeVar("_D")
 
@@ -257,9 +267,11 @@ def get_or_create_collection(
     metadata: Mapping[str, Any] | None = None,
     *,
     strict_model: bool = True,
+    space_check: str = "adopt",
+    space_tolerance: float = DEFAULT_TOLERANCE,
     **kwargs: Any,
 ) -> Collection:
-    """Open or create a collection bound to ``embedder``, one dimension per collection.
+    """Open or create a collection bound to ``embedder``, one dimension per collection and one vector space.
 
     A new collection gets the function, the cosine space and ``qwen_embed_model`` /
     ``qwen_embed_dimension`` in its metadata (besides ``metadata``). An existing one is checked
@@ -270,8 +282,56 @@ def get_or_create_collection(
     ``openai``) raises ConfigurationError. ``kwargs`` go to Chroma's ``get_or_create_collection``
     (``configuration=...``) when the collection is created.
 
+    The collection's space card (metadata ``META_SPACE_CARD``, the key ``ChromaStore`` uses) is checked here,
+    before the collection is returned: another vector space of the same width raises
+    VectorSpaceMismatchError naming the worst probe; a collection without a card gets the embedder's
+    (``space_check`` "adopt"; "strict" refuses one holding vectors; "off" skips). Writes made later through
+    the returned collection are Chroma's own and are not checked again (docs/space.md).
+
     Works with ``EphemeralClient``, ``PersistentClient`` and ``HttpClient``.
     """
+    col = _get_or_create_collection(client, name, embedder, metadata, strict_model=strict_model, **kwargs)
+    ensure_collection_space(col, embedder, space_check=space_check, tolerance=space_tolerance)
+    return col
+
+
+def collection_card(col: Collection) -> str | None:
+    """The space card JSON kept in a Chroma collection's metadata (``META_SPACE_CARD``), or None."""
+    card = (col.metadata or {}).get(META_SPACE_CARD)
+    return card if isinstance(card, str) and card else None
+
+
+def record_collection_card(col: Collection, card: str) -> None:
+    """Keep ``card`` in the collection's metadata (the other keys stay)."""
+    # modify() replaces the metadata and refuses any "hnsw:" key (the distance lives in the configuration)
+    meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
+    col.modify(metadata={**meta, META_SPACE_CARD: card})
+
+
+def ensure_collection_space(
+    col: Collection, embedder: Embedder | QwenEmbeddingFunction, *, space_check: str = "adopt",
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> SpaceCard | None:
+    """Check ``embedder`` against the space card in a Chroma collection's metadata, or record its card there
+    (see ``adapters/card.py``: ``prove_card``). Any Chroma collection object works: one from
+    ``get_or_create_collection``, a langchain-chroma ``Chroma``'s ``_collection``, a LlamaIndex
+    ``ChromaVectorStore``'s."""
+    from .card import prove_card
+
+    emb = embedder.embedder if isinstance(embedder, QwenEmbeddingFunction) else embedder
+    return prove_card(lambda: collection_card(col), lambda text: record_collection_card(col, text), emb, col.name,
+                      space_check=space_check, tolerance=tolerance, holds_data=lambda: col.count() > 0)
+
+
+def _get_or_create_collection(
+    client: ClientAPI,
+    name: str,
+    embedder: Embedder | QwenEmbeddingFunction,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    strict_model: bool = True,
+    **kwargs: Any,
+) -> Collection:
     _require_chromadb("get_or_create_collection")
     from chromadb.errors import NotFoundError
 
@@ -456,8 +516,18 @@ class ChromaStore(VectorStore):
     """
 
     settings_class: ClassVar[type[ChromaSettings]] = ChromaSettings
+    precision_note: ClassVar[str] = (
+        "Chroma's HNSW index keeps float32 vectors and its collection configuration has no quantization "
+        "setting (docs.trychroma.com, 'Configure': space, ef_construction, ef_search, max_neighbors, ...)"
+    )
     kind: ClassVar[str] = "chroma"
     settings: ChromaSettings
+    keyword_support: ClassVar[str] = "client"
+    keyword_note: ClassVar[str] = (
+        "Chroma's where_document matches substrings but does not rank (its BM25 is Chroma Cloud's): BM25 "
+        "(bm25s) over retrieval.tokenize terms, kept in a PersistentClient's directory, else built once per "
+        "process from the collection's documents"
+    )
 
     def __init__(
         self,
@@ -469,13 +539,16 @@ class ChromaStore(VectorStore):
         strict_model: bool = True,
         async_client: AsyncClientAPI | None = None,
         use_async_client: bool = True,
+        precision: str | None = None,
+        rescore: int = 4,
         **collection_kwargs: Any,
     ) -> None:
         _require_chromadb("ChromaStore")
         super().__init__(embedder)
         uri = client if isinstance(client, str) else None
         self.settings = ChromaSettings(uri=uri, collection=name, metadata=dict(metadata) if metadata else None,
-                                       strict_model=strict_model, use_async_client=use_async_client)
+                                       strict_model=strict_model, use_async_client=use_async_client,
+                                       precision=precision, rescore=rescore)
         if isinstance(client, str):
             client = chroma_client(client)
         else:
@@ -484,6 +557,7 @@ class ChromaStore(VectorStore):
                 self.settings = self.settings.replace(uri=found)
         self.client: ClientAPI = client
         self._name = name
+        self._check_precision()
         self._metadata = dict(metadata) if metadata else None
         self._strict_model = strict_model
         self._collection_kwargs = collection_kwargs
@@ -519,7 +593,8 @@ class ChromaStore(VectorStore):
         """Create the collection if missing, else check its dimension; once per store."""
         with self._lock:
             if self._collection is None:
-                self._collection = get_or_create_collection(
+                # the store checks its space card itself (ensure_space, under its own settings)
+                self._collection = _get_or_create_collection(
                     self.client, self._name, self.embedder, self._metadata,
                     strict_model=self._strict_model, **self._collection_kwargs,
                 )
@@ -578,7 +653,10 @@ class ChromaStore(VectorStore):
     def _write(
         self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]
     ) -> None:
+        keywords = self._keywords_if_kept()
         self.collection.upsert(**self._upsert_args(ids, vectors, texts, metadatas))
+        if keywords is not None:
+            keywords.add(ids, texts)
 
     def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         col = self.collection
@@ -600,7 +678,73 @@ class ChromaStore(VectorStore):
         """Delete records by id (missing ids are ignored)."""
         id_list = check_ids(ids)
         if id_list:
+            keywords = self._keywords_if_kept()
             self.collection.delete(ids=id_list)
+            if keywords is not None:
+                keywords.delete(id_list)
+
+    # ---------------------------------------------------------------- keyword side (client-side BM25)
+    def _keyword_path(self) -> Path | None:
+        """Where a PersistentClient's collection keeps its keyword index; None for a server or in memory."""
+        uri = self.settings.uri
+        if not uri or "://" in uri:
+            return None
+        return Path(uri) / KEYWORDS_DIR / f"{self.collection.id}.jsonl"
+
+    def _keywords_if_kept(self) -> KeywordIndex | None:
+        """The collection's keyword index when one is kept (built in this process, or saved on disk)."""
+        index = _keyword_indexes.get(str(self.collection.id))
+        if index is None:
+            path = self._keyword_path()
+            if path is not None and path.exists():
+                return self.build_keyword_index()
+        return index
+
+    def build_keyword_index(self) -> KeywordIndex:
+        """The BM25 index of the collection's documents, once per process per collection: read from the
+        PersistentClient's directory when saved there and still the collection's size, else built from the
+        collection's documents (and, for a PersistentClient, saved there). This process's writes and deletes
+        keep it up to date (appended to the saved file); another process's writes are not seen until the
+        count differs when a process opens it."""
+        col = self.collection
+        key = str(col.id)
+        with _keyword_lock:
+            index = _keyword_indexes.get(key)
+            if index is not None:
+                return index
+            path = self._keyword_path()
+            count = int(col.count())
+            if path is not None and path.exists():
+                index = KeywordIndex.load(path, journal=True)
+                if len(index) != count:
+                    logger.warning("%s: the saved keyword index holds %d ids, the collection %d; rebuilding it",
+                                   self._name, len(index), count)
+                    index = None
+            if index is None:
+                index = KeywordIndex()
+                for ids, docs in _documents(col):
+                    index.add(ids, docs)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    index.journal = path
+                    index.save(path)
+            _keyword_indexes[key] = index
+            return index
+
+    def _search_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        index = self.build_keyword_index()
+        col = self.collection
+        keep = None if filter is None else set(col.get(where=filter, include=[])["ids"])
+        found = index.search(query, top_k, None if keep is None else keep.__contains__)
+        if not found:
+            return []
+        got = col.get(ids=[i for i, _ in found], include=["documents", "metadatas"])
+        none: list[Any] = [None] * len(got["ids"])
+        docs: list[Any] = list(got.get("documents") or none)
+        metas: list[Any] = list(got.get("metadatas") or none)
+        rows = {i: (d, m) for i, d, m in zip(got["ids"], docs, metas, strict=True)}
+        return [Hit(id=i, score=s, text=rows[i][0], metadata=dict(rows[i][1] or {}), keyword_score=s)
+                for i, s in found if i in rows]
 
     # ---------------------------------------------------------------- async (AsyncHttpClient)
     def _async_settings(self) -> dict[str, Any] | None:
@@ -665,7 +809,10 @@ class ChromaStore(VectorStore):
         if col is None:
             await super()._awrite(ids, vectors, texts, metadatas)
             return
+        keywords = self._keywords_if_kept()
         await col.upsert(**self._upsert_args(ids, vectors, texts, metadatas))
+        if keywords is not None:
+            keywords.add(ids, texts)
 
     async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         col = await self._acollection()
@@ -689,14 +836,32 @@ class ChromaStore(VectorStore):
         if col is None:
             await super().adelete(id_list)
             return
+        keywords = self._keywords_if_kept()
         await col.delete(ids=id_list)
+        if keywords is not None:
+            keywords.delete(id_list)
 
     @classmethod
     def from_settings(cls, settings: ChromaSettings, embedder: Embedder) -> ChromaStore:
         """Open the store ``settings`` describe (``HttpClient`` or ``PersistentClient`` from ``uri``)."""
         assert settings.uri is not None  # from_config checked the location
         return cls(settings.uri, settings.collection, embedder, metadata=settings.metadata,
-                   strict_model=settings.strict_model, use_async_client=settings.use_async_client)
+                   strict_model=settings.strict_model, use_async_client=settings.use_async_client,
+                   precision=settings.precision, rescore=settings.rescore)
+
+
+def _documents(col: Collection, page: int = 1000) -> Iterator[tuple[list[str], list[str]]]:
+    """The collection's ids and documents, a page at a time."""
+    offset = 0
+    while True:
+        got = col.get(include=["documents"], limit=page, offset=offset)
+        ids = list(got["ids"])
+        if not ids:
+            return
+        none: list[Any] = [None] * len(ids)
+        docs: list[Any] = list(got.get("documents") or none)
+        yield ids, [d or "" for d in docs]
+        offset += len(ids)
 
 
 def _first_row(res: Any, key: str, n: int, fill: Any) -> list[Any]:
@@ -723,7 +888,8 @@ def _score_fn(space: str) -> Any:
 
 
 __all__ = [
-    "CONFIG_VERSION", "EF_NAME", "META_DIMENSION", "META_MODEL", "META_SPACE_CARD", "ChromaSettings",
-    "ChromaStore", "Documents", "EmbeddingFunction", "QwenEmbeddingFunction", "chroma_client",
-    "collection_dimension", "get_or_create_collection", "register_embedding_function", "same_model",
+    "CONFIG_VERSION", "EF_NAME", "KEYWORDS_DIR", "META_DIMENSION", "META_MODEL", "META_SPACE_CARD", "ChromaSettings",
+    "ChromaStore", "Documents", "EmbeddingFunction", "QwenEmbeddingFunction", "chroma_client", "collection_card",
+    "collection_dimension", "ensure_collection_space", "get_or_create_collection", "record_collection_card",
+    "register_embedding_function", "same_model",
 ]

@@ -18,8 +18,13 @@ Index kinds: ``index="flat"`` (default) is exact inner-product search; ``index="
 approximate graph index (``IndexHNSWFlat``) for large corpora. Both keep the raw float32 vectors,
 so ``get_vectors`` returns exactly what was stored.
 
+Keyword and hybrid search (``search(query, mode="keyword" | "hybrid")``) use a client-side BM25 index
+(``retrieval.KeywordIndex``): built from the stored texts on the first keyword search in a process (or by
+``build_keyword_index()``), kept up to date by every write and delete, and saved beside the index.
+
 On disk a store is a folder: ``store.json`` (model, dimension, metric, index settings and the
-names of the current data files), ``index-<gen>.faiss`` and ``records-<gen>.jsonl``. ``save()`` writes
+names of the current data files), ``index-<gen>.faiss``, ``records-<gen>.jsonl`` and, once the keyword
+side was built, ``keywords-<gen>.jsonl`` (ids and their terms). ``save()`` writes
 a new generation and then replaces ``store.json`` atomically, so a crash mid-save leaves the previous
 save readable.
 """
@@ -41,9 +46,10 @@ import numpy as np
 from .. import models
 from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
+from ..retrieval import KeywordIndex
 from ..settings import check_choice, check_int, check_str
 from ..vectors import as_float32_matrix, l2_normalize
-from .base import Hit, StoreSettings, VectorStore, check_ids, check_top_k, prepare_records
+from .base import PRECISIONS, Hit, StoreSettings, VectorStore, check_ids, check_top_k, prepare_records
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +95,11 @@ class FaissSettings(StoreSettings):
         check_choice("index", self.index, INDEX_KINDS)
         for name in ("hnsw_m", "ef_construction", "ef_search"):
             check_int(name, getattr(self, name), minimum=1)
+        if self.precision not in (None, "float32") and self.index != "flat":
+            raise ConfigurationError(
+                f"FaissStore: precision={self.precision!r} searches a flat compact index (IndexScalarQuantizer / "
+                f"IndexBinaryFlat) and rescores it; it is not combined with index={self.index!r}"
+            )
 
     def missing_location(self) -> str | None:
         return None if self.path else "needs 'path' (a folder; an in-memory FAISS store has no config)"
@@ -105,6 +116,11 @@ class FaissStore(VectorStore):
             or ``"l2"`` (score = minus the squared L2 distance, so higher is always better).
         index: ``"flat"`` (exact, default) or ``"hnsw"`` (approximate, for large corpora).
         hnsw_m, ef_construction, ef_search: HNSW graph degree and beam widths.
+        precision: ``"float32"`` (exact), ``"int8"`` (``IndexScalarQuantizer`` QT_8bit) or ``"binary"``
+            (``IndexBinaryFlat`` over sign bits); a compact search fetches ``rescore`` x top_k candidates and
+            re-scores them with the float vectors, which the store keeps (RAM; ``get_vectors`` returns them).
+            Recorded in ``store.json``; None (default) opens a saved folder at its own precision.
+        rescore: the oversampling factor of a compact search (default 4).
 
     Scores are similarities, best first: for ``cosine`` the cosine similarity in [-1, 1].
     """
@@ -112,6 +128,11 @@ class FaissStore(VectorStore):
     settings_class: ClassVar[type[FaissSettings]] = FaissSettings
     kind: ClassVar[str] = "faiss"
     settings: FaissSettings
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
+    keyword_support: ClassVar[str] = "client"
+    keyword_note: ClassVar[str] = (
+        "FAISS stores vectors only: BM25 (bm25s) over retrieval.tokenize terms, saved beside the index"
+    )
 
     def __init__(
         self,
@@ -123,11 +144,14 @@ class FaissStore(VectorStore):
         hnsw_m: int = 32,
         ef_construction: int = 200,
         ef_search: int = 128,
+        precision: str | None = None,
+        rescore: int = 4,
     ) -> None:
         super().__init__(embedder)
         folder = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
         self.settings = s = FaissSettings(path=folder, metric=metric, index=index, hnsw_m=hnsw_m,
-                                          ef_construction=ef_construction, ef_search=ef_search)
+                                          ef_construction=ef_construction, ef_search=ef_search,
+                                          precision=precision, rescore=rescore)
         self._faiss = _faiss()
         self.path: Path | None = Path(s.path) if s.path is not None else None
         self.metric = s.metric
@@ -144,6 +168,10 @@ class FaissStore(VectorStore):
         self._dead: set[int] = set()  # HNSW slots deleted but still in the graph (HNSW cannot remove)
         self._next_slot = 0
         self._generation = 0
+        self._compact: Any = None  # the int8/binary search index beside the float one (precision != float32)
+        self._compact_trained_on = 0
+        self._keywords: KeywordIndex | None = None  # built on first keyword search, then kept up to date
+        self._keywords_file: Path | None = None  # the saved one, read when first needed
         if self.path is not None and (self.path / "store.json").exists():
             self._read(self.path)
             self._sync_settings()
@@ -151,7 +179,7 @@ class FaissStore(VectorStore):
     @classmethod
     def from_settings(cls, settings: FaissSettings, embedder: Embedder) -> FaissStore:
         """Open (or start) the store ``settings`` describe."""
-        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        fields = settings.store_fields()  # the space card settings: VectorStore.from_config
         return cls(embedder, **fields)
 
     def _sync_settings(self) -> None:
@@ -205,6 +233,9 @@ class FaissStore(VectorStore):
             self._generation += 1
             gen = self._generation
             index_name, records_name = f"index-{gen}.faiss", f"records-{gen}.jsonl"
+            keywords_name = f"keywords-{gen}.jsonl" if self._keywords is not None else None
+            if self._keywords is not None:
+                self._keywords.save(target / f"keywords-{gen}.jsonl")
             if self._index is not None:
                 self._faiss.write_index(self._index, str(target / index_name))
             with open(target / records_name, "w", encoding="utf-8") as fh:
@@ -218,12 +249,14 @@ class FaissStore(VectorStore):
                 "dimension": self._dim,
                 "metric": self.metric,
                 "index": self.index_kind,
+                "precision": self.precision,
                 "hnsw": {"m": self.hnsw_m, "ef_construction": self.ef_construction, "ef_search": self.ef_search},
                 "count": len(self._records),
                 "next_slot": self._next_slot,
                 "dead": sorted(self._dead),
                 "generation": gen,
-                "files": {"index": index_name if self._index is not None else None, "records": records_name},
+                "files": {"index": index_name if self._index is not None else None, "records": records_name,
+                          "keywords": keywords_name},
                 "embedder": self.embedder.to_config(),
                 "space_card": json.loads(self._memory_card) if getattr(self, "_memory_card", None) else None,
             }
@@ -231,8 +264,10 @@ class FaissStore(VectorStore):
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(manifest, fh, indent=2, ensure_ascii=False)
             os.replace(tmp, target / "store.json")
-            keep = {index_name, records_name, "store.json"}
-            for old in list(target.glob("index-*.faiss")) + list(target.glob("records-*.jsonl")):
+            keep = {index_name, records_name, "store.json", keywords_name}
+            self._keywords_file = target / keywords_name if keywords_name else None
+            olds = [*target.glob("index-*.faiss"), *target.glob("records-*.jsonl"), *target.glob("keywords-*.jsonl")]
+            for old in olds:
                 if old.name not in keep:
                     old.unlink(missing_ok=True)
         if self.path is None:
@@ -264,6 +299,8 @@ class FaissStore(VectorStore):
             raise DimensionMismatchError(dim, actual, where, f"saved with {model!r}, embedder is {self.embedder.model!r}")
         self.metric = manifest["metric"]
         self.index_kind = manifest["index"]
+        # A folder saved before precisions existed holds float32 vectors only.
+        self._settle_precision(manifest.get("precision") or "float32")
         hnsw = manifest.get("hnsw") or {}
         self.hnsw_m = int(hnsw.get("m", self.hnsw_m))
         self.ef_construction = int(hnsw.get("ef_construction", self.ef_construction))
@@ -274,6 +311,8 @@ class FaissStore(VectorStore):
         self._dead = {int(s) for s in manifest.get("dead", [])}
         self._generation = int(manifest.get("generation", 0))
         files = manifest.get("files") or {}
+        if files.get("keywords"):
+            self._keywords_file = folder / files["keywords"]
         if files.get("index"):
             self._index = self._faiss.read_index(str(folder / files["index"]))
             if self._index.d != dim:
@@ -292,6 +331,8 @@ class FaissStore(VectorStore):
                 f"{where!r}: the index holds {ntotal} vectors but the records file {len(self._records)} "
                 f"(+{len(self._dead)} deleted); the folder is inconsistent"
             )
+        if self.precision != "float32" and self._index is not None:
+            self._rebuild_compact()  # not saved: rebuilt from the float vectors (int8 trained on all of them)
 
     def _check_model(self, saved: str | None, where: str) -> None:
         if not saved or saved == self.embedder.model:
@@ -327,6 +368,11 @@ class FaissStore(VectorStore):
                 )
             if self._index is None:
                 self._index = self._new_index(self._dim)
+            if self.precision == "binary" and self._dim % 8:
+                raise ConfigurationError(
+                    f"FAISS store {self.name!r}: precision='binary' packs 8 dimensions per byte; "
+                    f"{self._dim} is not a multiple of 8"
+                )
             return self._dim
 
     def _new_index(self, dim: int) -> Any:
@@ -345,6 +391,7 @@ class FaissStore(VectorStore):
     ) -> None:
         self._unsaved = True
         with self._lock:
+            keywords = self._keywords_if_kept()
             assert self._dim is not None and self._index is not None
             # Embedder output is already unit-norm; stored as is, so get_vectors() returns it bit for bit.
             vecs = as_float32_matrix(vectors, dim=self._dim, where=self.name)
@@ -370,13 +417,19 @@ class FaissStore(VectorStore):
                 self._index.add_with_ids(
                     np.ascontiguousarray(vecs[new_rows]), np.asarray(new_slots, dtype=np.int64)
                 )
+                if self.precision != "float32":
+                    self._add_compact(np.ascontiguousarray(vecs[new_rows]), np.asarray(new_slots, dtype=np.int64))
             self._drop_slots(stale)
+            if keywords is not None and new_rows:
+                keywords.add([ids[r] for r in new_rows], [texts[r] for r in new_rows])
 
     def _drop_slots(self, slots: list[int]) -> None:
         if not slots:
             return
         for s in slots:
             self._records.pop(s, None)
+        if self._compact is not None:
+            self._compact.remove_ids(np.asarray(slots, dtype=np.int64))
         if self.index_kind == "hnsw":
             self._dead.update(slots)
             if len(self._dead) > max(1000, len(self._records)):
@@ -409,7 +462,10 @@ class FaissStore(VectorStore):
                     return []
                 if self.index_kind == "flat" or len(allowed) <= _EXACT_FILTER_LIMIT:
                     return self._exact(q[0], allowed, top_k)
-            scores, labels = self._faiss_search(q, top_k, allowed)
+            if self._compact is not None and allowed is None:
+                scores, labels = self._compact_search(q, top_k)
+            else:
+                scores, labels = self._faiss_search(q, top_k, allowed)
             hits: list[Hit] = []
             for score, slot in zip(scores.tolist(), labels.tolist(), strict=True):
                 rec = self._records.get(slot) if slot >= 0 else None
@@ -436,6 +492,85 @@ class FaissStore(VectorStore):
         distances, labels = self._index.search(q, k_eff, params=params)
         scores = -distances[0] if self.metric == "l2" else distances[0]
         return scores, labels[0]
+
+    # ---------------------------------------------------------------- compact vectors (precision int8 / binary)
+    def _new_compact(self, dim: int) -> Any:
+        faiss = self._faiss
+        if self.precision == "binary":
+            return faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(dim))
+        ftype = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        sq = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, ftype)
+        # Per-dimension min/max of the training vectors, widened by 20% each side: later vectors beyond
+        # it are clipped, which the float rescoring absorbs (and the index is retrained as the store grows).
+        sq.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
+        sq.sq.rangestat_arg = 0.2
+        return faiss.IndexIDMap2(sq)
+
+    def _add_compact(self, vecs: np.ndarray, slots: np.ndarray) -> None:
+        if self._compact is None:
+            self._compact = self._new_compact(vecs.shape[1])
+            if self.precision == "int8":
+                self._compact.train(vecs)
+                self._compact_trained_on = len(vecs)
+        if self.precision == "binary":
+            self._compact.add_with_ids(np.packbits(vecs > 0, axis=1), slots)
+            return
+        self._compact.add_with_ids(vecs, slots)
+        # Trained on the first batch; retrained on everything each time the store outgrows it 4x (up to
+        # 65,536 training vectors), so ingestion in small batches ends with ranges fit to the data.
+        if self._compact_trained_on < 65536 and self._compact.ntotal >= 4 * self._compact_trained_on:
+            self._rebuild_compact()
+
+    def _float_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every live (slot, float vector) of the float index, read without copying one by one."""
+        faiss = self._faiss
+        inner = faiss.downcast_index(self._index.index)
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if isinstance(inner, faiss.IndexFlat):
+            vecs = faiss.vector_to_array(inner.codes).view(np.float32).reshape(inner.ntotal, inner.d)
+        else:
+            vecs = np.stack([self._index.reconstruct(int(i)) for i in ids]) if len(ids) else np.empty((0, inner.d), np.float32)
+        return ids, np.array(vecs, dtype=np.float32)
+
+    def _rebuild_compact(self) -> None:
+        """The compact index built afresh from the float vectors (int8: trained on all of them)."""
+        ids, vecs = self._float_rows()
+        if self._dead:
+            keep = ~np.isin(ids, np.fromiter(self._dead, dtype=np.int64, count=len(self._dead)))
+            ids, vecs = ids[keep], vecs[keep]
+        self._compact = None
+        self._compact_trained_on = 0
+        if len(ids):
+            self._compact = self._new_compact(vecs.shape[1])
+            if self.precision == "int8":
+                self._compact.train(vecs)
+                self._compact_trained_on = len(vecs)
+            self._compact.add_with_ids(np.packbits(vecs > 0, axis=1) if self.precision == "binary" else vecs, ids)
+
+    def _compact_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``rescore`` x k candidates from the compact index, re-scored with the float vectors."""
+        k_eff = min(k, len(self._records))
+        fetch = min(max(k_eff * self.rescore, k_eff), self._compact.ntotal)
+        code = np.packbits(q > 0, axis=1) if self.precision == "binary" else q
+        _, labels = self._compact.search(code, fetch)
+        slots = [int(s) for s in labels[0] if s >= 0 and int(s) in self._records]
+        if not slots:
+            return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
+        vecs = np.stack([self._index.reconstruct(s) for s in slots])
+        if self.metric == "l2":
+            diff = vecs - q[0]
+            scores = -np.einsum("ij,ij->i", diff, diff)
+        else:
+            scores = vecs @ q[0]
+        order = np.argsort(-scores, kind="stable")[:k_eff]
+        return scores[order], np.asarray(slots, dtype=np.int64)[order]
+
+    def compact_bytes(self) -> int:
+        """Bytes the compact (int8/binary) search index holds for its vectors (0 at float32)."""
+        if self._compact is None:
+            return 0
+        inner = self._faiss.downcast_index(self._compact.index) if self.precision == "int8" else self._compact.index
+        return int(inner.ntotal * inner.code_size)
 
     def _exact(self, q: np.ndarray, slots: list[int], top_k: int) -> list[Hit]:
         vecs = np.stack([self._index.reconstruct(int(s)) for s in slots])
@@ -491,9 +626,52 @@ class FaissStore(VectorStore):
         """Delete records by id (missing ids are ignored)."""
         ids = check_ids(ids)
         with self._lock:
+            keywords = self._keywords_if_kept()
             slots = [self._slot_of.pop(i) for i in ids if i in self._slot_of]
             self._unsaved = self._unsaved or bool(slots)
             self._drop_slots(slots)
+            if keywords is not None:
+                keywords.delete(ids)
+
+    # ---------------------------------------------------------------- keyword side
+    def _keywords_if_kept(self) -> KeywordIndex | None:
+        """The keyword index when this store keeps one (built here, or saved in its folder)."""
+        if self._keywords is None and self._keywords_file is not None:
+            return self.build_keyword_index()
+        return self._keywords
+
+    def build_keyword_index(self) -> KeywordIndex:
+        """The BM25 index of the stored texts: read from the folder when it was saved with one (and still
+        holds the same ids), else built from the stored texts, once per process; every later write and
+        delete updates it, and ``save()`` writes it."""
+        with self._lock:
+            if self._keywords is not None:
+                return self._keywords
+            index = None
+            if self._keywords_file is not None and self._keywords_file.exists():
+                index = KeywordIndex.load(self._keywords_file)
+                if set(index.ids()) != set(self._slot_of):
+                    logger.warning("%s: the saved keyword index does not match the records; rebuilding it", self.name)
+                    index = None
+            if index is None:
+                index = KeywordIndex()
+                records = list(self._records.values())
+                index.add([r[0] for r in records], [r[1] for r in records])
+            self._keywords = index
+            return index
+
+    def _search_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        index = self.build_keyword_index()
+        with self._lock:
+            allowed = self._allowed(filter)
+            keep = None if allowed is None else {self._records[s][0] for s in allowed}
+            found = index.search(query, top_k, None if keep is None else keep.__contains__)
+            hits = []
+            for rid, score in found:
+                hit = self._hit(self._records[self._slot_of[rid]], score)
+                hit.keyword_score = score
+                hits.append(hit)
+            return hits
 
     # ---------------------------------------------------------------- extras
     def add_embeddings(

@@ -14,6 +14,14 @@ The collection has four fields: a VARCHAR primary key (content-hash ids by defau
 and metric that created it are recorded in the collection's properties (and its description), and
 every later store on the same collection is checked against them before anything is written.
 
+Keyword search (``search(..., mode="keyword" | "hybrid")``) is Milvus's own BM25 function (Milvus 2.5+ and
+Milvus Lite): a new collection's text field gets an analyzer (``DEFAULT_ANALYZER``: the jieba tokenizer, so
+Chinese is cut into words, lowercase and a small stop list; settable as ``keyword_analyzer``), a SPARSE_FLOAT_VECTOR field
+``text_bm25`` that Milvus fills from the text on every insert, and a SPARSE_INVERTED_INDEX with metric BM25.
+Filters apply as for dense search; a delete removes the row's terms. A collection created without it
+(``keyword=False``, by another tool, or on a server older than 2.5, which has no BM25 function) refuses
+keyword search with ConfigurationError naming the cause.
+
 pymilvus is imported lazily. This module never reads ``MILVUS_URI``; pymilvus itself reads it (and a
 ``.env`` file) at import time and fails on a ``.db`` path there, which is reported as a
 ConfigurationError naming the variable.
@@ -26,6 +34,8 @@ import dataclasses
 import json
 import logging
 import os
+import re
+import string
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -40,6 +50,7 @@ from ..errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+from ..retrieval import STOP_WORDS
 from ..settings import check_bool, check_choice, check_int, check_number, check_str
 from ..vectors import as_float32_matrix
 from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
@@ -61,6 +72,19 @@ PROP_MODEL = "qwen_embed.model"
 PROP_DIMENSION = "qwen_embed.dimension"
 PROP_METRIC = "qwen_embed.metric"
 PROP_VERSION = "qwen_embed.version"
+#: the analyzer of the text field of a new collection with keyword search: jieba cuts Chinese into words and
+#: keeps other scripts' words (Milvus's "chinese" analyzer adds the cnalphanumonly filter, which would drop
+#: identifiers such as ``parse_args``; milvus-lite 3.2 knows the jieba and standard tokenizers only), then
+#: lowercase and a stop filter: ``retrieval.STOP_WORDS`` (the client-side tokenizer's list) and the punctuation
+#: jieba returns as tokens of their own
+DEFAULT_ANALYZER: Mapping[str, Any] = {
+    "tokenizer": "jieba",
+    "filter": ["lowercase", {"type": "stop", "stop_words": sorted(
+        STOP_WORDS | set(string.punctuation) | set("，。、；：？！“”‘’（）《》【】…—") | {"...", "()", "[]", "{}", "--"}
+    )}],
+}
+#: the first Milvus release with the BM25 function (Milvus 2.5 release notes: full-text search)
+BM25_SINCE = (2, 5)
 
 
 class _LiteAllocTimestampFilter(logging.Filter):
@@ -131,6 +155,9 @@ class MilvusSettings(StoreSettings):
     timeout: float | None = None
     write_batch_size: int | None = None
     use_async_client: bool = True
+    keyword: bool = True
+    keyword_field: str = "text_bm25"
+    keyword_analyzer: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.metric, str):  # "cosine" and "COSINE" are one metric
@@ -158,9 +185,27 @@ class MilvusSettings(StoreSettings):
         check_number("timeout", self.timeout, positive=True, optional=True)
         check_int("write_batch_size", self.write_batch_size, minimum=1, optional=True)
         check_bool("use_async_client", self.use_async_client)
+        check_bool("keyword", self.keyword)
+        check_str("keyword_field", self.keyword_field)
+        if self.keyword_analyzer is not None and not isinstance(self.keyword_analyzer, Mapping):
+            raise ConfigurationError(f"keyword_analyzer must be a dict, got {type(self.keyword_analyzer).__name__}")
 
     def missing_location(self) -> str | None:
         return None if self.uri else "needs 'uri' (a Milvus Lite .db path or an http(s):// URI)"
+
+
+def bm25_supported(server_version: str) -> bool:
+    """Whether a Milvus server of ``server_version`` (``MilvusClient.get_server_version()``) has the BM25
+    function: Milvus 2.5 and later, and Milvus Lite (milvus-lite 3.x answers ``milvus_lite-3.2.2`` and runs
+    it). An unreadable version is given the benefit of the doubt (the server then answers for itself).
+
+    >>> bm25_supported("v2.3.5"), bm25_supported("v2.5.4"), bm25_supported("milvus_lite-3.2.2")
+    (False, True, True)
+    """
+    if server_version.startswith("milvus_lite"):
+        return True
+    found = re.match(r"v?(\d+)\.(\d+)", server_version.strip())
+    return found is None or (int(found.group(1)), int(found.group(2))) >= BM25_SINCE
 
 
 def _utf8_len(s: str) -> int:
@@ -307,9 +352,22 @@ class MilvusStore(VectorStore):
     ``consistency_level`` (Strong by default, so ``count()`` sees what was just written) and
     ``async_client`` (an ``AsyncMilvusClient`` for the async twins; by default one is opened on the same
     URI in each event loop that uses the store).
+
+    Keyword search: ``keyword`` (default True) gives a new collection Milvus's BM25 function over the text
+    (``keyword_field``, ``keyword_analyzer``); an existing collection keeps what it was created with.
     """
 
+    keyword_support: ClassVar[str] = "native"
+    keyword_note: ClassVar[str] = (
+        "native: Milvus's BM25 function (Milvus 2.5+, Milvus Lite) over the text with a jieba analyzer; "
+        "a server older than 2.5 (such as standalone 2.3.5) has none and refuses keyword search"
+    )
     settings_class: ClassVar[type[MilvusSettings]] = MilvusSettings
+    precision_note: ClassVar[str] = (
+        "MilvusStore does not map precision to a Milvus index yet; a quantized index can be chosen directly "
+        "with index_type='IVF_SQ8' or 'HNSW_SQ' (+ index_params, e.g. refine='FP32'), which Milvus Lite 3.2.2 "
+        "accepts; binary needs a BINARY_VECTOR field, a type Milvus Lite 3.2.2 refuses"
+    )
     kind: ClassVar[str] = "milvus"
     settings: MilvusSettings
 
@@ -336,6 +394,11 @@ class MilvusStore(VectorStore):
         write_batch_size: int | None = None,
         async_client: Any = None,
         use_async_client: bool = True,
+        precision: str | None = None,
+        rescore: int = 4,
+        keyword: bool = True,
+        keyword_field: str = "text_bm25",
+        keyword_analyzer: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(embedder)
         given_uri = os.fspath(uri_or_client) if isinstance(uri_or_client, (str, os.PathLike)) else None
@@ -344,9 +407,13 @@ class MilvusStore(VectorStore):
             index_type=index_type, index_params=dict(index_params or {}), text_max_length=text_max_length,
             id_max_length=id_max_length, id_field=id_field, text_field=text_field, metadata_field=metadata_field,
             vector_field=vector_field, consistency_level=consistency_level, timeout=timeout,
-            write_batch_size=write_batch_size, use_async_client=use_async_client,
+            write_batch_size=write_batch_size, use_async_client=use_async_client, keyword=keyword,
+            keyword_field=keyword_field,
+            keyword_analyzer=None if keyword_analyzer is None else dict(keyword_analyzer),
+            precision=precision, rescore=rescore,
         )
         self.collection = s.collection
+        self._check_precision()
         self.metric = s.metric
         self.text_max_length = s.text_max_length
         self.id_max_length = s.id_max_length
@@ -408,6 +475,13 @@ class MilvusStore(VectorStore):
         self._dimension: int | None = None  # the collection's, once checked
         self._loaded = False
         self._closed = False
+        #: the collection's BM25 output field (None: it has none), read with the dimension
+        self._bm25_field: str | None = None
+        self._server_version: str | None = None
+        # Milvus Lite rebuilds the BM25 index of its unflushed rows on every search (0.9 s a query at 3,000
+        # rows here, 9 ms once flushed): a keyword search flushes first when this process may have left rows
+        # unflushed (milvus_lite/engine/collection.py, the memtable's sparse index is built per search)
+        self._unflushed = True
 
     # ------------------------------------------------------------------ connection
     @staticmethod
@@ -439,7 +513,7 @@ class MilvusStore(VectorStore):
     @classmethod
     def from_settings(cls, settings: MilvusSettings, embedder: Embedder) -> MilvusStore:
         """Open the store ``settings`` describe (the token read from ``token_env``)."""
-        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        fields = settings.store_fields()  # the space card settings: VectorStore.from_config
         return cls(fields.pop("uri"), fields.pop("collection"), embedder, **fields)
 
     def close(self) -> None:
@@ -521,13 +595,30 @@ class MilvusStore(VectorStore):
         )
         schema = pm.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
         schema.add_field(self.id_field, DataType.VARCHAR, is_primary=True, max_length=self.id_max_length)
-        schema.add_field(self.text_field, DataType.VARCHAR, max_length=self.text_max_length)
+        keyword = self.settings.keyword and bm25_supported(self.server_version())
+        if self.settings.keyword and not keyword:
+            logger.warning(
+                "Milvus server %s has no BM25 function (Milvus %d.%d+): collection %r is created without keyword "
+                "search", self.server_version(), *BM25_SINCE, self.collection,
+            )
+        text_params: dict[str, Any] = (
+            {"enable_analyzer": True, "analyzer_params": dict(self.settings.keyword_analyzer or DEFAULT_ANALYZER)}
+            if keyword else {}
+        )
+        schema.add_field(self.text_field, DataType.VARCHAR, max_length=self.text_max_length, **text_params)
         schema.add_field(self.metadata_field, DataType.JSON)
         schema.add_field(self.vector_field, DataType.FLOAT_VECTOR, dim=dim)
         index = self.client.prepare_index_params()
         index.add_index(
             self.vector_field, index_type=self.index_type, metric_type=self.metric, params=self.index_params
         )
+        if keyword:
+            schema.add_field(self.settings.keyword_field, DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(pm.Function(
+                name=f"{self.text_field}_bm25", function_type=pm.FunctionType.BM25,
+                input_field_names=[self.text_field], output_field_names=[self.settings.keyword_field],
+            ))
+            index.add_index(self.settings.keyword_field, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         properties = {
             PROP_MODEL: self.embedder.model,
             PROP_DIMENSION: str(dim),
@@ -543,6 +634,7 @@ class MilvusStore(VectorStore):
             timeout=self.timeout,
         )
         self._loaded = True  # create_collection with index_params loads it
+        self._bm25_field = self.settings.keyword_field if keyword else None
         logger.info(
             "created Milvus collection %r: dim=%d metric=%s index=%s model=%s",
             self.collection, dim, self.metric, self.index_type, self.embedder.model,
@@ -566,6 +658,7 @@ class MilvusStore(VectorStore):
             ) from None
         props = info.get("properties") or {}
         recorded_model = props.get(PROP_MODEL)
+        self._bm25_field = self._bm25_output(info)
         if dim != want:
             detail = f"created with model {recorded_model!r}" if recorded_model else ""
             detail += f"{'; ' if detail else ''}this embedder is {self.embedder.model!r}"
@@ -604,6 +697,26 @@ class MilvusStore(VectorStore):
                 self.collection, recorded_model, self.embedder.model, dim,
             )
         return dim
+
+    def _bm25_output(self, info: Mapping[str, Any]) -> str | None:
+        """The output field of the collection's BM25 function over the text field, or None."""
+        bm25 = self._pymilvus.FunctionType.BM25
+        for fn in info.get("functions") or []:
+            kind = fn.get("type")
+            if (kind == bm25 or getattr(kind, "name", kind) == "BM25") and self.text_field in (fn.get("input_field_names") or []):
+                outputs = fn.get("output_field_names") or []
+                return str(outputs[0]) if outputs else None
+        return None
+
+    def server_version(self) -> str:
+        """The server's version as it reports it (``v2.5.4``; Milvus Lite: ``milvus_lite-3.2.2``), asked once."""
+        if self._server_version is None:
+            try:
+                self._server_version = str(self.client.get_server_version(timeout=self.timeout))
+            except Exception as exc:  # a proxy that does not answer it: let the server decide later
+                logger.debug("get_server_version failed: %s", exc)
+                self._server_version = "unknown"
+        return self._server_version
 
     def _existing_metric(self, props: Mapping[str, Any]) -> str | None:
         try:
@@ -680,6 +793,7 @@ class MilvusStore(VectorStore):
 
     def _write(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
         rows = self._rows(ids, vectors, texts, metadatas)
+        self._unflushed = True
         res = self.client.upsert(self.collection, rows, timeout=self.timeout)
         self._check_upsert(res, len(rows))
 
@@ -689,6 +803,7 @@ class MilvusStore(VectorStore):
             await super()._awrite(ids, vectors, texts, metadatas)
             return
         rows = self._rows(ids, vectors, texts, metadatas)
+        self._unflushed = True
         res = await aclient.upsert(self.collection, rows, timeout=self.timeout)
         self._check_upsert(res, len(rows))
 
@@ -752,6 +867,71 @@ class MilvusStore(VectorStore):
             return await super()._asearch_vector(vector, top_k, filter)
         return self._hits(await aclient.search(**self._search_args(vector, top_k, filter)))
 
+    # ------------------------------------------------------------------ keyword search
+    def _keyword_args(self, query: str, top_k: int, filter: Any) -> dict[str, Any] | None:
+        """The search arguments of a BM25 search, or None when the collection does not exist yet.
+        ConfigurationError when the collection has no BM25 function, naming why."""
+        if self._dimension is None:
+            if not self.client.has_collection(self.collection, timeout=self.timeout):
+                return None
+            self.ensure_dimension()
+        if self._bm25_field is None:
+            version = self.server_version()
+            if not bm25_supported(version):
+                raise ConfigurationError(
+                    f"Milvus server {version} has no BM25 function (it came with Milvus {BM25_SINCE[0]}.{BM25_SINCE[1]}), "
+                    f"so collection {self.collection!r} cannot be searched by keyword: mode 'keyword' and 'hybrid' "
+                    "need Milvus 2.5+ or Milvus Lite; dense search works as before"
+                )
+            raise ConfigurationError(
+                f"Milvus collection {self.collection!r} has no BM25 function over field {self.text_field!r} (it was "
+                "created before keyword search existed here, by another tool, or with keyword=False), so mode "
+                "'keyword' and 'hybrid' cannot run on it: ingest into a new collection (keyword=True, the default) "
+                "to search it by keyword"
+            )
+        if self._unflushed and self.server_version().startswith("milvus_lite"):
+            self.client.flush(self.collection, timeout=self.timeout)
+            self._unflushed = False
+        return {
+            "collection_name": self.collection,
+            "data": [query],
+            "limit": top_k,
+            "filter": filter_expression(filter, metadata_field=self.metadata_field),
+            "output_fields": [self.text_field, self.metadata_field],
+            "anns_field": self._bm25_field,
+            "search_params": {"metric_type": "BM25"},
+            "consistency_level": self.consistency_level,
+            "timeout": self.timeout,
+        }
+
+    def _keyword_hits(self, res: Any) -> list[Hit]:
+        hits: list[Hit] = []
+        for h in res[0] if res else []:
+            entity = h.get("entity") or {}
+            # A Milvus server returns the BM25 score as the distance; milvus-lite 3.2 returns its negation
+            # (milvus_lite/index/sparse_inverted.py: "distance = -bm25_score"). BM25 is never negative.
+            score = abs(float(h.get("distance")))
+            hits.append(Hit(
+                id=str(h.get("id", entity.get(self.id_field))), score=score, keyword_score=score,
+                text=entity.get(self.text_field), metadata=dict(entity.get(self.metadata_field) or {}),
+            ))
+        return hits
+
+    def _search_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        args = self._keyword_args(query, top_k, filter)
+        if args is None:
+            return []
+        return self._keyword_hits(self._reloaded(self.client.search, **args))
+
+    async def _asearch_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        aclient = self._async_client()
+        if aclient is None:
+            return await super()._asearch_keyword(query, top_k, filter)
+        args = await asyncio.to_thread(self._keyword_args, query, top_k, filter)
+        if args is None:
+            return []
+        return self._keyword_hits(await aclient.search(**args))
+
     # ------------------------------------------------------------------ count / delete
     def count(self) -> int:
         """How many records the collection holds (0 when it does not exist yet)."""
@@ -781,6 +961,7 @@ class MilvusStore(VectorStore):
         id_list = check_ids(ids)
         if not id_list or not self._ensure_loaded():
             return
+        self._unflushed = True
         self.client.delete(self.collection, ids=id_list, timeout=self.timeout)
 
     async def adelete(self, ids: Sequence[str]) -> None:
@@ -790,6 +971,7 @@ class MilvusStore(VectorStore):
             return
         if not self._loaded and not await asyncio.to_thread(self._ensure_loaded):
             return
+        self._unflushed = True
         aclient = self._async_client()
         if aclient is None:
             await asyncio.to_thread(self.client.delete, self.collection, ids=id_list, timeout=self.timeout)
@@ -801,10 +983,11 @@ class MilvusStore(VectorStore):
         self.client.drop_collection(self.collection, timeout=self.timeout)
         self._dimension = None
         self._loaded = False
+        self._bm25_field = None
 
 
 __all__ = [
-    "METRICS", "PROP_DIMENSION", "PROP_METRIC", "PROP_MODEL", "PROP_VERSION", "SPACE_CARD_PROPERTY",
-    "VARCHAR_MAX", "MilvusSettings", "MilvusStore", "collection_dimension", "filter_expression",
+    "BM25_SINCE", "DEFAULT_ANALYZER", "METRICS", "PROP_DIMENSION", "PROP_METRIC", "PROP_MODEL", "PROP_VERSION", "SPACE_CARD_PROPERTY",
+    "VARCHAR_MAX", "MilvusSettings", "MilvusStore", "bm25_supported", "collection_dimension", "filter_expression",
     "milvus_rows",
 ]

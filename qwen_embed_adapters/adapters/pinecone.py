@@ -24,6 +24,20 @@ What this adapter does that hand-written glue usually gets wrong:
 - every upsert answer is checked (``upserted_count``); a failed request raises ``WriteError`` with
   the ids that were written and those that were not (the SDK's own ``batch_size=`` path reports
   failed batches without raising, so it is not used).
+
+Keyword search (``search(..., mode="keyword" | "hybrid")``) uses Pinecone's sparse-dense records, which
+Pinecone queries only on indexes with the ``dotproduct`` metric ("Only indexes using the dotproduct distance
+metric support querying sparse-dense vectors", https://docs.pinecone.io/reference/known-limitations). So it is
+opt-in: ``PineconeStore.create(pc, name, embedder, metric="dotproduct", keyword=True)``. Dense scores are
+unchanged on such an index (the embedder's vectors are unit length, so the dot product is the cosine). Each
+record then carries ``sparse_values``: the BM25 term-frequency weights of its text's ``retrieval.tokenize``
+terms (``adapters/sparse.py``; at most 1,000, Pinecone's limit of non-zero sparse values,
+https://docs.pinecone.io/docs/limits). A keyword query sends the query's terms as ``sparse_vector`` with an
+all-zero dense ``vector``: Pinecone's convex combination ``alpha * dense + (1 - alpha) * sparse`` at
+``alpha = 0`` (https://docs.pinecone.io/guides/search/hybrid-search), so the score is the sparse dot product;
+records sharing no term (score 0) are dropped. There is no inverse document frequency: a vector index keeps
+no corpus statistics, so a common term weighs as much as a rare one (Qdrant's and Milvus's keyword sides
+have it). Hybrid search fuses this with the dense query by reciprocal rank, as on every store.
 """
 
 from __future__ import annotations
@@ -47,8 +61,9 @@ from ..errors import (
     MissingDependencyError,
     WriteError,
 )
-from ..settings import check_choice, check_int, check_str
+from ..settings import check_bool, check_choice, check_int, check_str
 from ..vectors import to_list
+from . import sparse
 from .base import Hit, StoreSettings, VectorStore, check_ids, secret_from_env
 
 logger = logging.getLogger(__name__)
@@ -66,6 +81,8 @@ MAX_IDS_PER_REQUEST = 1000
 #: ids per fetch request in ``existing_ids`` (ids travel in the URL, so keep it short)
 FETCH_BATCH = 100
 METRICS = ("cosine", "euclidean", "dotproduct")
+#: Pinecone's limit of non-zero values in one sparse vector (https://docs.pinecone.io/docs/limits)
+MAX_SPARSE_VALUES = 1000
 DEFAULT_NAMESPACE_NAMES = ("", "__default__")
 _ID_MAX_LEN = 512
 
@@ -105,6 +122,21 @@ def index_dimension(index: Any) -> int | None:
     return int(dim) if dim else None
 
 
+def _keyword_metric_message(name: str, metric: str | None) -> str:
+    return (
+        f"Pinecone index {name!r} uses metric {metric!r}; keyword search needs sparse-dense records, which Pinecone "
+        "queries only on dotproduct indexes (https://docs.pinecone.io/reference/known-limitations): create one "
+        "with PineconeStore.create(pc, name, embedder, metric='dotproduct', keyword=True) and ingest into it"
+    )
+
+
+_NO_KEYWORD_NOTE = (
+    "it was opened without keyword=True, so its records carry no sparse values; Pinecone queries sparse values "
+    "only on dotproduct indexes (https://docs.pinecone.io/reference/known-limitations): create one with "
+    "PineconeStore.create(pc, name, embedder, metric='dotproduct', keyword=True) and ingest into it"
+)
+
+
 #: where the Pinecone SDK sends control-plane calls unless told otherwise
 DEFAULT_CONTROLLER_HOST = "https://api.pinecone.io"
 
@@ -127,6 +159,7 @@ class PineconeSettings(StoreSettings):
     max_batch_vectors: int = MAX_UPSERT_VECTORS
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_metadata_bytes: int = MAX_METADATA_BYTES
+    keyword: bool = False
 
     def validate(self) -> None:
         for name in ("host", "index", "controller_host"):
@@ -139,6 +172,9 @@ class PineconeSettings(StoreSettings):
         check_int("max_batch_vectors", self.max_batch_vectors, minimum=1, maximum=MAX_UPSERT_VECTORS)
         check_int("max_request_bytes", self.max_request_bytes, minimum=1, maximum=MAX_REQUEST_BYTES)
         check_int("max_metadata_bytes", self.max_metadata_bytes, minimum=1, maximum=MAX_METADATA_BYTES)
+        check_bool("keyword", self.keyword)
+        if self.keyword and self.metric not in (None, "dotproduct"):
+            raise ConfigurationError(_keyword_metric_message(self.index or self.host or "pinecone index", self.metric))
 
     def missing_location(self) -> str | None:
         return None if self.host or self.index else "needs 'host' or 'index'"
@@ -159,13 +195,25 @@ class PineconeStore(VectorStore):
         max_batch_vectors, max_request_bytes, max_metadata_bytes: Pinecone's limits; lower them
             only to send smaller requests.
         api_key_env: the variable that holds the key, recorded in ``to_config()`` (never the key).
+        keyword: write sparse values and allow keyword/hybrid search; the index must use the dotproduct
+            metric (see the module docstring). Off by default: the default cosine index cannot.
 
     >>> store = PineconeStore(pc.Index(host=host), FakeEmbedder(dimensions=64), namespace="docs")  # doctest: +SKIP
     >>> store.add_texts(["a text"], metadatas=[{"source": "a.md"}])  # doctest: +SKIP
     """
 
     text_key = "text"
+    keyword_support: ClassVar[str] = "native"
+    keyword_note: ClassVar[str] = (
+        "native on a dotproduct index opened with keyword=True: sparse-dense records of BM25 term-frequency "
+        "weights (no IDF: a Pinecone vector index keeps no corpus statistics); the default cosine index refuses, "
+        "since Pinecone queries sparse values only on dotproduct indexes"
+    )
     settings_class: ClassVar[type[PineconeSettings]] = PineconeSettings
+    precision_note: ClassVar[str] = (
+        "a Pinecone index stores the float32 values it is sent and offers no quantization setting to its "
+        "clients (docs.pinecone.io, 'Create an index': dimension, metric, spec, vector_type)"
+    )
     kind: ClassVar[str] = "pinecone"
     settings: PineconeSettings
 
@@ -182,13 +230,17 @@ class PineconeStore(VectorStore):
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_metadata_bytes: int = MAX_METADATA_BYTES,
         api_key_env: str = "PINECONE_API_KEY",
+        precision: str | None = None,
+        rescore: int = 4,
+        keyword: bool = False,
     ) -> None:
         super().__init__(embedder)
         host = getattr(index, "host", None)
         self.settings = PineconeSettings(
             host=host if isinstance(host, str) and host else None, index=name, namespace=namespace,
             api_key_env=api_key_env, metric=metric, max_batch_vectors=max_batch_vectors,
-            max_request_bytes=max_request_bytes, max_metadata_bytes=max_metadata_bytes,
+            max_request_bytes=max_request_bytes, max_metadata_bytes=max_metadata_bytes, keyword=keyword,
+            precision=precision, rescore=rescore,
         )
         if index is None or not hasattr(index, "upsert") or not hasattr(index, "query"):
             raise ConfigurationError(
@@ -198,12 +250,18 @@ class PineconeStore(VectorStore):
         self.namespace = namespace
         self.is_async = _is_async_index(index)
         self._name = name or str(getattr(index, "host", "") or "pinecone index")
+        self._check_precision()
         self._dimension = dimension
         self.metric = metric
         self._checked = False
         self.max_batch_vectors = max_batch_vectors
         self.max_request_bytes = max_request_bytes
         self.max_metadata_bytes = max_metadata_bytes
+        self.keyword = keyword
+        if not keyword:
+            # this store has no keyword side: search() refuses keyword/hybrid before any request, saying why
+            self.__dict__["keyword_support"] = "none"
+            self.__dict__["keyword_note"] = _NO_KEYWORD_NOTE
         self._owns_index = False
 
     def _repr_state(self) -> dict[str, Any]:
@@ -216,16 +274,19 @@ class PineconeStore(VectorStore):
         pinecone = _require_pinecone("PineconeStore.from_config")
         key = secret_from_env(settings.api_key_env, "the pinecone store")
         limits: dict[str, Any] = {"max_batch_vectors": settings.max_batch_vectors, "max_request_bytes": settings.max_request_bytes,
-                  "max_metadata_bytes": settings.max_metadata_bytes, "api_key_env": settings.api_key_env}
+                  "max_metadata_bytes": settings.max_metadata_bytes, "api_key_env": settings.api_key_env,
+                  "keyword": settings.keyword}
         if settings.host:
             store = cls(pinecone.Pinecone(api_key=key).Index(host=settings.host), embedder,
                         namespace=settings.namespace, name=settings.index, metric=settings.metric, **limits)
         else:
             assert settings.index is not None  # from_config checked the location
             pc = pinecone.Pinecone(api_key=key, **({"host": settings.controller_host} if settings.controller_host else {}))
-            store = cls.create(pc, settings.index, embedder, metric=settings.metric or "cosine", cloud=settings.cloud,
+            metric = settings.metric or ("dotproduct" if settings.keyword else "cosine")
+            store = cls.create(pc, settings.index, embedder, metric=metric, cloud=settings.cloud,
                                region=settings.region, namespace=settings.namespace, **limits)
         store.settings = settings  # as asked (create() learns the host, which the config need not name)
+        store._check_precision()
         return store
 
     @property
@@ -264,7 +325,7 @@ class PineconeStore(VectorStore):
         _require_pinecone("PineconeStore.create")
         if inspect.iscoroutinefunction(getattr(pc, "describe_index", None)):
             raise ConfigurationError("pc is an asyncio client: use `await PineconeStore.acreate(pc, ...)`")
-        dim = cls._check_create_args(name, embedder, metric)
+        dim = cls._check_create_args(name, embedder, metric, store_kwargs)
         if pc.has_index(name):
             desc = pc.describe_index(name)
         else:
@@ -299,7 +360,7 @@ class PineconeStore(VectorStore):
         _require_pinecone("PineconeStore.acreate")
         if not inspect.iscoroutinefunction(getattr(pc, "describe_index", None)):
             raise ConfigurationError("pc is not an asyncio client: use PineconeStore.create(pc, ...)")
-        dim = cls._check_create_args(name, embedder, metric)
+        dim = cls._check_create_args(name, embedder, metric, store_kwargs)
         if await pc.has_index(name):
             desc = await pc.describe_index(name)
         else:
@@ -347,12 +408,14 @@ class PineconeStore(VectorStore):
         return self
 
     @staticmethod
-    def _check_create_args(name: str, embedder: Embedder, metric: str) -> int:
+    def _check_create_args(name: str, embedder: Embedder, metric: str, store_kwargs: Mapping[str, Any]) -> int:
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?", name):
             raise ConfigurationError(
                 f"Pinecone index names are 1-45 lowercase letters, digits or '-', got {name!r}"
             )
         check_choice("metric", metric, METRICS)
+        if store_kwargs.get("keyword") and metric != "dotproduct":
+            raise ConfigurationError(_keyword_metric_message(name, metric))
         dim = embedder.dimension
         if not 1 <= dim <= MAX_DIMENSION:
             raise ConfigurationError(f"Pinecone dense indexes take 1..{MAX_DIMENSION} dimensions, got {dim}")
@@ -539,10 +602,16 @@ class PineconeStore(VectorStore):
         if self._dimension is not None and mat.shape[1] != self._dimension:
             raise DimensionMismatchError(self._dimension, mat.shape[1], self._name)
         rows: list[list[float]] = mat.tolist()  # Python floats, the exact float32 values
-        return [
+        records = [
             {"id": vid, "values": row, "metadata": self._full_metadata(text, meta)}
             for vid, row, text, meta in zip(ids, rows, texts, metadatas, strict=True)
         ]
+        if self.keyword:
+            for rec, text in zip(records, texts, strict=True):
+                indices, values = sparse.document_vector(text, max_terms=MAX_SPARSE_VALUES)
+                if indices:  # a text without keyword terms is a dense-only record
+                    rec["sparse_values"] = {"indices": indices, "values": values}
+        return records
 
     def plan_requests(self, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Cut upsert records into requests of at most ``max_batch_vectors`` vectors and
@@ -641,6 +710,45 @@ class PineconeStore(VectorStore):
         await self.aensure_dimension()
         return self._hits(await self.index.query(**self._query_kwargs(vector, top_k, filter)))
 
+    # ---------------------------------------------------------------- keyword search
+    def _keyword_kwargs(self, query: str, top_k: int, filter: Any) -> dict[str, Any] | None:
+        """The query arguments of a keyword search (None: the query has no keyword terms).
+        ConfigurationError when the store was not opened for keyword search or the index is not dotproduct."""
+        if not self.keyword:
+            raise self._no_keyword()
+        if self.metric is not None and self.metric != "dotproduct":
+            raise ConfigurationError(_keyword_metric_message(self._name, self.metric))
+        indices, values = sparse.query_vector(query)
+        if not indices:
+            return None
+        assert self._dimension is not None  # ensure_dimension ran
+        kwargs: dict[str, Any] = {
+            # all-zero dense part: Pinecone's convex combination at alpha = 0 (sparse only)
+            "vector": [0.0] * self._dimension, "sparse_vector": {"indices": indices, "values": values},
+            "top_k": top_k, "include_metadata": True, "namespace": self.namespace,
+        }
+        if filter is not None:
+            kwargs["filter"] = filter
+        return kwargs
+
+    def _keyword_hits(self, response: Any) -> list[Hit]:
+        hits = [h for h in self._hits(response) if h.score > 0]  # score 0: no query term in the record
+        for h in hits:
+            h.keyword_score = h.score
+        return hits
+
+    def _search_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        self.ensure_dimension()
+        kwargs = self._keyword_kwargs(query, top_k, filter)
+        return [] if kwargs is None else self._keyword_hits(self.index.query(**kwargs))
+
+    async def _asearch_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        if not self.is_async:
+            return await asyncio.to_thread(self._search_keyword, query, top_k, filter)
+        await self.aensure_dimension()
+        kwargs = self._keyword_kwargs(query, top_k, filter)
+        return [] if kwargs is None else self._keyword_hits(await self.index.query(**kwargs))
+
     # ---------------------------------------------------------------- count, delete, lookup
     def _count_from(self, stats: Any) -> int:
         spaces = stats.namespaces or {}
@@ -691,6 +799,6 @@ class PineconeStore(VectorStore):
 
 __all__ = [
     "DEFAULT_CONTROLLER_HOST", "DEFAULT_NAMESPACE_NAMES", "FETCH_BATCH", "MAX_DIMENSION",
-    "MAX_IDS_PER_REQUEST", "MAX_METADATA_BYTES", "MAX_REQUEST_BYTES", "MAX_UPSERT_VECTORS", "METRICS",
+    "MAX_IDS_PER_REQUEST", "MAX_METADATA_BYTES", "MAX_REQUEST_BYTES", "MAX_SPARSE_VALUES", "MAX_UPSERT_VECTORS", "METRICS",
     "SPACE_CARD_NAMESPACE", "PineconeSettings", "PineconeStore", "index_dimension",
 ]

@@ -13,6 +13,13 @@ unsigned ints or UUIDs, so a point's id is ``uuid5`` of our id (the same id alwa
 so upserts replace). The model and dimension that created the collection are kept in the collection's
 metadata (Qdrant 1.16+, qdrant-client 1.16+), and so is the space card — never a point in the collection.
 
+Keyword search (``search(..., mode="keyword" | "hybrid")``) is Qdrant's own: a new collection gets a named
+sparse vector ``bm25`` with ``modifier=Modifier.IDF`` (Qdrant computes the inverse document frequency over
+the collection; local mode does too), and every point carries BM25 term-frequency weights of its text's
+``retrieval.tokenize`` terms (``adapters/sparse.py``). A query is the sparse vector of its terms, filters
+apply as for dense search, and deleting a point deletes its terms. ``keyword=False`` creates a collection
+without it; a collection created without it refuses keyword search, naming the fix.
+
 Local mode (``QdrantClient(path=...)`` / ``":memory:"``) is Qdrant's own pure-Python engine: exact
 search, one process per folder (it locks it). Writes are sent with ``wait=True`` and cut into requests
 under Qdrant's 32 MiB JSON limit (``service.max_request_size_mb``). A filter key gets a payload index
@@ -38,7 +45,8 @@ from ..embedder import Embedder
 from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
 from ..settings import check_bool, check_int, check_str
 from ..vectors import as_float32_matrix
-from .base import Hit, StoreSettings, VectorStore, check_ids, filter_values, secret_from_env
+from . import sparse
+from .base import PRECISIONS, Hit, StoreSettings, VectorStore, check_ids, filter_values, secret_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +56,11 @@ ID_NAMESPACE = uuid.UUID("6f1c1a9e-5c33-4c0e-9a52-6a0e0b7d2d11")
 META_MODEL = "qwen_embed.model"
 META_DIMENSION = "qwen_embed.dimension"
 META_CARD = "qwen_embed.card"
+META_PRECISION = "qwen_embed.precision"
+#: the collection-metadata key recording how the keyword side's terms were made (``sparse.SCHEME``)
+META_KEYWORD = "qwen_embed.keyword"
+#: the named sparse vector holding each point's BM25 term weights
+KEYWORD_VECTOR = "bm25"
 #: keep each upsert request well under Qdrant's default 32 MiB limit
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
@@ -123,6 +136,7 @@ class QdrantSettings(StoreSettings):
     write_batch_size: int | None = None
     timeout: int | None = None
     prefer_grpc: bool = False
+    keyword: bool = True
 
     def validate(self) -> None:
         check_str("location", self.location, optional=True)
@@ -138,6 +152,7 @@ class QdrantSettings(StoreSettings):
             check_int(name, getattr(self, name), minimum=1, optional=True)
         check_bool("on_disk", self.on_disk)
         check_bool("prefer_grpc", self.prefer_grpc)
+        check_bool("keyword", self.keyword)
 
     def missing_location(self) -> str | None:
         return None if self.location else "needs 'location' (':memory:', a folder or an http(s):// URL)"
@@ -154,11 +169,20 @@ class QdrantStore(VectorStore):
     that one, a new collection gets the unnamed default unless a name is given. The async twins use one
     ``AsyncQdrantClient`` per event loop on a server; local mode runs them on worker threads (its data
     lives in the one client).
+
+    ``keyword`` (default True): a new collection gets the sparse ``bm25`` vector that keyword and hybrid
+    search use (an existing collection keeps what it was created with).
     """
 
+    keyword_support: ClassVar[str] = "native"
+    keyword_note: ClassVar[str] = (
+        "native: a sparse vector with Qdrant's IDF modifier; BM25 term weights of retrieval.tokenize terms "
+        "computed client-side (identifiers split, Chinese cut into words by jieba)"
+    )
     settings_class: ClassVar[type[QdrantSettings]] = QdrantSettings
     kind: ClassVar[str] = "qdrant"
     settings: QdrantSettings
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 
     def __init__(
         self,
@@ -176,13 +200,17 @@ class QdrantStore(VectorStore):
         write_batch_size: int | None = None,
         timeout: int | None = None,
         prefer_grpc: bool = False,
+        precision: str | None = None,
+        rescore: int = 4,
+        keyword: bool = True,
     ) -> None:
         super().__init__(embedder)
         where = os.fspath(location_or_client) if isinstance(location_or_client, (str, os.PathLike)) else None
         self.settings = st = QdrantSettings(
             location=where, collection=collection, api_key_env=api_key_env, vector_name=vector_name, hnsw_m=hnsw_m,
             hnsw_ef_construct=hnsw_ef_construct, ef_search=ef_search, on_disk=on_disk,
-            write_batch_size=write_batch_size, timeout=timeout, prefer_grpc=prefer_grpc,
+            write_batch_size=write_batch_size, timeout=timeout, prefer_grpc=prefer_grpc, keyword=keyword,
+            precision=precision, rescore=rescore,
         )
         self.collection = st.collection
         self.vector_name = st.vector_name
@@ -220,6 +248,15 @@ class QdrantStore(VectorStore):
         self._lock = threading.RLock()
         self._dimension: int | None = None
         self._indexed: set[str] = set()
+        if self.local and st.precision not in (None, "float32"):
+            raise ConfigurationError(
+                f"QdrantStore {self.collection!r} cannot keep precision={st.precision!r} in local mode: qdrant-client's "
+                "local mode keeps float vectors and searches exactly (it drops quantization_config and ignores "
+                "search_params); use a Qdrant server, whose scalar/binary quantization this store configures"
+            )
+        #: whether the collection has the sparse ``bm25`` vector, and the term scheme it recorded
+        self._keyword_on = False
+        self._keyword_scheme: str | None = None
 
     # ------------------------------------------------------------------ names
     @property
@@ -240,7 +277,7 @@ class QdrantStore(VectorStore):
     @classmethod
     def from_settings(cls, settings: QdrantSettings, embedder: Embedder) -> QdrantStore:
         """Open the store ``settings`` describe (the key read from ``api_key_env``)."""
-        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+        fields = settings.store_fields()  # the space card settings: VectorStore.from_config
         return cls(fields.pop("location"), fields.pop("collection"), embedder, **fields)
 
     def _repr_state(self) -> dict[str, Any]:
@@ -278,10 +315,15 @@ class QdrantStore(VectorStore):
         hnsw = None
         if self.hnsw_m is not None or self.hnsw_ef_construct is not None:
             hnsw = models.HnswConfigDiff(m=self.hnsw_m, ef_construct=self.hnsw_ef_construct)
+        metadata: dict[str, Any] = {META_MODEL: self.embedder.model, META_DIMENSION: dim, META_PRECISION: self.precision}
+        sparse_config = None
+        if self.settings.keyword:
+            sparse_config = {KEYWORD_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+            metadata[META_KEYWORD] = sparse.SCHEME
         try:
             self.client.create_collection(
-                self.collection, vectors_config=vectors, hnsw_config=hnsw,
-                metadata={META_MODEL: self.embedder.model, META_DIMENSION: dim},
+                self.collection, vectors_config=vectors, hnsw_config=hnsw, sparse_vectors_config=sparse_config,
+                metadata=metadata, quantization_config=self._quantization(),
             )
         except Exception:
             if not self.client.collection_exists(self.collection):
@@ -290,8 +332,29 @@ class QdrantStore(VectorStore):
             return
         logger.info("created Qdrant collection %r: size=%d cosine, model=%s", self.collection, dim, self.embedder.model)
 
+    def _quantization(self) -> Any:
+        """Qdrant's quantization for ``precision``: int8 scalar (quantile 0.99) or binary, kept in RAM with the
+        float vectors as the originals that rescoring reads (Qdrant docs, "Quantization")."""
+        models = self._qc.models
+        if self.precision == "int8":
+            return models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+        if self.precision == "binary":
+            return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+        return None
+
+    def _recorded_precision(self, info: Any) -> str:
+        """The precision of an existing collection: its quantization config (the server's truth), else float32."""
+        quant = getattr(info.config, "quantization_config", None)
+        if quant is not None and getattr(quant, "scalar", None) is not None:
+            return "int8"
+        if quant is not None and getattr(quant, "binary", None) is not None:
+            return "binary"
+        return "float32"
+
     def _check_existing(self, want: int) -> int:
         info = self.client.get_collection(self.collection)
+        self._settle_precision(self._recorded_precision(info))
         vectors = info.config.params.vectors
         if isinstance(vectors, Mapping):
             if self.vector_name is None:
@@ -313,6 +376,9 @@ class QdrantStore(VectorStore):
             params = vectors
         dim = int(params.size)
         metadata = getattr(info.config, "metadata", None) or {}
+        self._keyword_on = KEYWORD_VECTOR in (info.config.params.sparse_vectors or {})
+        scheme = metadata.get(META_KEYWORD)
+        self._keyword_scheme = None if scheme is None else str(scheme)
         if dim != want:
             model = metadata.get(META_MODEL)
             detail = f"created with model {model!r}; " if model else ""
@@ -352,6 +418,10 @@ class QdrantStore(VectorStore):
         for i, x in enumerate(ids):
             row = matrix[i].tolist()  # plain floats: the JSON the REST API takes
             vector: Any = row if self.vector_name is None else {self.vector_name: row}
+            if self._keyword_on:
+                indices, values = sparse.document_vector(texts[i])
+                # "" names the unnamed dense vector beside the named sparse one
+                vector = {self.vector_name or "": row, KEYWORD_VECTOR: models.SparseVector(indices=indices, values=values)}
             points.append(models.PointStruct(
                 id=point_id(x), vector=vector, payload={"id": x, "text": texts[i], "metadata": metadatas[i]}
             ))
@@ -364,6 +434,8 @@ class QdrantStore(VectorStore):
         per_vector = 20 * (self._dimension or 1)  # "-0.012345678," per float, generously
         for p, t, m in zip(points, texts, metadatas, strict=True):
             n = per_vector + 2 * len(t.encode()) + len(json.dumps(m)) + 200
+            if isinstance(p.vector, dict) and KEYWORD_VECTOR in p.vector:
+                n += 32 * len(p.vector[KEYWORD_VECTOR].indices)  # "4294967295," + "0.123456789," per term
             if chunks[-1] and size + n > MAX_REQUEST_BYTES:
                 chunks.append([])
                 size = 0
@@ -427,6 +499,10 @@ class QdrantStore(VectorStore):
     def _query_args(self, vector: np.ndarray, top_k: int, filter: Any) -> dict[str, Any]:
         q = as_float32_matrix(vector, dim=self._dimension, where=f"query for {self.collection!r}")[0].tolist()
         params = None if self.ef_search is None else self._qc.models.SearchParams(hnsw_ef=self.ef_search)
+        if self.precision != "float32":
+            # Fetch rescore x top_k by the quantized vectors, re-score them with the float originals.
+            quant = self._qc.models.QuantizationSearchParams(rescore=True, oversampling=float(self.rescore))
+            params = self._qc.models.SearchParams(hnsw_ef=self.ef_search, quantization=quant)
         return {
             "collection_name": self.collection, "query": q, "using": self.vector_name, "limit": top_k,
             "query_filter": qdrant_filter(filter), "with_payload": True, "search_params": params,
@@ -455,6 +531,59 @@ class QdrantStore(VectorStore):
         await asyncio.to_thread(self._index_filter_keys, filter)
         res = await aclient.query_points(**self._query_args(vector, top_k, filter))
         return self._hits(res.points)
+
+    # ------------------------------------------------------------------ keyword search
+    def _keyword_args(self, query: str, top_k: int, filter: Any) -> dict[str, Any] | None:
+        """The query_points arguments of a keyword search, or None when nothing can match (no collection
+        yet, or a query without keyword terms). ConfigurationError for a collection without the sparse
+        vector or with terms made another way."""
+        if self._dimension is None:
+            if not self.client.collection_exists(self.collection):
+                return None
+            self.ensure_dimension()
+        if not self._keyword_on:
+            raise ConfigurationError(
+                f"Qdrant collection {self.collection!r} has no sparse vector {KEYWORD_VECTOR!r} (it was created "
+                "before keyword search existed here, by another tool, or with keyword=False), so mode 'keyword' "
+                "and 'hybrid' cannot run on it. Qdrant adds no named vector to an existing collection: ingest "
+                "into a new collection (keyword=True, the default) to search it by keyword"
+            )
+        if self._keyword_scheme is not None and self._keyword_scheme != sparse.SCHEME:
+            raise ConfigurationError(
+                f"Qdrant collection {self.collection!r} holds keyword terms made as {self._keyword_scheme!r}; this "
+                f"version makes them as {sparse.SCHEME!r}: re-ingest into a new collection"
+            )
+        indices, values = sparse.query_vector(query)
+        if not indices:
+            return None
+        return {
+            "collection_name": self.collection, "using": KEYWORD_VECTOR, "limit": top_k, "with_payload": True,
+            "query": self._qc.models.SparseVector(indices=indices, values=values), "query_filter": qdrant_filter(filter),
+        }
+
+    @staticmethod
+    def _keyword_hits(points: Any) -> list[Hit]:
+        hits = QdrantStore._hits(points)
+        for h in hits:
+            h.keyword_score = h.score
+        return hits
+
+    def _search_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        args = self._keyword_args(query, top_k, filter)
+        if args is None:
+            return []
+        self._index_filter_keys(filter)
+        return self._keyword_hits(self.client.query_points(**args).points)
+
+    async def _asearch_keyword(self, query: str, top_k: int, filter: Any) -> list[Hit]:
+        aclient = self._async_client()
+        if aclient is None:
+            return await super()._asearch_keyword(query, top_k, filter)
+        args = await asyncio.to_thread(self._keyword_args, query, top_k, filter)
+        if args is None:
+            return []
+        await asyncio.to_thread(self._index_filter_keys, filter)
+        return self._keyword_hits((await aclient.query_points(**args)).points)
 
     def _async_client(self) -> Any | None:
         """The running loop's AsyncQdrantClient on a server URL, or None (local mode: worker threads)."""
@@ -489,9 +618,12 @@ class QdrantStore(VectorStore):
 
 __all__ = [
     "ID_NAMESPACE",
+    "KEYWORD_VECTOR",
     "MAX_REQUEST_BYTES",
     "META_CARD",
+    "META_PRECISION",
     "META_DIMENSION",
+    "META_KEYWORD",
     "META_MODEL",
     "QdrantSettings",
     "QdrantStore",

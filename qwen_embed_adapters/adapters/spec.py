@@ -286,6 +286,14 @@ def _pinecone_dimension(index: Any, name: str | None = None, field: str | None =
     return index_dimension(index)
 
 
+#: CLI flags of the settings every store has (``StoreSettings``' keyword-only fields: the space card)
+COMMON_FLAGS: tuple[CliFlag, ...] = (
+    CliFlag("--space-check", "space_check", "the space card check: adopt, strict or off (off is a foot-gun: "
+            "docs/space.md)", "MODE"),
+    CliFlag("--space-tolerance", "space_tolerance", "lowest per-probe cosine accepted as the collection's "
+            "vector space", "COSINE"),
+)
+
 #: the store the CLI uses when none is named (``--store``, ``$QWEN_EMBED_STORE``)
 DEFAULT_STORE = "milvus"
 
@@ -432,6 +440,7 @@ def is_local_only(spec: str | Mapping[str, Any]) -> bool:
 
 
 __all__ = [
+    "COMMON_FLAGS",
     "DEFAULT_STORE",
     "STORES",
     "CliFlag",

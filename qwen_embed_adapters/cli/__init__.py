@@ -125,6 +125,9 @@ def _add_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--ray-concurrency", type=int, default=2, metavar="N",
                    help="with --ray: embedding actors (one model each) [2]")
     p.add_argument("--ray-gpus", type=float, default=0, metavar="G", help="with --ray: GPUs per actor [0]")
+    p.add_argument("--no-keywords", action="store_true",
+                   help="do not build a client-side store's keyword index (FAISS, Chroma) now; "
+                        "the first `search --mode keyword|hybrid` builds it instead")
     add_store_args(p)
     add_engine_args(p)
     p.set_defaults(func=_command("ingest"))
@@ -136,13 +139,18 @@ def _add_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     p = sub.add_parser(
         "search", help="search a store with a query and print ranked hits", formatter_class=_RAW,
-        description="Embed QUERY (with the Qwen3 query instruction) and print the nearest records, best first.",
+        description="Embed QUERY (with the Qwen3 query instruction) and print the nearest records, best first; "
+                    "--mode keyword or hybrid also (or only) matches its terms.",
         epilog="""examples:
   qwen-embed search "capital of China" --store milvus --uri ./kb.db --collection kb -k 3
   qwen-embed search "如何重置密码" --store chroma --uri ./chroma_db --filter '{"lang": "zh"}' --json
+  qwen-embed search "ERR_QUOTA_EXCEEDED" --store faiss --uri ./faiss_kb --mode hybrid   # exact terms too
 """,
     )
     p.add_argument("query", help="the query text")
+    p.add_argument("--mode", choices=("dense", "keyword", "hybrid"), default="dense",
+                   help="dense (vectors), keyword (BM25 / the engine's full-text search) or hybrid "
+                        "(both, fused by reciprocal rank; docs/retrieval.md) [dense]")
     p.add_argument("-k", "--top-k", type=int, default=5, help="how many hits [5]")
     p.add_argument("--filter", default=None, help="metadata filter as JSON, e.g. '{\"lang\": \"zh\"}'")
     p.add_argument("--instruction", default=None, help="query task instruction [the model's default]")
@@ -171,8 +179,15 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
   qwen-embed doctor --model ./models/Qwen3-Embedding-0.6B          # in-process
   qwen-embed doctor --base-url http://localhost:8080/v1 --json
   qwen-embed doctor --base-url http://localhost:8080/v1 --reference ./models/Qwen3-Embedding-0.6B
+  qwen-embed doctor --store milvus:///data/kb.db?collection=kb --base-url http://localhost:30000/v1
 """,
     )
+    p.add_argument("--store", metavar="URI", default=None,
+                   help="a store spec (faiss:///data/kb, chroma:///data/chroma/docs, milvus:///data/kb.db?collection=kb"
+                        ", ...): print its space card and each probe's cosine against this embedder; exits 3 when "
+                        "the embedder gives another vector space (docs/space.md)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="with --store: lowest per-probe cosine accepted [the store's space_tolerance, 0.99]")
     p.add_argument("--samples", type=int, default=1000, help="vectors whose norms are checked [1000]")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.add_argument("--reference", metavar="MODEL_DIR",

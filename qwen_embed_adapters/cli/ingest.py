@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import IngestError, InvalidInputError
+from ..errors import IngestError, InvalidInputError, MissingDependencyError
 from .options import build_embedder, open_store, save_if_local, store_spec
 from .output import close_quietly
 
 if TYPE_CHECKING:
+    from ..adapters.base import VectorStore
     from ..embedder import Embedder
+
+logger = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
             if args.json and exc.report is not None:
                 print(json.dumps({**exc.report.as_dict(), "error": str(exc)}, ensure_ascii=False))
             raise
+        else:
+            _build_keywords(store, args)
         finally:
             save_if_local(store)  # what was written stays written, even after a failure
         if args.json:
@@ -51,6 +57,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         close_quietly(store, embedder)
+
+
+def _build_keywords(store: VectorStore, args: argparse.Namespace) -> None:
+    """A client-side store's keyword index (FAISS, Chroma), built now so that it is saved with the store
+    and the first keyword search does not pay for it; native stores index terms as they write."""
+    if store.keyword_support != "client" or getattr(args, "no_keywords", False):
+        return
+    try:
+        store.build_keyword_index()
+    except MissingDependencyError as exc:
+        logger.warning("keyword index not built (%s); dense search is unaffected", exc)
 
 
 def _run_on_ray(args: argparse.Namespace, files: list[Path], embedder: Embedder) -> int:

@@ -48,7 +48,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
     """``--store``, ``--uri``, ``--collection``, each store's own flags and ``--store-spec`` (from ``STORES``)."""
-    from ..adapters.spec import DEFAULT_STORE, STORES
+    from ..adapters.base import StoreSettings
+    from ..adapters.spec import COMMON_FLAGS, DEFAULT_STORE, STORES
 
     g = p.add_argument_group("vector store")
     choices = tuple(n for n, k in STORES.items() if not k.alias_of)  # postgresql is pgvector
@@ -66,6 +67,9 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
             if f.flag not in seen:
                 seen.add(f.flag)
                 g.add_argument(f.flag, default=None, metavar=f.metavar, help=f"{f.help} [{defaults[f.setting]!r}]")
+    common = StoreSettings()
+    for f in COMMON_FLAGS:
+        g.add_argument(f.flag, default=None, metavar=f.metavar, help=f"{f.help} [{getattr(common, f.setting)!r}]")
     g.add_argument("--store-spec", default=None, metavar="URI",
                    help="the whole store as one spec, e.g. milvus:///data/kb.db?collection=kb, "
                         "chroma+http://host:8000/kb, pinecone://INDEX-HOST?namespace=x, faiss:///data/kb; "
@@ -116,8 +120,10 @@ def store_spec(args: argparse.Namespace) -> dict[str, Any]:
     """The plain store spec the flags stand for (``--store-spec`` wins over ``--store``/``--uri``/...)."""
     from ..adapters.spec import STORES, parse_store_spec
 
+    common = _common_settings(args)
     if getattr(args, "store_spec", None):
-        return parse_store_spec(args.store_spec)
+        given = parse_store_spec(args.store_spec)
+        return parse_store_spec({**given, **common}) if common else given
     kind = STORES[args.store]
     spec: dict[str, Any] = {"store": args.store}
     uri = args.uri or kind.default_uri
@@ -129,7 +135,25 @@ def store_spec(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, f.flag.lstrip("-").replace("-", "_"), None)
         if value is not None:
             spec[f.setting] = value
-    return parse_store_spec(spec)
+    return parse_store_spec({**spec, **common})
+
+
+def _common_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """``--space-check`` / ``--space-tolerance`` as settings (they also apply over ``--store-spec``)."""
+    from ..adapters.spec import COMMON_FLAGS
+
+    out: dict[str, Any] = {}
+    for f in COMMON_FLAGS:
+        value = getattr(args, f.flag.lstrip("-").replace("-", "_"), None)
+        if value is None:
+            continue
+        if f.setting == "space_tolerance":
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigurationError(f"{f.flag} takes a number, got {value!r}") from None
+        out[f.setting] = value
+    return out
 
 
 def open_store(args: argparse.Namespace, embedder: Embedder) -> VectorStore:

@@ -22,11 +22,16 @@ def run(args: argparse.Namespace) -> int:
     store = None
     try:
         store = open_store(args, embedder)
-        hits = store.search(args.query, top_k=args.top_k, filter=filt, instruction=args.instruction)
+        hits = store.search(args.query, top_k=args.top_k, filter=filt, instruction=args.instruction,
+                            mode=getattr(args, "mode", "dense"))
         if args.json:
             for h in hits:
-                print(json.dumps({"id": h.id, "score": round(h.score, 6), "text": h.text,
-                                  "metadata": h.metadata}, ensure_ascii=False))
+                row = {"id": h.id, "score": round(h.score, 6), "text": h.text, "metadata": h.metadata}
+                for name in ("vector_score", "keyword_score"):
+                    value = getattr(h, name)
+                    if value is not None:
+                        row[name] = round(value, 6)
+                print(json.dumps(row, ensure_ascii=False))
         else:
             print(format_hits(hits, width=args.width))
         return 0

@@ -16,6 +16,9 @@ read from.
     index = VectorStoreIndex.from_documents([Document(text="Beijing is the capital of China")])
     index.as_retriever(similarity_top_k=1).retrieve("capital of China")
 
+``QwenStoreRetriever`` is a LlamaIndex retriever over one of this package's stores, so a query engine can
+ask for keyword or hybrid search: ``QwenStoreRetriever(store, similarity_top_k=4, mode="hybrid")``.
+
 Needs the ``llamaindex`` extra: ``pip install "qwen-embed-adapters[llamaindex]"``.
 """
 
@@ -26,18 +29,21 @@ from typing import Any
 from ..config import embedder_from_config
 from ..embedder import Embedder
 from ..errors import MissingDependencyError
+from ..space import DEFAULT_TOLERANCE, SpaceCard
 from ..vectors import to_list, to_lists
 from ._common import build_embedder, check_width
 
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.bridge.pydantic import Field, PrivateAttr
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 except ImportError as _exc:  # llama-index-core is an optional extra
     raise MissingDependencyError(
         "llama-index-core", "llamaindex", "qwen_embed_adapters.integrations.llamaindex"
     ) from _exc
 
-__all__ = ["QwenEmbedding", "ensure_dimension"]
+__all__ = ["QwenEmbedding", "QwenStoreRetriever", "ensure_dimension", "ensure_space"]
 
 
 class QwenEmbedding(BaseEmbedding):  # type: ignore[misc]
@@ -157,3 +163,64 @@ def ensure_dimension(vector_store: Any, embed_model: QwenEmbedding | Embedder) -
         check_width(milvus_dimension(vector_store.client, name, vector_store.embedding_field), embedder, name)
     else:
         raise TypeError(f"ensure_dimension does not know {kind}; supported: ChromaVectorStore, MilvusVectorStore")
+
+
+class QwenStoreRetriever(BaseRetriever):  # type: ignore[misc]
+    """A LlamaIndex retriever over a qwen_embed_adapters ``VectorStore``: ``retrieve(query)`` returns the
+    store's ``search(query, top_k=similarity_top_k, filter=filter, mode=mode, fusion=fusion)`` as
+    ``NodeWithScore`` (node id = record id; metadata the record's, plus ``vector_score`` / ``keyword_score``
+    where a stage scored the hit). ``mode`` is "dense", "keyword" or "hybrid" (docs/retrieval.md)."""
+
+    def __init__(self, store: Any, similarity_top_k: int = 4, *, mode: str = "dense", filter: Any = None,
+                 fusion: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+        self.similarity_top_k = similarity_top_k
+        self.mode = mode
+        self.filter = filter
+        self.fusion = fusion
+
+    def _search_args(self) -> dict[str, Any]:
+        return {"top_k": self.similarity_top_k, "filter": self.filter, "mode": self.mode, "fusion": self.fusion}
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return [_node(h) for h in self.store.search(query_bundle.query_str, **self._search_args())]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return [_node(h) for h in await self.store.asearch(query_bundle.query_str, **self._search_args())]
+
+
+def _node(hit: Any) -> NodeWithScore:
+    meta = dict(hit.metadata)
+    for name in ("vector_score", "keyword_score", "rerank_score"):
+        if getattr(hit, name) is not None:
+            meta[name] = getattr(hit, name)
+    return NodeWithScore(node=TextNode(id_=hit.id, text=hit.text or "", metadata=meta), score=hit.score)
+def ensure_space(
+    vector_store: Any, embed_model: QwenEmbedding | Embedder, *, space_check: str = "adopt",
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> SpaceCard | None:
+    """``ensure_dimension``'s successor: also prove that ``embed_model`` speaks the store's vector space.
+
+    Call it after opening a vector store, before inserting nodes or querying: the width first, then the
+    space card (docs/space.md; another space raises ``VectorSpaceMismatchError`` naming the worst probe, before
+    anything is written). One of our stores goes through its own check; ``ChromaVectorStore`` keeps the card in
+    its collection's metadata and ``MilvusVectorStore`` as a collection property (the keys ``ChromaStore`` and
+    ``MilvusStore`` use). Returns the card checked or recorded.
+    """
+    embedder = embed_model.embedder if isinstance(embed_model, QwenEmbedding) else embed_model
+    from ..adapters.base import VectorStore as OurStore
+
+    if isinstance(vector_store, OurStore):
+        from ._stores import our_store_space
+
+        return our_store_space(vector_store, embedder)  # type: ignore[no-any-return]
+    ensure_dimension(vector_store, embedder)
+    if type(vector_store).__name__ == "ChromaVectorStore":
+        from ._stores import chroma_space
+
+        return chroma_space(vector_store._collection, embedder, space_check, tolerance)  # type: ignore[no-any-return]
+    from ._stores import milvus_space
+
+    return milvus_space(vector_store.client, vector_store.collection_name, embedder,  # type: ignore[no-any-return]
+                        space_check, tolerance)

@@ -16,9 +16,17 @@ callable that opens (or re-opens) the same fresh collection for a given embedder
 
 Every test then runs on that backend: ids in input order, content-hash dedupe, the dimension guard
 before any write, WriteError ids, delete of missing ids, ``existing_ids``, lone surrogates refused
-with nothing written, metadata filters, sync/async parity and two-stage reranking. A backend with a
+with nothing written, metadata filters, sync/async parity, two-stage reranking, and keyword/hybrid search
+(``search(mode="keyword" | "hybrid")``) on a store whose ``keyword_support`` is not "none" — exact terms,
+Chinese words, filters, fusion, writes and deletes reaching the keyword side — or, on one that is, a clear
+refusal. A backend with a
 different notion of "the same collection" overrides ``reopen`` (FAISS saves first); a backend whose
 ``existing_ids`` cannot look ids up sets ``looks_up_ids = False``.
+
+Compact vectors (``precision="int8" | "binary"``): a backend whose ``open_store`` also takes settings
+keywords (``open_store(embedder, precision="int8")``) lists in ``compact_precisions`` the precisions it
+keeps — searched, rescored to the float cosine, recorded and reopened — and in ``refused_precisions`` the
+ones it must refuse with a ConfigurationError naming the store.
 
 For another server tier (e.g. Milvus standalone) subclass the backend's class and override only
 the fixture that gives its URI, as ``MilvusContract`` below does.
@@ -39,8 +47,9 @@ import pytest
 
 from ..adapters.base import Hit, VectorStore, content_id
 from ..embedder import Embedder
-from ..errors import DimensionMismatchError, InvalidInputError, WriteError
+from ..errors import ConfigurationError, DimensionMismatchError, InvalidInputError, WriteError
 from ..rerank import Reranker
+from ..retrieval import Fusion
 from . import FakeEmbedder, make_tiny_qwen3_reranker
 
 OpenStore = Callable[[Embedder], VectorStore]
@@ -64,6 +73,17 @@ CORPUS = [f"note {i}: {topic}" for i, topic in enumerate([
     "Berlin is the capital of Germany", "the capital of China has many museums", "cats sleep a lot",
 ])]
 QUERY = "What is the capital of China?"
+
+#: the keyword tests' texts: identifiers, an error code, a flag and Chinese prose, each term in one text only
+KEYWORD_TEXTS = [
+    "call load_settings() to read the config file",
+    "the server answered ERR_QUOTA_EXCEEDED after 100 requests",
+    "pass --dry-run to print the plan without writing",
+    "机器学习是人工智能的一个分支",
+    "向量数据库支持混合检索和关键词检索",
+    "Paris is the capital of France",
+]
+KEYWORD_IDS = [f"k{i}" for i in range(len(KEYWORD_TEXTS))]
 
 
 class SpyReranker(Reranker):
@@ -121,6 +141,9 @@ class StoreContract:
     other_dim = 16
     #: False for a store whose ``existing_ids`` answers "none known"
     looks_up_ids = True
+    #: compact precisions this store keeps, and those it refuses (``open_store`` must take ``precision=``)
+    compact_precisions: tuple[str, ...] = ()
+    refused_precisions: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- fixtures
     @pytest.fixture
@@ -350,6 +373,70 @@ class StoreContract:
             s.add_texts(TEXTS[:2])
             assert s.count() == 2
 
+    # ---------------------------------------------------------------- compact vectors
+    @pytest.mark.parametrize("precision", ["int8", "binary"])
+    def test_compact_precision_rescores_to_the_float_cosine(
+        self, open_store: OpenStore, embedder: Embedder, precision: str
+    ) -> None:
+        if precision not in self.compact_precisions:
+            pytest.skip(f"this store does not keep precision={precision!r}")
+        ids = [f"c{i}" for i in range(len(CORPUS))]
+        with open_store(embedder, precision=precision, rescore=8) as store:  # type: ignore[call-arg]
+            assert store.precision == precision
+            store.add_texts(CORPUS, ids=ids)
+            # rescore 8 x top_k 3 = 24 candidates: the whole corpus, so the rescored answer is the exact one.
+            q = embedder.embed_query(QUERY)
+            docs = embedder.embed_documents(CORPUS)
+            want = sorted(((float(docs[i] @ q), ids[i]) for i in range(len(CORPUS))), reverse=True)[:3]
+            got = store.search(QUERY, top_k=3)
+            assert [h.id for h in got] == [w[1] for w in want]
+            np.testing.assert_allclose([h.score for h in got], [w[0] for w in want], atol=2e-3)
+            # A document's own vector finds it first, scored by its float cosine (1), not a compact distance.
+            own = store.search(CORPUS[6], top_k=1, instruction="")
+            assert own[0].id == "c6" and own[0].score == pytest.approx(1.0, abs=2e-3)
+            store.delete(["c6"])
+            assert "c6" not in {h.id for h in store.search(CORPUS[6], top_k=5, instruction="")}
+
+    @pytest.mark.parametrize("precision", ["int8", "binary"])
+    def test_precision_is_recorded_and_a_conflicting_reopen_is_refused(
+        self, open_store: OpenStore, embedder: Embedder, precision: str
+    ) -> None:
+        if precision not in self.compact_precisions:
+            pytest.skip(f"this store does not keep precision={precision!r}")
+        store = open_store(embedder, precision=precision)  # type: ignore[call-arg]
+        store.add_texts(TEXTS, ids=[f"t{i}" for i in range(len(TEXTS))])
+        again = self.reopen(store, embedder, open_store)  # no precision asked: the recorded one is used
+        try:
+            again.ensure_dimension()
+            assert again.precision == precision
+            assert again.search(TEXTS[1], top_k=1, instruction="")[0].id == "t1"
+        finally:
+            again.close()
+        other = "float32"
+        with pytest.raises(ConfigurationError) as info:
+            conflicting = open_store(embedder, precision=other)  # type: ignore[call-arg]
+            try:
+                conflicting.add_texts(["written at another precision"])
+            finally:
+                conflicting.close()
+        assert f"precision={precision!r}" in str(info.value) and f"precision={other!r}" in str(info.value)
+        store.close()
+
+    @pytest.mark.parametrize("precision", ["int8", "binary"])
+    def test_an_unsupported_precision_is_refused_naming_the_store(
+        self, open_store: OpenStore, embedder: Embedder, precision: str
+    ) -> None:
+        """Bad input tried: a precision the store cannot keep."""
+        if precision not in self.refused_precisions:
+            pytest.skip(f"this store keeps precision={precision!r}")
+        with pytest.raises(ConfigurationError, match=rf"precision={precision!r}") as info:
+            refused = open_store(embedder, precision=precision)  # type: ignore[call-arg]
+            try:
+                refused.add_texts(TEXTS[:1])
+            finally:
+                refused.close()
+        assert "Store" in str(info.value)  # names the store class (FaissStore, ChromaStore, ...)
+
     # ---------------------------------------------------------------- two-stage retrieval
     def test_two_stage_rerank(self, store: VectorStore, reranker: Any) -> None:
         store.add_texts(CORPUS, metadatas=[{"even": i % 2 == 0} for i in range(len(CORPUS))])
@@ -373,10 +460,89 @@ class StoreContract:
         check_two_stage(got, want)
 
 
+    # ---------------------------------------------------------------- keyword and hybrid search (issue 32)
+    def _keyword_store(self, store: VectorStore) -> VectorStore:
+        if store.keyword_support == "none":
+            pytest.skip(f"{type(store).__name__} has no keyword search: {store.keyword_note}")
+        store.add_texts(KEYWORD_TEXTS, ids=KEYWORD_IDS, metadatas=[{"even": i % 2 == 0} for i in range(6)])
+        return store
+
+    def test_keyword_search_finds_exact_terms_and_chinese_words(self, store: VectorStore) -> None:
+        self._keyword_store(store)
+        for query, want in (("ERR_QUOTA_EXCEEDED", "k1"), ("load_settings", "k0"), ("--dry-run", "k2"),
+                            ("人工智能", "k3"), ("什么是混合检索", "k4")):
+            hits = store.search(query, top_k=3, mode="keyword")
+            assert hits and hits[0].id == want, (query, [h.id for h in hits])
+            assert hits[0].text == KEYWORD_TEXTS[int(want[1:])]
+            assert hits[0].keyword_score == hits[0].score and hits[0].score > 0
+            scores = [h.score for h in hits]
+            assert scores == sorted(scores, reverse=True)
+        # a filter applies to the keyword side too: "the" is in k1, k2 and k5, of which k1 and k5 are odd
+        hits = store.search("capital France quota", top_k=5, mode="keyword", filter={"even": False})
+        assert sorted(h.id for h in hits) == ["k1", "k5"] and all(h.metadata == {"even": False} for h in hits)
+
+    def test_hybrid_is_the_rank_fusion_of_both_sides(self, store: VectorStore) -> None:
+        self._keyword_store(store)
+        fusion = Fusion(dense_weight=1.0, keyword_weight=0.7, k=5, depth=6)
+        query = "ERR_QUOTA_EXCEEDED from the server"
+        dense = [h.id for h in store.search(query, top_k=6)]
+        keyword = [h.id for h in store.search(query, top_k=6, mode="keyword")]
+        want = fusion.fuse(dense, keyword, 4)
+        got = store.search(query, top_k=4, mode="hybrid", fusion=fusion)
+        assert [h.id for h in got] == [d for d, _ in want]
+        np.testing.assert_allclose([h.score for h in got], [s for _, s in want], rtol=1e-9)
+        top = got[0]
+        assert top.id == "k1" and top.vector_score is not None and top.keyword_score is not None
+        assert top.text == KEYWORD_TEXTS[1] and top.metadata == {"even": False}
+
+    def test_writes_and_deletes_reach_the_keyword_side(
+        self, store: VectorStore, open_store: OpenStore, embedder: Embedder
+    ) -> None:
+        self._keyword_store(store)
+        assert store.search("ERR_QUOTA_EXCEEDED", top_k=2, mode="keyword")[0].id == "k1"  # built now
+        store.add_texts(["a new text about ERR_DISK_FULL"], ids=["k9"])
+        assert [h.id for h in store.search("disk", top_k=2, mode="keyword")] == ["k9"]
+        store.add_texts(["k1 now talks about ERR_TIMEOUT"], ids=["k1"])  # the same id, another text
+        assert store.search("quota", top_k=2, mode="keyword") == []
+        assert [h.id for h in store.search("timeout", top_k=2, mode="keyword")] == ["k1"]
+        store.delete(["k9"])
+        assert store.search("disk", top_k=2, mode="keyword") == []
+        again = self.reopen(store, embedder, open_store)
+        try:
+            assert [h.id for h in again.search("timeout", top_k=2, mode="keyword")] == ["k1"]
+            assert again.search("disk", top_k=2, mode="keyword") == []
+            assert again.search("quota", top_k=2, mode="keyword") == []
+        finally:
+            again.close()
+
+    @pytest.mark.asyncio
+    async def test_async_keyword_and_hybrid_match_sync(self, store: VectorStore) -> None:
+        self._keyword_store(store)
+        await store.aadd_texts(["async write about ERR_ASYNC_ONLY"], ids=["k8"])
+        for mode in ("keyword", "hybrid"):
+            sync = store.search("ERR_ASYNC_ONLY 人工智能", top_k=3, mode=mode)
+            got = await store.asearch("ERR_ASYNC_ONLY 人工智能", top_k=3, mode=mode)
+            assert [h.id for h in got] == [h.id for h in sync] and "k8" in {h.id for h in got}
+            np.testing.assert_allclose([h.score for h in got], [h.score for h in sync], rtol=1e-6)
+
+    def test_keywordless_store_refuses_keyword_modes(self, store: VectorStore) -> None:
+        if store.keyword_support != "none":
+            pytest.skip(f"{type(store).__name__} has keyword search ({store.keyword_support})")
+        store.add_texts(TEXTS[:2])
+        # bad input tried: mode "keyword" / "hybrid" on a store that has no keyword side
+        for mode in ("keyword", "hybrid"):
+            with pytest.raises(ConfigurationError, match=f"{type(store).__name__} .* has no keyword search, so mode "
+                                                         "'keyword' and 'hybrid' are refused: "):
+                store.search("capital", mode=mode)
+        assert len(store.search("capital", top_k=2)) == 2
+
+
 class MilvusContract(StoreContract):
     """The contract on a Milvus deployment: subclass and provide ``milvus_uri`` (a Lite ``.db`` path or
     an ``http://host:port`` URI) and, for a secured server, ``milvus_token``. Each test uses a fresh
     collection on it; the async twins go through ``AsyncMilvusClient``."""
+
+    refused_precisions = ("int8", "binary")  # precision is not mapped to a Milvus index yet
 
     @pytest.fixture
     def milvus_uri(self) -> str:
@@ -393,8 +559,8 @@ class MilvusContract(StoreContract):
         collection = unique_name("contract").replace("-", "_")
         opened: list[VectorStore] = []
 
-        def open_(embedder: Embedder) -> VectorStore:
-            store = MilvusStore(milvus_uri, collection, embedder, token=milvus_token)
+        def open_(embedder: Embedder, **settings: Any) -> VectorStore:
+            store = MilvusStore(milvus_uri, collection, embedder, token=milvus_token, **settings)
             opened.append(store)
             return store
 
@@ -407,6 +573,8 @@ class MilvusContract(StoreContract):
 
 __all__ = [
     "CORPUS",
+    "KEYWORD_IDS",
+    "KEYWORD_TEXTS",
     "QUERY",
     "TEXTS",
     "MilvusContract",

@@ -143,6 +143,35 @@ def llama_mean(mean_gguf: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def q8_gguf(tiny_gguf: str, tmp_path_factory: pytest.TempPathFactory) -> str:  # noqa: F811
+    """The f32 GGUF quantised to q8_0 by llama.cpp's own quantiser (``llama_model_quantize``, the function
+    ``llama-quantize`` runs, through llama-cpp-python's binding)."""
+    venv = engine_venv("llamacpp")
+    out = tmp_path_factory.mktemp("gguf-q8") / "tiny-qwen3-q8_0.gguf"
+    code = ("import ctypes, sys, llama_cpp\n"
+            "p = llama_cpp.llama_model_quantize_default_params()\n"
+            "p.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0\n"
+            "p.nthread = 1\n"
+            "sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(p)))\n")
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", code, tiny_gguf, str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, f"llama_model_quantize failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    assert 0 < out.stat().st_size < Path(tiny_gguf).stat().st_size / 2  # 8.5 bits per weight instead of 32
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def llama_q8(q8_gguf: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    venv = engine_venv("llamacpp")
+    cmd = [str(venv / "bin" / "python"), "-m", "llama_cpp.server", "--model", q8_gguf, "--model_alias", LLAMA_MODEL,
+           "--embedding", "true", "--n_ctx", "512", "--n_threads", "1", "--host", "127.0.0.1", "--port", "{port}"]
+    server = start_engine("llamacpp-q8", cmd, health_path="/v1/models", log_dir=tmp_path_factory.mktemp("llamacpp-q8"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def test_doctor_on_llamacpp_with_last_token_pooling(llama_server: EngineProcess,  # noqa: F811
                                                     tiny_qwen3_dir: str) -> None:
     code, report, _ = doctor(f"{llama_server.root_url}/v1", LLAMA_MODEL, tiny_qwen3_dir)
@@ -230,3 +259,10 @@ def test_space_card_refuses_llamacpp_with_mean_pooling(
     _card_store(tmp_path / "kb", tiny_qwen3_dir)
     lowest, refused = _through(tmp_path / "kb", f"{llama_mean.root_url}/v1", LLAMA_MODEL)
     assert refused is not None and lowest < 0.9, lowest
+
+
+def test_space_card_accepts_llamacpp_on_a_q8_0_gguf(llama_q8: EngineProcess, tiny_qwen3_dir: str, tmp_path: Path) -> None:
+    """A quantised GGUF of the same weights speaks the same space: the default tolerance must accept it."""
+    _card_store(tmp_path / "kb", tiny_qwen3_dir)
+    lowest, refused = _through(tmp_path / "kb", f"{llama_q8.root_url}/v1", LLAMA_MODEL)
+    assert refused is None and 0.99 < lowest < 1.0, lowest  # < 1: it really is another (quantised) model file

@@ -240,6 +240,55 @@ async def test_guard_on_a_nano_workspace(tmp_path: Path) -> None:
     assert exc.value.where == str(wd / "team_a" / "vdb_entities.json")
 
 
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("storage_env", STORAGES, indirect=True)
+async def test_space_card_of_the_working_dir_refuses_another_model_of_the_same_width(
+    storage_env: str, tiny_dir: str, tmp_path: Path
+) -> None:
+    """Real engines: the working dir is built by one tiny Qwen3; a second random tiny Qwen3 of the same width
+    (LightRAG #1946's "another model at the same width") is refused before LightRAG writes anything."""
+    from qwen_embed_adapters.adapters.lightrag import CARD_FILE, ensure_lightrag_space
+    from qwen_embed_adapters.errors import VectorSpaceMismatchError
+    from qwen_embed_adapters.local import LocalEmbedder
+    from qwen_embed_adapters.space import SpaceCard
+    from qwen_embed_adapters.testing import make_tiny_qwen3
+
+    wd = tmp_path / "rag"
+    first = LocalEmbedder(tiny_dir, device="cpu", query_instruction=TASK)
+    await _run_corpus(wd, lightrag_embedding_func(first, working_dir=wd), storage_env)
+    card = SpaceCard.from_json((wd / CARD_FILE).read_text(encoding="utf-8"))
+    assert (card.engine, card.dimension, card.instruction) == ("local", first.dimension, TASK)
+    # the same model in a new process (a new embedder object) passes and searches as before
+    again = LocalEmbedder(tiny_dir, device="cpu", query_instruction=TASK)
+    assert ensure_lightrag_space(wd, again) == card
+
+    other_dir = make_tiny_qwen3(tmp_path / "other-tiny-qwen3", seed=1)
+    other = LocalEmbedder(other_dir, device="cpu", query_instruction=TASK)
+    assert other.dimension == first.dimension
+    before = _snapshot(wd)
+    with pytest.raises(VectorSpaceMismatchError) as info:
+        ensure_lightrag_space(wd, other)
+    assert info.value.cosine is not None and info.value.cosine < 0.9 and info.value.worst_probe
+    assert _snapshot(wd) == before  # checked before LightRAG(...): nothing in the dir changed
+    # Through the EmbeddingFunc alone: LightRAG's insert fails at the first embedding call; no vector is stored.
+    stored = _stored_chunk_vectors(wd, storage_env, lightrag_embedding_func(first))
+    func = lightrag_embedding_func(other, working_dir=wd)
+    rag = await make_rag(wd, func, vector_storage=storage_env)
+    try:
+        try:
+            await rag.ainsert(["Glaciers carve valleys as they slide downhill."], ids=["doc-glacier"])
+        except VectorSpaceMismatchError:
+            pass  # raised, or recorded by LightRAG as the document's failure: either way nothing was embedded
+    finally:
+        await close_rag(rag)
+    after = _stored_chunk_vectors(wd, storage_env, lightrag_embedding_func(first))
+    assert after.keys() == stored.keys()
+    assert (wd / CARD_FILE).read_text(encoding="utf-8") == card.dumps()
+
+
 @pytest.mark.parametrize("storage_env", ["MilvusVectorDBStorage"], indirect=True)
 async def test_guard_on_milvus_built_at_another_dimension(storage_env: str, tmp_path: Path) -> None:
     wd = tmp_path / "rag"

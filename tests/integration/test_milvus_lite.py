@@ -12,6 +12,7 @@ import pytest
 
 from qwen_embed_adapters.adapters.base import content_id
 from qwen_embed_adapters.adapters.milvus import (
+    DEFAULT_ANALYZER,
     PROP_DIMENSION,
     PROP_METRIC,
     PROP_MODEL,
@@ -25,7 +26,8 @@ from qwen_embed_adapters.errors import (
     WriteError,
 )
 from qwen_embed_adapters.testing import FakeEmbedder
-from qwen_embed_adapters.testing.contract import MilvusContract
+from qwen_embed_adapters.testing.contract import MilvusContract, OpenStore, unique_name
+from tests.support.keyword_checks import NativeKeywordChecks
 from tests.support.milvus_fixtures import corpus, release_lite
 
 pymilvus = pytest.importorskip("pymilvus")
@@ -394,3 +396,72 @@ def test_lite_alloc_timestamp_noise_is_dropped_and_other_errors_pass(
         "Exception calling application: other method",
         "a real server error",
     ]
+
+
+# ---------------------------------------------------------------------------- keyword search (issue 32)
+class TestMilvusLiteKeyword(NativeKeywordChecks):
+    """Keyword and hybrid search through Milvus's BM25 function on Milvus Lite."""
+
+    @pytest.fixture
+    def open_store(self, open_store: Callable[..., MilvusStore]) -> OpenStore:  # type: ignore[override]
+        name = unique_name("kw").replace("-", "_")
+        return lambda embedder: open_store(name, embedder)
+
+
+def test_a_new_collection_has_the_bm25_function_over_the_text(open_store: Callable[..., MilvusStore]) -> None:
+    store = open_store("kw_schema")
+    store.add_texts(["机器学习"])
+    info = store.client.describe_collection("kw_schema")
+    text = next(f for f in info["fields"] if f["name"] == "text")
+    assert text["params"]["enable_analyzer"] in (True, "true")
+    analyzer = text["params"]["analyzer_params"]
+    assert (json.loads(analyzer) if isinstance(analyzer, str) else analyzer) == DEFAULT_ANALYZER
+    sparse_field = next(f for f in info["fields"] if f["name"] == "text_bm25")
+    assert sparse_field["type"] == pymilvus.DataType.SPARSE_FLOAT_VECTOR
+    [fn] = info["functions"]
+    assert (fn["type"], fn["input_field_names"], fn["output_field_names"]) == (
+        pymilvus.FunctionType.BM25, ["text"], ["text_bm25"])
+    [index_name] = store.client.list_indexes("kw_schema", field_name="text_bm25")
+    assert store.client.describe_index("kw_schema", index_name)["metric_type"] == "BM25"
+
+
+def test_a_collection_without_bm25_refuses_keyword_search_naming_why(open_store: Callable[..., MilvusStore]) -> None:
+    old = open_store("kw_off", keyword=False)
+    old.add_texts(["数据库"], ids=["a"])
+    assert not old.client.describe_collection("kw_off").get("functions")
+    assert [h.id for h in old.search("数据库")] == ["a"]  # dense search is unchanged
+    for mode in ("keyword", "hybrid"):
+        with pytest.raises(ConfigurationError, match="has no BM25 function over field 'text'.*ingest into a new collection"):
+            old.search("数据库", mode=mode)
+    # the collection decides, not the setting
+    with pytest.raises(ConfigurationError, match="has no BM25 function"):
+        open_store("kw_off").search("数据库", mode="keyword")
+
+
+def test_a_server_before_2_5_gets_no_bm25_and_keyword_search_says_so(
+    open_store: Callable[..., MilvusStore], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Milvus standalone 2.3.5 (the Docker tier) has no BM25 function; its version is what decides.
+    store = open_store("kw_old_server")
+    monkeypatch.setattr(store, "server_version", lambda: "v2.3.5")
+    with caplog.at_level("WARNING", logger="qwen_embed_adapters.adapters.milvus"):
+        store.add_texts(["数据库"], ids=["a"])
+    assert "Milvus server v2.3.5 has no BM25 function (Milvus 2.5+)" in caplog.text
+    assert not store.client.describe_collection("kw_old_server").get("functions")
+    with pytest.raises(ConfigurationError, match=r"Milvus server v2\.3\.5 has no BM25 function \(it came with Milvus 2\.5\)"):
+        store.search("数据库", mode="hybrid")
+
+
+def test_lite_keyword_search_flushes_once_after_writes(open_store: Callable[..., MilvusStore],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store("kw_flush")
+    store.add_texts(["数据库", "公园"], ids=["a", "b"])
+    flushed: list[str] = []
+    real = store.client.flush
+    monkeypatch.setattr(store.client, "flush", lambda name, **kw: (flushed.append(name), real(name, **kw))[1])
+    assert [h.id for h in store.search("数据库", mode="keyword")] == ["a"]
+    assert [h.id for h in store.search("公园", mode="keyword")] == ["b"]
+    assert flushed == ["kw_flush"]  # once: rows written since are the only reason to flush again
+    store.delete(["a"])
+    assert store.search("数据库", mode="keyword") == []
+    assert flushed == ["kw_flush", "kw_flush"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from qwen_embed_adapters.adapters.milvus import PROP_MODEL, MilvusStore
 from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from qwen_embed_adapters.remote import RemoteEmbedder
 from qwen_embed_adapters.testing import FakeEmbedder
-from qwen_embed_adapters.testing.contract import MilvusContract
+from qwen_embed_adapters.testing.contract import MilvusContract, OpenStore, unique_name
+from tests.support.keyword_checks import NativeKeywordChecks
 from tests.support.milvus_fixtures import corpus, docker_reason, milvus_lite_server, milvus_lite_server_mode
 from tests.support.openai_server import EmbeddingServer
 
@@ -41,6 +43,25 @@ class TestMilvusLiteServerContract(MilvusContract):
     @pytest.fixture
     def milvus_uri(self, lite_server_uri: str) -> str:
         return lite_server_uri
+
+
+class TestMilvusLiteServerKeyword(NativeKeywordChecks):
+    """Keyword and hybrid search through the BM25 function over http:// against ``milvus-lite server``."""
+
+    @pytest.fixture
+    def open_store(self, lite_server_uri: str) -> Iterator[OpenStore]:
+        name = unique_name("kw").replace("-", "_")
+        opened: list[MilvusStore] = []
+
+        def open_(embedder: Any) -> MilvusStore:
+            opened.append(MilvusStore(lite_server_uri, name, embedder))
+            return opened[-1]
+
+        yield open_
+        for s in opened:
+            s.close()
+        with MilvusStore(lite_server_uri, name, FakeEmbedder()) as cleanup:
+            cleanup.drop()
 
 
 def exercise_server(uri: str, prefix: str, n: int = 500) -> None:

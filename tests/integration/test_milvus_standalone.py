@@ -111,6 +111,20 @@ def test_restart_between_two_calls_is_reconnected(milvus_standalone: StandaloneM
         store.close()
 
 
+def test_a_2_3_5_server_has_no_bm25_so_keyword_search_is_refused_naming_it(milvus_uri: str) -> None:
+    # Milvus 2.3.5 predates the BM25 function (Milvus 2.5): the collection is created without it, dense
+    # search works, and mode "keyword"/"hybrid" is refused with the server's version (issue 32).
+    with MilvusStore(milvus_uri, "kw_on_2_3", FakeEmbedder(dimensions=16)) as store:
+        assert store.server_version().startswith("v2.3")
+        store.add_texts(["向量数据库", "公园散步"], ids=["db", "park"])
+        assert not store.client.describe_collection("kw_on_2_3").get("functions")
+        assert len(store.search("数据库", top_k=2)) == 2
+        for mode in ("keyword", "hybrid"):
+            with pytest.raises(ConfigurationError, match=r"Milvus server v2\.3\.\d+\S* has no BM25 function"):
+                store.search("数据库", mode=mode)
+        store.drop()
+
+
 def test_server_down_when_opened_names_the_uri_within_the_timeout() -> None:
     """Nothing listens on the port: opening the store fails with the URI in the message, in bounded time."""
     uri = f"http://127.0.0.1:{free_port()}"

@@ -5,6 +5,7 @@ recorded table, index settings and the space-card hooks."""
 from __future__ import annotations
 
 import asyncio
+import math
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from qwen_embed_adapters.adapters.pgvector import PgVectorStore, filter_clause, 
 from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from qwen_embed_adapters.testing import FakeEmbedder
 from qwen_embed_adapters.testing.contract import TEXTS, OpenStore, StoreContract, unique_name
+from tests.support.keyword_checks import NativeKeywordChecks
 
 
 def _column_type(conninfo: str, table: str) -> str:
@@ -42,7 +44,10 @@ class TestPgVectorContract(StoreContract):
     @pytest.fixture
     def open_store(self, pg_conninfo: str) -> OpenStore:
         table = unique_name("kb").replace("-", "_")
-        return lambda embedder: PgVectorStore(pg_conninfo, table, embedder)
+        return lambda embedder, **kw: PgVectorStore(pg_conninfo, table, embedder, **kw)
+
+    compact_precisions = ("binary",)  # binary_quantize expression index + a rescoring subquery
+    refused_precisions = ("int8",)  # pgvector has no int8 vector type
 
 
 class TestPgVectorExactContract(TestPgVectorContract):
@@ -51,7 +56,7 @@ class TestPgVectorExactContract(TestPgVectorContract):
     @pytest.fixture
     def open_store(self, pg_conninfo: str) -> OpenStore:
         table = unique_name("exact").replace("-", "_")
-        return lambda embedder: PgVectorStore(pg_conninfo, table, embedder, index=None)
+        return lambda embedder, **kw: PgVectorStore(pg_conninfo, table, embedder, index=None, **kw)
 
 
 @pytest.fixture
@@ -268,3 +273,97 @@ def test_another_vector_space_of_the_same_width_is_refused(pg_conninfo: str, tab
         with pytest.raises(VectorSpaceMismatchError):
             other.add_texts(["another space"])
         assert other.count() == len(TEXTS)
+
+
+def test_binary_precision_uses_the_bit_index_and_rescores(pg_conninfo: str) -> None:
+    """precision="binary": the HNSW index is over binary_quantize(embedding)::bit(d), the query walks it
+    (Hamming) for rescore x top_k candidates and orders them by the float cosine; recorded for a reopen."""
+    emb = FakeEmbedder(dimensions=32)
+    table = unique_name("bq").replace("-", "_")
+    texts = [f"document number {i} about {w}" for i, w in enumerate(["rivers", "cities", "code", "music"] * 15)]
+    with PgVectorStore(pg_conninfo, table, emb, precision="binary", rescore=3) as store:
+        store.add_texts(texts)
+        indexdef = store.conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname LIKE %s", [table, "%embedding_idx"]
+        ).fetchone()[0]
+        assert "binary_quantize(embedding))::bit(32)) bit_hamming_ops" in indexdef
+        assert store.recorded()["index_params"]["precision"] == "binary"
+        q = store._pgv_vector(emb.embed_query("music"))
+        query, params = store._search_sql(None)
+        with store.conn.transaction():
+            store.conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in store.conn.execute(
+                store._psycopg.sql.SQL("EXPLAIN ") + query, store._search_params(q, params, 5)).fetchall())
+        assert f"Index Scan using {table}_embedding_idx" in plan
+        hits = store.search("music", top_k=5)
+        docs = emb.embed_documents(texts)
+        scores = {t: float(v @ emb.embed_query("music")) for t, v in zip(texts, docs, strict=True)}
+        # The scores are float cosines, best first (the rescoring), not Hamming distances.
+        np.testing.assert_allclose([h.score for h in hits], [scores[h.text] for h in hits], atol=1e-5)  # type: ignore[index]
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    with PgVectorStore(pg_conninfo, table, emb) as again:
+        again.ensure_dimension()
+        assert again.precision == "binary" and again.to_config()["precision"] == "binary"
+
+
+# ---------------------------------------------------------------------------- keyword search (issue 32)
+class TestPgVectorKeyword(NativeKeywordChecks):
+    """Keyword and hybrid search through PostgreSQL full-text search (tsvector + GIN, BM25 in SQL)."""
+
+    @pytest.fixture
+    def open_store(self, pg_conninfo: str) -> OpenStore:
+        table = unique_name("kw").replace("-", "_")
+        return lambda embedder: PgVectorStore(pg_conninfo, table, embedder)
+
+
+def test_a_new_table_has_a_tsvector_column_of_tokenize_terms_with_a_gin_index(pg_conninfo: str, table: str) -> None:
+    store = PgVectorStore(pg_conninfo, table, FakeEmbedder(dimensions=8))
+    store.add_texts(["parse_args(argv) parses argv 向量数据库"], ids=["a"])
+    with psycopg.connect(pg_conninfo) as conn:
+        row = conn.execute(f'SELECT keywords::text FROM "{table}" WHERE id = %s', ["a"]).fetchone()
+        gin = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%(keywords)%%'",
+                           [table]).fetchone()
+    # identifiers whole and split, repeats as positions, Chinese cut into words
+    assert row == ("'args':3 'argv':4,6 'parse':2 'parse_args':1 'parses':5 '向量':7 '数据库':8",)
+    assert gin is not None and "USING gin (keywords)" in gin[0]
+
+
+def test_keyword_scores_are_bm25(pg_conninfo: str, table: str) -> None:
+    # BM25 with k1 = 1.2, b = 0.75, IDF ln(1 + (N - n + 0.5) / (n + 0.5)), lengths in terms; the average
+    # length over the (here: all) sampled rows.
+    store = PgVectorStore(pg_conninfo, table, FakeEmbedder(dimensions=8))
+    texts = {"r": "common rare rare", "a": "common alpha", "b": "common beta gamma delta"}
+    store.add_texts(list(texts.values()), ids=list(texts))
+    avgdl = (3 + 2 + 4) / 3
+
+    def bm25(tf: int, dl: int, n: int) -> float:
+        return math.log(1 + (3 - n + 0.5) / (n + 0.5)) * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * dl / avgdl))
+
+    hits = store.search("rare common", mode="keyword", top_k=3)
+    assert [h.id for h in hits] == ["r", "a", "b"]
+    assert [h.score for h in hits] == pytest.approx([bm25(2, 3, 1) + bm25(1, 3, 3), bm25(1, 2, 3), bm25(1, 4, 3)])
+
+
+def test_a_table_without_the_keyword_column_refuses_then_enable_keyword_fills_it(pg_conninfo: str, table: str) -> None:
+    old = PgVectorStore(pg_conninfo, table, FakeEmbedder(dimensions=8), keyword=False)
+    old.add_texts(["向量数据库", "公园", "ValueError"], ids=["a", "b", "c"])
+    assert [h.id for h in old.search("数据库", top_k=1)] in (["a"], ["b"], ["c"])  # dense search works
+    for mode in ("keyword", "hybrid"):
+        with pytest.raises(ConfigurationError, match="has no 'keywords' tsvector column.*call store.enable_keyword"):
+            old.search("数据库", mode=mode)
+    assert old.enable_keyword(batch_size=2) == 3
+    assert [h.id for h in old.search("数据库", mode="keyword")] == ["a"]
+    old.add_texts(["数据库 again"], ids=["d"])  # writes now fill the column too
+    assert sorted(h.id for h in old.search("数据库", mode="keyword")) == ["a", "d"]
+    assert old.enable_keyword() == 0
+    again = PgVectorStore(pg_conninfo, table, FakeEmbedder(dimensions=8), keyword=False)
+    assert [h.id for h in again.search("公园", mode="keyword")] == ["b"]  # the table decides, not the setting
+
+
+def test_a_keyword_filter_is_sql_beside_the_match(pg_conninfo: str, table: str) -> None:
+    store = PgVectorStore(pg_conninfo, table, FakeEmbedder(dimensions=8))
+    store.add_texts(["数据库 one", "数据库 two", "数据库 three"], ids=["1", "2", "3"],
+                    metadatas=[{"n": 1, "tags": ["x"]}, {"n": 2}, {"n": 3}])
+    assert sorted(h.id for h in store.search("数据库", mode="keyword", filter={"n": [1, 3]})) == ["1", "3"]
+    assert [h.id for h in store.search("数据库", mode="keyword", filter={"tags": ["x"]})] == []  # a list value
+    assert [h.id for h in store.search("数据库", mode="keyword", filter={"tags": {"$eq": ["x"]}})] == ["1"]

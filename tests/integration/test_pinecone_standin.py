@@ -19,6 +19,7 @@ import pytest
 
 pinecone = pytest.importorskip("pinecone")
 
+from qwen_embed_adapters.adapters import sparse  # noqa: E402
 from qwen_embed_adapters.adapters.base import content_id  # noqa: E402
 from qwen_embed_adapters.adapters.pinecone import SPACE_CARD_NAMESPACE, PineconeStore  # noqa: E402
 from qwen_embed_adapters.errors import (  # noqa: E402
@@ -29,6 +30,7 @@ from qwen_embed_adapters.errors import (  # noqa: E402
 )
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
 from qwen_embed_adapters.testing.contract import OpenStore, StoreContract, unique_name  # noqa: E402
+from tests.support.keyword_checks import NativeKeywordChecks  # noqa: E402
 from tests.support.pinecone_scenario import CORPUS, run_store_scenario  # noqa: E402
 from tests.support.pinecone_server import MAX_REQUEST_BYTES, PineconeServer  # noqa: E402
 
@@ -62,7 +64,9 @@ class TestPineconeStandinContract(StoreContract):
     @pytest.fixture
     def open_store(self, pc: Any) -> OpenStore:
         name = unique_name("contract")
-        return lambda embedder: PineconeStore.create(pc, name, embedder)
+        return lambda embedder, **kw: PineconeStore.create(pc, name, embedder, **kw)
+
+    refused_precisions = ("int8", "binary")  # Pinecone offers its clients no quantization setting
 
 
 def _card_request(r: Any) -> bool:
@@ -463,3 +467,97 @@ def test_bulk_ingest_skips_what_the_index_holds_and_retries_only_the_missing(
     again = ingest(store, texts, batch_size=200, progress=False)
     assert again.skipped == 600 and again.written == 0
     assert server.requests_to("/vectors/upsert") == []
+
+
+# ---------------------------------------------------------------------------- keyword search (issue 32)
+class TestPineconeStandinKeywordContract(StoreContract):
+    """The whole store contract again on a dotproduct index opened with keyword=True (dense scores are the
+    cosine for unit vectors; the keyword and hybrid tests run instead of being skipped)."""
+
+    @pytest.fixture
+    def open_store(self, pc: Any) -> OpenStore:
+        name = unique_name("kwc")
+        return lambda embedder: PineconeStore.create(pc, name, embedder, metric="dotproduct", keyword=True)
+
+
+class TestPineconeStandinKeyword(NativeKeywordChecks):
+    """Keyword and hybrid search through sparse-dense records on a dotproduct index, against the stand-in."""
+
+    @pytest.fixture
+    def open_store(self, pc: Any) -> OpenStore:
+        name = unique_name("kw")
+        return lambda embedder: PineconeStore.create(pc, name, embedder, metric="dotproduct", keyword=True)
+
+
+def test_sparse_values_and_the_keyword_query_on_the_wire(server: PineconeServer, pc: Any) -> None:
+    store = _store(pc, "kw-wire", dim=16, metric="dotproduct", keyword=True)
+    texts = ["向量数据库的混合检索", "parse_args parses argv"]
+    store.add_texts(texts, ids=["zh", "code"])
+    [body] = _upsert_bodies(server)
+    for record, text in zip(body["vectors"], texts, strict=True):
+        indices, values = sparse.document_vector(text)
+        assert record["sparseValues"]["indices"] == indices
+        assert record["sparseValues"]["values"] == pytest.approx(values)
+    hits = store.search("数据库 argv", top_k=5, mode="keyword")
+    [query] = [r.body for r in _data_requests(server, "/query")]
+    assert query["vector"] == [0.0] * 16  # sparse only: alpha = 0 of Pinecone's convex combination
+    assert query["sparseVector"] == {"indices": sparse.query_vector("数据库 argv")[0], "values": [1.0, 1.0]}
+    # the score is the sparse dot product: the record's weight of each query term it holds (no IDF); the
+    # shorter text (4 terms against 5) weighs its term a little more
+    weights = {i: dict(zip(*sparse.document_vector(t), strict=True)) for i, t in zip(["zh", "code"], texts, strict=True)}
+    assert [(h.id, h.score) for h in hits] == [
+        ("zh", pytest.approx(weights["zh"][sparse.term_index("数据库")], rel=1e-6)),
+        ("code", pytest.approx(weights["code"][sparse.term_index("argv")], rel=1e-6)),
+    ]
+    assert hits[0].score > hits[1].score
+
+
+def test_at_most_1000_sparse_values_per_record(server: PineconeServer, pc: Any) -> None:
+    # Bad input tried: a text of 1,200 distinct words, over Pinecone's 1,000 non-zero sparse values.
+    store = _store(pc, "kw-cap", dim=16, metric="dotproduct", keyword=True)
+    store.add_texts([" ".join(f"w{i}" for i in range(1200))], ids=["long"])
+    [body] = _upsert_bodies(server)
+    assert len(body["vectors"][0]["sparseValues"]["indices"]) == 1000
+    assert [h.id for h in store.search("w7", mode="keyword")] == ["long"]
+
+
+def test_keyword_search_needs_a_dotproduct_index_opened_with_keyword(server: PineconeServer, pc: Any) -> None:
+    # Bad input tried: keyword=True with the cosine metric; keyword search on a store without keyword=True.
+    with pytest.raises(ConfigurationError, match="Pinecone index 'kw-cos' uses metric 'cosine'.*metric='dotproduct'"):
+        _store(pc, "kw-cos", dim=16, keyword=True)
+    assert not pc.has_index("kw-cos")  # refused before anything was created
+    plain = _store(pc, "kw-plain", dim=16)
+    plain.add_texts(["数据库"], ids=["a"])
+    assert "sparseValues" not in _upsert_bodies(server)[0]["vectors"][0]
+    server.clear_requests()
+    for mode in ("keyword", "hybrid"):
+        with pytest.raises(ConfigurationError, match="PineconeStore 'kw-plain' has no keyword search, so mode 'keyword' "
+                           "and 'hybrid' are refused: it was opened without keyword=True.*only on dotproduct indexes"):
+            plain.search("数据库", mode=mode)
+    assert _data_requests(server, "/query") == []  # refused before any request
+    assert (plain.keyword_support, PineconeStore.keyword_support) == ("none", "native")
+
+
+def test_the_standin_refuses_a_sparse_query_on_a_cosine_index_as_pinecone_does(server: PineconeServer, pc: Any) -> None:
+    # Pinecone's known limitations: upserting sparse values into a non-dotproduct index succeeds, querying fails.
+    store = _store(pc, "kw-cos-raw", dim=4)
+    index = store.index
+    index.upsert(vectors=[{"id": "a", "values": [1.0, 0, 0, 0], "sparse_values": {"indices": [3], "values": [0.5]}}])
+    with pytest.raises(Exception, match="only indexes using the dotproduct metric support querying sparse-dense"):
+        index.query(vector=[1.0, 0, 0, 0], sparse_vector={"indices": [3], "values": [1.0]}, top_k=1)
+
+
+def test_async_keyword_search_over_the_asyncio_index(server: PineconeServer) -> None:
+    async def main() -> list[str]:
+        apc = pinecone.AsyncPinecone(api_key=SECRET, host=server.host)
+        try:
+            store = await PineconeStore.acreate(apc, "kw-async", FakeEmbedder(dimensions=16), metric="dotproduct",
+                                                keyword=True)
+            await store.aadd_texts(["向量数据库", "公园散步"], ids=["db", "park"])
+            hits = await store.asearch("数据库", mode="keyword")
+            await store.aclose()
+            return [h.id for h in hits]
+        finally:
+            await apc.close()
+
+    assert asyncio.run(main()) == ["db"]

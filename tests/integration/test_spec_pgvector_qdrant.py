@@ -21,10 +21,12 @@ pytestmark = pytest.mark.integration
 TEXTS = ["Beijing is the capital of China", "北京是中国的首都", "def add(a, b): return a + b"]
 PG = {"conninfo": None, "pgdata": None, "table": "documents", "schema": None, "password_env": None, "index": "hnsw",
       "vector_type": "auto", "m": 16, "ef_construction": 64, "ef_search": None, "write_batch_size": None,
-      "connect_timeout": 10.0}
+      "connect_timeout": 10.0, "precision": None, "rescore": 4, "keyword": True, "space_check": "adopt",
+      "space_tolerance": 0.99}
 QD = {"location": ":memory:", "collection": "documents", "api_key_env": None, "vector_name": None, "hnsw_m": None,
       "hnsw_ef_construct": None, "ef_search": None, "on_disk": False, "write_batch_size": None, "timeout": None,
-      "prefer_grpc": False}
+      "prefer_grpc": False, "precision": None, "rescore": 4, "keyword": True, "space_check": "adopt",
+      "space_tolerance": 0.99}
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,9 @@ def test_cli_names_a_bad_store_spec(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 # ---------------------------------------------------------------------------- settings round trips
+SPACE = ("space_check", "space_tolerance")  # StoreSettings' own, set on a store rather than passed to it
+
+
 def _every_field_survives(config: dict[str, Any], values: dict[str, Any], emb: FakeEmbedder) -> None:
     """``config`` (from ``to_config``) rebuilds a store whose settings hold ``values``, every field of the
     store's settings dataclass among them and none at its default (so each one is really carried)."""
@@ -182,10 +185,13 @@ def test_milvus_settings_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPa
               "metric": "IP", "index_type": "FLAT", "index_params": {"nlist": 8}, "text_max_length": 1000,
               "id_max_length": 100, "id_field": "pk", "text_field": "body", "metadata_field": "meta",
               "vector_field": "emb", "consistency_level": "Bounded", "timeout": 30.0, "write_batch_size": 64,
-              "use_async_client": False}
+              "use_async_client": False, "keyword": False, "keyword_field": "body_sparse",
+              "keyword_analyzer": {"tokenizer": "standard"},
+              "precision": "float32", "rescore": 8, "space_check": "strict", "space_tolerance": 0.95}
     try:
         first = MilvusStore(values["uri"], values["collection"], FakeEmbedder(dimensions=8),
-                            **{k: v for k, v in values.items() if k not in ("uri", "collection")})
+                            **{k: v for k, v in values.items() if k not in ("uri", "collection", *SPACE)})
+        first.space_check, first.space_tolerance = "strict", 0.95  # set on the store (VectorStore.from_config does)
         config = first.to_config()
         first.close()
         assert config == {"store": "milvus", **values}
@@ -218,9 +224,11 @@ def test_chroma_settings_round_trip(tmp_path: Path) -> None:
     from qwen_embed_adapters.adapters.chroma import ChromaStore
 
     values = {"uri": str(tmp_path / "chroma"), "collection": "rt-docs", "metadata": {"team": "a"},
-              "strict_model": False, "use_async_client": False}
+              "strict_model": False, "use_async_client": False, "precision": "float32", "rescore": 8, "space_check": "strict", "space_tolerance": 0.95}
     first = ChromaStore(chromadb.PersistentClient(path=values["uri"]), "rt-docs", FakeEmbedder(dimensions=8),
-                        metadata={"team": "a"}, strict_model=False, use_async_client=False)
+                        metadata={"team": "a"}, strict_model=False, use_async_client=False, precision="float32",
+                        rescore=8)
+    first.space_check, first.space_tolerance = "strict", 0.95
     config = first.to_config()  # the directory is read back from the client's settings
     assert config == {"store": "chroma", **values}
     _every_field_survives(config, values, FakeEmbedder(dimensions=8))
@@ -247,7 +255,8 @@ def test_pinecone_settings_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
         index = srv.add_index("kb", 8, metric="dotproduct")
         values = {"host": index.host, "index": "kb", "namespace": "ns", "api_key_env": "PC_RT_KEY",
                   "controller_host": srv.host, "cloud": "gcp", "region": "europe-west4", "metric": "dotproduct",
-                  "max_batch_vectors": 10, "max_request_bytes": 100_000, "max_metadata_bytes": 1000}
+                  "max_batch_vectors": 10, "max_request_bytes": 100_000, "max_metadata_bytes": 1000,
+                  "keyword": True, "precision": "float32", "rescore": 8, "space_check": "strict", "space_tolerance": 0.95}
         _every_field_survives({"store": "pinecone", **values}, values, FakeEmbedder(dimensions=8))
         # Opened by name through the control plane, the store's config names the index, not its host.
         by_name = store_from_spec({"store": "pinecone", "index": "kb2", "controller_host": srv.host,
@@ -266,8 +275,9 @@ def test_faiss_settings_round_trip(tmp_path: Path) -> None:
     from qwen_embed_adapters.adapters.faiss import FaissStore
 
     values = {"path": str(tmp_path / "kb"), "metric": "l2", "index": "hnsw", "hnsw_m": 8, "ef_construction": 40,
-              "ef_search": 16}
-    first = FaissStore(FakeEmbedder(dimensions=8), **values)
+              "ef_search": 16, "precision": "float32", "rescore": 8, "space_check": "strict", "space_tolerance": 0.95}
+    first = FaissStore(FakeEmbedder(dimensions=8), **{k: v for k, v in values.items() if k not in SPACE})
+    first.space_check, first.space_tolerance = "strict", 0.95
     first.add_texts(TEXTS)
     first.save()
     config = first.to_config()

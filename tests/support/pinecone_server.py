@@ -39,6 +39,16 @@ values, a non-zero vector on cosine indexes, ids of 1-512 ASCII characters, meta
 are strings, numbers, booleans or lists of strings, at most 40 KB of metadata per vector, top_k
 1..10,000, at most 1,000 ids per fetch/delete.
 
+Sparse-dense records (issue 32's keyword side), as the same pages document them: ``sparseValues`` on an
+upsert (``indices`` uint32 without repeats, ``values`` finite float32, equally long, at most 1,000 non-zero
+values: https://docs.pinecone.io/docs/limits) are stored with the record and replaced or deleted with it;
+``sparseVector`` on a query is accepted only on a ``dotproduct`` index ("Only indexes using the dotproduct
+distance metric support querying sparse-dense vectors. Upserting [...] with a different distance metric will
+succeed, but querying will return an error", https://docs.pinecone.io/reference/known-limitations), and a
+record then scores ``dense . query + sparse . sparse_query`` (https://docs.pinecone.io/guides/search/hybrid-search:
+the sparse-dense vector is one vector). A query's dense vector may be all zeros on a dotproduct index (the
+hybrid-search page's convex combination at alpha = 0).
+
 Faults: ``srv.fail(route, status=..., message=..., times=1, when=None)`` makes the next matching
 requests to ``route`` ("upsert", "query", "fetch", "delete", "describe_index_stats", "create_index",
 "describe_index") answer an error; ``when(body)`` narrows which requests match.
@@ -65,6 +75,7 @@ MAX_METADATA_BYTES = 40 * 1024
 MAX_DIMENSION = 20_000
 MAX_TOP_K = 10_000
 MAX_IDS_PER_REQUEST = 1000
+MAX_SPARSE_VALUES = 1000
 DEFAULT_NAMESPACE_KEY = "__default__"
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")
 _METRICS = ("cosine", "euclidean", "dotproduct")
@@ -121,6 +132,8 @@ class StoredIndex:
     tags: dict[str, str] | None
     deletion_protection: str
     namespaces: dict[str, dict[str, tuple[list[float], dict[str, Any] | None]]] = field(default_factory=dict)
+    #: per namespace, id -> sparse values {index: value} of the records that have them
+    sparse: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
     described: bool = False
     server: _HTTPServer | None = None
     thread: threading.Thread | None = None
@@ -444,6 +457,24 @@ class PineconeServer:
             raise ApiError(400, f"{where}: dense vectors must contain at least one non-zero value")
         return [float(v) for v in values]
 
+    def _check_sparse(self, sv: Any, where: str) -> dict[int, float] | None:
+        if sv is None:
+            return None
+        if not isinstance(sv, dict) or set(sv) != {"indices", "values"}:
+            raise ApiError(400, f"{where}: sparse values must be an object with indices and values")
+        indices, values = sv["indices"], sv["values"]
+        if not isinstance(indices, list) or not isinstance(values, list) or len(indices) != len(values):
+            raise ApiError(400, f"{where}: sparse indices and values must be lists of the same length")
+        if len(indices) > MAX_SPARSE_VALUES:
+            raise ApiError(400, f"{where}: sparse vectors can contain no more than {MAX_SPARSE_VALUES} non-zero values")
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < 2**32 for i in indices):
+            raise ApiError(400, f"{where}: sparse indices must be unsigned 32-bit integers")
+        if len(set(indices)) != len(indices):
+            raise ApiError(400, f"{where}: sparse indices must be unique")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+            raise ApiError(400, f"{where}: sparse values must be finite numbers")
+        return {int(i): float(v) for i, v in zip(indices, values, strict=True)}
+
     def _check_metadata(self, metadata: Any, vid: str) -> dict[str, Any] | None:
         if metadata is None:
             return None
@@ -482,6 +513,7 @@ class PineconeServer:
             )
         ns = self._namespace(body)
         staged: list[tuple[str, list[float], dict[str, Any] | None]] = []
+        staged_sparse: dict[str, dict[int, float] | None] = {}
         for i, v in enumerate(vectors):
             if not isinstance(v, dict):
                 raise ApiError(400, f"vectors[{i}] must be an object")
@@ -490,10 +522,17 @@ class PineconeServer:
                 raise ApiError(400, f"vectors[{i}].id must be 1-512 ASCII characters, got {vid!r:.80}")
             values = self._check_values(ix, v.get("values"), f"vector {vid!r}")
             staged.append((vid, values, self._check_metadata(v.get("metadata"), vid)))
+            staged_sparse[vid] = self._check_sparse(v.get("sparseValues"), f"vector {vid!r}")
         with self._lock:  # all or nothing, as one request is one write
             space = ix.namespaces.setdefault(ns, {})
+            sparse_space = ix.sparse.setdefault(ns, {})
             for vid, values, meta in staged:
                 space[vid] = (values, meta)
+                found = staged_sparse[vid]
+                if found is None:  # an upsert replaces the whole record
+                    sparse_space.pop(vid, None)
+                else:
+                    sparse_space[vid] = found
         return {"upsertedCount": len(staged)}
 
     def _query(self, ix: StoredIndex, body: dict[str, Any]) -> dict[str, Any]:
@@ -503,6 +542,13 @@ class PineconeServer:
         ns = self._namespace(body)
         with self._lock:
             space = dict(ix.namespaces.get(ns, {}))
+            sparse_space = dict(ix.sparse.get(ns, {}))
+        sparse_query = self._check_sparse(body.get("sparseVector"), "query sparse vector")
+        if sparse_query is not None and ix.metric != "dotproduct":
+            raise ApiError(
+                400, f"Cannot query index {ix.name!r} with sparse values: only indexes using the dotproduct "
+                f"metric support querying sparse-dense vectors, this one uses {ix.metric!r}"
+            )
         if ("vector" in body) == ("id" in body):
             raise ApiError(400, "Exactly one of vector or id must be provided")
         if "id" in body:
@@ -524,6 +570,11 @@ class PineconeServer:
                 order = np.argsort(-scores, kind="stable")
             elif ix.metric == "dotproduct":
                 scores = mat @ q
+                if sparse_query is not None:
+                    scores = scores + np.asarray([
+                        sum(w * sparse_space.get(vid, {}).get(t, 0.0) for t, w in sparse_query.items())
+                        for vid, _, _ in items
+                    ])
                 order = np.argsort(-scores, kind="stable")
             else:  # euclidean: squared distance, smaller is closer
                 scores = ((mat - q) ** 2).sum(axis=1)
@@ -546,8 +597,11 @@ class PineconeServer:
         ns = params.get("namespace", [""])[0]
         with self._lock:
             space = ix.namespaces.get(ns, {})
+            sparse_space = ix.sparse.get(ns, {})
             found = {
-                vid: {"id": vid, "values": space[vid][0], **({"metadata": space[vid][1]} if space[vid][1] else {})}
+                vid: {"id": vid, "values": space[vid][0], **({"metadata": space[vid][1]} if space[vid][1] else {}),
+                      **({"sparseValues": {"indices": list(sparse_space[vid]), "values": list(sparse_space[vid].values())}}
+                         if vid in sparse_space else {})}
                 for vid in ids
                 if vid in space
             }
@@ -572,6 +626,9 @@ class PineconeServer:
             else:
                 for vid in [k for k, (_, meta) in space.items() if _matches(meta or {}, flt)]:
                     del space[vid]
+            sparse_space = ix.sparse.get(ns, {})
+            for vid in [k for k in sparse_space if k not in space]:
+                del sparse_space[vid]
             if ns in ix.namespaces and not ix.namespaces[ns]:
                 del ix.namespaces[ns]
         return {}

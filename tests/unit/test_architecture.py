@@ -19,7 +19,7 @@ ROOT = Path(qwen_embed_adapters.__file__).parent
 
 #: lowest first; a module may import its own layer's modules and any lower layer's, never a higher one's.
 LAYERS: list[set[str]] = [
-    {"errors", "models", "vectors", "_urls", "_http", "http", "settings"},
+    {"errors", "models", "vectors", "_urls", "_http", "http", "settings", "retrieval"},
     {"embedder"},
     {"remote", "local", "rerank", "testing", "space", "cache"},
     {"config"},

@@ -27,6 +27,7 @@ from qwen_embed_adapters.adapters.chroma import (  # noqa: E402
     EF_NAME,
     META_DIMENSION,
     META_MODEL,
+    META_SPACE_CARD,
     ChromaStore,
     QwenEmbeddingFunction,
     collection_dimension,
@@ -37,6 +38,7 @@ from qwen_embed_adapters.errors import (  # noqa: E402
     DimensionMismatchError,
     InvalidInputError,
 )
+from qwen_embed_adapters.space import SpaceCard  # noqa: E402
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
 from qwen_embed_adapters.testing.contract import OpenStore, StoreContract  # noqa: E402
 
@@ -201,7 +203,10 @@ def test_chroma_modify_calls_validate_config_update(client, name):
 def test_new_collection_records_model_dimension_and_cosine(client, name):
     emb = fake(32)
     col = get_or_create_collection(client, name, emb, metadata={"team": "search"})
-    assert col.metadata == {"team": "search", META_MODEL: "fake-embedding", META_DIMENSION: 32}
+    meta = dict(col.metadata or {})
+    card = SpaceCard.from_json(meta.pop(META_SPACE_CARD))  # the space card, recorded when it was opened
+    assert (card.model, card.dimension) == ("fake-embedding", 32)
+    assert meta == {"team": "search", META_MODEL: "fake-embedding", META_DIMENSION: 32}
     assert col.configuration_json["hnsw"]["space"] == "cosine"
     persisted = col.configuration_json["embedding_function"]
     assert persisted["name"] == EF_NAME and persisted["config"]["embedder"] == emb.to_config()
@@ -367,7 +372,9 @@ class TestChromaPersistentContract(StoreContract):
     @pytest.fixture
     def open_store(self, tmp_path, name) -> OpenStore:  # type: ignore[no-untyped-def]
         client = chromadb.PersistentClient(str(tmp_path / "db"), settings=Settings(anonymized_telemetry=False))
-        return lambda embedder: ChromaStore(client, name, embedder)
+        return lambda embedder, **kw: ChromaStore(client, name, embedder, **kw)
+
+    refused_precisions = ("int8", "binary")  # Chroma's HNSW keeps float32 and has no quantization setting
 
 
 def test_store_subclasses_the_shared_base(client, name):
@@ -428,3 +435,31 @@ def test_chroma_store_existing_ids_lets_a_rerun_skip_stored_records(tmp_path) ->
     ingest(store, ["alpha text", "beta text", "gamma text"], progress=False)
     assert [t for batch in emb.calls for t in batch] == ["gamma text"]
     assert store.count() == 3
+
+
+def test_persistent_keyword_index_is_kept_beside_and_read_by_a_new_process(tmp_path):
+    """The keyword side of a PersistentClient collection lives in its directory: a fresh process (here: the
+    per-process registry emptied) reads it instead of re-tokenising the collection, and a file that no longer
+    matches the collection's size is rebuilt."""
+    path = str(tmp_path / "db")
+    store = ChromaStore(path, "kwds", fake(32))
+    store.add_texts(["raise ERR_QUOTA_EXCEEDED", "向量数据库的混合检索"], ids=["a", "b"])
+    assert [h.id for h in store.search("混合检索", top_k=2, mode="keyword")] == ["b"]
+    saved = tmp_path / "db" / qc.KEYWORDS_DIR / f"{store.collection.id}.jsonl"
+    assert saved.exists()
+    store.add_texts(["a third text about quota"], ids=["c"])  # appended to the file as it happens
+    assert saved.read_text(encoding="utf-8").splitlines()[-1] == '{"add":"c","tokens":["third","text","about","quota"]}'
+    qc._keyword_indexes.clear()  # what a new process starts with
+
+    def no_documents(*args, **kwargs):
+        raise AssertionError("the collection's documents were read again")
+
+    again = ChromaStore(path, "kwds", fake(32))
+    real_get = again.collection.get
+    again.collection.get = lambda *a, **kw: no_documents() if "documents" in kw.get("include", []) and "ids" not in kw else real_get(*a, **kw)  # type: ignore[method-assign]
+    assert [h.id for h in again.search("quota", top_k=3, mode="keyword")] == ["c", "a"]
+    qc._keyword_indexes.clear()
+    saved.write_text(saved.read_text(encoding="utf-8").splitlines()[0] + "\n")  # an empty index: stale
+    third = ChromaStore(path, "kwds", fake(32))
+    assert [h.id for h in third.search("quota", top_k=3, mode="keyword")] == ["c", "a"]  # rebuilt
+    assert len(saved.read_text(encoding="utf-8").splitlines()) == 4

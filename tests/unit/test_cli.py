@@ -230,3 +230,31 @@ def test_doctor_route_advice_names_the_engines_of_each_route() -> None:
 
     assert ("TEI, vLLM, SGLang, Ollama, llama.cpp server and `qwen-embed serve` answer on /v1/embeddings; "
             "Infinity answers on /embeddings by default (/v1/embeddings with --url-prefix /v1)") in FIXES["path"]
+
+
+def test_ingest_builds_the_keyword_side_and_search_takes_a_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("bm25s")
+    pytest.importorskip("faiss")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in (("a", "The server answered ERR_QUOTA_EXCEEDED after 100 requests."),
+                       ("b", "向量数据库支持混合检索。"), ("c", "Paris is the capital of France.")):
+        (docs / f"{name}.md").write_text(text + "\n", encoding="utf-8")
+    store = ["--store", "faiss", "--uri", str(tmp_path / "kb"), *FAKE]
+    assert cli.main(["ingest", str(docs), "--json", "--no-progress", *store]) == 0
+    manifest = json.loads((tmp_path / "kb" / "store.json").read_text(encoding="utf-8"))
+    assert manifest["files"]["keywords"] == "keywords-1.jsonl"  # built by ingest, saved with the index
+    capsys.readouterr()
+    assert cli.main(["search", "ERR_QUOTA_EXCEEDED", "--mode", "keyword", "--json", *store]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 1 and "ERR_QUOTA_EXCEEDED" in hits[0]["text"]
+    assert hits[0]["keyword_score"] == hits[0]["score"] and "vector_score" not in hits[0]
+    assert cli.main(["search", "混合检索", "--mode", "hybrid", "--json", "-k", "3", *store]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 3 and hits[0]["text"] == "向量数据库支持混合检索。" and "keyword_score" in hits[0]
+    # bad input tried: an unknown mode
+    with pytest.raises(SystemExit):
+        cli.main(["search", "x", "--mode", "sparse", *store])
+    assert "invalid choice: 'sparse'" in capsys.readouterr().err

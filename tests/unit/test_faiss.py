@@ -53,10 +53,11 @@ class TestFaissFlatContract(StoreContract):
     """The shared store contract (qwen_embed_adapters.testing.contract) on an exact flat index."""
 
     index = "flat"
+    compact_precisions = ("int8", "binary")
 
     @pytest.fixture
     def open_store(self, tmp_path) -> OpenStore:  # type: ignore[no-untyped-def]
-        return lambda embedder: FaissStore(embedder, path=tmp_path / "kb", index=self.index)
+        return lambda embedder, **kw: FaissStore(embedder, path=tmp_path / "kb", index=self.index, **kw)
 
     def reopen(self, store, embedder, open_store):  # type: ignore[no-untyped-def]
         store.save()  # FAISS lives in memory: "the same collection" is the saved folder
@@ -67,6 +68,8 @@ class TestFaissHnswContract(TestFaissFlatContract):
     """The shared store contract on an HNSW graph index."""
 
     index = "hnsw"
+    compact_precisions = ()
+    refused_precisions = ("int8", "binary")  # compact search is flat (IndexScalarQuantizer / IndexBinaryFlat)
 
 
 def _filled(emb: FakeEmbedder, kind: str = "flat", **kw: object) -> FaissStore:
@@ -445,3 +448,107 @@ def test_a_failed_write_raises_without_waiting_for_the_batch_embedding_ahead() -
         assert err.value.failed_ids == ["1", "2", "3", "4"] and err.value.written_ids == []
     finally:
         release.set()
+
+
+# ---------------------------------------------------------------- compact vectors (precision int8 / binary)
+def _unit_rows(n: int, d: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(("precision", "code_bytes"), [("int8", 64), ("binary", 8)])
+def test_a_compact_store_keeps_small_codes_and_returns_float_cosines(precision: str, code_bytes: int) -> None:
+    emb = FakeEmbedder(dimensions=64)
+    vecs = _unit_rows(500, 64)
+    texts = [f"doc {i}" for i in range(500)]
+    exact = FaissStore(emb)
+    exact.add_embeddings(texts, vecs)
+    store = FaissStore(emb, precision=precision, rescore=10)
+    store.add_embeddings(texts, vecs)
+    assert store.compact_bytes() == 500 * code_bytes and exact.compact_bytes() == 0
+    # get_vectors still gives the float vectors bit for bit (they are kept for rescoring).
+    np.testing.assert_array_equal(store.get_vectors([content_id(texts[7])]), exact.get_vectors([content_id(texts[7])]))
+    q = vecs[3] + 0.05 * _unit_rows(1, 64, seed=1)[0]
+    got, want = store.search_by_vector(q, top_k=5), exact.search_by_vector(q, top_k=5)
+    assert got[0].id == want[0].id == content_id(texts[3])
+    # Scores are the float cosines of the hits found, not quantised distances.
+    for h in got:
+        row = texts.index(h.text or "")
+        assert h.score == pytest.approx(float(vecs[row] @ (q / np.linalg.norm(q))), abs=1e-5)
+
+
+def test_int8_is_retrained_as_the_store_grows_in_small_batches() -> None:
+    emb = FakeEmbedder(dimensions=32)
+    vecs = _unit_rows(1000, 32)
+    store = FaissStore(emb, precision="int8")
+    for start in range(0, 1000, 10):
+        store.add_embeddings([f"d{i}" for i in range(start, start + 10)], vecs[start:start + 10])
+    # First trained on 10 vectors, then on everything each time the store grew 4x: 10, 40, 160, 640.
+    assert store._compact_trained_on == 640
+    assert store._compact.ntotal == 1000
+
+
+def test_a_saved_compact_store_reopens_at_its_precision(tmp_path, emb: FakeEmbedder) -> None:  # type: ignore[no-untyped-def]
+    store = _filled(emb, precision="binary")
+    store.delete([content_id(DOCS[1])])
+    store.save(tmp_path / "kb")
+    manifest = json.loads((tmp_path / "kb" / "store.json").read_text())
+    assert manifest["precision"] == "binary"
+    again = FaissStore.load(tmp_path / "kb", emb)
+    assert again.precision == "binary" and again.to_config()["precision"] == "binary"
+    assert again._compact.ntotal == len(DOCS) - 1  # rebuilt from the float vectors, without the deleted one
+    assert again.search(DOCS[3], top_k=1, instruction="")[0].text == DOCS[3]
+    with pytest.raises(ConfigurationError, match=r"created with precision='binary'; it cannot be opened with precision='int8'"):
+        FaissStore(emb, path=tmp_path / "kb", precision="int8")
+
+
+def test_a_folder_saved_before_precisions_opens_as_float32(tmp_path, emb: FakeEmbedder) -> None:  # type: ignore[no-untyped-def]
+    _filled(emb).save(tmp_path / "kb")
+    manifest = json.loads((tmp_path / "kb" / "store.json").read_text())
+    del manifest["precision"]  # what an older version wrote
+    (tmp_path / "kb" / "store.json").write_text(json.dumps(manifest))
+    assert FaissStore.load(tmp_path / "kb", emb).precision == "float32"
+    with pytest.raises(ConfigurationError, match="created with precision='float32'"):
+        FaissStore(emb, path=tmp_path / "kb", precision="int8")
+
+
+def test_bad_compact_settings_are_refused() -> None:
+    """Bad input tried: an unknown precision, rescore 0, binary on a width that is not a multiple of 8."""
+    emb = FakeEmbedder(dimensions=12)
+    with pytest.raises(ConfigurationError, match="precision must be one of 'float32', 'int8', 'binary', got 'int4'"):
+        FaissStore(emb, precision="int4")
+    with pytest.raises(ConfigurationError, match="rescore must be at least 1, got 0"):
+        FaissStore(emb, precision="int8", rescore=0)
+    with pytest.raises(ConfigurationError, match="12 is not a multiple of 8"):
+        FaissStore(emb, precision="binary").add_texts(["twelve dimensions"])
+
+
+def test_precision_travels_in_the_spec() -> None:
+    from qwen_embed_adapters.adapters.spec import parse_store_spec
+
+    spec = parse_store_spec("faiss:kb?precision=int8&rescore=10")
+    assert spec["precision"] == "int8" and spec["rescore"] == 10
+    assert parse_store_spec("faiss:kb")["precision"] is None  # None: the folder's own, float32 when new
+
+
+def test_keyword_index_is_saved_beside_and_read_back_without_retokenising(
+    tmp_path, emb: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qwen_embed_adapters.retrieval as retrieval
+
+    store = FaissStore(emb, path=tmp_path / "kb")
+    store.add_texts(DOCS, ids=[f"d{i}" for i in range(len(DOCS))])
+    store.save()
+    assert json.loads((tmp_path / "kb" / "store.json").read_text())["files"]["keywords"] is None  # never built
+    assert [h.id for h in store.search("人工智能", top_k=2, mode="keyword")] == ["d4"]
+    store.save()
+    manifest = json.loads((tmp_path / "kb" / "store.json").read_text())
+    assert manifest["files"]["keywords"] == "keywords-2.jsonl"
+    assert sorted(p.name for p in (tmp_path / "kb").glob("keywords-*")) == ["keywords-2.jsonl"]
+    seen: list[str] = []
+    real = retrieval.tokenize
+    monkeypatch.setattr(retrieval, "tokenize", lambda text: seen.append(text) or real(text))
+    again = FaissStore.load(tmp_path / "kb", emb)
+    hits = again.search("Beijing capital", top_k=2, mode="keyword")
+    assert [h.id for h in hits] == ["d3", "d0"] and hits[0].text == DOCS[3]
+    assert seen == ["Beijing capital"]  # the saved terms were read, not the texts tokenised again

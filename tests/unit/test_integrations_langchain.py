@@ -129,3 +129,52 @@ def test_integrations_package_imports_nothing_optional() -> None:
             "print(sorted(m for m in ('langchain_core', 'llama_index', 'haystack') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------- QwenStoreRetriever (issue 32)
+from langchain_tests.integration_tests import RetrieversIntegrationTests  # noqa: E402
+
+from qwen_embed_adapters.integrations.langchain import QwenStoreRetriever  # noqa: E402
+
+RETRIEVER_TEXTS = ["the server answered ERR_QUOTA_EXCEEDED", "向量数据库支持混合检索", "Paris is the capital of France",
+                   "Beijing is the capital of China", "call load_settings() first", "cats sleep a lot"]
+
+
+def _faiss_store() -> Any:
+    pytest.importorskip("faiss")
+    pytest.importorskip("bm25s")
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+
+    store = FaissStore(FakeEmbedder(dimensions=32))
+    store.add_texts(RETRIEVER_TEXTS, ids=[f"r{i}" for i in range(len(RETRIEVER_TEXTS))],
+                    metadatas=[{"n": i} for i in range(len(RETRIEVER_TEXTS))])
+    return store
+
+
+class TestQwenStoreRetrieverStandard(RetrieversIntegrationTests):
+    """langchain-tests' retriever suite (invoke/ainvoke return Documents, ``k`` in the constructor and per call)."""
+
+    @property
+    def retriever_constructor(self) -> type[QwenStoreRetriever]:
+        return QwenStoreRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"store": _faiss_store(), "mode": "hybrid"}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "capital"
+
+
+def test_store_retriever_passes_the_mode_through() -> None:
+    store = _faiss_store()
+    docs = QwenStoreRetriever(store=store, k=2, mode="keyword").invoke("ERR_QUOTA_EXCEEDED")
+    assert [d.id for d in docs] == ["r0"] and docs[0].page_content == RETRIEVER_TEXTS[0]
+    assert docs[0].metadata["n"] == 0 and docs[0].metadata["keyword_score"] == docs[0].metadata["score"]
+    hybrid = asyncio.run(QwenStoreRetriever(store=store, k=3, mode="hybrid").ainvoke("混合检索"))
+    assert hybrid[0].id == "r1" and "keyword_score" in hybrid[0].metadata and len(hybrid) == 3
+    assert [d.id for d in QwenStoreRetriever(store=store, k=3, mode="hybrid").invoke("混合检索")] == [d.id for d in hybrid]
+    # bad input tried: an unknown mode reaches the store, which names it
+    with pytest.raises(ConfigurationError, match="mode must be one of"):
+        QwenStoreRetriever(store=store, mode="sparse").invoke("x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 
@@ -83,3 +84,24 @@ def test_pickled_fake_embeds_the_same() -> None:
     emb = QwenEmbedding(FakeEmbedder(dimensions=8))
     back = pickle.loads(pickle.dumps(emb))
     assert back.get_query_embedding("x") == emb.get_query_embedding("x")
+
+
+def test_store_retriever_passes_the_mode_through() -> None:
+    """QwenStoreRetriever (issue 32): a LlamaIndex retriever over our store, asking for keyword or hybrid."""
+    pytest.importorskip("faiss")
+    pytest.importorskip("bm25s")
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+    from qwen_embed_adapters.errors import ConfigurationError
+    from qwen_embed_adapters.integrations.llamaindex import QwenStoreRetriever
+
+    texts = ["the server answered ERR_QUOTA_EXCEEDED", "向量数据库支持混合检索", "Paris is the capital of France"]
+    store = FaissStore(FakeEmbedder(dimensions=32))
+    store.add_texts(texts, ids=["r0", "r1", "r2"], metadatas=[{"n": 0}, {"n": 1}, {"n": 2}])
+    nodes = QwenStoreRetriever(store, similarity_top_k=2, mode="keyword").retrieve("ERR_QUOTA_EXCEEDED")
+    assert [n.node.node_id for n in nodes] == ["r0"] and nodes[0].node.get_content() == texts[0]
+    assert nodes[0].node.metadata["n"] == 0 and nodes[0].node.metadata["keyword_score"] == nodes[0].score
+    hybrid = asyncio.run(QwenStoreRetriever(store, similarity_top_k=3, mode="hybrid").aretrieve("混合检索"))
+    assert hybrid[0].node.node_id == "r1" and len(hybrid) == 3
+    # bad input tried: an unknown mode reaches the store, which names it
+    with pytest.raises(ConfigurationError, match="mode must be one of"):
+        QwenStoreRetriever(store, mode="sparse").retrieve("x")

@@ -152,3 +152,14 @@ def test_milvus_uri_import_trap_is_explained(tmp_path: Path) -> None:
     assert "CONFIG:" in out.stdout, out.stderr[-2000:]
     assert "MILVUS_URI" in out.stdout
     assert "secret-token-xyz" not in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("version", "has_bm25"),
+    [("v2.3.5", False), ("v2.3.5-lite", False), ("v2.4.13", False), ("2.4.0-rc1", False), ("v2.5.0", True), ("v2.6.3", True),
+     ("v3.0.0", True), ("milvus_lite-3.2.2", True), ("unknown", True)],
+)
+def test_bm25_is_known_from_milvus_2_5_and_on_lite(version: str, has_bm25: bool) -> None:
+    from qwen_embed_adapters.adapters.milvus import bm25_supported
+
+    assert bm25_supported(version) is has_bm25

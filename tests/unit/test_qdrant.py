@@ -5,6 +5,7 @@ space-card hooks. A Qdrant server runs only where ``QDRANT_URL`` is set (tests/i
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,12 @@ pytest.importorskip("qdrant_client", reason="pip install 'qwen-embed-adapters[qd
 from qdrant_client import QdrantClient, models
 
 from qwen_embed_adapters.adapters import qdrant as qdrant_mod
+from qwen_embed_adapters.adapters import sparse
 from qwen_embed_adapters.adapters.qdrant import QdrantStore, point_id, qdrant_filter
 from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from qwen_embed_adapters.testing import FakeEmbedder
 from qwen_embed_adapters.testing.contract import TEXTS, OpenStore, StoreContract, unique_name
+from tests.support.keyword_checks import NativeKeywordChecks
 
 
 @pytest.fixture
@@ -32,10 +35,13 @@ class TestQdrantLocalContract(StoreContract):
     """The shared store contract (qwen_embed_adapters/testing/contract.py) on Qdrant's local mode, on disk: one
     client shared by the stores of a test (local mode locks its folder to one client)."""
 
+    # qdrant-client's local mode drops quantization_config and searches exactly: compact precisions are refused
+    refused_precisions = ("int8", "binary")
+
     @pytest.fixture
     def open_store(self, client: QdrantClient) -> OpenStore:
         name = unique_name("kb")
-        return lambda embedder: QdrantStore(client, name, embedder)
+        return lambda embedder, **kw: QdrantStore(client, name, embedder, **kw)
 
 
 class TestQdrantNamedVectorContract(TestQdrantLocalContract):
@@ -44,7 +50,7 @@ class TestQdrantNamedVectorContract(TestQdrantLocalContract):
     @pytest.fixture
     def open_store(self, client: QdrantClient) -> OpenStore:
         name = unique_name("named")
-        return lambda embedder: QdrantStore(client, name, embedder, vector_name="dense")
+        return lambda embedder, **kw: QdrantStore(client, name, embedder, vector_name="dense", **kw)
 
 
 def test_memory_mode_and_a_folder_reopened_after_close(tmp_path: Path) -> None:
@@ -159,7 +165,9 @@ def test_to_config_reopens_the_same_collection(tmp_path: Path, monkeypatch: pyte
     config = store.to_config()
     assert config == {"store": "qdrant", "location": folder, "collection": "kb", "api_key_env": "MY_QDRANT_KEY",
                       "vector_name": None, "hnsw_m": None, "hnsw_ef_construct": None, "ef_search": 64,
-                      "on_disk": False, "write_batch_size": None, "timeout": None, "prefer_grpc": False}
+                      "on_disk": False, "write_batch_size": None, "timeout": None, "prefer_grpc": False,
+                      "keyword": True, "precision": None, "rescore": 4, "space_check": "adopt",
+                      "space_tolerance": 0.99}
     assert "s3cret" not in repr(store) and "s3cret" not in str(config)
     store.close()
     again = QdrantStore.from_config(config, FakeEmbedder(dimensions=8))
@@ -181,3 +189,86 @@ def test_another_vector_space_of_the_same_width_is_refused(client: QdrantClient)
     with pytest.raises(VectorSpaceMismatchError):
         other.add_texts(["another space"])
     assert other.count() == len(TEXTS)
+
+
+def test_compact_precision_is_configured_for_a_qdrant_server(client: QdrantClient) -> None:
+    """No Qdrant server runs here: what the store would send one (quantization at create, rescoring at search)."""
+    store = QdrantStore(client, unique_name("q"), FakeEmbedder(dimensions=16), ef_search=64)
+    store.add_texts(TEXTS[:2])
+    assert store._quantization() is None and store._query_args(store.embedder.embed_query("x"), 3, None)["search_params"].quantization is None
+    store.settings = store.settings.replace(precision="int8", rescore=5)
+    scalar = store._quantization()
+    assert isinstance(scalar, models.ScalarQuantization)
+    assert (scalar.scalar.type, scalar.scalar.quantile, scalar.scalar.always_ram) == (models.ScalarType.INT8, 0.99, True)
+    params = store._query_args(store.embedder.embed_query("x"), 3, None)["search_params"]
+    assert (params.hnsw_ef, params.quantization.rescore, params.quantization.oversampling) == (64, True, 5.0)
+    store.settings = store.settings.replace(precision="binary")
+    assert isinstance(store._quantization(), models.BinaryQuantization)
+
+    class Info:  # what get_collection answers for a binary-quantized collection
+        class config:
+            quantization_config = models.BinaryQuantization(binary=models.BinaryQuantizationConfig())
+
+    assert store._recorded_precision(Info) == "binary"
+    Info.config.quantization_config = None  # type: ignore[assignment]
+    assert store._recorded_precision(Info) == "float32"
+
+
+# ---------------------------------------------------------------------------- keyword search (issue 32)
+class TestQdrantKeyword(NativeKeywordChecks):
+    """Keyword and hybrid search through Qdrant's sparse vector with the IDF modifier, in local mode on disk."""
+
+    @pytest.fixture
+    def open_store(self, client: QdrantClient) -> OpenStore:
+        name = unique_name("kw")
+        return lambda embedder: QdrantStore(client, name, embedder)
+
+
+def test_a_new_collection_has_the_idf_sparse_vector_and_records_its_terms(client: QdrantClient) -> None:
+    store = QdrantStore(client, "kw_schema", FakeEmbedder(dimensions=8))
+    store.add_texts(["parse_args parses argv"], ids=["a"])
+    info = client.get_collection("kw_schema")
+    assert info.config.params.sparse_vectors == {
+        qdrant_mod.KEYWORD_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+    }
+    assert info.config.metadata[qdrant_mod.META_KEYWORD] == sparse.SCHEME
+    stored = client.retrieve("kw_schema", ids=[point_id("a")], with_vectors=True)[0].vector
+    want_indices, want_values = sparse.document_vector("parse_args parses argv")
+    assert stored[qdrant_mod.KEYWORD_VECTOR].indices == want_indices
+    assert stored[qdrant_mod.KEYWORD_VECTOR].values == pytest.approx(want_values)
+
+
+def test_local_mode_applies_idf_to_the_stored_term_weights(client: QdrantClient) -> None:
+    # Qdrant's IDF: ln(1 + (N - n + 0.5) / (n + 0.5)) over N points, n of them holding the term; the score is
+    # IDF x the stored BM25 term weight (query weight 1.0). "common" is in all 3 texts, "rare" in one.
+    store = QdrantStore(client, "kw_idf", FakeEmbedder(dimensions=8))
+    texts = ["common rare", "common alpha", "common beta"]
+    store.add_texts(texts, ids=["r", "a", "b"])
+    weight = dict(zip(*sparse.document_vector(texts[0]), strict=True))
+    rare = store.search("rare", mode="keyword")
+    assert [h.id for h in rare] == ["r"]
+    assert rare[0].score == pytest.approx(math.log(1 + (3 - 1 + 0.5) / 1.5) * weight[sparse.term_index("rare")], rel=1e-5)
+    common = store.search("common", mode="keyword", top_k=3)
+    assert sorted(h.id for h in common) == ["a", "b", "r"]
+    assert common[0].score == pytest.approx(math.log(1 + 0.5 / 3.5) * weight[sparse.term_index("common")], rel=1e-5)
+
+
+def test_a_collection_without_the_sparse_vector_refuses_keyword_search(client: QdrantClient) -> None:
+    old = QdrantStore(client, "kw_off", FakeEmbedder(dimensions=8), keyword=False)
+    old.add_texts(["数据库"], ids=["a"])
+    assert client.get_collection("kw_off").config.params.sparse_vectors is None
+    assert [h.id for h in old.search("数据库")] == ["a"]  # dense search is unchanged
+    for mode in ("keyword", "hybrid"):
+        with pytest.raises(ConfigurationError, match="has no sparse vector 'bm25'.*ingest into a new collection"):
+            old.search("数据库", mode=mode)
+    # the collection decides, not the setting: a keyword=True store on it refuses the same way
+    with pytest.raises(ConfigurationError, match="has no sparse vector 'bm25'"):
+        QdrantStore(client, "kw_off", FakeEmbedder(dimensions=8)).search("数据库", mode="keyword")
+
+
+def test_terms_made_another_way_are_refused(client: QdrantClient) -> None:
+    store = QdrantStore(client, "kw_scheme", FakeEmbedder(dimensions=8))
+    store.add_texts(["数据库"], ids=["a"])
+    client.update_collection("kw_scheme", metadata={qdrant_mod.META_KEYWORD: "tokenize-v0"})
+    with pytest.raises(ConfigurationError, match="keyword terms made as 'tokenize-v0'"):
+        QdrantStore(client, "kw_scheme", FakeEmbedder(dimensions=8)).search("数据库", mode="keyword")

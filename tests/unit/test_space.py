@@ -101,3 +101,28 @@ def test_the_query_probe_uses_the_instruction() -> None:
 def test_a_damaged_card_is_a_configuration_error(bad: str) -> None:
     with pytest.raises(ConfigurationError, match="space card"):
         SpaceCard.from_json(bad)
+
+
+def test_a_cached_embedder_is_carded_as_the_engine_it_wraps(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json as _json
+
+    from qwen_embed_adapters.adapters.faiss import FaissStore
+    from qwen_embed_adapters.cache import CachedEmbedder
+
+    inner = FakeEmbedder("qwen3-fake", dimensions=32, query_instruction=TASK)
+    cached = CachedEmbedder(inner, tmp_path / "cache.sqlite")
+    assert cached.engine == "cached"
+    card = make_card(cached)
+    assert (card.model, card.engine) == ("qwen3-fake", "fake")
+    folder = tmp_path / "kb"
+    store = FaissStore(cached, path=str(folder))
+    store.add_texts(["Beijing is the capital of China"])
+    store.save()
+    assert store.space_card is not None and store.space_card.engine == "fake"
+    saved = SpaceCard.from_json(_json.loads((folder / "store.json").read_text())["space_card"])
+    assert (saved.model, saved.engine) == ("qwen3-fake", "fake")
+    # The error names the wrapped engine of the current embedder too.
+    wrong = CachedEmbedder(DocsWithInstruction("qwen3-fake", dimensions=32, query_instruction=TASK),
+                           tmp_path / "other.sqlite")
+    with pytest.raises(VectorSpaceMismatchError, match="the current embedder is qwen3-fake via fake;"):
+        FaissStore.load(str(folder), wrong).search("capital")

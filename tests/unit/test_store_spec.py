@@ -13,15 +13,18 @@ from qwen_embed_adapters.errors import ConfigurationError
 from qwen_embed_adapters.testing import FakeEmbedder
 
 # Every setting of each store, at its default (written out: a changed default must show up here).
-MILVUS = {"token_env": None, "db_name": None, "metric": "COSINE", "index_type": "AUTOINDEX", "index_params": {},
+SPACE = {"space_check": "adopt", "space_tolerance": 0.99}  # StoreSettings' own: every store has them
+COMPACT = {"precision": None, "rescore": 4}  # StoreSettings' own too (compact vectors)
+MILVUS = {**SPACE, "token_env": None, "db_name": None, "metric": "COSINE", "index_type": "AUTOINDEX", "index_params": {},
           "text_max_length": 65535, "id_max_length": 512, "id_field": "id", "text_field": "text",
           "metadata_field": "metadata", "vector_field": "vector", "consistency_level": "Strong", "timeout": None,
-          "write_batch_size": None, "use_async_client": True}
-CHROMA = {"metadata": None, "strict_model": True, "use_async_client": True}
-PINECONE = {"index": None, "namespace": "", "api_key_env": "PINECONE_API_KEY", "controller_host": None,
+          "write_batch_size": None, "use_async_client": True, "keyword": True, "keyword_field": "text_bm25",
+          "keyword_analyzer": None, **COMPACT}
+CHROMA = {**SPACE, "metadata": None, "strict_model": True, "use_async_client": True, **COMPACT}
+PINECONE = {**SPACE, "index": None, "namespace": "", "api_key_env": "PINECONE_API_KEY", "controller_host": None,
             "cloud": "aws", "region": "us-east-1", "metric": None, "max_batch_vectors": 1000,
-            "max_request_bytes": 2_000_000, "max_metadata_bytes": 40960}
-FAISS = {"metric": "cosine", "index": "flat", "hnsw_m": 32, "ef_construction": 200, "ef_search": 128}
+            "max_request_bytes": 2_000_000, "max_metadata_bytes": 40960, "keyword": False, **COMPACT}
+FAISS = {**SPACE, "metric": "cosine", "index": "flat", "hnsw_m": 32, "ef_construction": 200, "ef_search": 128, **COMPACT}
 
 
 @pytest.mark.parametrize(

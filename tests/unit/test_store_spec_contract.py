@@ -18,7 +18,7 @@ import pytest
 from qwen_embed_adapters.adapters.base import Hit, StoreSettings, VectorStore, check_ids
 from qwen_embed_adapters.adapters.spec import STORES, StoreKind, parse_store_spec, store_from_spec
 from qwen_embed_adapters.embedder import Embedder
-from qwen_embed_adapters.errors import DimensionMismatchError
+from qwen_embed_adapters.errors import ConfigurationError, DimensionMismatchError
 from qwen_embed_adapters.settings import check_str
 from qwen_embed_adapters.testing import FakeEmbedder
 from qwen_embed_adapters.testing.contract import OpenStore, StoreContract, unique_name
@@ -38,7 +38,9 @@ def test_the_suite_is_importable_by_its_public_names() -> None:
 
     assert {"StoreContract", "MilvusContract", "OpenStore", "TEXTS", "unique_name"} <= set(contract.__all__)
     tests = sorted(n for n in dir(contract.StoreContract) if n.startswith("test_"))
-    assert len(tests) == 19 and "test_another_dimension_is_refused_before_any_write" in tests
+    assert len(tests) == 27 and "test_another_dimension_is_refused_before_any_write" in tests
+    assert "test_keywordless_store_refuses_keyword_modes" in tests
+
 
 
 # ---------------------------------------------------------------------------- a store written elsewhere
@@ -130,11 +132,20 @@ def test_one_registry_entry_makes_a_store_known_to_specs_the_cli_and_ray(monkeyp
     from qwen_embed_adapters.ray import _is_local_only
 
     monkeypatch.setitem(STORES, "shelf", SHELF)
-    assert parse_store_spec("shelf://kb") == {"store": "shelf", "shelf": "kb"}
+    # space_check / space_tolerance and precision / rescore are StoreSettings' own: every store has them
+    space = {"space_check": "adopt", "space_tolerance": 0.99, "precision": None, "rescore": 4}
+    assert parse_store_spec("shelf://kb") == {"store": "shelf", "shelf": "kb", **space}
     store = store_from_spec("shelf://kb", FakeEmbedder(dimensions=8))
-    assert isinstance(store, ShelfStore) and store.to_config() == {"store": "shelf", "shelf": "kb"}
+    assert isinstance(store, ShelfStore) and store.to_config() == {"store": "shelf", "shelf": "kb", **space}
     parser = argparse.ArgumentParser()
     add_store_args(parser)
-    assert store_spec(parser.parse_args(["--store", "shelf"])) == {"store": "shelf", "shelf": "main"}
+    assert store_spec(parser.parse_args(["--store", "shelf"])) == {"store": "shelf", "shelf": "main", **space}
     assert "shelf: a shelf name [main]" in " ".join(parser.format_help().split())
     assert _is_local_only("shelf://kb") is True
+
+
+def test_a_store_written_elsewhere_refuses_a_compact_precision_it_never_declared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad input tried: precision=int8 in the spec of a store whose class keeps float32 only."""
+    monkeypatch.setitem(STORES, "shelf", SHELF)
+    with pytest.raises(ConfigurationError, match=r"ShelfStore cannot keep precision='int8': this store keeps float32"):
+        store_from_spec("shelf://kb?precision=int8", FakeEmbedder(dimensions=8))

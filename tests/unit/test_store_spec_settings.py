@@ -27,22 +27,28 @@ NON_DEFAULT: dict[type[StoreSettings], dict[str, Any]] = {
                      "metric": "L2", "index_type": "HNSW", "index_params": {"M": 16}, "text_max_length": 2048,
                      "id_max_length": 64, "id_field": "pk", "text_field": "body", "metadata_field": "meta",
                      "vector_field": "emb", "consistency_level": "Bounded", "timeout": 5.0, "write_batch_size": 32,
-                     "use_async_client": False},
+                     "use_async_client": False, "keyword": False, "keyword_field": "body_sparse",
+                     "keyword_analyzer": {"tokenizer": "standard"}},
     ChromaSettings: {"uri": "http://chroma:8000", "collection": "docs", "metadata": {"team": "a"},
                      "strict_model": False, "use_async_client": False},
     PineconeSettings: {"host": "https://kb.svc.pinecone.io", "index": "kb", "namespace": "ns", "api_key_env": "PC_KEY",
                        "controller_host": "http://127.0.0.1:5080", "cloud": "gcp", "region": "europe-west4",
-                       "metric": "euclidean", "max_batch_vectors": 100, "max_request_bytes": 1_000_000,
-                       "max_metadata_bytes": 1024},
+                       "metric": "dotproduct", "max_batch_vectors": 100, "max_request_bytes": 1_000_000,
+                       "max_metadata_bytes": 1024, "keyword": True},
     FaissSettings: {"path": "/data/kb", "metric": "ip", "index": "hnsw", "hnsw_m": 16, "ef_construction": 100,
                     "ef_search": 32},
     PgVectorSettings: {"conninfo": "postgresql://me@db/rag", "pgdata": None, "table": "kb", "schema": "rag",
                        "password_env": "PG_PW", "index": None, "vector_type": "halfvec", "m": 24, "ef_construction": 100,
-                       "ef_search": 100, "write_batch_size": 500, "connect_timeout": 3.0},
+                       "ef_search": 100, "write_batch_size": 500, "connect_timeout": 3.0,
+                       "keyword": False},
     QdrantSettings: {"location": "http://qdrant:6333", "collection": "kb", "api_key_env": "QDRANT_API_KEY",
                      "vector_name": "dense", "hnsw_m": 32, "hnsw_ef_construct": 200, "ef_search": 128, "on_disk": True,
-                     "write_batch_size": 64, "timeout": 30, "prefer_grpc": True},
+                     "write_batch_size": 64, "timeout": 30, "prefer_grpc": True, "keyword": False},
 }
+# StoreSettings' own fields (the space card's and compact vectors'), which every store has.
+for _values in NON_DEFAULT.values():
+    _values.update({"space_check": "strict", "space_tolerance": 0.95, "precision": "float32", "rescore": 8})
+
 #: fields that cannot differ from their default together with the others (conninfo and pgdata exclude each other)
 AT_DEFAULT = {(PgVectorSettings, "pgdata")}
 
@@ -86,6 +92,12 @@ def test_every_field_survives_to_config_and_from_config(cls: type[StoreSettings]
         (PgVectorSettings, {"table": "x" * 64}, "table must be a non-empty str of at most 63 bytes"),
         (QdrantSettings, {"location": "http://u:pw@q:6333"}, "credentials do not belong in the location"),
         (QdrantSettings, {"on_disk": "yes"}, "on_disk must be True or False, got 'yes'"),
+        (QdrantSettings, {"keyword": "yes"}, "keyword must be True or False, got 'yes'"),
+        (MilvusSettings, {"keyword_analyzer": "jieba"}, "keyword_analyzer must be a dict, got str"),
+        (MilvusSettings, {"keyword_field": ""}, "keyword_field must not be empty"),
+        (PgVectorSettings, {"keyword": 1}, "keyword must be True or False, got 1"),
+        (PineconeSettings, {"keyword": True, "metric": "cosine"},
+         "uses metric 'cosine'; keyword search needs sparse-dense records, which Pinecone queries only on dotproduct"),
     ],
 )
 def test_bad_settings_are_named(cls: type[StoreSettings], bad: dict[str, Any], message: str) -> None:

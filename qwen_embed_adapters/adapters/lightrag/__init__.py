@@ -15,11 +15,13 @@ searches and ``context="document"`` when it indexes, provided the function decla
 
 Nothing here imports LightRAG, pymilvus or faiss until a function needs them. Three parts:
 ``embedding`` (the EmbeddingFunc and the names LightRAG derives from a model), ``env`` (reading and
-writing LightRAG's ``EMBEDDING_*`` variables) and ``guards`` (working-dir checks).
+writing LightRAG's ``EMBEDDING_*`` variables), ``guards`` (working-dir dimension checks) and ``card`` (the
+working dir's space card: ``ensure_lightrag_space``, or ``lightrag_embedding_func(emb, working_dir=...)``).
 """
 
 from __future__ import annotations
 
+from .card import CARD_FILE, ensure_lightrag_space, lightrag_card_path
 from .embedding import lightrag_collection_suffix, lightrag_embedding_func, lightrag_model_name
 from .env import (
     DEFAULT_EMBEDDING_BATCH_NUM,
@@ -38,6 +40,7 @@ from .env import (
 from .guards import VECTOR_NAMESPACES, ensure_lightrag_dimension, milvus_lite_env
 
 __all__ = [
+    "CARD_FILE",
     "DEFAULT_EMBEDDING_BATCH_NUM",
     "DEFAULT_EMBEDDING_FUNC_MAX_ASYNC",
     "DEFAULT_EMBEDDING_TIMEOUT",
@@ -47,6 +50,8 @@ __all__ = [
     "LightRAGEmbeddingEnv",
     "embedder_from_lightrag_env",
     "ensure_lightrag_dimension",
+    "ensure_lightrag_space",
+    "lightrag_card_path",
     "lightrag_collection_suffix",
     "lightrag_embedding_func",
     "lightrag_embedding_func_from_env",

