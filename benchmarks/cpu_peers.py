@@ -35,6 +35,7 @@ import os
 import platform
 import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -348,6 +349,8 @@ def main() -> None:
     corpora = {c: fs.corpus(sizes[c], tokenizer, lo, hi, seed=i) for i, (c, (lo, hi)) in enumerate(CORPORA.items())}
     tokens = {c: sum(len(tokenizer(t)["input_ids"]) for t in texts) for c, texts in corpora.items()}
     results: dict[str, Any] = {}
+    # a plain SIGTERM would skip busy_cores' clean-up and leave its processes spinning until --load-seconds
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with tempfile.TemporaryDirectory() as tmp:
         corpora_file = str(Path(tmp) / "corpora.json")
         Path(corpora_file).write_text(json.dumps(corpora), encoding="utf-8")
