@@ -87,7 +87,8 @@ class LocalEmbedder(SettingsEmbedder):
     tokenizer appends); other models follow their own sentence-transformers files. Inputs longer than
     ``max_length`` tokens are truncated, or refused with InvalidInputError when ``truncate=False``.
     Batches are sorted by length and hold at most ``max_batch_tokens`` padded tokens (default 16,384
-    on CUDA/MPS, 1,024 on a CPU, where small passes measured faster). One instance
+    on CUDA/MPS; on a CPU 1,024, where small passes measured faster, or 8,192 while other work shares the
+    cores, where fewer passes measured faster: decided per call). One instance
     can be shared by several threads; forward passes run one at a time. ``backend="torch"`` is the
     only runtime today (``runtime_torch.TorchRuntime``).
 
@@ -157,7 +158,7 @@ class LocalEmbedder(SettingsEmbedder):
         self.device = self._runtime.device
         self.torch_dtype = self._runtime.dtype
         self.attn_implementation = self._runtime.attn_implementation
-        self.max_batch_tokens = max_batch_tokens or default_batch_tokens(self.device)
+        self._max_batch_tokens = max_batch_tokens
         self._local = threading.local()
         self._memo = TokenMemo()
         logger.info(
@@ -165,6 +166,16 @@ class LocalEmbedder(SettingsEmbedder):
             name, self.path, self.device, self.torch_dtype, self.attn_implementation,
             "+".join(self.pooling.modes), self.padding_side, self.max_length,
         )
+
+    @property
+    def max_batch_tokens(self) -> int:
+        """Padded tokens per forward pass: the one given, else the device's default at this moment
+        (on a CPU, 1,024 or 8,192 when other work shares the cores: ``tokens.default_batch_tokens``)."""
+        return self._max_batch_tokens or default_batch_tokens(self.device)
+
+    @max_batch_tokens.setter
+    def max_batch_tokens(self, value: int | None) -> None:
+        self._max_batch_tokens = value
 
     # ------------------------------------------------------------------ construction helpers
     def _set_default_instruction(self) -> None:

@@ -4,6 +4,7 @@ numpy arrays, and length-sorted token-budget batches. No torch here."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -20,12 +21,40 @@ EOT = "<|endoftext|>"
 #: padded tokens per forward pass when ``max_batch_tokens`` is not given
 ACCELERATOR_BATCH_TOKENS = 16384
 CPU_BATCH_TOKENS = 1024
+#: ... on a CPU whose cores other work is using (``cpu_is_shared``)
+CPU_SHARED_BATCH_TOKENS = 8192
 
 
-def default_batch_tokens(device: str) -> int:
-    """Padded tokens per forward pass when none is given. On a CPU small passes stay in cache: 1,024
-    measured ~1.2x faster than 16,384 here (benchmarks/local_throughput.py); GPUs want big batches."""
-    return CPU_BATCH_TOKENS if device == "cpu" else ACCELERATOR_BATCH_TOKENS
+def cpu_is_shared() -> bool:
+    """True when the 1-minute load average says other work competes for this process's cores.
+
+    An embedder alone keeps about one runnable thread per core (load ~ cores), so the CPU counts as shared
+    above ``cores + max(1, cores // 2)``: one more busy process on 2 cores, the 2 + 2 of a busy loop per
+    core beside our own threads. False where the load average does not exist (Windows).
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return load > cores + max(1, cores // 2)
+
+
+def default_batch_tokens(device: str, shared: bool | None = None) -> int:
+    """Padded tokens per forward pass when none is given, decided per call (``shared`` None: ``cpu_is_shared()``).
+
+    GPUs want big batches (16,384). On a CPU it depends on who else uses the cores (issue 30,
+    benchmarks/cpu_peers.py). Alone, small passes stay in cache: 1,024 ran all-MiniLM-L6-v2 1.2x faster than
+    16,384 and 1.24x faster than 4,096 on a quiet 2-core machine. Shared, every forward pass is a series of
+    parallel regions that end only when each of our threads has had its turn on a core, so the number of
+    passes costs the most: with 1,024, 512 chunks of 150-250 words ran at 0.45x sentence-transformers'
+    batches of 32, hence 8,192 there (about 32 such chunks per pass, still sorted by tokens).
+    """
+    if device != "cpu":
+        return ACCELERATOR_BATCH_TOKENS
+    if shared is None:
+        shared = cpu_is_shared()
+    return CPU_SHARED_BATCH_TOKENS if shared else CPU_BATCH_TOKENS
 
 
 def plan_token_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int) -> list[Batch]:
@@ -159,9 +188,11 @@ class TokenMemo:
 __all__ = [
     "ACCELERATOR_BATCH_TOKENS",
     "CPU_BATCH_TOKENS",
+    "CPU_SHARED_BATCH_TOKENS",
     "EOT",
     "TokenMemo",
     "TokenPipeline",
+    "cpu_is_shared",
     "default_batch_tokens",
     "find_pad_id",
     "missing_eot_id",
