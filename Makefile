@@ -64,8 +64,8 @@ demo: venv
 	env -u MILVUS_URI $(VENV)/bin/qwen-embed demo
 
 # Every figure of docs/benchmarks.md at its documented size: sections with markers are rewritten in place, the
-# others appended (then edit the page). About 50 minutes on this 2-core VM when quiet, summed from the scripts'
-# own documented runs: full_size's three 0.6B engines ~20, faiss_search (HNSW build) ~7, scale_ray ~7, the
+# others appended (then edit the page). About 70 minutes on this 2-core VM when quiet, summed from the scripts'
+# own documented runs: full_size's three 0.6B engines ~20, cpu_peers ~20, faiss_search (HNSW build) ~7, scale_ray ~7, the
 # others 1-3 each; plus the peers' venvs on first use (`scripts/engines.sh`, a few minutes each; a failed
 # build does not stop the run: the peer's row then says how to build it).
 # `make test` runs each script with --quick instead (tests/integration/test_benchmarks_quick.py).
@@ -74,6 +74,7 @@ bench: venv
 	-bash scripts/engines.sh langchain-hf
 	-bash scripts/engines.sh infinity
 	-bash scripts/engines.sh st-onnx
+	-bash scripts/engines.sh llamacpp
 	$(PY) benchmarks/remote_throughput.py --write
 	$(PY) benchmarks/integrations.py --write
 	$(PY) benchmarks/local_throughput.py
@@ -86,6 +87,7 @@ bench: venv
 	env -u MILVUS_URI $(PY) benchmarks/scale.py --skip-ray --write
 	env -u MILVUS_URI $(PY) benchmarks/scale_ray.py --n 20000 --append-docs
 	$(PY) benchmarks/full_size.py --size 0.6B --texts 64
+	$(PY) benchmarks/cpu_peers.py
 	$(PY) benchmarks/space_drift.py    # its table is docs/space.md's (printed, not written)
 	$(PY) benchmarks/cache_reingest.py --append $(BENCH_DOCS)
 	@echo "gpu_check.py needs a CUDA GPU: $(PY) benchmarks/gpu_check.py --device cuda (docs/benchmarks.md, GPU check)"

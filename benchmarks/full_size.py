@@ -22,6 +22,7 @@ The model folder is built once and cached under ``${QWEN_EMBED_CACHE:-~/.cache/q
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -55,17 +56,21 @@ ENGINES = {
     "sentence-transformers": ("sentence-transformers (torch)", None),
     "st-onnx": ("sentence-transformers (ONNX backend, onnxruntime)", "st-onnx"),
     "infinity": ("Infinity 0.0.78 (torch engine, in-process AsyncEmbeddingEngine)", "infinity"),
+    "llamacpp-f16": ("llama.cpp (llama-cpp-python 0.3.36), f16 GGUF", "llamacpp"),
+    "llamacpp-q8_0": ("llama.cpp (llama-cpp-python 0.3.36), q8_0 GGUF", "llamacpp"),
 }
+DEFAULT_ENGINES = "local,sentence-transformers,st-onnx,infinity"
 
 
-def model_folder(size: str, dtype: str = "float32") -> str:
-    """The random ``size`` folder (weights saved in ``dtype``), built once under the cache."""
+def model_folder(size: str, dtype: str = "float32", layers: int | None = None) -> str:
+    """The random ``size`` folder (weights saved in ``dtype``, ``layers`` of them or the real depth), built once."""
     from qwen_embed_adapters.testing import make_qwen3
 
-    folder = CACHE / (f"random-qwen3-{size}-seed0" + ("" if dtype == "float32" else f"-{dtype}"))
+    depth = "" if layers is None else f"-{layers}layers"
+    folder = CACHE / (f"random-qwen3-{size}{depth}-seed0" + ("" if dtype == "float32" else f"-{dtype}"))
     if not (folder / "modules.json").is_file():
         print(f"building {folder} ...", file=sys.stderr)
-        make_qwen3(folder, size=size, seed=0, dtype=dtype)
+        make_qwen3(folder, size=size, seed=0, dtype=dtype, layers=layers)
     return str(folder)
 
 
@@ -100,15 +105,22 @@ def padded_fixed_batches(texts: list[str], lengths: list[int], batch: int, windo
     return total
 
 
-def engine_local(folder: str, texts: list[str], device: str) -> tuple[Callable[[list[str]], np.ndarray], int]:
+# An engine: its encode function and padded_of(texts), the padded tokens its own batching rule gives.
+Engine = tuple[Callable[[list[str]], np.ndarray], Callable[[list[str]], int]]
+
+
+def engine_local(folder: str, device: str, **kwargs: Any) -> Engine:
     from qwen_embed_adapters.local import LocalEmbedder, plan_token_batches
 
-    emb = LocalEmbedder(folder, device=device, dtype="float32")
-    lengths = emb.token_counts(texts)
-    # LocalEmbedder's own batching rule, through its public parts: token-sorted, token-budgeted batches
-    batches = plan_token_batches(lengths, emb.max_batch_tokens, emb.batch_size)
-    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
-    return emb.embed_documents, padded
+    emb = LocalEmbedder(folder, device=device, **{"dtype": "float32", **kwargs})
+
+    def padded_of(texts: list[str]) -> int:
+        # LocalEmbedder's own batching rule, through its public parts: token-sorted, token-budgeted batches
+        lengths = emb.token_counts(texts)
+        batches = plan_token_batches(lengths, emb.max_batch_tokens, emb.batch_size)
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    return emb.embed_documents, padded_of
 
 
 def _sentence_transformer(folder: str, device: str, **kwargs: Any) -> Any:
@@ -119,27 +131,25 @@ def _sentence_transformer(folder: str, device: str, **kwargs: Any) -> Any:
     return st
 
 
-def _st_engine(st: Any, texts: list[str]) -> tuple[Callable[[list[str]], np.ndarray], int]:
+def _st_engine(st: Any) -> Engine:
     """encode and padded tokens of a loaded SentenceTransformer (torch or ONNX), batches of ST_BATCH."""
-    lengths = [len(st.tokenizer(t)["input_ids"]) for t in texts]
 
     def encode(xs: list[str]) -> np.ndarray:
         return np.asarray(st.encode(xs, batch_size=ST_BATCH, normalize_embeddings=True))
 
-    return encode, padded_fixed_batches(texts, lengths, ST_BATCH)
+    def padded_of(texts: list[str]) -> int:
+        return padded_fixed_batches(texts, [len(st.tokenizer(t)["input_ids"]) for t in texts], ST_BATCH)
+
+    return encode, padded_of
 
 
-def engine_st(folder: str, texts: list[str], device: str) -> tuple[Callable[[list[str]], np.ndarray], int]:
+def engine_st(folder: str, device: str) -> Engine:
     import torch
 
-    return _st_engine(
-        _sentence_transformer(folder, device, model_kwargs={"torch_dtype": torch.float32}), texts
-    )
+    return _st_engine(_sentence_transformer(folder, device, model_kwargs={"torch_dtype": torch.float32}))
 
 
-def engine_st_onnx(
-    folder: str, texts: list[str], device: str
-) -> tuple[Callable[[list[str]], np.ndarray], int]:
+def engine_st_onnx(folder: str, device: str) -> Engine:
     """sentence-transformers' ONNX backend: exports the folder once (optimum, offline), then onnxruntime."""
     onnx_folder = Path(folder + "-onnx")
     if not (onnx_folder / "onnx" / "model.onnx").is_file():
@@ -147,12 +157,10 @@ def engine_st_onnx(
         st = _sentence_transformer(folder, device, backend="onnx", model_kwargs={"export": True})
         st.save_pretrained(str(onnx_folder))
         print(f"exported ONNX in {time.perf_counter() - t0:.0f} s to {onnx_folder}", file=sys.stderr)
-    return _st_engine(_sentence_transformer(str(onnx_folder), device, backend="onnx"), texts)
+    return _st_engine(_sentence_transformer(str(onnx_folder), device, backend="onnx"))
 
 
-def engine_infinity(
-    folder: str, texts: list[str], device: str
-) -> tuple[Callable[[list[str]], np.ndarray], int]:
+def engine_infinity(folder: str, device: str) -> Engine:
     """Infinity's in-process engine (what ``infinity_emb v2 --engine torch`` runs), fp32, no BetterTransformer."""
     import asyncio
 
@@ -176,26 +184,107 @@ def engine_infinity(
     )
     asyncio.run_coroutine_threadsafe(engine.astart(), loop).result()
     tok = AutoTokenizer.from_pretrained(folder)
-    lengths = [len(tok(t)["input_ids"]) for t in texts]
 
     def encode(xs: list[str]) -> np.ndarray:
         vecs, _usage = asyncio.run_coroutine_threadsafe(engine.embed(sentences=xs), loop).result()
         return np.asarray(vecs, dtype=np.float32)
 
-    return encode, padded_fixed_batches(texts, lengths, INFINITY_BATCH, window=4 * INFINITY_BATCH)
+    def padded_of(texts: list[str]) -> int:
+        lengths = [len(tok(t)["input_ids"]) for t in texts]
+        return padded_fixed_batches(texts, lengths, INFINITY_BATCH, window=4 * INFINITY_BATCH)
+
+    return encode, padded_of
 
 
-WORKERS = {
+def gguf_file(folder: str, quant: str) -> Path:
+    """Where the ``quant`` GGUF of ``folder`` lives (beside it; build_gguf makes it)."""
+    return Path(folder + "-gguf") / f"model-{quant}.gguf"
+
+
+# llama.cpp's quantiser as its llama-quantize tool calls it (llama_model_quantize, through llama-cpp-python's
+# bindings of the same libllama): f16 GGUF in, ftype out, every other parameter at llama.cpp's default.
+_QUANTIZE = """
+import ctypes, sys, llama_cpp
+params = llama_cpp.llama_model_quantize_default_params()
+params.ftype = getattr(llama_cpp, "LLAMA_FTYPE_MOSTLY_" + sys.argv[3].upper())
+sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(params)))
+"""
+
+
+def build_gguf(folder: str, quant: str) -> str | None:
+    """Make ``gguf_file(folder, quant)`` once: llama.cpp's converter to f16, its quantiser for the rest.
+
+    Returns None when the file exists, else why it cannot be made. The converter is the one vendored in the
+    llama-cpp-python sdist that ``scripts/engines.sh llamacpp`` unpacks, run through tests/support/gguf_convert.py
+    (which only names the tiny tokenizer's pre-tokenizer, see there).
+    """
+    out = gguf_file(folder, quant)
+    if out.is_file():
+        return None
+    python = CACHE / "venvs" / "llamacpp" / "bin" / "python"
+    sources = sorted((CACHE / "src").glob("llama_cpp_python-*/vendor/llama.cpp/convert_hf_to_gguf.py"))
+    if not python.is_file() or not sources:
+        return "venv not built: run `scripts/engines.sh llamacpp`"
+    f16 = gguf_file(folder, "f16")
+    f16.parent.mkdir(parents=True, exist_ok=True)
+    steps = []
+    if not f16.is_file():
+        convert = ROOT / "tests" / "support" / "gguf_convert.py"
+        steps.append([str(python), str(convert), str(sources[-1].parent), folder, "--outfile", str(f16) + ".tmp",
+                      "--outtype", "f16"])
+    if quant != "f16":
+        steps.append([str(python), "-c", _QUANTIZE, str(f16), str(out) + ".tmp", quant])
+    for step in steps:
+        print(f"making {out.name if quant != 'f16' or 'convert' not in step[1] else f16.name} ...", file=sys.stderr)
+        proc = subprocess.run(step, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
+            return f"GGUF {quant} failed (exit {proc.returncode})"
+        made = Path(step[step.index("--outfile") + 1]) if "--outfile" in step else Path(step[-2])
+        made.rename(str(made).removesuffix(".tmp"))
+    return None
+
+
+# llama-cpp-python's default n_batch/n_ubatch of 512 truncates every longer input (Llama.embed cuts tokens to
+# n_batch) and so returns a different vector without a word: the batch must hold the longest input.
+LLAMACPP_BATCH_ENV = "QWEN_BENCH_LLAMACPP_BATCH"
+
+
+def engine_llamacpp(folder: str, device: str, quant: str = "f16") -> Engine:
+    """llama-cpp-python's ``Llama.embed`` on the ``quant`` GGUF (last-token pooling from the GGUF, normalised)."""
+    from llama_cpp import Llama  # type: ignore[import-not-found]
+
+    n_batch = int(os.environ.get(LLAMACPP_BATCH_ENV, "2048"))
+    llm = Llama(str(gguf_file(folder, quant)), embedding=True, n_ctx=n_batch, n_batch=n_batch, n_ubatch=n_batch,
+                n_gpu_layers=0 if device == "cpu" else -1, verbose=False)
+
+    def encode(xs: list[str]) -> np.ndarray:
+        return np.asarray(llm.embed(xs, normalize=True), dtype=np.float32)
+
+    def padded_of(texts: list[str]) -> int:
+        # llama.cpp packs whole sequences into n_batch-token batches: no padding, but attention runs over the batch
+        lengths = [len(llm.tokenize(t.encode("utf-8"))) for t in texts]
+        if max(lengths) > n_batch:
+            raise SystemExit(f"an input of {max(lengths)} tokens > n_batch {n_batch}: set {LLAMACPP_BATCH_ENV}")
+        return sum(lengths)
+
+    return encode, padded_of
+
+
+WORKERS: dict[str, Callable[[str, str], Engine]] = {
     "local": engine_local,
     "sentence-transformers": engine_st,
     "st-onnx": engine_st_onnx,
     "infinity": engine_infinity,
+    "llamacpp-f16": functools.partial(engine_llamacpp, quant="f16"),
+    "llamacpp-q8_0": functools.partial(engine_llamacpp, quant="q8_0"),
 }
 
 
 def worker(engine: str, folder: str, texts_file: str, out: str, device: str, rounds: int) -> None:
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
-    encode, padded = WORKERS[engine](folder, texts, device)
+    encode, padded_of = WORKERS[engine](folder, device)
+    padded = padded_of(texts)
     encode(texts[:4])  # warm-up
     times = []
     for _ in range(rounds):
@@ -234,27 +323,26 @@ def engine_python(engine: str) -> Path | None:
 
 def run_engine(engine: str, args: argparse.Namespace, folder: str, texts_file: str, out: str) -> str | None:
     """Run one engine's worker; None on success, else the reason it could not run."""
+    extra = ["--texts-file", texts_file, "--out", out, "--device", args.device, "--rounds", str(args.rounds)]
+    return run_worker(__file__, engine, folder, extra)
+
+
+def run_worker(script: str, engine: str, folder: str, extra: list[str], env: dict[str, str] | None = None) -> str | None:
+    """Run ``script --worker engine --folder folder *extra`` in the engine's interpreter (its GGUF made first).
+
+    None on success, else the reason it could not run.
+    """
     python = engine_python(engine)
     if python is None:
         return f"venv not built: run `scripts/engines.sh {ENGINES[engine][1]}`"
-    cmd = [
-        str(python),
-        __file__,
-        "--worker",
-        engine,
-        "--folder",
-        folder,
-        "--texts-file",
-        texts_file,
-        "--out",
-        out,
-        "--device",
-        args.device,
-        "--rounds",
-        str(args.rounds),
-    ]
+    if engine.startswith("llamacpp-"):
+        reason = build_gguf(folder, engine.removeprefix("llamacpp-"))
+        if reason is not None:
+            return reason
+    cmd = [str(python), script, "--worker", engine, "--folder", folder, *extra]
     print(f"running {engine} ({python}) ...", file=sys.stderr)
-    proc = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, stderr=subprocess.PIPE,
+                          text=True)
     if proc.returncode == 0:
         return None
     sys.stderr.write(proc.stderr[-4000:])
@@ -270,7 +358,7 @@ def main() -> None:
     ap.add_argument("--min-tokens", type=int, default=10)
     ap.add_argument("--max-tokens", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=1, help="timed passes per engine (median reported)")
-    ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, from {','.join(ENGINES)}")
+    ap.add_argument("--engines", default=DEFAULT_ENGINES, help=f"comma-separated, from {','.join(ENGINES)}")
     ap.add_argument("--tolerance", type=float, default=1e-5)
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--quick", action="store_true", help="tiny shape, 24 texts of 10-200 tokens: seconds")

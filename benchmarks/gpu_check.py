@@ -13,7 +13,11 @@ Checks (any failure prints ``FAILED`` and exits 1):
 3. tokens/s of LocalEmbedder (sdpa, and flash-attention 2 when installed) vs sentence-transformers on
    mixed lengths (10-8,192 tokens) at the 0.6B and 4B shapes; vectors of the two agree (cosine >= 0.999);
 4. ``qwen-embed serve`` on the device, a few concurrent requests gathered into batches: vectors equal
-   the in-process ones within 1e-5 (tiny model, fp32).
+   the in-process ones within 1e-5 (tiny model, fp32);
+5. the corpora of benchmarks/cpu_peers.py at the first ``--sizes`` shape, LocalEmbedder vs
+   sentence-transformers in the GPU dtype: *ingest* (512 chunks of 200-512 tokens, one call), *mixed*
+   (512 texts of 10-2,000 tokens, one call), *query* (200 texts of 10-40 tokens, one call each, p50/p99);
+   vectors agree (cosine >= 0.999).
 Each throughput is also given as a percentage of the device's dense bf16 peak (table ``PEAK_TFLOPS``;
 FLOPs per token ~ 2 x the non-embedding parameters of the configuration; attention's quadratic term is
 left out, so long inputs do a little more work than counted).
@@ -42,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import cpu_peers  # noqa: E402  (the ingest / mixed / query corpora and their timing)
 import full_size  # noqa: E402  (the random model folders and the mixed-length corpus)
 from full_size import corpus  # noqa: E402
 
@@ -120,6 +125,7 @@ class Report:
         self.peak = peak_tflops(device_name) if args.device != "cpu" else None
         self.checks: list[dict[str, Any]] = []
         self.throughput: list[dict[str, Any]] = []
+        self.corpora: list[dict[str, Any]] = []
         self.meta = {"device": args.device, "device_name": device_name, "quick": args.quick,
                      "peak_bf16_tflops": self.peak, "python": platform.python_version()}
 
@@ -143,7 +149,8 @@ class Report:
         return all(c["passed"] for c in self.checks)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.meta, "passed": self.passed, "checks": self.checks, "throughput": self.throughput}
+        return {**self.meta, "passed": self.passed, "checks": self.checks, "throughput": self.throughput,
+                "corpora": self.corpora}
 
     def to_markdown(self) -> str:
         lines = [f"GPU check on {self.device_name} ({self.meta['device']}"
@@ -159,6 +166,14 @@ class Report:
             pct = "n/a" if t["pct_of_bf16_peak"] is None else f"{t['pct_of_bf16_peak']:.1f}%"
             lines.append(f"| {t['name']} | {t['size']} | {t['dtype']} | {t['texts']} | {t['tokens']} | "
                          f"{t['tokens_per_s']:,.0f} | {pct} |")
+        if self.corpora:
+            lines += ["", "| corpus | engine | shape | dtype | texts | tokens | texts/s | tokens/s | query p50 / p99 (ms) "
+                      "| vs sentence-transformers |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+            for r in self.corpora:
+                lat = "" if r["p50_ms"] is None else f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}"
+                lines.append(f"| {r['corpus']} | {r['name']} | {r['size']} | {r['dtype']} | {r['texts']} | "
+                             f"{r['tokens']} | {r['texts_per_s']:,.1f} | {r['tokens_per_s']:,.0f} | {lat} | "
+                             f"{r['vs_st']:.2f}x |")
         return "\n".join(lines) + "\n"
 
 
@@ -255,6 +270,36 @@ def check_throughput(rep: Report, args: argparse.Namespace, folder: str, size: s
     free_device(args.device)
 
 
+def check_corpora(rep: Report, args: argparse.Namespace, folder: str, size: str, dtype: str,
+                  corpora: dict[str, list[str]]) -> None:
+    """cpu_peers.py's corpora on the device: LocalEmbedder vs sentence-transformers, vectors agreeing."""
+    emb = local(folder, args.device, dtype)
+    tokens = {c: sum(emb.token_counts(texts)) for c, texts in corpora.items()}
+    timings, vectors = {}, {}
+    timings["LocalEmbedder"], vectors["LocalEmbedder"] = cpu_peers.time_corpora(emb.embed_documents, corpora)
+    del emb
+    free_device(args.device)
+    st = st_model(folder, args.device, dtype)
+    timings["sentence-transformers"], vectors["sentence-transformers"] = cpu_peers.time_corpora(
+        lambda xs: st_encode(st, xs), corpora)
+    st = None
+    free_device(args.device)
+    for name_c, texts in corpora.items():
+        st_seconds = timings["sentence-transformers"][name_c]["seconds"]
+        for name, t in timings.items():
+            c = t[name_c]
+            p50, p99 = cpu_peers.latency_ms(c["latencies"]) if "latencies" in c else (None, None)
+            rep.corpora.append({"corpus": name_c, "name": name, "size": size, "dtype": dtype, "texts": len(texts),
+                                "tokens": tokens[name_c], "seconds": c["seconds"],
+                                "texts_per_s": len(texts) / c["seconds"], "tokens_per_s": tokens[name_c] / c["seconds"],
+                                "p50_ms": p50, "p99_ms": p99, "vs_st": st_seconds / c["seconds"]})
+            log(f"       {name_c}: {name} [{size}, {dtype}]: {len(texts) / c['seconds']:,.1f} texts/s"
+                + ("" if p50 is None else f", p50 {p50:.1f} ms, p99 {p99:.1f} ms"))
+        cos = float(row_cosine(vectors["LocalEmbedder"][name_c], vectors["sentence-transformers"][name_c]).min())
+        rep.check(f"{size} {dtype} {name_c}: LocalEmbedder vs sentence-transformers, worst row cosine",
+                  cos >= COSINE_MIN, cos, f">= {COSINE_MIN}")
+
+
 def free_device(device: str) -> None:
     if device.startswith("cuda"):
         import gc
@@ -335,7 +380,8 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=None, help="longest input (default 8192; 200 quick)")
     ap.add_argument("--atol", type=float, default=ATOL, help=f"largest abs difference for the fp32 checks "
                     f"(default {ATOL:g})")
-    ap.add_argument("--steps", default="device,dtypes,throughput,serve", help="which steps to run (default all)")
+    ap.add_argument("--steps", default="device,dtypes,throughput,serve,corpora",
+                    help="which steps to run (default all)")
     ap.add_argument("--json", dest="json_path", help="write the results as JSON here")
     ap.add_argument("--markdown", help="write the markdown tables here")
     args = ap.parse_args()
@@ -394,6 +440,15 @@ def main() -> int:
         if "serve" in steps:
             log("4. qwen-embed serve gathering on the device")
             step("serve", check_serve, rep, args, tiny, "tiny", texts if quick else texts[:64], clients=4)
+        if "corpora" in steps:
+            log("5. ingest / mixed / query corpora")
+            sizes = {"ingest": 16 if quick else 512, "mixed": 16 if quick else 512, "query": 8 if quick else 200}
+            corpora = {c: corpus(sizes[c], tok, lo, hi, seed=i)
+                       for i, (c, (lo, hi)) in enumerate(cpu_peers.CORPORA.items())}
+            size = "tiny" if quick else args.sizes.split(",")[0]
+            dtype = "float32" if args.device == "cpu" else "bfloat16"
+            step(f"corpora {size}", lambda: check_corpora(
+                rep, args, model_folder(size, "float32" if size == "0.6B" else dtype, tmp), size, dtype, corpora))
     rep.meta["seconds"] = round(time.perf_counter() - t_start, 1)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(rep.to_json(), indent=2), encoding="utf-8")

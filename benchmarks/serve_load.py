@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.load_client import Request, closed_loop, percentile  # noqa: E402
 from tests.support.local_fixtures import ServeProcess, start_serve  # noqa: E402
 
 TOLERANCE = 1e-5
@@ -75,10 +76,6 @@ class Tally:
     hostile_not_4xx_json: list[str] = field(default_factory=list)
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
 async def healthy_request(client: httpx.AsyncClient, texts: list[str], ref: np.ndarray, idx: list[int],
                           tally: Tally) -> None:
     t0 = time.perf_counter()
@@ -104,19 +101,28 @@ async def hostile_request(client: httpx.AsyncClient, name: str, body: bytes, tal
         tally.hostile_not_4xx_json.append(f"{name}: {r.status_code} {r.text[:80]!r}")
 
 
-async def client_loop(client: httpx.AsyncClient, deadline: float, rng: random.Random, texts: list[str],
-                      ref: np.ndarray, hostile: dict[str, bytes], share: float, tally: Tally) -> None:
+def mixed_request(rng_seed: int, texts: list[str], ref: np.ndarray, hostile: dict[str, bytes], share: float,
+                  tally: Tally) -> Request:
+    """One closed-loop client's requests (tests/support/load_client.py): healthy ones of 1-4 texts, and
+    ``share`` of them hostile; every answer is checked and tallied in ``tally``."""
     names = [*hostile, "random bytes"]
-    while time.monotonic() < deadline:
+    rngs: dict[int, random.Random] = {}
+
+    async def request(client: httpx.AsyncClient, i: int, n: int) -> tuple[int, str]:
+        rng = rngs.setdefault(i, random.Random(rng_seed + i))
         kind = rng.choice(names) if rng.random() < share else "healthy"
         try:
             if kind == "healthy":
-                await healthy_request(client, texts, ref, rng.sample(range(len(texts)), rng.randint(1, 4)), tally)
+                idx = rng.sample(range(len(texts)), rng.randint(1, 4))
+                await healthy_request(client, texts, ref, idx, tally)
             else:
                 body = os.urandom(rng.randint(1, 4096)) if kind == "random bytes" else hostile[kind]
                 await hostile_request(client, kind, body, tally)
         except httpx.HTTPError as exc:
             tally.statuses[f"error:{type(exc).__name__} ({kind})"] += 1
+        return 0, "tallied"
+
+    return request
 
 
 async def prober(root_url: str, deadline: float, tally: Tally) -> None:
@@ -144,14 +150,12 @@ async def idle_latency(base_url: str, texts: list[str], n: int) -> list[float]:
 async def load(server: ServeProcess, clients: int, seconds: float, share: float, texts: list[str],
                ref: np.ndarray, seed: int, hostile: dict[str, bytes]) -> Tally:
     tally = Tally()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=60, limits=limits) as client:
-        await asyncio.gather(
-            prober(server.root_url, deadline, tally),
-            *[client_loop(client, deadline, random.Random(seed + i), texts, ref, hostile, share, tally)
-              for i in range(clients)],
-        )
+    await asyncio.gather(
+        prober(server.root_url, deadline, tally),
+        closed_loop(server.base_url, clients, seconds, mixed_request(seed, texts, ref, hostile, share, tally),
+                    timeout=60),
+    )
     return tally
 
 

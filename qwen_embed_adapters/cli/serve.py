@@ -12,6 +12,16 @@ from ..errors import QwenEmbedError
 SERVE_API_KEY_ENV = "QWEN_EMBED_SERVE_API_KEY"
 
 
+def _serve_batch_tokens(device: str) -> int | None:
+    """The server's padded tokens per forward pass on a CPU (SERVE_CPU_BATCH_TOKENS); None elsewhere,
+    where LocalEmbedder's own default already makes large passes."""
+    from ..local.runtime_torch import import_torch, resolve_device
+    from ..server.settings import SERVE_CPU_BATCH_TOKENS
+
+    torch, _ = import_torch("qwen-embed serve")
+    return SERVE_CPU_BATCH_TOKENS if resolve_device(torch, device) == "cpu" else None
+
+
 def _build(args: argparse.Namespace) -> tuple[Any, Any]:
     """(embedder, app) for the flags; the models are loaded here."""
     from ..local import LocalEmbedder
@@ -22,7 +32,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any]:
         device=args.device,
         dtype=args.dtype,
         max_length=args.max_length,
-        max_batch_tokens=args.max_batch_tokens,
+        max_batch_tokens=args.max_batch_tokens or _serve_batch_tokens(args.device),
         truncate=True,
     )
     reranker = None

@@ -25,6 +25,7 @@ from ..settings import check_bool, check_choice, check_int, check_str
 from ..vectors import as_text_list
 from .files import DEFAULT_MODEL, MODEL_ENV, read_pooling_spec, resolve_model_path
 from .tokens import (
+    TokenMemo,
     TokenPipeline,
     default_batch_tokens,
     find_pad_id,
@@ -86,7 +87,8 @@ class LocalEmbedder(SettingsEmbedder):
     tokenizer appends); other models follow their own sentence-transformers files. Inputs longer than
     ``max_length`` tokens are truncated, or refused with InvalidInputError when ``truncate=False``.
     Batches are sorted by length and hold at most ``max_batch_tokens`` padded tokens (default 16,384
-    on CUDA/MPS, 1,024 on a CPU, where small passes measured faster). One instance
+    on CUDA/MPS; on a CPU 1,024, where small passes measured faster, or 8,192 while other work shares the
+    cores, where fewer passes measured faster: decided per call). One instance
     can be shared by several threads; forward passes run one at a time. ``backend="torch"`` is the
     only runtime today (``runtime_torch.TorchRuntime``).
 
@@ -156,13 +158,24 @@ class LocalEmbedder(SettingsEmbedder):
         self.device = self._runtime.device
         self.torch_dtype = self._runtime.dtype
         self.attn_implementation = self._runtime.attn_implementation
-        self.max_batch_tokens = max_batch_tokens or default_batch_tokens(self.device)
+        self._max_batch_tokens = max_batch_tokens
         self._local = threading.local()
+        self._memo = TokenMemo()
         logger.info(
             "loaded %s from %s on %s (%s, %s, pooling %s, padding %s, max_length %d)",
             name, self.path, self.device, self.torch_dtype, self.attn_implementation,
             "+".join(self.pooling.modes), self.padding_side, self.max_length,
         )
+
+    @property
+    def max_batch_tokens(self) -> int:
+        """Padded tokens per forward pass: the one given, else the device's default at this moment
+        (on a CPU, 1,024 or 8,192 when other work shares the cores: ``tokens.default_batch_tokens``)."""
+        return self._max_batch_tokens or default_batch_tokens(self.device)
+
+    @max_batch_tokens.setter
+    def max_batch_tokens(self, value: int | None) -> None:
+        self._max_batch_tokens = value
 
     # ------------------------------------------------------------------ construction helpers
     def _set_default_instruction(self) -> None:
@@ -219,7 +232,11 @@ class LocalEmbedder(SettingsEmbedder):
         return [len(x) for x in self.tokenize(texts, truncate=truncate)]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self.token_counts(texts, truncate=False)
+        """Tokens per text before truncation. The ids are kept a while (``TokenMemo``): embedding the same
+        texts next (as ``qwen-embed serve`` does) does not tokenise them again."""
+        ids = self.tokenize(texts, truncate=False)
+        self._memo.put(texts, ids, self.max_length)
+        return [len(x) for x in ids]
 
     @property
     def max_input_tokens(self) -> int:
@@ -237,7 +254,12 @@ class LocalEmbedder(SettingsEmbedder):
         return await asyncio.to_thread(self._encode, texts)
 
     def _plan_batches(self, texts: list[str]) -> list[Batch]:
-        ids = self.tokenize(texts)
+        known = self._memo.take(texts)
+        missing = [i for i, x in enumerate(known) if x is None]
+        if missing:
+            for i, x in zip(missing, self.tokenize([texts[i] for i in missing]), strict=True):
+                known[i] = x
+        ids: list[list[int]] = known  # type: ignore[assignment]  # every None was filled
         if not self.truncate:
             for i, x in enumerate(ids):
                 if len(x) > self.max_length:

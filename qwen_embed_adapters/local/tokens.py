@@ -4,7 +4,9 @@ numpy arrays, and length-sorted token-budget batches. No torch here."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,12 +21,40 @@ EOT = "<|endoftext|>"
 #: padded tokens per forward pass when ``max_batch_tokens`` is not given
 ACCELERATOR_BATCH_TOKENS = 16384
 CPU_BATCH_TOKENS = 1024
+#: ... on a CPU whose cores other work is using (``cpu_is_shared``)
+CPU_SHARED_BATCH_TOKENS = 8192
 
 
-def default_batch_tokens(device: str) -> int:
-    """Padded tokens per forward pass when none is given. On a CPU small passes stay in cache: 1,024
-    measured ~1.2x faster than 16,384 here (benchmarks/local_throughput.py); GPUs want big batches."""
-    return CPU_BATCH_TOKENS if device == "cpu" else ACCELERATOR_BATCH_TOKENS
+def cpu_is_shared() -> bool:
+    """True when the 1-minute load average says other work competes for this process's cores.
+
+    An embedder alone keeps about one runnable thread per core (load ~ cores), so the CPU counts as shared
+    above ``cores + max(1, cores // 2)``: one more busy process on 2 cores, the 2 + 2 of a busy loop per
+    core beside our own threads. False where the load average does not exist (Windows).
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return load > cores + max(1, cores // 2)
+
+
+def default_batch_tokens(device: str, shared: bool | None = None) -> int:
+    """Padded tokens per forward pass when none is given, decided per call (``shared`` None: ``cpu_is_shared()``).
+
+    GPUs want big batches (16,384). On a CPU it depends on who else uses the cores (issue 30,
+    benchmarks/cpu_peers.py). Alone, small passes stay in cache: 1,024 ran all-MiniLM-L6-v2 1.2x faster than
+    16,384 and 1.24x faster than 4,096 on a quiet 2-core machine. Shared, every forward pass is a series of
+    parallel regions that end only when each of our threads has had its turn on a core, so the number of
+    passes costs the most: with 1,024, 512 chunks of 150-250 words ran at 0.45x sentence-transformers'
+    batches of 32, hence 8,192 there (about 32 such chunks per pass, still sorted by tokens).
+    """
+    if device != "cpu":
+        return ACCELERATOR_BATCH_TOKENS
+    if shared is None:
+        shared = cpu_is_shared()
+    return CPU_SHARED_BATCH_TOKENS if shared else CPU_BATCH_TOKENS
 
 
 def plan_token_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int) -> list[Batch]:
@@ -112,11 +142,57 @@ class TokenPipeline:
         return ids
 
 
+class TokenMemo:
+    """Token ids of texts counted lately, handed over once to the forward pass that embeds them.
+
+    ``qwen-embed serve`` counts every request's tokens (limits, usage, the gatherer's budget) before the
+    model thread embeds the same texts; without this the texts were tokenised twice. Only ids that need no
+    truncation are kept (so they equal what embedding would compute), at most ``capacity_tokens`` in all,
+    oldest dropped first; ``take`` removes what it returns. Thread-safe.
+    """
+
+    def __init__(self, capacity_tokens: int = 262_144) -> None:
+        self.capacity = capacity_tokens
+        self._ids: OrderedDict[str, list[int]] = OrderedDict()
+        self._tokens = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def put(self, texts: Sequence[str], ids: Sequence[list[int]], max_length: int) -> None:
+        with self._lock:
+            for text, x in zip(texts, ids, strict=True):
+                if len(x) > max_length or len(x) > self.capacity or text in self._ids:
+                    continue
+                self._ids[text] = x
+                self._tokens += len(x)
+            while self._tokens > self.capacity:
+                _, old = self._ids.popitem(last=False)
+                self._tokens -= len(old)
+
+    def take(self, texts: Sequence[str]) -> list[list[int] | None]:
+        """The kept ids of each text (None where none are kept); what is returned is forgotten."""
+        out: list[list[int] | None] = []
+        with self._lock:
+            if not self._ids:
+                return [None] * len(texts)
+            for text in texts:
+                x = self._ids.pop(text, None)
+                if x is not None:
+                    self._tokens -= len(x)
+                out.append(x)
+        return out
+
+
 __all__ = [
     "ACCELERATOR_BATCH_TOKENS",
     "CPU_BATCH_TOKENS",
+    "CPU_SHARED_BATCH_TOKENS",
     "EOT",
+    "TokenMemo",
     "TokenPipeline",
+    "cpu_is_shared",
     "default_batch_tokens",
     "find_pad_id",
     "missing_eot_id",

@@ -29,6 +29,10 @@ from .settings import ServerSettings
 CHARS_PER_TOKEN = 16
 #: Answers above this many floats are encoded in a worker thread, not on the event loop.
 THREAD_ENCODE_FLOATS = 64 * 1024
+#: Requests above this many characters are tokenised (counted) in a worker thread; smaller ones on the event
+#: loop, where it takes well under a millisecond: a thread hand-off per request cost more than that on
+#: busy cores (docs/benchmarks.md, "Serving side by side").
+THREAD_COUNT_CHARS = 8 * 1024
 
 
 def parse_input(value: Any, max_inputs: int) -> list[str]:
@@ -236,7 +240,8 @@ class EmbeddingsRoute:
         texts = self.bound_chars(texts, single)
         fmt = parse_format(body.get("encoding_format", "float"))
         dims = parse_dimensions(body.get("dimensions"), self.embedder)
-        counts = await asyncio.to_thread(self.count_tokens, texts)
+        small = sum(map(len, texts)) <= THREAD_COUNT_CHARS
+        counts = self.count_tokens(texts) if small else await asyncio.to_thread(self.count_tokens, texts)
         self.check_lengths(counts, single)
         self.metrics.observe_inputs("/v1/embeddings", len(texts), int(sum(counts)))
         vectors = await self.embed(texts, counts)
@@ -266,6 +271,7 @@ __all__ = [
     "CHARS_PER_TOKEN",
     "EmbeddingsRoute",
     "INPUT_TYPES",
+    "THREAD_COUNT_CHARS",
     "THREAD_ENCODE_FLOATS",
     "add_embedding_routes",
     "apply_input_type",

@@ -10,6 +10,12 @@ DEFAULT_MAX_INPUTS = 2048
 DEFAULT_GATHER_MS = 5.0
 DEFAULT_PAYLOAD_LIMIT = 2_000_000  # bytes, as TEI's --payload-limit
 DEFAULT_MAX_CONCURRENT = 512  # requests served or waiting at once, as TEI
+#: Padded tokens per forward pass `qwen-embed serve` gives a CPU model when --max-batch-tokens is not set.
+#: A server's cores are shared by definition (its own event loop, its clients, other jobs), and on shared
+#: cores a few large passes beat many small ones: on 2 busy cores (load 11-15) all-MiniLM-L6-v2 embedded
+#: 64 chunks of ~200 tokens at 3.2 texts/s with 8,192 vs 1.5 with LocalEmbedder's 1,024, and 256 short
+#: queries at 23.2 vs 11.5 (docs/benchmarks.md, "Serving side by side"). The gatherer's budget follows it.
+SERVE_CPU_BATCH_TOKENS = 8192
 
 
 @dataclass
@@ -47,6 +53,7 @@ __all__ = [
     "DEFAULT_MAX_CONCURRENT",
     "DEFAULT_MAX_INPUTS",
     "DEFAULT_PAYLOAD_LIMIT",
+    "SERVE_CPU_BATCH_TOKENS",
     "ServerSettings",
     "model_key",
     "served_name",

@@ -219,7 +219,9 @@ def qwen3_config(size: str = "0.6B", **overrides: Any) -> Any:
     return Qwen3Config(**fields, **_ROPE_THETA)
 
 
-def make_qwen3(path: str | os.PathLike[str], size: str = "0.6B", seed: int = 0, *, dtype: str = "float32") -> str:
+def make_qwen3(
+    path: str | os.PathLike[str], size: str = "0.6B", seed: int = 0, *, dtype: str = "float32", layers: int | None = None
+) -> str:
     """Write a random Qwen3 embedding model with the real shape of Qwen3-Embedding-``size`` to ``path``.
 
     Same layout as the real repository (safetensors, ``modules.json``, ``1_Pooling`` last-token,
@@ -230,6 +232,8 @@ def make_qwen3(path: str | os.PathLike[str], size: str = "0.6B", seed: int = 0, 
     vocabulary only enters through the embedding lookup. ``size="tiny"`` is ``make_tiny_qwen3``.
     ``dtype`` is the dtype of the saved weights (the real uploads are bfloat16). Returns ``path``.
     0.6B takes about 2.4 GB in float32; 4B and 8B are 16 and 30 GB: build them only where that fits.
+    ``layers`` keeps every layer's shape and changes only how many there are (a benchmark that must fit
+    in minutes on a small CPU runs 2 of the 28: per-token cost scales with the count); None is the real depth.
     """
     try:
         import torch
@@ -238,8 +242,11 @@ def make_qwen3(path: str | os.PathLike[str], size: str = "0.6B", seed: int = 0, 
         raise MissingDependencyError(exc.name or "torch", "local", "make_qwen3") from None
     if size not in QWEN3_SIZES:
         raise ValueError(f"unknown Qwen3 size {size!r}; choose one of {sorted(QWEN3_SIZES)}")
+    if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int) or layers < 1):
+        raise ValueError(f"layers must be a positive int or None, got {layers!r}")
     out = Path(path)
-    config = _save_qwen3(out, Qwen3Model, seed, size=size, append_eos=True, dtype=getattr(torch, dtype))
+    depth = {} if layers is None else {"num_hidden_layers": layers}
+    config = _save_qwen3(out, Qwen3Model, seed, size=size, append_eos=True, dtype=getattr(torch, dtype), **depth)
     _write_sentence_transformers_files(out, pooling="lasttoken", width=config.hidden_size)
     return str(out)
 

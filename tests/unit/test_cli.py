@@ -258,3 +258,15 @@ def test_ingest_builds_the_keyword_side_and_search_takes_a_mode(
     with pytest.raises(SystemExit):
         cli.main(["search", "x", "--mode", "sparse", *store])
     assert "invalid choice: 'sparse'" in capsys.readouterr().err
+
+
+def test_serve_makes_large_forward_passes_on_a_cpu() -> None:
+    # measured in docs/benchmarks.md ("Serving side by side"): a server's cores are shared, large passes win
+    from qwen_embed_adapters.cli.serve import _serve_batch_tokens
+    from qwen_embed_adapters.errors import ConfigurationError
+    from qwen_embed_adapters.server.settings import SERVE_CPU_BATCH_TOKENS
+
+    assert SERVE_CPU_BATCH_TOKENS == 8192
+    assert _serve_batch_tokens("cpu") == 8192
+    with pytest.raises(ConfigurationError, match="not a torch device"):  # bad input: not a device name
+        _serve_batch_tokens("toaster")

@@ -279,14 +279,48 @@ async def test_async_twins_run_off_the_event_loop(tiny_qwen3_dir: str) -> None:
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_default_token_budget_is_small_on_cpu_and_kept_out_of_the_config(tiny_qwen3_dir: str) -> None:
-    from qwen_embed_adapters.local import default_batch_tokens
+def test_default_token_budget_is_small_on_an_idle_cpu_and_kept_out_of_the_config(
+    tiny_qwen3_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qwen_embed_adapters.local import default_batch_tokens, tokens
 
-    assert (default_batch_tokens("cpu"), default_batch_tokens("cuda"), default_batch_tokens("mps")) == (1024, 16384, 16384)
+    assert [default_batch_tokens("cpu", shared=False), default_batch_tokens("cpu", shared=True)] == [1024, 8192]
+    assert [default_batch_tokens(d, shared=s) for d in ("cuda", "mps") for s in (False, True)] == [16384] * 4
+    load = [0.5]
+    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (load[0], 0.0, 0.0))
+    monkeypatch.setattr(tokens.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     emb = LocalEmbedder(tiny_qwen3_dir, device="cpu")
+    assert emb.max_batch_tokens == 1024
+    load[0] = 3.5  # 2 cores: our 2 threads and 1.5 more runnable on average
+    assert emb.max_batch_tokens == 8192  # decided per call, not when the embedder was built
+    load[0] = 3.0  # the boundary, cores + 1, is still "alone"
     assert emb.max_batch_tokens == 1024
     assert emb.to_config()["max_batch_tokens"] is None  # rebuilt elsewhere, it picks that device's default
     assert LocalEmbedder(tiny_qwen3_dir, device="cpu", max_batch_tokens=16384).max_batch_tokens == 16384
+
+
+def test_cpu_is_shared_without_a_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qwen_embed_adapters.local import cpu_is_shared, tokens
+
+    def no_load() -> tuple[float, float, float]:
+        raise OSError("no load average")  # what os.getloadavg raises where it cannot be read
+
+    monkeypatch.setattr(tokens.os, "getloadavg", no_load)
+    assert cpu_is_shared() is False
+
+
+def test_a_shared_cpu_cuts_fewer_passes(tiny_qwen3_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qwen_embed_adapters.local import tokens
+
+    monkeypatch.setattr(tokens, "cpu_is_shared", lambda: True)
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu")
+    texts = [" ".join(["vector"] * 200)] * 40
+    n = emb.token_counts(texts[:1])[0]
+    assert 100 < n < 1024
+    assert len(emb._plan_batches(texts)) == -(-40 // (8192 // n))
+    monkeypatch.setattr(tokens, "cpu_is_shared", lambda: False)
+    assert len(emb._plan_batches(texts)) == -(-40 // (1024 // n))
+    assert -(-40 // (8192 // n)) < -(-40 // (1024 // n))
 
 
 # ---------------------------------------------------------------- config, model resolution, dependencies
@@ -460,3 +494,37 @@ def test_backend_and_runtime_interface(tiny: LocalEmbedder, tiny_qwen3_dir: str)
     raw = runtime.run(ids, mask, ("lasttoken",))
     raw = raw / np.linalg.norm(raw, axis=1, keepdims=True)
     np.testing.assert_allclose(raw, tiny.embed_documents(texts), atol=1e-6)
+
+
+# ---------------------------------------------------------------- tokens counted once (qwen-embed serve)
+def test_counted_texts_are_not_tokenised_again(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu", max_length=16)
+    long_text = MIXED[3]  # over 16 tokens: counted in full, kept out of the memo, truncated when embedded
+    texts = ["short one", long_text, "机器学习"]
+    counts = emb.count_tokens(texts)
+    assert counts[1] > 16 and counts[0] == len(emb.tokenize(["short one"])[0])
+    assert len(emb._memo) == 2
+    calls: list[list[str]] = []
+    real = emb._tokens
+
+    def spy(batch: list[str], *, truncate: bool = True) -> list[list[int]]:
+        calls.append(list(batch))
+        return real(batch, truncate=truncate)
+
+    emb._tokens = spy  # type: ignore[assignment]
+    got = emb.embed_texts(texts)
+    assert calls == [[long_text]]  # only the text the memo could not hold
+    assert len(emb._memo) == 0  # handed over once, then forgotten
+    emb._tokens = real
+    np.testing.assert_allclose(got, emb.embed_texts(texts), atol=1e-6)  # same vectors without the memo
+
+
+def test_token_memo_is_bounded() -> None:
+    from qwen_embed_adapters.local.tokens import TokenMemo
+
+    memo = TokenMemo(capacity_tokens=10)
+    memo.put(["a", "b", "c"], [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]], max_length=8)
+    assert len(memo) == 2  # 12 tokens > 10: the oldest ("a") dropped
+    memo.put(["long"], [list(range(9))], max_length=8)  # over max_length: would need truncating, not kept
+    assert memo.take(["a", "c", "long", "c"]) == [None, [9, 10, 11, 12], None, None]
+    assert memo.take(["b"]) == [[5, 6, 7, 8]] and len(memo) == 0

@@ -71,3 +71,25 @@ def test_config_carries_the_legacy_keys_transformers_4_reads(tmp_path: Path) -> 
 
     loaded = AutoConfig.from_pretrained(str(tmp_path / "m"))  # and transformers 5 still reads it
     assert loaded.rope_parameters["rope_theta"] == 1000000.0
+
+
+def test_layers_keeps_the_shape_and_changes_the_depth(tmp_path: Path) -> None:
+    """``layers=1`` (benchmarks/cpu_peers.py): one layer, every tensor of the same shape as the full model's."""
+    from safetensors.torch import load_file
+
+    one = Path(make_qwen3(tmp_path / "one", size="tiny", seed=3, layers=1))
+    cfg = json.loads((one / "config.json").read_text())
+    assert (cfg["num_hidden_layers"], cfg["hidden_size"], cfg["intermediate_size"]) == (1, 64, 128)
+    weights = load_file(str(one / "model.safetensors"))
+    assert sorted({k.split(".")[1] for k in weights if k.startswith("layers.")}) == ["0"]
+    full = load_file(str(Path(make_qwen3(tmp_path / "full", size="tiny", seed=3)) / "model.safetensors"))
+    assert {k: v.shape for k, v in weights.items()} == {
+        k: v.shape for k, v in full.items() if not k.startswith("layers.") or k.startswith("layers.0.")}
+
+
+@pytest.mark.parametrize("layers", [0, -1, 1.5, True, "2"])
+def test_layers_must_be_a_positive_int(tmp_path: Path, layers: object) -> None:
+    # bad input: a depth of zero, negative, fractional, a bool or a string
+    with pytest.raises(ValueError, match=r"layers must be a positive int or None, got "):
+        make_qwen3(tmp_path / "x", size="tiny", layers=layers)  # type: ignore[arg-type]
+    assert not (tmp_path / "x").exists()
