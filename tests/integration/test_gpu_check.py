@@ -37,8 +37,13 @@ def test_gpu_check_quick_on_cpu(tmp_path: Path) -> None:
     assert result["device"] == "cpu" and result["quick"] is True
     assert result["peak_bf16_tflops"] is None  # CPU: no peak, percentages are "n/a"
     names = [c["name"] for c in result["checks"]]
-    assert len(names) == 5, names
+    assert len(names) == 8, names  # device, ST, bf16, sdpa, serve, then the ingest/mixed/query corpora (step 5)
     assert all(c["passed"] for c in result["checks"]), result["checks"]
+    for corpus in ("ingest", "mixed", "query"):
+        assert f"tiny float32 {corpus}: LocalEmbedder vs sentence-transformers, worst row cosine" in names
+    rows = {(r["corpus"], r["name"]) for r in result["corpora"]}
+    assert {("ingest", "LocalEmbedder"), ("mixed", "LocalEmbedder"), ("query", "LocalEmbedder")} <= rows, rows
+    assert all(r["texts"] > 0 and r["seconds"] > 0 for r in result["corpora"])
     assert any("vs cpu" in n for n in names) and any("bfloat16 vs fp32" in n for n in names)
     assert any("serve on cpu" in n for n in names)
     engines = {t["name"] for t in result["throughput"]}
