@@ -64,6 +64,31 @@ class TestStandaloneContract(MilvusContract):
     def milvus_uri(self, milvus_standalone: StandaloneMilvus) -> str:  # type: ignore[override]
         return milvus_standalone.uri
 
+    # Milvus 2.3.5 has no BM25 function (it came with Milvus 2.5): the contract's keyword tests become the refusal
+    def _refuses_keyword_modes(self, store: MilvusStore) -> None:
+        store.add_texts(["ERR_QUOTA_EXCEEDED after 100 requests"], ids=["k1"])
+        # bad input tried: mode "keyword" / "hybrid" on a server without Milvus's BM25 function
+        for mode in ("keyword", "hybrid"):
+            with pytest.raises(ConfigurationError, match=r"Milvus server v2\.3\.5.* has no BM25 function"):
+                store.search("ERR_QUOTA_EXCEEDED", top_k=2, mode=mode)
+        assert [h.id for h in store.search("ERR_QUOTA_EXCEEDED", top_k=1)] == ["k1"]  # dense search still works
+
+    def test_keyword_search_finds_exact_terms_and_chinese_words(self, store: MilvusStore) -> None:  # type: ignore[override]
+        self._refuses_keyword_modes(store)
+
+    def test_hybrid_is_the_rank_fusion_of_both_sides(self, store: MilvusStore) -> None:  # type: ignore[override]
+        self._refuses_keyword_modes(store)
+
+    def test_writes_and_deletes_reach_the_keyword_side(self, store: MilvusStore) -> None:  # type: ignore[override]
+        self._refuses_keyword_modes(store)
+
+    @pytest.mark.asyncio
+    async def test_async_keyword_and_hybrid_match_sync(self, store: MilvusStore) -> None:  # type: ignore[override]
+        await store.aadd_texts(["async ERR_ASYNC_ONLY"], ids=["k8"])
+        for mode in ("keyword", "hybrid"):  # bad input tried: the async keyword modes on Milvus 2.3.5
+            with pytest.raises(ConfigurationError, match=r"Milvus server v2\.3\.5.* has no BM25 function"):
+                await store.asearch("ERR_ASYNC_ONLY", top_k=2, mode=mode)
+
 
 def test_existing_client_is_used_and_left_open(milvus_uri: str) -> None:
     client = pymilvus.MilvusClient(milvus_uri)
