@@ -30,7 +30,7 @@ Example::
     emb = CachedEmbedder(FakeEmbedder(dimensions=64), "/tmp/qwen-embed-cache-example.sqlite")
     emb.embed_documents(["hello", "world"])   # misses: embedded and stored
     emb.embed_documents(["hello", "world"])   # hits
-    print(emb.hits, emb.misses, emb.hit_rate)
+    assert (emb.hits, emb.misses) == (2, 2) and emb.hit_rate == 0.5
 """
 
 from __future__ import annotations

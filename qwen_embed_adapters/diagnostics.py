@@ -6,7 +6,7 @@ scripts can call them directly::
     from qwen_embed_adapters.diagnostics import diagnose_endpoint
 
     diagnosis = diagnose_endpoint("http://127.0.0.1:7997", "tinyA", reference="./tinyA")
-    print(diagnosis.engine_family, [c.status for c in diagnosis.checks])
+    statuses = [c.status for c in diagnosis.checks]   # with diagnosis.engine_family: "infinity", ...
 
 Against an endpoint the route is found the way ``RemoteEmbedder`` finds it (one real embedding request
 through it: a URL with a path is used as given, a bare ``http://host:port`` tries ``/v1/embeddings`` and
