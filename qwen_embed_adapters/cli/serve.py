@@ -12,14 +12,18 @@ from ..errors import QwenEmbedError
 SERVE_API_KEY_ENV = "QWEN_EMBED_SERVE_API_KEY"
 
 
-def _serve_batch_tokens(device: str) -> int | None:
-    """The server's padded tokens per forward pass on a CPU (SERVE_CPU_BATCH_TOKENS); None elsewhere,
-    where LocalEmbedder's own default already makes large passes."""
+def _serve_gather_tokens(device: str, max_batch_tokens: int | None) -> int | None:
+    """Tokens the request gatherer puts in one model call on a CPU: SERVE_CPU_GATHER_TOKENS, or
+    ``--max-batch-tokens`` when larger. None elsewhere: the gatherer follows the embedder's own budget.
+    The model call then cuts its forward passes by LocalEmbedder's own per-call default (or
+    ``--max-batch-tokens``): many requests per call, passes sized for the cores."""
     from ..local.runtime_torch import import_torch, resolve_device
-    from ..server.settings import SERVE_CPU_BATCH_TOKENS
+    from ..server.settings import SERVE_CPU_GATHER_TOKENS
 
     torch, _ = import_torch("qwen-embed serve")
-    return SERVE_CPU_BATCH_TOKENS if resolve_device(torch, device) == "cpu" else None
+    if resolve_device(torch, device) != "cpu":
+        return None
+    return max(SERVE_CPU_GATHER_TOKENS, max_batch_tokens or 0)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -32,7 +36,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any]:
         device=args.device,
         dtype=args.dtype,
         max_length=args.max_length,
-        max_batch_tokens=args.max_batch_tokens or _serve_batch_tokens(args.device),
+        max_batch_tokens=args.max_batch_tokens,
         truncate=True,
     )
     reranker = None
@@ -48,6 +52,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any]:
         api_key=args.api_key or os.environ.get(SERVE_API_KEY_ENV) or None,
         max_inputs=args.max_inputs,
         gather_ms=args.gather_ms,
+        max_gather_tokens=_serve_gather_tokens(args.device, args.max_batch_tokens),
         auto_truncate=args.auto_truncate,
         payload_limit=args.payload_limit,
         max_concurrent_requests=args.max_concurrent_requests,

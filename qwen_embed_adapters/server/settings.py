@@ -10,12 +10,14 @@ DEFAULT_MAX_INPUTS = 2048
 DEFAULT_GATHER_MS = 5.0
 DEFAULT_PAYLOAD_LIMIT = 2_000_000  # bytes, as TEI's --payload-limit
 DEFAULT_MAX_CONCURRENT = 512  # requests served or waiting at once, as TEI
-#: Padded tokens per forward pass `qwen-embed serve` gives a CPU model when --max-batch-tokens is not set.
-#: A server's cores are shared by definition (its own event loop, its clients, other jobs), and on shared
-#: cores a few large passes beat many small ones: on 2 busy cores (load 11-15) all-MiniLM-L6-v2 embedded
-#: 64 chunks of ~200 tokens at 3.2 texts/s with 8,192 vs 1.5 with LocalEmbedder's 1,024, and 256 short
-#: queries at 23.2 vs 11.5 (docs/benchmarks.md, "Serving side by side"). The gatherer's budget follows it.
-SERVE_CPU_BATCH_TOKENS = 8192
+#: Tokens of gathered requests `qwen-embed serve` puts in one model call on a CPU (the gatherer's budget).
+#: The call itself cuts forward passes by LocalEmbedder's per-call default: 1,024 padded tokens on quiet
+#: cores, 8,192 on shared ones (``local.tokens.default_batch_tokens``). Gathering is kept apart from the
+#: pass size because they want different things: one call per many requests saves a thread hand-off per
+#: request, while on a quiet CPU 1,024-token passes stay in cache (all-MiniLM-L6-v2, 256 short queries,
+#: quiet 2-core machine: 253 texts/s at 1,024 against 179 at 8,192; docs/benchmarks.md, "Serving side by
+#: side"). Before, the gatherer followed the pass size: 8,192 for both.
+SERVE_CPU_GATHER_TOKENS = 8192
 
 
 @dataclass
@@ -53,7 +55,7 @@ __all__ = [
     "DEFAULT_MAX_CONCURRENT",
     "DEFAULT_MAX_INPUTS",
     "DEFAULT_PAYLOAD_LIMIT",
-    "SERVE_CPU_BATCH_TOKENS",
+    "SERVE_CPU_GATHER_TOKENS",
     "ServerSettings",
     "model_key",
     "served_name",

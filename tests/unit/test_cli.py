@@ -260,13 +260,16 @@ def test_ingest_builds_the_keyword_side_and_search_takes_a_mode(
     assert "invalid choice: 'sparse'" in capsys.readouterr().err
 
 
-def test_serve_makes_large_forward_passes_on_a_cpu() -> None:
-    # measured in docs/benchmarks.md ("Serving side by side"): a server's cores are shared, large passes win
-    from qwen_embed_adapters.cli.serve import _serve_batch_tokens
+def test_serve_gathers_many_requests_per_model_call_on_a_cpu() -> None:
+    # measured in docs/benchmarks.md ("Serving side by side"): the gatherer puts up to 8,192 tokens of requests
+    # in one model call; the call cuts its passes by LocalEmbedder's load-aware default (1,024 on quiet cores)
+    from qwen_embed_adapters.cli.serve import _serve_gather_tokens
     from qwen_embed_adapters.errors import ConfigurationError
-    from qwen_embed_adapters.server.settings import SERVE_CPU_BATCH_TOKENS
+    from qwen_embed_adapters.server.settings import SERVE_CPU_GATHER_TOKENS
 
-    assert SERVE_CPU_BATCH_TOKENS == 8192
-    assert _serve_batch_tokens("cpu") == 8192
+    assert SERVE_CPU_GATHER_TOKENS == 8192
+    assert _serve_gather_tokens("cpu", None) == 8192
+    assert _serve_gather_tokens("cpu", 1024) == 8192  # a smaller pass budget still gathers 8,192 tokens
+    assert _serve_gather_tokens("cpu", 32768) == 32768  # a larger one is never cut by the gatherer
     with pytest.raises(ConfigurationError, match="not a torch device"):  # bad input: not a device name
-        _serve_batch_tokens("toaster")
+        _serve_gather_tokens("toaster", None)
