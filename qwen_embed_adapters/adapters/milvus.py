@@ -22,6 +22,11 @@ Filters apply as for dense search; a delete removes the row's terms. A collectio
 (``keyword=False``, by another tool, or on a server older than 2.5, which has no BM25 function) refuses
 keyword search with ConfigurationError naming the cause.
 
+Compact vectors (``precision="int8"``): a scalar-quantised index, HNSW_SQ on Milvus Lite and Milvus 2.5+
+(re-ranked by the engine's FP32 refine on a server), IVF_SQ8 on older servers; where the engine does not
+refine (Lite, IVF_SQ8) ``rescore`` x top_k candidates come back with their float vectors and are re-scored
+here. ``precision="binary"`` is refused: Milvus Lite has no BINARY_VECTOR type.
+
 pymilvus is imported lazily. This module never reads ``MILVUS_URI``; pymilvus itself reads it (and a
 ``.env`` file) at import time and fails on a ``.db`` path there, which is reported as a
 ConfigurationError naming the variable.
@@ -72,6 +77,8 @@ PROP_MODEL = "qwen_embed.model"
 PROP_DIMENSION = "qwen_embed.dimension"
 PROP_METRIC = "qwen_embed.metric"
 PROP_VERSION = "qwen_embed.version"
+#: the precision a collection was created with ("float32" | "int8"; absent: float32, as before precisions existed)
+PROP_PRECISION = "qwen_embed.precision"
 #: the analyzer of the text field of a new collection with keyword search: jieba cuts Chinese into words and
 #: keeps other scripts' words (Milvus's "chinese" analyzer adds the cnalphanumonly filter, which would drop
 #: identifiers such as ``parse_args``; milvus-lite 3.2 knows the jieba and standard tokenizers only), then
@@ -85,6 +92,16 @@ DEFAULT_ANALYZER: Mapping[str, Any] = {
 }
 #: the first Milvus release with the BM25 function (Milvus 2.5 release notes: full-text search)
 BM25_SINCE = (2, 5)
+#: the scalar-quantised (8-bit) index types precision="int8" builds: HNSW_SQ (Milvus docs, "HNSW_SQ": Milvus
+#: 2.5+, with a refine step; milvus-lite 3.2's milvus_lite/index/faiss_hnsw_sq.py, faiss IndexHNSWSQ QT_8bit)
+#: and IVF_SQ8 (every Milvus 2.x server; milvus_lite/index/faiss_ivf_sq8.py)
+INT8_INDEXES = ("HNSW_SQ", "IVF_SQ8")
+#: the first Milvus server release whose docs list HNSW_SQ (and its ``refine`` / ``refine_k`` params)
+HNSW_SQ_SINCE = (2, 5)
+#: IVF_SQ8's cells searched per query (Milvus's default is 8; the candidates are rescored, so a few more)
+IVF_NPROBE = 16
+#: Milvus's largest ``limit`` of one search (``topk``, the proxy's maxTopK / quotaAndLimits default)
+MAX_TOPK = 16384
 
 
 class _LiteAllocTimestampFilter(logging.Filter):
@@ -189,6 +206,11 @@ class MilvusSettings(StoreSettings):
         check_str("keyword_field", self.keyword_field)
         if self.keyword_analyzer is not None and not isinstance(self.keyword_analyzer, Mapping):
             raise ConfigurationError(f"keyword_analyzer must be a dict, got {type(self.keyword_analyzer).__name__}")
+        if self.precision == "int8" and self.index_type.upper() not in ("AUTOINDEX", *INT8_INDEXES):
+            raise ConfigurationError(
+                f"precision='int8' builds a scalar-quantised index ({' or '.join(INT8_INDEXES)}); index_type="
+                f"{self.index_type!r} would keep float32 vectors: omit index_type or pass one of those"
+            )
 
     def missing_location(self) -> str | None:
         return None if self.uri else "needs 'uri' (a Milvus Lite .db path or an http(s):// URI)"
@@ -206,6 +228,26 @@ def bm25_supported(server_version: str) -> bool:
         return True
     found = re.match(r"v?(\d+)\.(\d+)", server_version.strip())
     return found is None or (int(found.group(1)), int(found.group(2))) >= BM25_SINCE
+
+
+def int8_index(server_version: str) -> tuple[str, dict[str, Any]]:
+    """The index type and build params ``precision="int8"`` gives a new collection on a Milvus server of
+    ``server_version``: on Milvus Lite HNSW_SQ (faiss IndexHNSWSQ, 8-bit; milvus-lite 3.2 has no refine
+    step, so this library rescores the candidates with the float vectors); on Milvus 2.5+ HNSW_SQ with
+    ``sq_type`` SQ8 and the engine's FP32 refine (Milvus docs, "HNSW_SQ": ``refine``, ``refine_type``, and
+    ``refine_k`` at search time); before 2.5 (standalone 2.3.5) IVF_SQ8, rescored by this library. An
+    unreadable version is taken for a current server.
+
+    >>> int8_index("milvus_lite-3.2.2")[0], int8_index("v2.3.5")[0], int8_index("v2.5.4")[1]["refine_type"]
+    ('HNSW_SQ', 'IVF_SQ8', 'FP32')
+    """
+    hnsw = {"M": 16, "efConstruction": 200}
+    if server_version.startswith("milvus_lite"):
+        return "HNSW_SQ", hnsw
+    found = re.match(r"v?(\d+)\.(\d+)", server_version.strip())
+    if found is not None and (int(found.group(1)), int(found.group(2))) < HNSW_SQ_SINCE:
+        return "IVF_SQ8", {"nlist": 128}
+    return "HNSW_SQ", {**hnsw, "sq_type": "SQ8", "refine": True, "refine_type": "FP32"}
 
 
 def _utf8_len(s: str) -> int:
@@ -355,6 +397,13 @@ class MilvusStore(VectorStore):
 
     Keyword search: ``keyword`` (default True) gives a new collection Milvus's BM25 function over the text
     (``keyword_field``, ``keyword_analyzer``); an existing collection keeps what it was created with.
+
+    Compact vectors: ``precision="int8"`` gives a new collection a scalar-quantised index (``int8_index``:
+    HNSW_SQ on Milvus Lite and Milvus 2.5+, IVF_SQ8 before 2.5) and every search re-scores ``rescore`` x
+    top_k candidates with the float vectors (the engine's FP32 refine on Milvus 2.5+, this client elsewhere),
+    so hits carry float scores; the float vectors stay stored as written. The precision is recorded as the
+    collection property ``PROP_PRECISION``: ``precision=None`` opens a collection at its own, another one is
+    refused. ``precision="binary"`` is refused (see ``precision_note``).
     """
 
     keyword_support: ClassVar[str] = "native"
@@ -363,10 +412,13 @@ class MilvusStore(VectorStore):
         "a server older than 2.5 (such as standalone 2.3.5) has none and refuses keyword search"
     )
     settings_class: ClassVar[type[MilvusSettings]] = MilvusSettings
+    precisions: ClassVar[tuple[str, ...]] = ("float32", "int8")
     precision_note: ClassVar[str] = (
-        "MilvusStore does not map precision to a Milvus index yet; a quantized index can be chosen directly "
-        "with index_type='IVF_SQ8' or 'HNSW_SQ' (+ index_params, e.g. refine='FP32'), which Milvus Lite 3.2.2 "
-        "accepts; binary needs a BINARY_VECTOR field, a type Milvus Lite 3.2.2 refuses"
+        "int8 is a scalar-quantised index (HNSW_SQ on Milvus Lite and Milvus 2.5+, IVF_SQ8 on older servers) "
+        "whose rescore x top_k candidates are re-scored with the float vectors; binary is not offered: Milvus "
+        "Lite 3.2.2 has no BINARY_VECTOR type and keeps one vector field per collection "
+        "(milvus_lite/schema/types.py, schema/validation.py), and on a server binary search with float "
+        "rescoring needs a BINARY_VECTOR field beside the float one, which no server here can test"
     )
     kind: ClassVar[str] = "milvus"
     settings: MilvusSettings
@@ -482,6 +534,9 @@ class MilvusStore(VectorStore):
         # rows here, 9 ms once flushed): a keyword search flushes first when this process may have left rows
         # unflushed (milvus_lite/engine/collection.py, the memtable's sparse index is built per search)
         self._unflushed = True
+        #: precision "int8": the collection's index type, whether the engine refines (re-ranks) itself, and
+        #: IVF_SQ8's nlist (0 for HNSW_SQ)
+        self._compact_index: tuple[str, bool, int] | None = None
 
     # ------------------------------------------------------------------ connection
     @staticmethod
@@ -609,9 +664,8 @@ class MilvusStore(VectorStore):
         schema.add_field(self.metadata_field, DataType.JSON)
         schema.add_field(self.vector_field, DataType.FLOAT_VECTOR, dim=dim)
         index = self.client.prepare_index_params()
-        index.add_index(
-            self.vector_field, index_type=self.index_type, metric_type=self.metric, params=self.index_params
-        )
+        index_type, index_params = self._vector_index()
+        index.add_index(self.vector_field, index_type=index_type, metric_type=self.metric, params=index_params)
         if keyword:
             schema.add_field(self.settings.keyword_field, DataType.SPARSE_FLOAT_VECTOR)
             schema.add_function(pm.Function(
@@ -624,6 +678,7 @@ class MilvusStore(VectorStore):
             PROP_DIMENSION: str(dim),
             PROP_METRIC: self.metric,
             PROP_VERSION: "1",
+            PROP_PRECISION: self.precision,
         }
         self.client.create_collection(
             self.collection,
@@ -635,10 +690,41 @@ class MilvusStore(VectorStore):
         )
         self._loaded = True  # create_collection with index_params loads it
         self._bm25_field = self.settings.keyword_field if keyword else None
+        if self.precision == "int8":
+            self._compact_index = (index_type, bool(index_params.get("refine")), int(index_params.get("nlist", 0)))
         logger.info(
-            "created Milvus collection %r: dim=%d metric=%s index=%s model=%s",
-            self.collection, dim, self.metric, self.index_type, self.embedder.model,
+            "created Milvus collection %r: dim=%d metric=%s index=%s precision=%s model=%s",
+            self.collection, dim, self.metric, index_type, self.precision, self.embedder.model,
         )
+
+    def _vector_index(self) -> tuple[str, dict[str, Any]]:
+        """The vector index of a new collection: ``index_type`` / ``index_params`` as given, or for
+        precision "int8" a scalar-quantised one (``int8_index`` for this server, unless ``index_type`` names
+        one of ``INT8_INDEXES``), its params under the ones given."""
+        if self.precision != "int8":
+            return self.index_type, dict(self.index_params)
+        index_type, params = int8_index(self.server_version())
+        if self.index_type.upper() in INT8_INDEXES and self.index_type.upper() != index_type:
+            index_type, params = self.index_type.upper(), {}
+        return index_type, {**params, **self.index_params}
+
+    def _read_compact_index(self) -> tuple[str, bool, int]:
+        """The type of the collection's vector index, whether it refines its own candidates (HNSW_SQ built
+        with ``refine``) and its ``nlist`` (IVF_SQ8; else 0); the default int8 index of this server, not
+        refining, when the server cannot say."""
+        try:
+            for index_name in self.client.list_indexes(self.collection, field_name=self.vector_field) or []:
+                desc = dict(self.client.describe_index(self.collection, index_name, timeout=self.timeout) or {})
+                params = desc.get("params")
+                if isinstance(params, str):  # some servers answer the build params as JSON text
+                    params = json.loads(params)
+                desc.update(params if isinstance(params, Mapping) else {})
+                refine = str(desc.get("refine", False)).lower() == "true"
+                return str(desc.get("index_type", "")).upper(), refine, int(desc.get("nlist", 0) or 0)
+        except Exception as exc:  # an old server without list_indexes: rescore here, the safe side
+            logger.debug("reading the index of %r failed: %s", self.collection, exc)
+        index_type, params = int8_index(self.server_version())
+        return index_type, False, int(params.get("nlist", 0))
 
     def _check_existing(self, want: int) -> int:
         info = self.client.describe_collection(self.collection, timeout=self.timeout)
@@ -696,6 +782,9 @@ class MilvusStore(VectorStore):
                 "Milvus collection %r was created with model %r; this embedder is %r (same dimension %d)",
                 self.collection, recorded_model, self.embedder.model, dim,
             )
+        # A collection created before precisions existed (or by another tool) keeps float32 search semantics.
+        if self._settle_precision(str(props.get(PROP_PRECISION) or "float32")) == "int8":
+            self._compact_index = self._read_compact_index()
         return dim
 
     def _bm25_output(self, info: Mapping[str, Any]) -> str | None:
@@ -855,9 +944,64 @@ class MilvusStore(VectorStore):
             ))
         return hits
 
+    def _compact_args(self, args: dict[str, Any], top_k: int) -> bool:
+        """Turn ``args`` into the search of a precision "int8" collection; True when this client re-scores
+        the candidates. With the engine's refine (HNSW_SQ on Milvus 2.5+) the server re-ranks
+        ``refine_k = rescore`` x top_k candidates with its FP32 copy and returns float distances; otherwise
+        (Milvus Lite, IVF_SQ8) rescore x top_k candidates come back with their float vectors and are re-scored
+        here, as FaissStore does."""
+        if self.precision != "int8":
+            return False
+        if self._compact_index is None:
+            self._compact_index = self._read_compact_index()
+        index_type, refines, nlist = self._compact_index
+        fetch = min(top_k * self.rescore, MAX_TOPK)
+        if index_type == "IVF_SQ8":
+            params: dict[str, Any] = {"nprobe": min(IVF_NPROBE, nlist or IVF_NPROBE)}
+        else:  # HNSW_SQ: the graph's candidate list must hold every candidate asked for
+            params = {"ef": max(64, fetch)}
+        if refines:
+            params["refine_k"] = float(self.rescore)
+        else:
+            args["limit"] = fetch
+            args["output_fields"] = [*args["output_fields"], self.vector_field]
+        args["search_params"] = {**args["search_params"], "params": params}
+        return not refines
+
+    def _rescored(self, res: Any, query: np.ndarray, top_k: int) -> list[Hit]:
+        """The ``top_k`` best of a compact search's candidates by their float vectors, scored as ``_hits``
+        scores (cosine, inner product, or ``1 - d2 / 2`` for L2); ties keep the engine's order."""
+        rows = list(res[0]) if res else []
+        if not rows:
+            return []
+        vecs = np.asarray([(h.get("entity") or {})[self.vector_field] for h in rows], dtype=np.float32)
+        q = np.asarray(query, dtype=np.float32)
+        scores: np.ndarray
+        if self.metric == "COSINE":
+            norms = np.linalg.norm(vecs, axis=1) * float(np.linalg.norm(q))
+            scores = (vecs @ q) / np.where(norms == 0, 1.0, norms)
+        elif self.metric == "IP":
+            scores = vecs @ q
+        else:
+            scores = 1.0 - ((vecs - q) ** 2).sum(axis=1) / 2.0
+        hits: list[Hit] = []
+        for i in np.argsort(-scores, kind="stable")[:top_k]:
+            h = rows[int(i)]
+            entity = h.get("entity") or {}
+            hits.append(Hit(
+                id=str(h.get("id", entity.get(self.id_field))),
+                score=float(scores[int(i)]),
+                text=entity.get(self.text_field),
+                metadata=dict(entity.get(self.metadata_field) or {}),
+            ))
+        return hits
+
     def _search_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         self.ensure_dimension()
-        return self._hits(self._reloaded(self.client.search, **self._search_args(vector, top_k, filter)))
+        args = self._search_args(vector, top_k, filter)
+        if self._compact_args(args, top_k):
+            return self._rescored(self._reloaded(self.client.search, **args), args["data"][0], top_k)
+        return self._hits(self._reloaded(self.client.search, **args))
 
     async def _asearch_vector(self, vector: np.ndarray, top_k: int, filter: Any) -> list[Hit]:
         if self._dimension is None:
@@ -865,7 +1009,12 @@ class MilvusStore(VectorStore):
         aclient = self._async_client()
         if aclient is None:
             return await super()._asearch_vector(vector, top_k, filter)
-        return self._hits(await aclient.search(**self._search_args(vector, top_k, filter)))
+        args = self._search_args(vector, top_k, filter)
+        if self.precision == "int8" and self._compact_index is None:
+            self._compact_index = await asyncio.to_thread(self._read_compact_index)
+        if self._compact_args(args, top_k):
+            return self._rescored(await aclient.search(**args), args["data"][0], top_k)
+        return self._hits(await aclient.search(**args))
 
     # ------------------------------------------------------------------ keyword search
     def _keyword_args(self, query: str, top_k: int, filter: Any) -> dict[str, Any] | None:
@@ -984,10 +1133,11 @@ class MilvusStore(VectorStore):
         self._dimension = None
         self._loaded = False
         self._bm25_field = None
+        self._compact_index = None
 
 
 __all__ = [
-    "BM25_SINCE", "DEFAULT_ANALYZER", "METRICS", "PROP_DIMENSION", "PROP_METRIC", "PROP_MODEL", "PROP_VERSION", "SPACE_CARD_PROPERTY",
-    "VARCHAR_MAX", "MilvusSettings", "MilvusStore", "bm25_supported", "collection_dimension", "filter_expression",
-    "milvus_rows",
+    "BM25_SINCE", "DEFAULT_ANALYZER", "HNSW_SQ_SINCE", "INT8_INDEXES", "IVF_NPROBE", "MAX_TOPK", "METRICS", "PROP_DIMENSION",
+    "PROP_METRIC", "PROP_MODEL", "PROP_PRECISION", "PROP_VERSION", "SPACE_CARD_PROPERTY", "VARCHAR_MAX", "MilvusSettings",
+    "MilvusStore", "bm25_supported", "collection_dimension", "filter_expression", "int8_index", "milvus_rows",
 ]

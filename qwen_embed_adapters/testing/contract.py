@@ -542,7 +542,9 @@ class MilvusContract(StoreContract):
     an ``http://host:port`` URI) and, for a secured server, ``milvus_token``. Each test uses a fresh
     collection on it; the async twins go through ``AsyncMilvusClient``."""
 
-    refused_precisions = ("int8", "binary")  # precision is not mapped to a Milvus index yet
+    # int8: HNSW_SQ (Lite, 2.5+) or IVF_SQ8 (older servers), rescored; binary: no BINARY_VECTOR type on Lite
+    compact_precisions = ("int8",)
+    refused_precisions = ("binary",)
 
     @pytest.fixture
     def milvus_uri(self) -> str:

@@ -16,6 +16,7 @@ from qwen_embed_adapters.adapters.milvus import (
     PROP_DIMENSION,
     PROP_METRIC,
     PROP_MODEL,
+    PROP_PRECISION,
     MilvusStore,
     milvus_rows,
 )
@@ -465,3 +466,131 @@ def test_lite_keyword_search_flushes_once_after_writes(open_store: Callable[...,
     store.delete(["a"])
     assert store.search("数据库", mode="keyword") == []
     assert flushed == ["kw_flush", "kw_flush"]
+
+
+# ---------------------------------------------------------------------------- compact vectors (issue 32)
+QUERIES = ["milvus alpha river", "机器学习 number 42", "cosine stone paper", "qwen garden lamp 7"]
+
+
+def _spy_search(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The keyword arguments of every client.search call the store makes from now on."""
+    calls: list[dict[str, Any]] = []
+    real = store.client.search
+    monkeypatch.setattr(store.client, "search", lambda *a, **kw: (calls.append(kw), real(*a, **kw))[1])
+    return calls
+
+
+def _indexed(store: MilvusStore) -> None:
+    """Flush the rows out of Milvus Lite's memtable (searched by brute force over the float vectors) into a
+    segment, and load it again: load builds the segment's vector index synchronously (after a flush alone
+    milvus-lite 3.2 builds it in a background thread)."""
+    store.client.flush(store.collection)
+    store.client.release_collection(store.collection)
+    store.client.load_collection(store.collection)
+
+
+def _int8_store(open_store: Callable[..., MilvusStore], name: str, n: int = 300) -> tuple[MilvusStore, np.ndarray, list[str]]:
+    store = open_store(name, precision="int8", rescore=4)
+    texts, ids = corpus(n), [f"d{i}" for i in range(n)]
+    store.add_texts(texts, ids=ids)
+    _indexed(store)
+    return store, store.embedder.embed_documents(texts), ids
+
+
+def _exact(store: MilvusStore, docs: np.ndarray, ids: list[str], query: str, top_k: int) -> tuple[list[str], np.ndarray]:
+    scores = docs @ store.embedder.embed_query(query)
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    return [ids[i] for i in order], scores[order]
+
+
+def test_int8_on_lite_is_an_hnsw_sq_index_rescored_to_the_float_cosine(
+    open_store: Callable[..., MilvusStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, docs, ids = _int8_store(open_store, "int8_lite")
+    info = store.client.describe_collection("int8_lite")
+    assert info["properties"][PROP_PRECISION] == "int8"
+    [index_name] = store.client.list_indexes("int8_lite", field_name="vector")
+    assert store.client.describe_index("int8_lite", index_name)["index_type"] == "HNSW_SQ"
+    # the index alone answers with 8-bit distances: not the float cosines
+    q = store.embedder.embed_query(QUERIES[0])
+    raw = store.client.search("int8_lite", data=[q], limit=5, anns_field="vector", search_params={"metric_type": "COSINE"})
+    raw_ids = [str(h["id"]) for h in raw[0]]
+    raw_err = max(abs(float(h["distance"]) - float(docs[ids.index(i)] @ q)) for h, i in zip(raw[0], raw_ids, strict=True))
+    assert raw_err > 1e-5
+    calls = _spy_search(store, monkeypatch)
+    for query in QUERIES:
+        want_ids, want_scores = _exact(store, docs, ids, query, 5)
+        hits = store.search(query, top_k=5)
+        assert [h.id for h in hits] == want_ids
+        np.testing.assert_allclose([h.score for h in hits], want_scores, atol=1e-5)  # float32 arithmetic
+    # rescore 4 x top_k 5 candidates, with their float vectors; the graph's list holds them all
+    assert calls[-1]["limit"] == 20 and calls[-1]["output_fields"] == ["text", "metadata", "vector"]
+    assert calls[-1]["search_params"] == {"metric_type": "COSINE", "params": {"ef": 64}}
+    # the stored vectors are the float ones written, not their codes
+    row = store.client.get("int8_lite", ids=["d7"], output_fields=["vector"])[0]
+    np.testing.assert_array_equal(np.asarray(row["vector"], dtype=np.float32), docs[7])
+
+
+@pytest.mark.asyncio
+async def test_int8_async_search_rescores_like_sync(open_store: Callable[..., MilvusStore]) -> None:
+    store, docs, ids = _int8_store(open_store, "int8_async", n=120)
+    again = open_store("int8_async")  # no precision asked: the recorded one, found before the first search
+    for query in QUERIES[:2]:
+        sync_hits = store.search(query, top_k=4)
+        async_hits = await again.asearch(query, top_k=4)
+        assert again.precision == "int8"
+        assert [h.id for h in async_hits] == [h.id for h in sync_hits] == _exact(store, docs, ids, query, 4)[0]
+        np.testing.assert_allclose([h.score for h in async_hits], [h.score for h in sync_hits], atol=1e-6)
+
+
+def test_int8_on_a_server_before_2_5_is_ivf_sq8_rescored_here(
+    open_store: Callable[..., MilvusStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Milvus standalone 2.3.5 has IVF_SQ8 but no HNSW_SQ: the server version decides (Lite builds both). Lite
+    # trains min(nlist, rows) cells (milvus_lite/index/faiss_ivf_sq8.py): 16 rows, 16 cells, and nprobe 16
+    # visits them all, so what is checked is the rescoring of 8-bit candidates, not IVF's recall.
+    store = open_store("int8_old", precision="int8")
+    monkeypatch.setattr(store, "server_version", lambda: "v2.3.5")
+    texts, ids = corpus(16), [f"d{i}" for i in range(16)]
+    store.add_texts(texts, ids=ids)
+    _indexed(store)
+    [index_name] = store.client.list_indexes("int8_old", field_name="vector")
+    assert store.client.describe_index("int8_old", index_name)["index_type"] == "IVF_SQ8"
+    calls = _spy_search(store, monkeypatch)
+    docs = store.embedder.embed_documents(texts)
+    for query in QUERIES:
+        want_ids, want_scores = _exact(store, docs, ids, query, 3)
+        hits = store.search(query, top_k=3)
+        assert [h.id for h in hits] == want_ids
+        np.testing.assert_allclose([h.score for h in hits], want_scores, atol=1e-5)
+    assert calls[-1]["limit"] == 12 and calls[-1]["search_params"] == {"metric_type": "COSINE", "params": {"nprobe": 16}}
+
+
+def test_int8_on_milvus_2_5_asks_the_engine_to_refine(
+    open_store: Callable[..., MilvusStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Milvus 2.5+: HNSW_SQ built with refine (FP32) re-ranks refine_k x limit candidates itself, so the search
+    # asks for top_k rows with refine_k = rescore and no vectors. Milvus Lite ignores the refine params: only
+    # the requests are checked here (no Milvus 2.5+ server runs in these tests).
+    store = open_store("int8_refine", precision="int8", rescore=5)
+    monkeypatch.setattr(store, "server_version", lambda: "v2.5.4")
+    store.add_texts(corpus(50), ids=[f"d{i}" for i in range(50)])
+    assert store._compact_index == ("HNSW_SQ", True, 0)
+    calls = _spy_search(store, monkeypatch)
+    hits = store.search(QUERIES[0], top_k=3)
+    assert len(hits) == 3
+    assert calls[-1]["limit"] == 3 and calls[-1]["output_fields"] == ["text", "metadata"]
+    assert calls[-1]["search_params"] == {"metric_type": "COSINE", "params": {"ef": 64, "refine_k": 5.0}}
+
+
+def test_a_collection_without_a_recorded_precision_is_float32(open_store: Callable[..., MilvusStore]) -> None:
+    # a collection written before precisions existed has no PROP_PRECISION property: it is float32
+    old = open_store("int8_legacy")
+    old.add_texts(["written before precisions"], ids=["a"])
+    old.client.drop_collection_properties("int8_legacy", property_keys=[PROP_PRECISION])
+    assert PROP_PRECISION not in old.client.describe_collection("int8_legacy")["properties"]
+    assert open_store("int8_legacy").search("written before precisions", top_k=1)[0].id == "a"
+    # bad input tried: int8 asked of that float32 collection
+    with pytest.raises(ConfigurationError, match="'int8_legacy' was created with precision='float32'; it cannot be "
+                                                 "opened with precision='int8'"):
+        open_store("int8_legacy", precision="int8").add_texts(["more"])

@@ -163,3 +163,46 @@ def test_bm25_is_known_from_milvus_2_5_and_on_lite(version: str, has_bm25: bool)
     from qwen_embed_adapters.adapters.milvus import bm25_supported
 
     assert bm25_supported(version) is has_bm25
+
+
+# ---------------------------------------------------------------------------- compact vectors (issue 32)
+@pytest.mark.parametrize(
+    ("version", "index_type", "refine"),
+    [("milvus_lite-3.2.2", "HNSW_SQ", False), ("v2.3.5", "IVF_SQ8", False), ("v2.3.5-lite", "IVF_SQ8", False),
+     ("v2.4.13", "IVF_SQ8", False), ("v2.5.4", "HNSW_SQ", True), ("v2.6.3", "HNSW_SQ", True), ("unknown", "HNSW_SQ", True)],
+)
+def test_int8_index_follows_the_server_version(version: str, index_type: str, refine: bool) -> None:
+    from qwen_embed_adapters.adapters.milvus import int8_index
+
+    got_type, params = int8_index(version)
+    assert got_type == index_type
+    assert params.get("refine", False) is refine
+    if refine:  # Milvus 2.5+: SQ8 codes re-ranked by the engine's float copy
+        assert (params["sq_type"], params["refine_type"]) == ("SQ8", "FP32")
+    if index_type == "IVF_SQ8":
+        assert params == {"nlist": 128}
+
+
+def test_binary_and_a_float_index_with_int8_are_refused_before_connecting() -> None:
+    """Bad inputs: precision='binary' (Milvus Lite has no BINARY_VECTOR type) and precision='int8' with an
+    index type that keeps float32 vectors. Both fail in the constructor, before any connection (port 1)."""
+    with pytest.raises(ConfigurationError) as err:
+        MilvusStore("http://127.0.0.1:1", "c", FakeEmbedder(), precision="binary")
+    msg = str(err.value)
+    assert msg.startswith("MilvusStore 'c' cannot keep precision='binary': ")
+    assert "BINARY_VECTOR" in msg and "(it offers 'float32', 'int8')" in msg
+    with pytest.raises(ConfigurationError, match=r"precision='int8' builds a scalar-quantised index \(HNSW_SQ or "
+                                                 r"IVF_SQ8\); index_type='HNSW' would keep float32 vectors"):
+        MilvusStore("http://127.0.0.1:1", "c", FakeEmbedder(), precision="int8", index_type="HNSW")
+    with pytest.raises(ConfigurationError, match="cannot keep precision='binary'"):
+        MilvusStore.from_config({"store": "milvus", "uri": "x.db", "collection": "c", "precision": "binary"},
+                                FakeEmbedder())
+
+
+def test_docs_compact_table_matches_the_milvus_precisions() -> None:
+    """docs/compact.md's per-store table says "yes" for exactly the precisions MilvusStore keeps."""
+    row = next(line for line in (ROOT / "docs" / "compact.md").read_text().splitlines() if line.startswith("| Milvus"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    said = {"int8": cells[1], "binary": cells[2]}
+    for precision, cell in said.items():
+        assert cell.startswith("yes" if precision in MilvusStore.precisions else "refused"), (precision, cell)
