@@ -4,8 +4,8 @@ are re-scored with the float vectors) costs in retrieval quality next to float32
 The standard-library code-search set of ``benchmarks/stdlib_corpus.py`` (queries: a function's first docstring
 sentence; documents: its source without the docstring; one relevant document each), embedded once with the
 packaged all-MiniLM-L6-v2 (384-d) and written into one Milvus Lite collection per row through ``MilvusStore``.
-Every collection is flushed and loaded again before it is searched, so the rows are in a segment with its
-vector index built (Milvus Lite searches rows it has not flushed by brute force over the float vectors).
+Every collection is flushed, and its index built, before it is searched, so the rows are in a segment with
+its vector index (Milvus Lite searches rows it has not flushed by brute force over the float vectors).
 Rows: float32 with ``index_type="FLAT"`` (exact: the reference), float32 with the default AUTOINDEX (an HNSW
 graph on Milvus Lite), and int8 (HNSW_SQ, 8-bit codes) at ``rescore`` 1 (the index alone) and 4 (the default).
 Columns: recall@10 and nDCG@10 of the relevant function, the overlap of the top 10 with the exact top 10, the
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from stdlib_corpus import build_corpus  # noqa: E402
 
 from qwen_embed_adapters.adapters.milvus import MilvusStore  # noqa: E402
-from tests.support.milvus_fixtures import release_lite  # noqa: E402
+from tests.support.milvus_fixtures import index_lite, release_lite  # noqa: E402
 
 HEADING = "## Compact vectors on Milvus Lite (int8 = HNSW_SQ, rescored)"
 MARKERS = ("<!-- milvus_compact:start -->", "<!-- milvus_compact:end -->")
@@ -87,10 +87,7 @@ def run(n: int) -> list[str]:
             store.ensure_dimension()
             for s in range(0, len(ids), 1000):
                 store.write_batch(ids[s:s + 1000], doc_vecs[s:s + 1000], texts[s:s + 1000], [{} for _ in ids[s:s + 1000]])
-            # out of the memtable into a segment; load builds its vector index before the first search
-            store.client.flush(collection)
-            store.client.release_collection(collection)
-            store.client.load_collection(collection)
+            index_lite(store.client, db, collection)  # out of the memtable into an indexed segment
             tops, t0 = [], time.perf_counter()
             for q in query_vecs:
                 tops.append([h.id for h in store._search_vector(q, 10, None)])  # the store's own search path

@@ -29,7 +29,7 @@ from qwen_embed_adapters.errors import (
 from qwen_embed_adapters.testing import FakeEmbedder
 from qwen_embed_adapters.testing.contract import MilvusContract, OpenStore, unique_name
 from tests.support.keyword_checks import NativeKeywordChecks
-from tests.support.milvus_fixtures import corpus, release_lite
+from tests.support.milvus_fixtures import corpus, index_lite, release_lite
 
 pymilvus = pytest.importorskip("pymilvus")
 pytestmark = pytest.mark.integration
@@ -481,12 +481,10 @@ def _spy_search(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> list[dic
 
 
 def _indexed(store: MilvusStore) -> None:
-    """Flush the rows out of Milvus Lite's memtable (searched by brute force over the float vectors) into a
-    segment, and load it again: load builds the segment's vector index synchronously (after a flush alone
-    milvus-lite 3.2 builds it in a background thread)."""
-    store.client.flush(store.collection)
-    store.client.release_collection(store.collection)
-    store.client.load_collection(store.collection)
+    """The rows out of Milvus Lite's memtable (searched by brute force over the float vectors) into a segment
+    with its vector index built."""
+    assert store.settings.uri is not None
+    index_lite(store.client, store.settings.uri, store.collection)
 
 
 def _int8_store(open_store: Callable[..., MilvusStore], name: str, n: int = 300) -> tuple[MilvusStore, np.ndarray, list[str]]:
@@ -594,3 +592,18 @@ def test_a_collection_without_a_recorded_precision_is_float32(open_store: Callab
     with pytest.raises(ConfigurationError, match="'int8_legacy' was created with precision='float32'; it cannot be "
                                                  "opened with precision='int8'"):
         open_store("int8_legacy", precision="int8").add_texts(["more"])
+
+
+@pytest.mark.parametrize("metric", ["IP", "L2"])
+def test_int8_rescoring_scores_like_float32_for_each_metric(open_store: Callable[..., MilvusStore], metric: str) -> None:
+    # the rescored score is the one a float32 collection of that metric gives (L2: 1 - d2 / 2)
+    texts = corpus(40)
+    exact = open_store(f"f32_{metric.lower()}", metric=metric, index_type="FLAT")
+    compact = open_store(f"int8_{metric.lower()}", metric=metric, precision="int8", rescore=10)
+    exact.add_texts(texts, ids=[f"d{i}" for i in range(40)])
+    compact.add_texts(texts, ids=[f"d{i}" for i in range(40)])
+    _indexed(compact)
+    for query in QUERIES:
+        want, got = exact.search(query, top_k=4), compact.search(query, top_k=4)
+        assert [h.id for h in got] == [h.id for h in want]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-5)

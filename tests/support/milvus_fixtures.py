@@ -94,6 +94,21 @@ def release_lite(db_path: str | os.PathLike[str]) -> None:
     server_manager_instance.release_server(os.fspath(db_path))
 
 
+def index_lite(client: Any, db_path: str | os.PathLike[str], collection: str) -> None:
+    """Flush ``collection`` of this process's Milvus Lite on ``db_path`` and wait until its segments have their
+    vector index. Milvus Lite searches rows it has not flushed by brute force over the float vectors; a flush
+    writes them to a segment whose index a background thread then builds (milvus-lite 3.2,
+    ``engine/collection.py``: ``_bg_compact_and_index``). Releasing and loading right after the flush races that
+    thread (``load`` can read an index file it is still writing: "No data left in file"), so this waits for the
+    thread instead, through milvus-lite's server registry (``server_manager_instance._servers``: path ->
+    (server, db, port)) and ``Collection._wait_for_bg``."""
+    client.flush(collection)
+    from milvus_lite.server_manager import server_manager_instance
+
+    _, db, _ = server_manager_instance._servers[os.path.abspath(os.fspath(db_path))]
+    db.get_collection(collection)._wait_for_bg(timeout=120)
+
+
 def docker_reason() -> str | None:
     """None when a Docker engine answers, else why testcontainers tests skip."""
     try:
