@@ -269,7 +269,7 @@ def table(corpus: Corpus, rows: list[Row], n: int, seed: int, quick: bool) -> st
         f"qualified names, {sum(q.kind == 'usage' for q in corpus.identifier)} rare identifiers); "
         f"all-MiniLM-L6-v2 (384-d, {MAX_LENGTH} tokens), FaissStore flat; {platform.machine()}, "
         f"{os.cpu_count()} cores, load {load:.1f}. `python benchmarks/retrieval_quality.py"
-        f"{' --quick' if quick else ''}`\n\n"
+        f"{' --quick' if quick else ''}{'' if seed == 13 else f' --seed {seed}'}`\n\n"
     )
     lines = ["| mode | index | fusion | docstring nDCG@10 | R@10 | R@100 | identifier nDCG@10 | R@10 | R@100 "
              "| bytes/record | ms/query |",

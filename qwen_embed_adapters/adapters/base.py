@@ -818,14 +818,16 @@ class VectorStore(ABC):
         if mode == "keyword":
             hits = self._search_keyword(query, k, filter)
         else:
+            depth = fusion.side_depth(k)
+            # The keyword side first: a store that can only tell by asking its engine (Milvus 2.3, a Pinecone
+            # index of another metric) refuses before the query is embedded and searched by vector.
+            keyword = self._search_keyword(query, depth, filter) if mode == "hybrid" else None
             self.ensure_space(writing=False)
             vector = self.embedder.embed_query(query, instruction)
-            if mode == "dense":
+            if keyword is None:
                 hits = self._search_vector(vector, k, filter)
             else:
-                depth = fusion.side_depth(k)
-                hits = _fused(self._search_vector(vector, depth, filter), self._search_keyword(query, depth, filter),
-                              fusion, k)
+                hits = _fused(self._search_vector(vector, depth, filter), keyword, fusion, k)
         if rerank is not None:
             hits = _apply_rerank(query, hits, rerank.score(query, [h.text or "" for h in hits]), top_k, mode)
         return hits
@@ -849,20 +851,35 @@ class VectorStore(ABC):
         if mode == "keyword":
             hits = await self._asearch_keyword(query, k, filter)
         else:
-            await self.aensure_space(writing=False)
-            vector = await self.embedder.aembed_query(query, instruction)
             if mode == "dense":
+                await self.aensure_space(writing=False)
+                vector = await self.embedder.aembed_query(query, instruction)
                 hits = await self._asearch_vector(vector, k, filter)
             else:
-                depth = fusion.side_depth(k)
-                dense, keyword = await asyncio.gather(
-                    self._asearch_vector(vector, depth, filter), self._asearch_keyword(query, depth, filter)
-                )
-                hits = _fused(dense, keyword, fusion, k)
+                hits = await self._ahybrid(query, instruction, k, filter, fusion)
         if rerank is not None:
             scores = await rerank.ascore(query, [h.text or "" for h in hits])
             hits = _apply_rerank(query, hits, scores, top_k, mode)
         return hits
+
+    async def _ahybrid(self, query: str, instruction: str | None, k: int, filter: Any, fusion: Fusion) -> list[Hit]:
+        """Both sides at once; when the keyword side refuses (or fails), the dense side is cancelled and the
+        error raised, so a store that refuses keyword search answers no half of a hybrid search."""
+        depth = fusion.side_depth(k)
+
+        async def dense() -> list[Hit]:
+            await self.aensure_space(writing=False)
+            return await self._asearch_vector(await self.embedder.aembed_query(query, instruction), depth, filter)
+
+        keyword_task = asyncio.ensure_future(self._asearch_keyword(query, depth, filter))
+        dense_task = asyncio.ensure_future(dense())
+        try:
+            keyword = await keyword_task
+        except BaseException:
+            dense_task.cancel()
+            await asyncio.gather(dense_task, return_exceptions=True)
+            raise
+        return _fused(await dense_task, keyword, fusion, k)
 
     async def acount(self) -> int:
         """Async twin of ``count``."""

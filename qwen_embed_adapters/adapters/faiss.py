@@ -27,6 +27,15 @@ names of the current data files), ``index-<gen>.faiss``, ``records-<gen>.jsonl``
 side was built, ``keywords-<gen>.jsonl`` (ids and their terms). ``save()`` writes
 a new generation and then replaces ``store.json`` atomically, so a crash mid-save leaves the previous
 save readable.
+
+Compact vectors (``precision="int8" | "binary"``) search a small code index (rebuilt from the float vectors
+when a folder is opened) and rescore its candidates with the float vectors, which then stay out of RAM: a
+saved store reads them from ``vectors-<gen>.f32`` (raw float32 rows, in place of ``index-<gen>.faiss``)
+with positioned reads, only the rows a search rescores or ``get_vectors`` asks for; vectors written
+since the last save (and all of an in-memory store's) go to an unnamed temporary file, in the store's folder
+when it exists, else in the system temp directory (``TMPDIR``; on a tmpfs that is RAM again). ``save()``
+writes the new ``vectors-<gen>.f32`` under a temporary name and moves it into place just before
+``store.json``, like the other files of a generation.
 """
 
 from __future__ import annotations
@@ -37,9 +46,10 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import numpy as np
 
@@ -54,7 +64,9 @@ from .base import PRECISIONS, Hit, StoreSettings, VectorStore, check_ids, check_
 logger = logging.getLogger(__name__)
 
 FORMAT = "qwen-embed-adapters/faiss"
-FORMAT_VERSION = 1
+#: 2: a compact (int8/binary) store keeps its float vectors in ``vectors-<gen>.f32`` (float32 folders still
+#: say 1, so readers of version 1 open them)
+FORMAT_VERSION = 2
 METRICS = ("cosine", "ip", "l2")
 INDEX_KINDS = ("flat", "hnsw")
 # Below this many allowed records a filtered search scans them exactly instead of walking the graph:
@@ -118,8 +130,9 @@ class FaissStore(VectorStore):
         hnsw_m, ef_construction, ef_search: HNSW graph degree and beam widths.
         precision: ``"float32"`` (exact), ``"int8"`` (``IndexScalarQuantizer`` QT_8bit) or ``"binary"``
             (``IndexBinaryFlat`` over sign bits); a compact search fetches ``rescore`` x top_k candidates and
-            re-scores them with the float vectors, which the store keeps (RAM; ``get_vectors`` returns them).
-            Recorded in ``store.json``; None (default) opens a saved folder at its own precision.
+            re-scores them with the float vectors, which the store keeps on disk, not in RAM
+            (``vectors-<gen>.f32`` once saved, a temporary file before; ``get_vectors`` returns them bit for
+            bit). Recorded in ``store.json``; None (default) opens a saved folder at its own precision.
         rescore: the oversampling factor of a compact search (default 4).
 
     Scores are similarities, best first: for ``cosine`` the cosine similarity in [-1, 1].
@@ -236,15 +249,19 @@ class FaissStore(VectorStore):
             keywords_name = f"keywords-{gen}.jsonl" if self._keywords is not None else None
             if self._keywords is not None:
                 self._keywords.save(target / f"keywords-{gen}.jsonl")
-            if self._index is not None:
+            if self._index is not None and not isinstance(self._index, _FloatFile):
                 self._faiss.write_index(self._index, str(target / index_name))
             with open(target / records_name, "w", encoding="utf-8") as fh:
                 for slot, (rid, text, meta) in self._records.items():
                     fh.write(json.dumps({"slot": slot, "id": rid, "text": text, "metadata": meta},
                                         ensure_ascii=False) + "\n")
+            # compact precisions: the float vectors go to vectors-<gen>.f32 (under a temporary name until just
+            # before store.json names it), not into an index file
+            floats = self._write_float_file(target)
+            vectors_name = None if floats is None else f"vectors-{gen}.f32"
             manifest = {
                 "format": FORMAT,
-                "version": FORMAT_VERSION,
+                "version": 1 if floats is None else FORMAT_VERSION,  # float32 folders stay readable by 1's readers
                 "model": self._model or self.embedder.model,
                 "dimension": self._dim,
                 "metric": self.metric,
@@ -255,18 +272,23 @@ class FaissStore(VectorStore):
                 "next_slot": self._next_slot,
                 "dead": sorted(self._dead),
                 "generation": gen,
-                "files": {"index": index_name if self._index is not None else None, "records": records_name,
-                          "keywords": keywords_name},
+                "files": {"index": index_name if self._index is not None and floats is None else None,
+                          "records": records_name, "keywords": keywords_name, "vectors": vectors_name},
                 "embedder": self.embedder.to_config(),
                 "space_card": json.loads(self._memory_card) if getattr(self, "_memory_card", None) else None,
             }
             fd, tmp = tempfile.mkstemp(prefix=".store-", suffix=".json", dir=target)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(manifest, fh, indent=2, ensure_ascii=False)
+            if floats is not None:
+                os.replace(floats[1], target / f"vectors-{gen}.f32")
             os.replace(tmp, target / "store.json")
-            keep = {index_name, records_name, "store.json", keywords_name}
+            if floats is not None:
+                self._adopt_float_file(target, floats[0], floats[2])
+            keep = {index_name, records_name, "store.json", keywords_name, vectors_name}
             self._keywords_file = target / keywords_name if keywords_name else None
-            olds = [*target.glob("index-*.faiss"), *target.glob("records-*.jsonl"), *target.glob("keywords-*.jsonl")]
+            olds = [*target.glob("index-*.faiss"), *target.glob("records-*.jsonl"), *target.glob("keywords-*.jsonl"),
+                    *target.glob("vectors-*.f32")]
             for old in olds:
                 if old.name not in keep:
                     old.unlink(missing_ok=True)
@@ -325,6 +347,8 @@ class FaissStore(VectorStore):
                 slot = int(row["slot"])
                 self._records[slot] = (row["id"], row["text"], row.get("metadata") or {})
                 self._slot_of[row["id"]] = slot
+        if self.precision != "float32":
+            self._open_float_file(folder, files.get("vectors"), dim, where)
         ntotal = self._index.ntotal if self._index is not None else 0
         if ntotal != len(self._records) + len(self._dead):
             raise ConfigurationError(
@@ -376,6 +400,8 @@ class FaissStore(VectorStore):
             return self._dim
 
     def _new_index(self, dim: int) -> Any:
+        if self.precision != "float32":
+            return _FloatFile(dim, self.path)  # compact: the float vectors stay on disk (see _FloatFile)
         faiss = self._faiss
         ftype = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         if self.index_kind == "hnsw":
@@ -521,31 +547,28 @@ class FaissStore(VectorStore):
         if self._compact_trained_on < 65536 and self._compact.ntotal >= 4 * self._compact_trained_on:
             self._rebuild_compact()
 
-    def _float_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every live (slot, float vector) of the float index, read without copying one by one."""
-        faiss = self._faiss
-        inner = faiss.downcast_index(self._index.index)
-        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        if isinstance(inner, faiss.IndexFlat):
-            vecs = faiss.vector_to_array(inner.codes).view(np.float32).reshape(inner.ntotal, inner.d)
-        else:
-            vecs = np.stack([self._index.reconstruct(int(i)) for i in ids]) if len(ids) else np.empty((0, inner.d), np.float32)
-        return ids, np.array(vecs, dtype=np.float32)
-
     def _rebuild_compact(self) -> None:
-        """The compact index built afresh from the float vectors (int8: trained on all of them)."""
-        ids, vecs = self._float_rows()
-        if self._dead:
-            keep = ~np.isin(ids, np.fromiter(self._dead, dtype=np.int64, count=len(self._dead)))
-            ids, vecs = ids[keep], vecs[keep]
+        """The compact index built afresh from the float vectors, read from disk in chunks. int8 is trained on
+        the per-dimension minimum and maximum of all of them: all that RS_minmax training keeps (FAISS
+        ``ScalarQuantizer::train``), so it equals training on every vector without holding them in RAM."""
+        floats = self._index
+        assert isinstance(floats, _FloatFile)
         self._compact = None
         self._compact_trained_on = 0
-        if len(ids):
-            self._compact = self._new_compact(vecs.shape[1])
-            if self.precision == "int8":
-                self._compact.train(vecs)
-                self._compact_trained_on = len(vecs)
-            self._compact.add_with_ids(np.packbits(vecs > 0, axis=1) if self.precision == "binary" else vecs, ids)
+        if not floats.ntotal:
+            return
+        compact = self._new_compact(floats.d)
+        if self.precision == "int8":
+            lo = np.full(floats.d, np.inf, dtype=np.float32)
+            hi = np.full(floats.d, -np.inf, dtype=np.float32)
+            for _, vecs in floats.live():
+                np.minimum(lo, vecs.min(axis=0), out=lo)
+                np.maximum(hi, vecs.max(axis=0), out=hi)
+            compact.train(np.stack([lo, hi]))
+            self._compact_trained_on = floats.ntotal
+        for slots, vecs in floats.live():
+            compact.add_with_ids(np.packbits(vecs > 0, axis=1) if self.precision == "binary" else vecs, slots)
+        self._compact = compact
 
     def _compact_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``rescore`` x k candidates from the compact index, re-scored with the float vectors."""
@@ -556,7 +579,7 @@ class FaissStore(VectorStore):
         slots = [int(s) for s in labels[0] if s >= 0 and int(s) in self._records]
         if not slots:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
-        vecs = np.stack([self._index.reconstruct(s) for s in slots])
+        vecs = self._float_vectors(slots)  # only these rows are read from disk
         if self.metric == "l2":
             diff = vecs - q[0]
             scores = -np.einsum("ij,ij->i", diff, diff)
@@ -564,6 +587,65 @@ class FaissStore(VectorStore):
             scores = vecs @ q[0]
         order = np.argsort(-scores, kind="stable")[:k_eff]
         return scores[order], np.asarray(slots, dtype=np.int64)[order]
+
+    def _float_vectors(self, slots: Sequence[int]) -> np.ndarray:
+        """The float vectors of ``slots`` (a compact store reads them from disk in one call)."""
+        if isinstance(self._index, _FloatFile):
+            return self._index.rows(slots)
+        return np.stack([self._index.reconstruct(int(s)) for s in slots])
+
+    def _write_float_file(self, folder: Path) -> tuple[IO[bytes], Path, np.ndarray] | None:
+        """A compact store's live float vectors written to a new temporary file in ``folder`` (None at float32,
+        whose vectors are in the index file): the open file, its path and the slots of its rows."""
+        if not isinstance(self._index, _FloatFile):
+            return None
+        fh, tmp, slots = self._index.write(folder)
+        # A reopen takes row i for the i-th smallest record slot: refuse to save anything else.
+        if not np.array_equal(slots, np.fromiter(sorted(self._records), dtype=np.int64, count=len(self._records))):
+            fh.close()
+            tmp.unlink(missing_ok=True)
+            raise RuntimeError(f"{self.name}: the float vectors do not match the records ({len(slots)} rows, "
+                               f"{len(self._records)} records); store.json was not replaced")
+        return fh, tmp, slots
+
+    def _adopt_float_file(self, folder: Path, fh: IO[bytes], slots: np.ndarray) -> None:
+        """After a save to the store's own folder, read the float vectors from the file just saved (the rows
+        written since the previous save leave their temporary file); a copy saved elsewhere is only closed."""
+        assert isinstance(self._index, _FloatFile)
+        if self.path is None or folder.resolve() == self.path.resolve():
+            self._index.spill_dir = folder
+            self._index.adopt(fh, slots)
+        else:
+            fh.close()
+
+    def _open_float_file(self, folder: Path, name: str | None, dim: int | None, where: str) -> None:
+        """A saved compact store's float vectors: ``vectors-<gen>.f32`` read in place, or, in a folder written
+        before compact stores kept them there, the float index file's vectors moved to a temporary file."""
+        if dim is None:
+            return
+        slots = np.fromiter(sorted(self._records), dtype=np.int64, count=len(self._records))
+        floats = _FloatFile(dim, folder)
+        if name is not None:
+            try:
+                fh = open(folder / name, "rb")  # held open by the _FloatFile
+            except OSError as exc:
+                raise ConfigurationError(f"{where!r}: cannot read {name} ({exc}); the folder is inconsistent") from None
+            size, want = os.fstat(fh.fileno()).st_size, len(slots) * dim * 4
+            if size != want:
+                fh.close()
+                raise ConfigurationError(
+                    f"{where!r}: {name} holds {size} bytes, {len(slots)} records of {dim}-d float32 need {want}; "
+                    "the folder is inconsistent"
+                )
+            floats.adopt(fh, slots)
+        elif self._index is not None:
+            index = self._index
+            for start in range(0, len(slots), 4096):
+                part = slots[start:start + 4096]
+                floats.add_with_ids(np.stack([index.reconstruct(int(s)) for s in part]), part)
+        else:
+            return
+        self._index = floats
 
     def compact_bytes(self) -> int:
         """Bytes the compact (int8/binary) search index holds for its vectors (0 at float32)."""
@@ -573,7 +655,7 @@ class FaissStore(VectorStore):
         return int(inner.ntotal * inner.code_size)
 
     def _exact(self, q: np.ndarray, slots: list[int], top_k: int) -> list[Hit]:
-        vecs = np.stack([self._index.reconstruct(int(s)) for s in slots])
+        vecs = self._float_vectors(slots)
         if self.metric == "l2":
             diff = vecs - q
             scores = -np.einsum("ij,ij->i", diff, diff)
@@ -745,6 +827,189 @@ class FaissStore(VectorStore):
 
     def _repr_state(self) -> dict[str, Any]:
         return {"dimension": self._dim, "count": len(self._records)}
+
+
+# ---------------------------------------------------------------- the float vectors of a compact store, on disk
+class _FloatFile:
+    """The float32 vectors of a compact (int8/binary) ``FaissStore``, kept out of RAM.
+
+    Rows ``[0, base_rows)`` are a saved generation's ``vectors-<gen>.f32`` (row i is the vector of the i-th
+    smallest live slot), opened read-only; rows written since are appended to an unnamed temporary file
+    (``tempfile.TemporaryFile`` in the store's folder, else in the system temp directory), which the operating
+    system removes when the process ends, even when it is killed. A search reads only its rescored candidates'
+    rows; a full pass (saving, rebuilding the compact index) reads the files in chunks.
+
+    Rows are read with ``os.preadv`` (positioned reads into the result array), not through ``np.memmap``: a
+    map's page faults also map up to 64 KB of cached neighbours each (the kernel's fault-around): 800 rows read
+    from a 20 MB file left all of it in the process's resident set (measured with ``np.memmap``, Linux 6.18),
+    and a map of a file that something truncates kills the process with SIGBUS where a read only comes back
+    short. The operating system's page cache still keeps hot rows in memory, as it does for any file.
+
+    It answers what ``FaissStore`` asks of its float index (``reconstruct``, ``add_with_ids``, ``remove_ids``,
+    ``ntotal``, ``d``), plus ``rows`` (many at once) and ``live`` (every row, in chunks). A file it reads is
+    never written again: ``write`` makes a new one, which another process cannot truncate under this one's map
+    (``save`` moves it into place with ``os.replace``).
+    """
+
+    def __init__(self, dim: int, spill_dir: Path | None) -> None:
+        self.d = dim
+        self.spill_dir = spill_dir
+        self._row_of = np.full(0, -1, dtype=np.int64)  # slot -> row (-1: no live vector for that slot)
+        self._slot_at = np.empty(0, dtype=np.int64)  # row -> the slot it was written for
+        self._live = 0
+        self._base_rows = 0
+        self._base_file: IO[bytes] | None = None
+        self._spill: IO[bytes] | None = None
+        self._spill_rows = 0
+        self._open: list[IO[bytes]] = []  # closed by the finalizer when the store is dropped
+        weakref.finalize(self, _close_files, self._open)
+
+    @property
+    def ntotal(self) -> int:
+        return self._live
+
+    # ------------------------------------------------------------ reads
+    def _rows_of(self, slots: np.ndarray) -> np.ndarray:
+        rows = np.full(len(slots), -1, dtype=np.int64)
+        known = (slots >= 0) & (slots < len(self._row_of))
+        rows[known] = self._row_of[slots[known]]
+        if len(rows) and rows.min() < 0:
+            raise KeyError(f"no float vector for slot {int(slots[np.argmax(rows < 0)])}")
+        return rows
+
+    def rows(self, slots: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The float vectors of ``slots``, in that order: copies, bit for bit what was written."""
+        rows = self._rows_of(np.asarray(slots, dtype=np.int64).reshape(-1))
+        order = np.argsort(rows, kind="stable")
+        ranked = rows[order]
+        # one read per run of consecutive rows (a candidate list: one per row; a wide filter: long runs)
+        cuts = np.flatnonzero(np.diff(ranked) != 1) + 1
+        out = np.empty((len(rows), self.d), dtype=np.float32)
+        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(ranked)].tolist(), strict=True):
+            out[lo:hi] = self._read(int(ranked[lo]), int(ranked[hi - 1]) + 1)
+        result = np.empty_like(out)
+        result[order] = out
+        return result
+
+    def reconstruct(self, slot: int) -> np.ndarray:
+        return self.rows([slot])[0]
+
+    def live(self, chunk: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every live (slots, vectors), in ascending slot order, read ``chunk`` file rows at a time."""
+        total = self._base_rows + self._spill_rows
+        for start in range(0, total, chunk):
+            stop = min(start + chunk, total)
+            slots = self._slot_at[start:stop]
+            keep = self._row_of[slots] == np.arange(start, stop)
+            if keep.any():
+                yield slots[keep], self._read(start, stop)[keep]
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, self.d), dtype=np.float32)
+        view = out.reshape(-1).view(np.uint8).data
+        row = self.d * 4
+        if start < self._base_rows:
+            assert self._base_file is not None
+            n = min(stop, self._base_rows) - start
+            _read_exactly(self._base_file, start * row, view[: n * row])
+        if stop > self._base_rows:
+            assert self._spill is not None
+            first = max(start, self._base_rows)
+            _read_exactly(self._spill, (first - self._base_rows) * row, view[(first - start) * row:])
+        return out
+
+    # ------------------------------------------------------------ writes
+    def add_with_ids(self, vecs: np.ndarray, slots: np.ndarray) -> None:
+        """Append ``vecs`` for the new ``slots`` (ascending, above every slot written before)."""
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        slots = np.asarray(slots, dtype=np.int64).reshape(-1)
+        if not len(slots):
+            return
+        if self._spill is None:
+            where = self.spill_dir if self.spill_dir is not None and self.spill_dir.is_dir() else None
+            self._spill = tempfile.TemporaryFile(prefix=".vectors-", suffix=".tmp", dir=where)
+            self._open.append(self._spill)
+        # At the offset these rows own: a write that failed half-way (disk full) is overwritten by the next.
+        self._spill.seek(self._spill_rows * self.d * 4)
+        self._spill.write(vecs.reshape(-1).view(np.uint8).data)
+        self._spill.flush()
+        first = self._base_rows + self._spill_rows
+        self._row_of = _grown(self._row_of, int(slots.max()) + 1, -1)
+        self._slot_at = _grown(self._slot_at, first + len(slots), 0)
+        self._row_of[slots] = np.arange(first, first + len(slots))
+        self._slot_at[first:first + len(slots)] = slots
+        self._spill_rows += len(slots)
+        self._live += len(slots)
+
+    def remove_ids(self, slots: np.ndarray) -> int:
+        slots = np.unique(np.asarray(slots, dtype=np.int64).reshape(-1))
+        slots = slots[(slots >= 0) & (slots < len(self._row_of))]
+        gone = slots[self._row_of[slots] >= 0]
+        self._row_of[gone] = -1
+        self._live -= len(gone)
+        return len(gone)
+
+    def write(self, folder: Path) -> tuple[IO[bytes], Path, np.ndarray]:
+        """Every live row, in ascending slot order, into a new temporary file in ``folder``: its open handle,
+        its path (for ``os.replace`` into place) and the slots written."""
+        fd, tmp = tempfile.mkstemp(prefix=".vectors-", suffix=".tmp", dir=folder)
+        fh = os.fdopen(fd, "w+b")
+        written: list[np.ndarray] = []
+        try:
+            for slots, vecs in self.live():
+                fh.write(vecs.reshape(-1).view(np.uint8).data)
+                written.append(slots)
+            fh.flush()
+        except BaseException:
+            fh.close()
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return fh, Path(tmp), np.concatenate(written) if written else np.empty(0, dtype=np.int64)
+
+    def adopt(self, fh: IO[bytes], slots: np.ndarray) -> None:
+        """Read from the open file ``fh`` from now on: row i holds the vector of ``slots[i]`` (ascending).
+        Rows written since the last save are dropped with their temporary file. The caller checked its size."""
+        n = len(slots)
+        for old in (self._base_file, self._spill):
+            if old is not None:
+                old.close()
+                self._open.remove(old)
+        self._base_file, self._spill = fh, None
+        self._open.append(fh)
+        self._row_of = np.full(max(len(self._row_of), int(slots.max()) + 1 if n else 0), -1, dtype=np.int64)
+        self._row_of[slots] = np.arange(n)
+        self._slot_at = np.array(slots, dtype=np.int64)
+        self._base_rows, self._spill_rows, self._live = n, 0, n
+
+
+def _grown(array: np.ndarray, size: int, fill: int) -> np.ndarray:
+    """``array`` with room for ``size`` entries (doubling, new entries ``fill``)."""
+    if size <= len(array):
+        return array
+    grown = np.full(max(size, 2 * len(array), 1024), fill, dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
+def _read_exactly(fh: IO[bytes], offset: int, view: memoryview) -> None:
+    """``len(view)`` bytes of ``fh`` from ``offset`` into ``view`` (a positioned read where the platform has one:
+    it leaves the file's position and buffer alone)."""
+    got = 0
+    while got < len(view):
+        if hasattr(os, "preadv"):
+            n = os.preadv(fh.fileno(), [view[got:]], offset + got)
+        else:
+            fh.seek(offset + got)
+            n = fh.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            raise OSError(f"{getattr(fh, 'name', 'vectors file')}: ended {len(view) - got} bytes early")
+        got += n
+
+
+def _close_files(files: list[IO[bytes]]) -> None:
+    for fh in files:
+        fh.close()
+    files.clear()
 
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_KINDS", "METRICS", "FaissSettings", "FaissStore", "Filter"]

@@ -57,8 +57,10 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--max-batch-tokens", type=int, default=None,
                    help="padded tokens per forward pass (default: 16384 on CUDA/MPS; on a CPU 1024, or 8192 while the load average says the cores are shared)")
     p.add_argument("--max-inputs", type=int, default=2048, help="most inputs per request (default 2048)")
-    p.add_argument("--gather-ms", type=float, default=5.0,
+    p.add_argument("--gather-ms", type=float, default=20.0,
                    help="gather concurrent requests for this long into one batch (0 turns gathering off)")
+    p.add_argument("--gather-gap-ms", type=float, default=2.0,
+                   help="close a batch once no request arrived for this long (default 2; 0: wait the whole --gather-ms)")
     p.add_argument("--auto-truncate", action="store_true",
                    help="truncate over-long inputs instead of answering 400")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")

@@ -52,6 +52,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any]:
         api_key=args.api_key or os.environ.get(SERVE_API_KEY_ENV) or None,
         max_inputs=args.max_inputs,
         gather_ms=args.gather_ms,
+        gather_gap_ms=args.gather_gap_ms if args.gather_gap_ms > 0 else None,
         max_gather_tokens=_serve_gather_tokens(args.device, args.max_batch_tokens),
         auto_truncate=args.auto_truncate,
         payload_limit=args.payload_limit,

@@ -15,6 +15,7 @@ from .guard import Guard, GuardState
 from .metrics import ServerMetrics
 from .rerank import add_rerank_routes
 from .settings import (
+    DEFAULT_GATHER_GAP_MS,
     DEFAULT_GATHER_MS,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_INPUTS,
@@ -79,6 +80,7 @@ def build_app(
     max_inputs: int = DEFAULT_MAX_INPUTS,
     gather_ms: float = DEFAULT_GATHER_MS,
     max_gather_tokens: int | None = None,
+    gather_gap_ms: float | None = DEFAULT_GATHER_GAP_MS,
     auto_truncate: bool = False,
     payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT,
@@ -109,6 +111,7 @@ def build_app(
     metrics = ServerMetrics()
     gatherer = (
         RequestGatherer(embedder.embed_texts, window_s=gather_ms / 1000.0, max_tokens=settings.max_gather_tokens,
+                        gap_s=None if gather_gap_ms is None else gather_gap_ms / 1000.0,
                         on_batch=metrics.observe_batch, on_queue=metrics.observe_queue)
         if gather_ms > 0
         else None

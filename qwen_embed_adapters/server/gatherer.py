@@ -38,6 +38,11 @@ def split_by_tokens(counts: Sequence[int], budget: int) -> list[tuple[int, int]]
 class RequestGatherer:
     """Collects concurrent requests for up to ``window_s`` (or ``max_tokens``) and embeds them in one call.
 
+    ``gap_s`` (when set) closes the batch early once no request has arrived for that long: a burst of
+    requests is taken whole (the clients answered by the previous batch send their next requests one
+    event-loop turn apart, so a short fixed window cut them into a batch and a straggler batch), while a
+    lone request waits ``gap_s`` rather than the whole window.
+
     ``embed`` is a blocking function (texts -> float32 matrix); it runs in a worker thread, so the
     event loop keeps accepting requests while the model works, and those requests form the next batch.
     A request of more than ``max_tokens`` tokens is queued one piece at a time, each piece after the
@@ -46,10 +51,12 @@ class RequestGatherer:
     """
 
     def __init__(self, embed: Callable[[list[str]], np.ndarray], *, window_s: float, max_tokens: int,
+                 gap_s: float | None = None,
                  on_batch: Callable[[int], None] | None = None,
                  on_queue: Callable[[float], None] | None = None) -> None:
         self._embed = embed
         self._window = max(0.0, window_s)
+        self._gap = None if gap_s is None else max(0.0, gap_s)
         self._max_tokens = max(1, max_tokens)
         self._on_batch = on_batch
         self._on_queue = on_queue
@@ -109,7 +116,10 @@ class RequestGatherer:
         jobs, tokens = [first], first.tokens
         deadline = loop.time() + self._window
         while tokens < self._max_tokens:
-            job = await self._next(deadline - loop.time())
+            wait = deadline - loop.time()
+            if self._gap is not None:
+                wait = min(wait, self._gap)
+            job = await self._next(wait)
             if job is None:
                 break
             if tokens + job.tokens > self._max_tokens:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 DEFAULT_MAX_INPUTS = 2048
-DEFAULT_GATHER_MS = 5.0
+DEFAULT_GATHER_MS = 20.0
+#: A batch closes once no request has arrived for this long (or at DEFAULT_GATHER_MS, or the token budget).
+DEFAULT_GATHER_GAP_MS = 2.0
 DEFAULT_PAYLOAD_LIMIT = 2_000_000  # bytes, as TEI's --payload-limit
 DEFAULT_MAX_CONCURRENT = 512  # requests served or waiting at once, as TEI
 #: Tokens of gathered requests `qwen-embed serve` puts in one model call on a CPU (the gatherer's budget).
@@ -51,6 +53,7 @@ def served_name(model: str) -> str:
 
 
 __all__ = [
+    "DEFAULT_GATHER_GAP_MS",
     "DEFAULT_GATHER_MS",
     "DEFAULT_MAX_CONCURRENT",
     "DEFAULT_MAX_INPUTS",

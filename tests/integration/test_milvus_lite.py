@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -437,6 +438,22 @@ def test_a_collection_without_bm25_refuses_keyword_search_naming_why(open_store:
     # the collection decides, not the setting
     with pytest.raises(ConfigurationError, match="has no BM25 function"):
         open_store("kw_off").search("数据库", mode="keyword")
+
+
+def test_a_refused_hybrid_search_embeds_and_searches_nothing(open_store: Callable[..., MilvusStore],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # The refusal is only known by asking the engine (no BM25 function on this collection): a sync hybrid
+    # search asks before it embeds the query or runs the vector search; the async one cancels its dense side.
+    old = open_store("kw_off_hybrid", keyword=False)
+    old.add_texts(["数据库"], ids=["a"])
+    calls: list[str] = []
+    monkeypatch.setattr(old, "_search_vector", lambda *a: calls.append("vector") or [])
+    monkeypatch.setattr(old, "ensure_space", lambda **kw: calls.append("space"))
+    with pytest.raises(ConfigurationError, match="has no BM25 function"):
+        old.search("数据库", mode="hybrid")
+    assert calls == []
+    with pytest.raises(ConfigurationError, match="has no BM25 function"):
+        asyncio.run(old.asearch("数据库", mode="hybrid"))
 
 
 def test_a_server_before_2_5_gets_no_bm25_and_keyword_search_says_so(

@@ -531,6 +531,202 @@ def test_precision_travels_in_the_spec() -> None:
     assert parse_store_spec("faiss:kb")["precision"] is None  # None: the folder's own, float32 when new
 
 
+# ---------------------------------------------------------------- compact vectors: float vectors on disk (issue 32)
+def _exact_top(want: dict[str, np.ndarray], q: np.ndarray, k: int) -> list[tuple[str, float]]:
+    ids = list(want)
+    scores = np.stack([want[i] for i in ids]) @ q
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(ids[i], float(scores[i])) for i in order]
+
+
+def _assert_store_holds(store: FaissStore, want: dict[str, np.ndarray]) -> None:
+    """Every live vector back bit for bit, and searches (compact + rescore over the whole store, and the exact
+    scan a filter takes) equal to the exact float answer: a row read for the wrong record would change both."""
+    ids = sorted(want)
+    got = store.get_vectors(ids)
+    assert got.dtype == np.float32 and got.tobytes() == np.stack([want[i] for i in ids]).tobytes()
+    assert store.count() == len(want)
+    for q in _unit_rows(3, 64, seed=5):
+        exact = _exact_top(want, q, 8)
+        for hits in (store.search_by_vector(q, top_k=8), store.search_by_vector(q, top_k=8, filter=lambda m: True)):
+            assert [h.id for h in hits] == [i for i, _ in exact]
+            assert [h.score for h in hits] == pytest.approx([s for _, s in exact], abs=1e-6)
+
+
+def _files(folder) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("precision", ["int8", "binary"])
+def test_a_saved_compact_store_reads_its_float_vectors_from_disk_bit_for_bit(tmp_path, precision: str) -> None:  # type: ignore[no-untyped-def]
+    emb = FakeEmbedder(dimensions=64)
+    rows = _unit_rows(120, 64, seed=2)
+    ids = [f"d{i}" for i in range(120)]
+    # metric "ip" stores the vectors as given, so the expected bytes are these rows; rescore 20 x top_k 8
+    # covers the whole store, so a compact search must give the exact answer.
+    store = FaissStore(emb, path=tmp_path / "kb", metric="ip", precision=precision, rescore=20)
+    store.add_embeddings(ids, rows, ids=ids)
+    want = dict(zip(ids, rows, strict=True))
+    _assert_store_holds(store, want)  # not saved yet: the rows are in an unnamed temporary file
+    store.save()
+    # no float index file beside the vectors file, and no temporary file left behind
+    assert _files(tmp_path / "kb") == ["records-1.jsonl", "store.json", "vectors-1.f32"]
+    assert (tmp_path / "kb" / "vectors-1.f32").stat().st_size == 120 * 64 * 4
+    manifest = json.loads((tmp_path / "kb" / "store.json").read_text())
+    assert manifest["version"] == 2 and manifest["files"]["vectors"] == "vectors-1.f32"
+    assert manifest["files"]["index"] is None
+    _assert_store_holds(store, want)  # the saving store now reads the saved file
+    again = FaissStore(emb, path=tmp_path / "kb", rescore=20)
+    assert again.precision == precision
+    _assert_store_holds(again, want)
+
+
+def test_a_reopened_compact_store_holds_no_float_vectors_in_memory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import tracemalloc
+
+    emb = FakeEmbedder(dimensions=256)
+    ids = [f"d{i}" for i in range(2000)]
+    store = FaissStore(emb, path=tmp_path / "kb", precision="int8")
+    store.add_embeddings(ids, _unit_rows(2000, 256, seed=9), ids=ids)
+    store.save()
+    del store
+    tracemalloc.start()
+    try:
+        again = FaissStore(emb, path=tmp_path / "kb")
+        for q in _unit_rows(20, 256, seed=10):
+            assert len(again.search_by_vector(q, top_k=10)) == 10
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The 2,000 x 256 float32 vectors are 2,048,000 bytes; what stays traced is the records and per-slot
+    # bookkeeping (the int8 codes are FAISS's C++ memory, not traced; a NumPy copy of the vectors would be).
+    assert held < 2000 * 256 * 4 // 2
+
+
+@pytest.mark.parametrize("precision", ["int8", "binary"])
+def test_compact_upserts_and_deletes_keep_rescoring_right_across_saves(tmp_path, precision: str) -> None:  # type: ignore[no-untyped-def]
+    emb = FakeEmbedder(dimensions=64)
+    rows = _unit_rows(160, 64, seed=3)
+    store = FaissStore(emb, path=tmp_path / "kb", metric="ip", precision=precision, rescore=40)
+    ids = [f"d{i}" for i in range(100)]
+    store.add_embeddings(ids, rows[:100], ids=ids)
+    want = dict(zip(ids, rows[:100], strict=True))
+    store.add_embeddings(["d5, changed"], rows[100:101], ids=["d5"])  # an upsert: the id gets a new vector
+    want["d5"] = rows[100]
+    store.delete(["d7", "d8"])
+    del want["d7"], want["d8"]
+    _assert_store_holds(store, want)
+    store.save()
+    again = FaissStore(emb, path=tmp_path / "kb", rescore=40)
+    _assert_store_holds(again, want)
+    # writes after the reopen: live rows in the saved file and in the temporary file, with holes in both
+    more = [f"e{i}" for i in range(50)]
+    again.add_embeddings(more, rows[101:151], ids=more)
+    want.update(zip(more, rows[101:151], strict=True))
+    again.add_embeddings(["d5, changed twice"], rows[151:152], ids=["d5"])  # its row moves again
+    again.add_embeddings(["e3, changed"], rows[152:153], ids=["e3"])  # an id first written after the save
+    want["d5"], want["e3"] = rows[151], rows[152]
+    again.delete(["d0", "e0", "d99"])
+    for gone in ("d0", "e0", "d99"):
+        del want[gone]
+    _assert_store_holds(again, want)
+    again.save()
+    assert _files(tmp_path / "kb") == ["records-2.jsonl", "store.json", "vectors-2.f32"]  # generation 1 removed
+    assert (tmp_path / "kb" / "vectors-2.f32").stat().st_size == len(want) * 64 * 4  # deleted rows not copied
+    _assert_store_holds(again, want)
+    _assert_store_holds(FaissStore(emb, path=tmp_path / "kb", rescore=40), want)
+
+
+class _Killed(Exception):
+    """Stands for the process being killed at that point."""
+
+
+def test_a_save_killed_before_store_json_moves_opens_with_the_previous_vectors(  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    emb = FakeEmbedder(dimensions=64)
+    rows = _unit_rows(60, 64, seed=4)
+    ids = [f"d{i}" for i in range(40)]
+    store = FaissStore(emb, path=tmp_path / "kb", metric="ip", precision="int8", rescore=20)
+    store.add_embeddings(ids, rows[:40], ids=ids)
+    store.save()
+    want = dict(zip(ids, rows[:40], strict=True))
+    store.add_embeddings(["d1, changed"], rows[40:41], ids=["d1"])
+    store.delete(["d2"])
+    store.add_embeddings(["x"], rows[41:42], ids=["x"])
+    real_replace = os.replace
+
+    def replace(src, dst):  # type: ignore[no-untyped-def]
+        if os.path.basename(dst) == "store.json":
+            raise _Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(_Killed):
+        store.save()
+    monkeypatch.undo()
+    assert "vectors-2.f32" in _files(tmp_path / "kb")  # the new generation's vectors were already in place...
+    _assert_store_holds(FaissStore(emb, path=tmp_path / "kb", rescore=20), want)  # ...store.json names the first
+
+
+def test_a_truncated_vectors_file_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bad input tried: a vectors file cut short (a copy of the folder that did not finish)."""
+    emb = FakeEmbedder(dimensions=64)
+    store = FaissStore(emb, path=tmp_path / "kb", precision="binary")
+    store.add_embeddings([f"d{i}" for i in range(30)], _unit_rows(30, 64))
+    store.save()
+    with open(tmp_path / "kb" / "vectors-1.f32", "r+b") as fh:
+        fh.truncate(30 * 64 * 4 - 4)
+    with pytest.raises(ConfigurationError, match=r"vectors-1\.f32 holds 7676 bytes, 30 records of 64-d float32 "
+                                                  r"need 7680; the folder is inconsistent"):
+        FaissStore(emb, path=tmp_path / "kb")
+
+
+def test_int8_reopened_is_trained_and_coded_as_on_every_vector(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import faiss
+
+    emb = FakeEmbedder(dimensions=64)
+    ids = [f"d{i}" for i in range(300)]
+    store = FaissStore(emb, path=tmp_path / "kb", precision="int8")
+    store.add_embeddings(ids, _unit_rows(300, 64, seed=6), ids=ids)
+    store.save()
+    again = FaissStore(emb, path=tmp_path / "kb")
+    # The reopen reads the vectors in chunks and trains on their per-dimension min/max: the same quantiser as
+    # training on all 300 at once.
+    ref = faiss.IndexScalarQuantizer(64, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    ref.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
+    ref.sq.rangestat_arg = 0.2
+    stored = store.get_vectors(ids)
+    ref.train(stored)
+    ref.add(stored)
+    got = faiss.downcast_index(again._compact.index)
+    assert again._compact_trained_on == 300
+    np.testing.assert_array_equal(faiss.vector_to_array(got.sq.trained), faiss.vector_to_array(ref.sq.trained))
+    np.testing.assert_array_equal(faiss.vector_to_array(got.codes), faiss.vector_to_array(ref.codes))
+
+
+def test_a_compact_folder_saved_with_a_float_index_file_opens_and_moves_to_a_vectors_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    emb = FakeEmbedder(dimensions=64)
+    rows = _unit_rows(50, 64, seed=8)
+    ids = [f"d{i}" for i in range(50)]
+    store = FaissStore(emb, path=tmp_path / "kb", metric="ip")
+    store.add_embeddings(ids, rows, ids=ids)
+    store.delete(["d3"])
+    store.save()
+    manifest = json.loads((tmp_path / "kb" / "store.json").read_text())
+    manifest["precision"] = "binary"  # what a compact store wrote before its float vectors left the index file
+    (tmp_path / "kb" / "store.json").write_text(json.dumps(manifest))
+    want = {i: r for i, r in zip(ids, rows, strict=True) if i != "d3"}
+    again = FaissStore(emb, path=tmp_path / "kb", rescore=20)
+    assert again.precision == "binary"
+    _assert_store_holds(again, want)
+    again.save()
+    assert _files(tmp_path / "kb") == ["records-2.jsonl", "store.json", "vectors-2.f32"]
+    _assert_store_holds(FaissStore(emb, path=tmp_path / "kb", rescore=20), want)
+
+
 def test_keyword_index_is_saved_beside_and_read_back_without_retokenising(
     tmp_path, emb: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

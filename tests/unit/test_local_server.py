@@ -74,3 +74,45 @@ async def test_unknown_route_has_openai_error_shape() -> None:
         resp = await client.get("/v1/nothing")
     assert resp.status_code == 404
     assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
+
+
+async def test_the_gap_takes_a_trickling_burst_whole_and_closes_a_lone_batch_early() -> None:
+    # Requests 40 ms apart, a 150 ms gap and a 5 s window: one model call for all six. A fixed window of
+    # 25 ms (no gap) cuts the same burst in pieces. A lone request then waits the gap, not the 5 s window.
+    from qwen_embed_adapters.server.gatherer import RequestGatherer
+
+    async def burst(gatherer: RequestGatherer, calls: list[list[str]]) -> None:
+        async def one(i: int) -> np.ndarray:
+            await asyncio.sleep(0.04 * i)
+            return await gatherer.submit([f"t{i}"], 1)
+
+        got = await asyncio.gather(*[one(i) for i in range(6)])
+        assert [float(g[0, 0]) for g in got] == [float(i) for i in range(6)]  # each request gets its own row
+        assert sorted(t for c in calls for t in c) == [f"t{i}" for i in range(6)]
+
+    def embed_into(calls: list[list[str]]):
+        def embed(texts: list[str]) -> np.ndarray:
+            calls.append(list(texts))
+            return np.array([[float(t[1:])] for t in texts], dtype=np.float32)
+        return embed
+
+    gapped: list[list[str]] = []
+    g = RequestGatherer(embed_into(gapped), window_s=5.0, gap_s=0.15, max_tokens=100)
+    await g.start()
+    try:
+        await burst(g, gapped)
+        assert len(gapped) == 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await g.submit(["t9"], 1)
+        assert loop.time() - started < 2.5  # the gap closed it, not the 5 s window
+    finally:
+        await g.stop()
+    fixed: list[list[str]] = []
+    g = RequestGatherer(embed_into(fixed), window_s=0.025, max_tokens=100)
+    await g.start()
+    try:
+        await burst(g, fixed)
+        assert len(fixed) >= 2
+    finally:
+        await g.stop()
