@@ -84,19 +84,12 @@ BEFORE = "serve, before"
 
 
 def start_ours(model_dir: str, before: bool = False) -> Peer:
-    """This checkout's server; ``before``: as it was before issue 30's fixes that a flag or glibc variable
-    can undo (1,024-token forward passes, malloc's mmap threshold pinned at 128 KB, arenas capped at 2)."""
-    extra, env = (["--max-batch-tokens", "1024"], {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}) \
-        if before else ([], {})
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        server = start_serve(model_dir, ["--served-model-name", NAME, *extra])
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    """This checkout's server; ``before``: as it was at the previous landing (0e3a711), which flags can
+    restore: 8,192-token forward passes whatever the load, and a fixed 5 ms gathering window (no gap)."""
+    extra = ["--max-batch-tokens", "8192", "--gather-ms", "5", "--gather-gap-ms", "0"] if before else []
+    server = start_serve(model_dir, ["--served-model-name", NAME, *extra])
     return Peer(BEFORE if before else SERVERS[0], server.root_url, server.base_url, server.stop,
-                "1,024-token passes, 128 KB mmap threshold" if before else "")
+                "8,192-token passes, fixed 5 ms window" if before else "")
 
 
 def start_infinity(model_dir: str, log_dir: Path, warmup: bool = True) -> Peer | str:
@@ -271,7 +264,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="closed-loop load per turn")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--before", action="store_true",
-                    help="also run this server as it was before issue 30's fixes (1,024-token passes, pinned mmap threshold)")
+                    help="also run this server as it was at 0e3a711 (8,192-token passes, fixed 5 ms gathering window)")
     ap.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     ap.add_argument("--quick", action="store_true", help="4 clients, two rows, 1.5 s, one round: never written")
     args = ap.parse_args()
