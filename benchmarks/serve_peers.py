@@ -174,6 +174,9 @@ def run(args: argparse.Namespace) -> str:
         if args.before:
             peers.append(start_ours(model_dir, before=True))
         for name, starter in ((SERVERS[1], start_infinity), (SERVERS[2], start_llamacpp)):
+            if name not in args.servers:
+                missing[name] = "not asked for (`--servers`)"
+                continue
             got = starter(model_dir, log_dir, not args.quick)
             if isinstance(got, str):
                 missing[name] = got
@@ -263,6 +266,8 @@ def main() -> int:
     ap.add_argument("--corpora", nargs="+", default=["short", "chunk"], choices=["short", "chunk"])
     ap.add_argument("--seconds", type=float, default=8.0, help="closed-loop load per turn")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--servers", nargs="+", default=list(SERVERS[1:]), choices=list(SERVERS[1:]),
+                    help="the peers to start beside qwen-embed serve")
     ap.add_argument("--before", action="store_true",
                     help="also run this server as it was at 0e3a711 (8,192-token passes, fixed 5 ms gathering window)")
     ap.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")

@@ -12,6 +12,7 @@ from .embeddings import add_embedding_routes
 from .errors import APIError, error_response, import_fastapi, install_error_handlers
 from .gatherer import RequestGatherer
 from .guard import Guard, GuardState
+from .memory import trim_malloc
 from .metrics import ServerMetrics
 from .rerank import add_rerank_routes
 from .settings import (
@@ -112,7 +113,8 @@ def build_app(
     gatherer = (
         RequestGatherer(embedder.embed_texts, window_s=gather_ms / 1000.0, max_tokens=settings.max_gather_tokens,
                         gap_s=None if gather_gap_ms is None else gather_gap_ms / 1000.0,
-                        on_batch=metrics.observe_batch, on_queue=metrics.observe_queue)
+                        plan=getattr(embedder, "plan_passes", None),
+                        on_batch=metrics.observe_batch, on_queue=metrics.observe_queue, on_idle=trim_malloc)
         if gather_ms > 0
         else None
     )

@@ -11,13 +11,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: A model idle this long after its last call counts as idle (``on_idle`` is told once).
+IDLE_AFTER_S = 1.0
+
 
 @dataclass
 class _Job:
     texts: list[str]
-    tokens: int
+    counts: list[int]  # tokens per text
     future: asyncio.Future[np.ndarray]
     enqueued: float = field(default_factory=time.perf_counter)
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.counts)
 
 
 def split_by_tokens(counts: Sequence[int], budget: int) -> list[tuple[int, int]]:
@@ -48,16 +55,28 @@ class RequestGatherer:
     A request of more than ``max_tokens`` tokens is queued one piece at a time, each piece after the
     previous one is done: requests arriving meanwhile join the queue ahead of its next piece.
     ``on_batch(texts)`` and ``on_queue(seconds)`` are told of each model call and each wait (metrics).
+
+    ``plan(token_counts)`` (when given) says which forward passes the embedder makes of a call's texts
+    (lists of indices, as ``LocalEmbedder.plan_passes``). A gathered call is then run one pass at a time, the
+    pass holding the oldest request first, and each request is answered as soon as its last text is done:
+    the clients answered by the first passes send their next requests while the later passes run, so they
+    are waiting when the call ends and the model does not idle through their round trip (all-MiniLM-L6-v2,
+    64 clients x 1 text: issue 30, benchmarks/serve_peers.py). Without ``plan`` a call is one pass. ``on_idle()`` is called once the model has had
+    nothing to do for ``IDLE_AFTER_S`` (the server hands freed memory back to the system then).
     """
 
     def __init__(self, embed: Callable[[list[str]], np.ndarray], *, window_s: float, max_tokens: int,
                  gap_s: float | None = None,
+                 plan: Callable[[list[int]], list[list[int]]] | None = None,
                  on_batch: Callable[[int], None] | None = None,
-                 on_queue: Callable[[float], None] | None = None) -> None:
+                 on_queue: Callable[[float], None] | None = None,
+                 on_idle: Callable[[], object] | None = None) -> None:
         self._embed = embed
         self._window = max(0.0, window_s)
         self._gap = None if gap_s is None else max(0.0, gap_s)
         self._max_tokens = max(1, max_tokens)
+        self._plan = plan
+        self._on_idle = on_idle
         self._on_batch = on_batch
         self._on_queue = on_queue
         self._queue: asyncio.Queue[_Job] | None = None
@@ -80,16 +99,19 @@ class RequestGatherer:
         """The vectors of ``texts``; ``tokens`` is their total or, to allow serving in pieces, one count per text."""
         if self._queue is None:
             raise RuntimeError("the gatherer is not running")
+        if not texts:
+            return np.empty((0, 0), dtype=np.float32)
         if isinstance(tokens, int):
-            return await self._submit_one(texts, tokens)
-        parts = [await self._submit_one(texts[a:b], sum(tokens[a:b]))
-                 for a, b in split_by_tokens(tokens, self._max_tokens)]
+            each = -(-tokens // max(1, len(texts)))
+            return await self._submit_one(texts, [each] * len(texts))
+        counts = list(tokens)
+        parts = [await self._submit_one(texts[a:b], counts[a:b]) for a, b in split_by_tokens(counts, self._max_tokens)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
-    async def _submit_one(self, texts: list[str], tokens: int) -> np.ndarray:
+    async def _submit_one(self, texts: list[str], counts: list[int]) -> np.ndarray:
         assert self._queue is not None
         fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(texts, tokens, fut))
+        self._queue.put_nowait(_Job(texts, counts, fut))
         return await fut
 
     async def _next(self, timeout: float | None) -> _Job | None:
@@ -111,7 +133,11 @@ class RequestGatherer:
     async def _gather(self) -> list[_Job]:
         """The next batch: the first waiting job and whatever follows within the window and token budget."""
         loop = asyncio.get_running_loop()
-        first = await self._next(None)
+        first = await self._next(None if self._on_idle is None else IDLE_AFTER_S)
+        if first is None:  # idle: say so once, then wait as long as it takes
+            assert self._on_idle is not None
+            self._on_idle()
+            first = await self._next(None)
         assert first is not None
         jobs, tokens = [first], first.tokens
         deadline = loop.time() + self._window
@@ -143,18 +169,40 @@ class RequestGatherer:
             if self._on_batch is not None:
                 self._on_batch(len(texts))
             try:
-                vectors = await asyncio.to_thread(self._embed, texts)
-            except Exception as exc:  # handed to every waiting request
+                await self._embed_passes(jobs, texts, self._passes(jobs))
+            except Exception as exc:  # handed to every request still waiting
                 for j in jobs:
                     if not j.future.done():
                         j.future.set_exception(exc)
-                continue
-            start = 0
-            for j in jobs:
-                part = vectors[start : start + len(j.texts)]
-                start += len(j.texts)
-                if not j.future.done():
-                    j.future.set_result(part)
+
+    def _passes(self, jobs: list[_Job]) -> list[list[int]]:
+        """The call's forward passes, the one holding the oldest request first (then the next oldest...):
+        sorted by length, the longest texts would go first whenever they arrived."""
+        n = sum(len(j.texts) for j in jobs)
+        if self._plan is None:
+            return [list(range(n))]
+        owner = [k for k, j in enumerate(jobs) for _ in j.texts]
+        return sorted(self._plan([c for j in jobs for c in j.counts]), key=lambda p: min(owner[i] for i in p))
+
+    async def _embed_passes(self, jobs: list[_Job], texts: list[str], passes: list[list[int]]) -> None:
+        """Embed ``texts`` pass by pass, answering each request once its last text is done."""
+        owner = [k for k, j in enumerate(jobs) for _ in j.texts]
+        starts = np.cumsum([0] + [len(j.texts) for j in jobs]).tolist()
+        left = [len(j.texts) for j in jobs]
+        out: np.ndarray | None = None
+        for p in passes:
+            vectors = await asyncio.to_thread(self._embed, [texts[i] for i in p])
+            if p == list(range(len(texts))):  # one pass, in order
+                out = vectors
+            else:
+                if out is None:
+                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[p] = vectors
+            for i in p:
+                k = owner[i]
+                left[k] -= 1
+                if left[k] == 0 and not jobs[k].future.done():
+                    jobs[k].future.set_result(out[starts[k] : starts[k + 1]])
 
 
 __all__ = [

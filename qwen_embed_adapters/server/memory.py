@@ -1,17 +1,19 @@
-"""Keep the server's resident memory flat under load on glibc.
+"""Keep the server's resident memory flat on glibc without slowing its forward passes.
 
 Every worker thread that allocates gets its own malloc arena by default (up to 8 per core), and large
 request bodies, tokenised batches and answers freed in one arena are not reused by another. Measured with
 benchmarks/serve_load.py (16 clients, 4 s): RSS grew by 64-93 MB with glibc's defaults, by 18-19 MB with
-``MALLOC_ARENA_MAX=2`` or ``MALLOC_MMAP_THRESHOLD_=131072`` in the environment. ``run`` sets both with
-mallopt unless a ``MALLOC_*`` variable is already set.
+``MALLOC_ARENA_MAX=2`` in the environment. ``run`` caps the arenas at 2 with mallopt unless a ``MALLOC_*``
+variable is already set.
 
-The pinned threshold has a price: torch frees and reallocates its activations (megabytes each) on every
-forward pass, and each one is a fresh mmap whose pages the kernel faults in and zeroes again (400,000 minor
-faults and 0.57-0.66 s of system time per 256 short texts with all-MiniLM-L6-v2, against 178,000-203,000 and
-0.30-0.32 s with glibc's sliding threshold). Unpinned, the same serve_load run (16 clients, 4 s, 8,192-token
-passes) answered 99-113 requests instead of 85-87 but grew RSS by 140-166 MB instead of 10 MB: a server
-facing a network keeps its memory flat, so the threshold stays pinned.
+The mmap threshold is left to glibc. Pinned at 128 KB (as it was until 2026-12-06), every activation torch
+frees and reallocates on each forward pass is a fresh mmap whose pages the kernel faults in and zeroes again:
+400,000 minor faults and 0.57-0.66 s of system time per 256 short texts with all-MiniLM-L6-v2, against
+178,000-203,000 and 0.30-0.32 s with glibc's sliding threshold. Served, that was a quarter of the
+throughput: 16 clients x 32 short texts, 179 texts/s pinned against 235 unpinned (Infinity's server, which
+leaves glibc alone, did 224-233 in the same run; issue 30). What the sliding threshold keeps instead is the
+heap a forward pass needs, reused from pass to pass; ``trim_malloc`` hands it back once the model has been
+idle a second (``RequestGatherer(on_idle=...)``), so between bursts the server shrinks back.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ _M_ARENA_MAX = -8  # from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 
 
-def limit_malloc_arenas(arenas: int = 2, mmap_threshold: int | None = 128 * 1024) -> bool:
+def limit_malloc_arenas(arenas: int = 2, mmap_threshold: int | None = None) -> bool:
     """Cap glibc's malloc arenas (for threads started from now on) and, when ``mmap_threshold`` is given, fix
     the size above which a block is mapped on its own and returned to the system when freed (glibc otherwise
     raises that threshold up to 32 MB after the first large free). False where it does not apply."""
@@ -41,10 +43,23 @@ def limit_malloc_arenas(arenas: int = 2, mmap_threshold: int | None = 128 * 1024
             ok = ok and bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold))
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
-    logger.debug("malloc arenas capped at %d, mmap threshold %d: %s", arenas, mmap_threshold, ok)
+    logger.debug("malloc arenas capped at %d, mmap threshold %s: %s", arenas, mmap_threshold, ok)
     return ok
+
+
+def trim_malloc() -> bool:
+    """Return the free memory at the heap's top and in its arenas to the system (glibc ``malloc_trim(0)``).
+    False where it does not apply (not Linux, not glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 __all__ = [
     "limit_malloc_arenas",
+    "trim_malloc",
 ]

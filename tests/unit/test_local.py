@@ -528,3 +528,17 @@ def test_token_memo_is_bounded() -> None:
     memo.put(["long"], [list(range(9))], max_length=8)  # over max_length: would need truncating, not kept
     assert memo.take(["a", "c", "long", "c"]) == [None, [9, 10, 11, 12], None, None]
     assert memo.take(["b"]) == [[5, 6, 7, 8]] and len(memo) == 0
+
+
+def test_plan_passes_are_the_passes_the_embedder_makes(tiny_qwen3_dir: str) -> None:
+    """qwen-embed serve runs a gathered call pass by pass from ``plan_passes(counts)``: each planned pass must be
+    one forward pass when embedded alone (the same budget, the same lengths, counts over max_length capped)."""
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu", max_batch_tokens=64, max_length=24, truncate=True)
+    texts = [" ".join(["word"] * n) for n in (1, 30, 3, 12, 7, 2, 9, 40)]
+    counts = emb.count_tokens(texts)
+    assert max(counts) > 24  # one text over max_length: planned as 24 tokens
+    passes = emb.plan_passes(counts)
+    assert sorted(i for p in passes for i in p) == list(range(len(texts)))
+    assert passes == emb._plan_batches(texts)
+    for p in passes:
+        assert emb._plan_batches([texts[i] for i in p]) == [list(range(len(p)))]

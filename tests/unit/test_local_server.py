@@ -116,3 +116,99 @@ async def test_the_gap_takes_a_trickling_burst_whole_and_closes_a_lone_batch_ear
         assert len(fixed) >= 2
     finally:
         await g.stop()
+
+
+async def test_gathered_call_answers_each_request_after_its_last_pass() -> None:
+    """With ``plan``, a gathered call runs pass by pass: a request whose texts were all in the first pass is
+    answered while the second pass is still running (its client can send its next request meanwhile), every
+    row lands on its own request, and a failure in a later pass reaches only the requests still waiting."""
+    from qwen_embed_adapters.server.gatherer import RequestGatherer
+
+    second_started, release = threading.Event(), threading.Event()
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        if len(calls) == 2:
+            second_started.set()
+            release.wait(timeout=20)
+            if "boom" in texts:
+                raise RuntimeError("pass failed")
+        return np.array([[float(t.split("-")[1])] for t in texts], dtype=np.float32)
+
+    def plan(lengths: list[int]) -> list[list[int]]:  # longest first, two texts a pass, as plan_passes would
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        return [order[i : i + 2] for i in range(0, len(order), 2)]
+
+    g = RequestGatherer(embed, window_s=5.0, gap_s=0.1, max_tokens=1000, plan=plan)
+    await g.start()
+    try:
+        long_job = asyncio.ensure_future(g.submit(["a-10", "b-11"], [50, 40]))  # both in pass 1
+        short_job = asyncio.ensure_future(g.submit(["c-12", "d-13"], [5, 4]))  # pass 2
+        while not second_started.is_set():
+            await asyncio.sleep(0.01)
+        got = await asyncio.wait_for(long_job, 5)  # answered while pass 2 is still blocked
+        assert got[:, 0].tolist() == [10.0, 11.0] and not short_job.done()
+        release.set()
+        assert (await asyncio.wait_for(short_job, 5))[:, 0].tolist() == [12.0, 13.0]
+        assert calls == [["a-10", "b-11"], ["c-12", "d-13"]]
+
+        # The same shape with a failing second pass: the first request keeps its answer.
+        calls.clear()
+        second_started.clear()
+        release.clear()
+        ok = asyncio.ensure_future(g.submit(["e-1"], [30]))
+        bad = asyncio.ensure_future(g.submit(["f-2", "boom", "g-3"], [29, 2, 1]))
+        while not second_started.is_set():
+            await asyncio.sleep(0.01)
+        release.set()
+        assert (await asyncio.wait_for(ok, 5))[:, 0].tolist() == [1.0]
+        with pytest.raises(RuntimeError, match="pass failed"):
+            await asyncio.wait_for(bad, 5)
+    finally:
+        release.set()
+        await g.stop()
+
+
+async def test_gatherer_says_idle_once_per_quiet_spell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``on_idle`` (the server's malloc_trim) runs once the model has waited IDLE_AFTER_S with nothing to do,
+    once per quiet spell, and never while requests keep coming."""
+    from qwen_embed_adapters.server import gatherer as gathering
+
+    monkeypatch.setattr(gathering, "IDLE_AFTER_S", 0.2)
+    idle: list[float] = []
+    g = gathering.RequestGatherer(lambda texts: np.zeros((len(texts), 2), dtype=np.float32), window_s=0.01,
+                                  max_tokens=100, on_idle=lambda: idle.append(1.0))
+    await g.start()
+    try:
+        for _ in range(5):  # busy: 50 ms apart
+            await g.submit(["x"], 1)
+            await asyncio.sleep(0.05)
+        assert idle == []
+        await asyncio.sleep(0.6)  # one quiet spell of 3 idle periods: told once
+        assert idle == [1.0]
+        await g.submit(["y"], 1)
+        await asyncio.sleep(0.35)
+        assert idle == [1.0, 1.0]
+    finally:
+        await g.stop()
+
+
+def test_trim_malloc_hands_freed_heap_back() -> None:
+    """Every other of 2,000 blocks of 64 KB freed (holes glibc keeps): trim_malloc gives most of them back."""
+    import platform
+    import sys
+
+    psutil = pytest.importorskip("psutil")
+    from qwen_embed_adapters.server.memory import trim_malloc
+
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    proc = psutil.Process()
+    blocks = [bytearray(b"x" * (64 * 1024)) for _ in range(2000)]
+    kept = blocks[1::2]
+    del blocks
+    before = proc.memory_info().rss
+    assert trim_malloc() is True
+    assert before - proc.memory_info().rss > 30 * 2**20  # of the 62.5 MB freed
+    assert len(kept) == 1000
