@@ -238,7 +238,8 @@ def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str],
         f"loopback, servers interleaved, best of {args.rounds} round(s); base64 asked for. "
         + "; ".join(f"{p.name}: {p.version or 'this checkout'}, lowest cosine to ours {agreement[p.name]:.6f}"
                     for p in peers)
-        + "".join(f"; {n}: {why}" for n, why in missing.items()) + ". `python benchmarks/serve_peers.py --write`",
+        + "".join(f"; {n}: {why}" for n, why in missing.items())
+        + f". `python benchmarks/serve_peers.py {' '.join(sys.argv[1:])}`",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * 3 + "---|" * (len(head) - 3),

@@ -57,21 +57,25 @@ def default_batch_tokens(device: str, shared: bool | None = None) -> int:
     return CPU_SHARED_BATCH_TOKENS if shared else CPU_BATCH_TOKENS
 
 
-def plan_token_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int) -> list[Batch]:
-    """Sort by length (longest first) and cut batches whose padded size stays within ``max_batch_tokens``.
+def plan_token_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int, *,
+                       keep_order: bool = False) -> list[Batch]:
+    """Sort by length (longest first) and cut batches whose padded size stays within ``max_batch_tokens``;
+    ``keep_order``: cut the texts in the order given instead (first come, first served).
 
     A text longer than the budget gets a batch of its own. Returns batches of original indices.
     """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    order = range(len(lengths)) if keep_order else sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[Batch] = []
     current: Batch = []
     width = 0
     for i in order:
-        if current and ((len(current) + 1) * width > max_batch_tokens or len(current) >= max_batch_size):
+        longest = max(width, lengths[i], 1)
+        if current and ((len(current) + 1) * longest > max_batch_tokens or len(current) >= max_batch_size):
             batches.append(current)
             current = []
         if not current:
-            width = max(1, lengths[i])
+            width = 0
+        width = max(width, lengths[i], 1)
         current.append(i)
     if current:
         batches.append(current)

@@ -136,8 +136,8 @@ async def test_gathered_call_answers_each_request_after_its_last_pass() -> None:
                 raise RuntimeError("pass failed")
         return np.array([[float(t.split("-")[1])] for t in texts], dtype=np.float32)
 
-    def plan(lengths: list[int]) -> list[list[int]]:  # longest first, two texts a pass, as plan_passes would
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    def plan(lengths: list[int], keep_order: bool = False) -> list[list[int]]:  # two texts a pass
+        order = list(range(len(lengths))) if keep_order else sorted(range(len(lengths)), key=lambda i: -lengths[i])
         return [order[i : i + 2] for i in range(0, len(order), 2)]
 
     g = RequestGatherer(embed, window_s=5.0, gap_s=0.1, max_tokens=1000, plan=plan)
@@ -212,3 +212,25 @@ def test_trim_malloc_hands_freed_heap_back() -> None:
     assert trim_malloc() is True
     assert before - proc.memory_info().rss > 30 * 2**20  # of the 62.5 MB freed
     assert len(kept) == 1000
+
+
+async def test_a_call_runs_in_arrival_order_unless_sorting_saves_padding() -> None:
+    """Texts of like length (chunks) run first come, first served; texts of very different lengths run in
+    length-sorted passes (less padding), the pass holding the oldest request first."""
+    from qwen_embed_adapters.local.tokens import plan_token_batches
+    from qwen_embed_adapters.server.gatherer import RequestGatherer, _Job
+
+    def plan(lengths: list[int], keep_order: bool = False) -> list[list[int]]:
+        return plan_token_batches(lengths, 100, 64, keep_order=keep_order)
+
+    g = RequestGatherer(lambda texts: np.zeros((len(texts), 1), dtype=np.float32), window_s=0.01,
+                        max_tokens=1000, plan=plan)
+    loop = asyncio.get_running_loop()
+
+    def jobs(counts: list[int]) -> list[_Job]:
+        return [_Job([f"t{i}"], [n], loop.create_future()) for i, n in enumerate(counts)]
+
+    chunks = [25, 24, 25, 23, 25, 24]  # in order: 4 + 2, padded 100 + 50; sorted: 100 + 48
+    assert g._passes(jobs(chunks)) == [[0, 1, 2, 3], [4, 5]]
+    mixed = [5, 40, 5, 40, 5, 5]  # in order: [5, 40] [5, 40] [5, 5] pads 80 + 80 + 10; sorted 80 + 20
+    assert g._passes(jobs(mixed)) == [[0, 2, 4, 5], [1, 3]]  # the short texts' pass holds the oldest
