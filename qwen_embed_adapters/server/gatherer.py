@@ -222,6 +222,8 @@ class RequestGatherer:
 
 
 __all__ = [
+    "IDLE_AFTER_S",
+    "IN_ORDER_PADDING",
     "RequestGatherer",
     "split_by_tokens",
 ]

