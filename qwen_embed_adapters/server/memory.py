@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -30,6 +31,13 @@ _M_ARENA_MAX = -8  # from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, looked up once: ``find_library`` runs ``ldconfig -p`` in a subprocess (about 1.5 ms),
+    and ``trim_malloc`` is called from the event loop."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def limit_malloc_arenas(arenas: int = 2, mmap_threshold: int | None = None) -> bool:
     """Cap glibc's malloc arenas (for threads started from now on) and, when ``mmap_threshold`` is given, fix
     the size above which a block is mapped on its own and returned to the system when freed (glibc otherwise
@@ -37,7 +45,7 @@ def limit_malloc_arenas(arenas: int = 2, mmap_threshold: int | None = None) -> b
     if not sys.platform.startswith("linux") or any(k.startswith("MALLOC_") for k in os.environ):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         ok = bool(libc.mallopt(_M_ARENA_MAX, arenas))
         if mmap_threshold is not None:
             ok = ok and bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold))
@@ -53,8 +61,7 @@ def trim_malloc() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
+        return bool(_libc().malloc_trim(0))
     except (OSError, AttributeError):
         return False
 
