@@ -13,6 +13,7 @@ from __future__ import annotations
 from .embedder import BACKENDS, LocalEmbedder, LocalEmbedderSettings
 from .files import DEFAULT_MODEL, MODEL_ENV, PoolingSpec, read_pooling_spec, resolve_model_path
 from .runtime_torch import (
+    ONE_THREAD_PASS_TOKENS,
     TorchRuntime,
     import_torch,
     pool_hidden_states,
@@ -24,6 +25,7 @@ from .tokens import (
     ACCELERATOR_BATCH_TOKENS,
     CPU_BATCH_TOKENS,
     CPU_SHARED_BATCH_TOKENS,
+    SHARED_CHECK_S,
     TokenPipeline,
     cpu_is_shared,
     default_batch_tokens,
@@ -38,6 +40,8 @@ __all__ = [
     "CPU_SHARED_BATCH_TOKENS",
     "DEFAULT_MODEL",
     "MODEL_ENV",
+    "ONE_THREAD_PASS_TOKENS",
+    "SHARED_CHECK_S",
     "LocalEmbedder",
     "LocalEmbedderSettings",
     "PoolingSpec",

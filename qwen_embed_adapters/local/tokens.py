@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -25,19 +26,77 @@ CPU_BATCH_TOKENS = 1024
 CPU_SHARED_BATCH_TOKENS = 8192
 
 
-def cpu_is_shared() -> bool:
-    """True when the 1-minute load average says other work competes for this process's cores.
+#: how long a verdict of ``cpu_is_shared`` stands before the CPU time is read again
+SHARED_CHECK_S = 0.5
 
-    An embedder alone keeps about one runnable thread per core (load ~ cores), so the CPU counts as shared
-    above ``cores + max(1, cores // 2)``: one more busy process on 2 cores, the 2 + 2 of a busy loop per
-    core beside our own threads. False where the load average does not exist (Windows).
+
+class _CpuWatch:
+    """The last reading of ``cpu_is_shared``: (monotonic time, machine busy CPU seconds, ours) and its verdict."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reading: tuple[float, float, float] | None = None
+        self.shared = False
+
+
+_watch = _CpuWatch()
+
+
+def _cpu_reading() -> tuple[float, float, float] | None:
+    """(monotonic time, CPU seconds the whole machine has spent busy since boot, CPU seconds of this process);
+    None where ``/proc/stat`` cannot be read (not Linux).
+
+    Busy is the first ``cpu`` line of ``/proc/stat`` less idle and iowait: user, nice, system, irq, softirq
+    and steal (time a hypervisor gave our cores to others is sharing too); guest time is already in user
+    (proc(5)). Ours is ``os.times()`` user + system, all our threads, not our children.
     """
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    ticks = [int(x) for x in fields[1:9]]
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    mine = os.times()
+    return time.monotonic(), busy, mine.user + mine.system
+
+
+def _load_says_shared() -> bool:
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return False
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return load > cores + max(1, cores // 2)
+
+
+def cpu_is_shared() -> bool:
+    """True when other processes keep the CPU busy enough that our threads wait for cores.
+
+    On Linux, measured as the CPU time the whole machine spent busy less this process's own, over the time
+    since the last reading (read again after ``SHARED_CHECK_S``): shared above ``0.5 * max(1, cores // 2)``
+    cores of other work. One busy loop beside our 2 threads on 2 cores runs at about 0.67 of a core, two at
+    1.0-1.3 (measured, issue 30). Our own threads are not counted, so running fewer of them on shared cores
+    (``TorchRuntime``) cannot flip the verdict back, as it would with the 1-minute load average: two busy
+    loops and our one thread make a load of 3, the boundary. Where ``/proc/stat`` does not exist, and on the
+    first call, the load average decides: shared above ``cores + max(1, cores // 2)``. False where neither
+    exists (Windows).
+    """
+    reading = _cpu_reading()
+    if reading is None:
+        return _load_says_shared()
+    with _watch.lock:
+        last = _watch.reading
+        if last is None:
+            _watch.reading, _watch.shared = reading, _load_says_shared()
+        elif reading[0] - last[0] >= SHARED_CHECK_S:
+            others = (reading[1] - last[1]) - (reading[2] - last[2])
+            cores = os.cpu_count() or 1
+            _watch.reading = reading
+            _watch.shared = others / (reading[0] - last[0]) > 0.5 * max(1, cores // 2)
+        return _watch.shared
 
 
 def default_batch_tokens(device: str, shared: bool | None = None) -> int:
@@ -194,6 +253,7 @@ __all__ = [
     "CPU_BATCH_TOKENS",
     "CPU_SHARED_BATCH_TOKENS",
     "EOT",
+    "SHARED_CHECK_S",
     "TokenMemo",
     "TokenPipeline",
     "cpu_is_shared",

@@ -8,7 +8,9 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -279,34 +281,133 @@ async def test_async_twins_run_off_the_event_loop(tiny_qwen3_dir: str) -> None:
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def _scripted_cpu(monkeypatch: pytest.MonkeyPatch, load: float = 0.5) -> list[tuple[float, float, float]]:
+    """Readings ``cpu_is_shared`` takes in turn: (time, machine busy CPU s, our CPU s), on 2 cores; the load
+    average (for the first call) is ``load``."""
+    from qwen_embed_adapters.local import tokens
+
+    script: list[tuple[float, float, float]] = []
+    monkeypatch.setattr(tokens, "_watch", tokens._CpuWatch())
+    monkeypatch.setattr(tokens, "_cpu_reading", lambda: script.pop(0))
+    monkeypatch.setattr(tokens.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(tokens.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (load, 0.0, 0.0))
+    return script
+
+
 def test_default_token_budget_is_small_on_an_idle_cpu_and_kept_out_of_the_config(
     tiny_qwen3_dir: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qwen_embed_adapters.local import default_batch_tokens, tokens
+    from qwen_embed_adapters.local import default_batch_tokens
 
     assert [default_batch_tokens("cpu", shared=False), default_batch_tokens("cpu", shared=True)] == [1024, 8192]
     assert [default_batch_tokens(d, shared=s) for d in ("cuda", "mps") for s in (False, True)] == [16384] * 4
-    load = [0.5]
-    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (load[0], 0.0, 0.0))
-    monkeypatch.setattr(tokens.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     emb = LocalEmbedder(tiny_qwen3_dir, device="cpu")
+    script = _scripted_cpu(monkeypatch)
+    script += [(100.0, 1000.0, 10.0),  # first reading: the load average (0.5) decides
+               (101.0, 1002.0, 11.9),  # 2 CPU s busy in 1 s, 1.9 of them ours: 0.1 core of other work
+               (102.0, 1004.0, 12.8),  # 1.1 cores of other work
+               (102.3, 1004.6, 13.4),  # no other work, but under SHARED_CHECK_S later: the verdict stands
+               (103.0, 1006.0, 13.8)]  # we ran one thread (1 s since 102), others 1.0: still shared
     assert emb.max_batch_tokens == 1024
-    load[0] = 3.5  # 2 cores: our 2 threads and 1.5 more runnable on average
+    assert emb.max_batch_tokens == 1024
     assert emb.max_batch_tokens == 8192  # decided per call, not when the embedder was built
-    load[0] = 3.0  # the boundary, cores + 1, is still "alone"
-    assert emb.max_batch_tokens == 1024
+    assert emb.max_batch_tokens == 8192
+    assert emb.max_batch_tokens == 8192
+    assert script == []
     assert emb.to_config()["max_batch_tokens"] is None  # rebuilt elsewhere, it picks that device's default
     assert LocalEmbedder(tiny_qwen3_dir, device="cpu", max_batch_tokens=16384).max_batch_tokens == 16384
 
 
-def test_cpu_is_shared_without_a_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cpu_is_shared_boundary_is_half_a_core_of_other_work_on_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qwen_embed_adapters.local import cpu_is_shared
+
+    script = _scripted_cpu(monkeypatch, load=3.5)  # 2 cores: the load average says shared (above 3)
+    script += [(0.0, 0.0, 0.0), (1.0, 1.5, 1.0), (2.0, 3.1, 2.0)]
+    assert [cpu_is_shared(), cpu_is_shared(), cpu_is_shared()] == [True, False, True]  # 0.5 is not above 0.5
+
+
+def test_cpu_is_shared_falls_back_to_the_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
     from qwen_embed_adapters.local import cpu_is_shared, tokens
+
+    load = [0.5]
+    monkeypatch.setattr(tokens, "_cpu_reading", lambda: None)  # no /proc/stat (macOS)
+    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (load[0], 0.0, 0.0))
+    monkeypatch.setattr(tokens.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert cpu_is_shared() is False
+    load[0] = 3.5  # 2 cores: our 2 threads and 1.5 more runnable on average
+    assert cpu_is_shared() is True
+    load[0] = 3.0  # the boundary, cores + 1, is still "alone"
+    assert cpu_is_shared() is False
 
     def no_load() -> tuple[float, float, float]:
         raise OSError("no load average")  # what os.getloadavg raises where it cannot be read
 
     monkeypatch.setattr(tokens.os, "getloadavg", no_load)
     assert cpu_is_shared() is False
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="the CPU-time reading is Linux's /proc/stat")
+def test_cpu_is_shared_sees_busy_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two busy child processes while this one sleeps: at least a core of other work on any machine."""
+    import time
+
+    from qwen_embed_adapters.local import cpu_is_shared, tokens
+
+    monkeypatch.setattr(tokens, "_watch", tokens._CpuWatch())
+    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(tokens.os, "cpu_count", lambda: 2)
+    assert cpu_is_shared() is False  # the first reading: the (patched) load average
+    busy = [subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"])
+            for _ in range(2)]
+    try:
+        time.sleep(1.5)
+        assert cpu_is_shared() is True
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def two_torch_threads() -> Iterator[Any]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield torch
+    torch.set_num_threads(before)
+
+
+def test_small_passes_run_on_one_thread_on_a_shared_cpu(
+    tiny_qwen3_dir: str, monkeypatch: pytest.MonkeyPatch, two_torch_threads: Any
+) -> None:
+    from qwen_embed_adapters.local import ONE_THREAD_PASS_TOKENS, tokens
+
+    torch = two_torch_threads
+    emb = LocalEmbedder(tiny_qwen3_dir, device="cpu", max_batch_tokens=4096)
+    seen: list[int] = []
+    emb._runtime.model.register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
+    short = ["a short query about vectors"]
+    long = [" ".join(["vector"] * 200)] * 8  # one pass of more than ONE_THREAD_PASS_TOKENS padded tokens
+    assert len(emb._plan_batches(long)) == 1 and 8 * emb.token_counts(long[:1])[0] > ONE_THREAD_PASS_TOKENS
+    monkeypatch.setattr(tokens, "cpu_is_shared", lambda: False)
+    alone = emb.embed_documents(short + long[:1])
+    emb.embed_documents(long)
+    monkeypatch.setattr(tokens, "cpu_is_shared", lambda: True)
+    shared = emb.embed_documents(short + long[:1])
+    emb.embed_documents(long)
+    assert seen == [2, 2, 1, 2]
+    assert torch.get_num_threads() == 2  # restored after the pass
+    np.testing.assert_allclose(shared, alone, atol=1e-6)  # one thread sums in another order: same vectors
+
+    def broken(module: object, args: object) -> None:
+        raise RuntimeError("forward failed")
+
+    emb._runtime.model.register_forward_pre_hook(broken)
+    with pytest.raises(RuntimeError, match="forward failed"):
+        emb.embed_documents(short)
+    assert torch.get_num_threads() == 2  # restored when the pass raises too
 
 
 def test_a_shared_cpu_cuts_fewer_passes(tiny_qwen3_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
