@@ -102,7 +102,9 @@ class TorchRuntime:
     """A transformers ``AutoModel`` (``AutoModelForCausalLM`` with ``causal_lm=True``) on one device.
 
     ``device``, ``dtype`` and ``attn_implementation`` as LocalEmbedder takes them; an explicit device
-    torch cannot use raises ConfigurationError. Forward passes run one at a time.
+    torch cannot use raises ConfigurationError. Forward passes run one at a time; on a shared CPU a pass of at
+    most ``one_thread_pass_tokens`` padded tokens (default ``ONE_THREAD_PASS_TOKENS``, 0: never) runs on one
+    intra-op thread.
     """
 
     name = "torch"
@@ -117,6 +119,7 @@ class TorchRuntime:
         self.dtype = resolve_dtype(torch, dtype, self.device)
         self.attn_implementation = resolve_attn_implementation(torch, self.device, self.dtype, attn_implementation)
         self.lock = threading.Lock()
+        self.one_thread_pass_tokens = ONE_THREAD_PASS_TOKENS
         cls = transformers.AutoModelForCausalLM if causal_lm else transformers.AutoModel
         dtype_kw = "dtype" if _version_at_least(transformers.__version__, (4, 56)) else "torch_dtype"
         load_kw: dict[str, Any] = {dtype_kw: self.dtype, "attn_implementation": self.attn_implementation}
@@ -150,17 +153,18 @@ class TorchRuntime:
 
     @contextlib.contextmanager
     def _intra_op_threads(self, padded_tokens: int) -> Iterator[None]:
-        """One intra-op thread for a pass of at most ``ONE_THREAD_PASS_TOKENS`` on a shared CPU, torch's own
+        """One intra-op thread for a pass of at most ``one_thread_pass_tokens`` on a shared CPU, torch's own
         count otherwise (restored after the pass; OpenMP keeps the count per calling thread).
 
         Every parallel region of a pass ends only when each of our threads has had a core; with other work
         on the cores a small pass mostly waits for that. Measured on 2 cores beside two busy loops (0.6B
         layer shape, 1 layer, issue 30): one thread ran 1 x 16 tokens 2.4-4.8x faster than two (p99 36-39 ms
         against 157-168), 4 x 64 1.4-1.5x, 8 x 128 1.1x; 16 x 256 and 32 x 256 ran at 0.74-0.81x, so bigger
-        passes keep every thread.
+        passes keep every thread (benchmarks/cpu_threads.py).
         """
         torch = self.torch
-        threads = torch.get_num_threads() if self.device == "cpu" and padded_tokens <= ONE_THREAD_PASS_TOKENS else 1
+        small = self.device == "cpu" and padded_tokens <= self.one_thread_pass_tokens
+        threads = torch.get_num_threads() if small else 1
         one = threads > 1 and tokens.cpu_is_shared()
         if one:
             torch.set_num_threads(1)
