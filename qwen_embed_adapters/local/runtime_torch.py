@@ -142,7 +142,8 @@ class TorchRuntime:
     def run(self, input_ids: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
         """Pooled vectors (float32, one row per input row) of one padded batch."""
         torch = self.torch
-        with self.lock, torch.inference_mode(), self._intra_op_threads(input_ids.size):
+        watch = tokens.CpuPassWatch() if self.device == "cpu" else contextlib.nullcontext()
+        with self.lock, torch.inference_mode(), self._intra_op_threads(input_ids.size), watch:
             ids_t = torch.from_numpy(input_ids).to(self.device)
             mask_t = torch.from_numpy(mask).to(self.device)
             out = self.model(input_ids=ids_t, attention_mask=mask_t)

@@ -26,17 +26,19 @@ CPU_BATCH_TOKENS = 1024
 CPU_SHARED_BATCH_TOKENS = 8192
 
 
-#: how long a verdict of ``cpu_is_shared`` stands before the CPU time is read again
+#: forward-pass time over which ``cpu_is_shared`` weighs other processes' CPU use before it decides again
 SHARED_CHECK_S = 0.5
 
 
 class _CpuWatch:
-    """The last reading of ``cpu_is_shared``: (monotonic time, machine busy CPU seconds, ours) and its verdict."""
+    """Other processes' busy CPU seconds and wall seconds summed over our forward passes since the last
+    verdict, and that verdict (None until ``SHARED_CHECK_S`` of passes have been measured)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.reading: tuple[float, float, float] | None = None
-        self.shared = False
+        self.others = 0.0
+        self.wall = 0.0
+        self.shared: bool | None = None
 
 
 _watch = _CpuWatch()
@@ -63,6 +65,29 @@ def _cpu_reading() -> tuple[float, float, float] | None:
     return time.monotonic(), busy, mine.user + mine.system
 
 
+class CpuPassWatch:
+    """Measures one forward pass for ``cpu_is_shared``: ``with CpuPassWatch(): <the pass>`` (a runtime on a CPU
+    wraps each pass in one). Costs two reads of ``/proc/stat``; does nothing where it cannot be read."""
+
+    def __enter__(self) -> CpuPassWatch:
+        self.start = _cpu_reading()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = _cpu_reading() if self.start is not None else None
+        if end is None or self.start is None:
+            return
+        wall = end[0] - self.start[0]
+        others = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        with _watch.lock:
+            _watch.wall += wall
+            _watch.others += others
+            if _watch.wall >= SHARED_CHECK_S:
+                cores = os.cpu_count() or 1
+                _watch.shared = _watch.others / _watch.wall > 0.5 * max(1, cores // 2)
+                _watch.wall = _watch.others = 0.0
+
+
 def _load_says_shared() -> bool:
     try:
         load = os.getloadavg()[0]
@@ -73,30 +98,22 @@ def _load_says_shared() -> bool:
 
 
 def cpu_is_shared() -> bool:
-    """True when other processes keep the CPU busy enough that our threads wait for cores.
+    """True when other processes keep the CPU busy while our forward passes run, so our threads wait for cores.
 
-    On Linux, measured as the CPU time the whole machine spent busy less this process's own, over the time
-    since the last reading (read again after ``SHARED_CHECK_S``): shared above ``0.5 * max(1, cores // 2)``
-    cores of other work. One busy loop beside our 2 threads on 2 cores runs at about 0.67 of a core, two at
-    1.0-1.3 (measured, issue 30). Our own threads are not counted, so running fewer of them on shared cores
-    (``TorchRuntime``) cannot flip the verdict back, as it would with the 1-minute load average: two busy
-    loops and our one thread make a load of 3, the boundary. Where ``/proc/stat`` does not exist, and on the
-    first call, the load average decides: shared above ``cores + max(1, cores // 2)``. False where neither
-    exists (Windows).
+    Measured on Linux during our own passes (``CpuPassWatch``): the CPU time the whole machine spent busy less
+    this process's own, summed over ``SHARED_CHECK_S`` of passes, then decided again: shared above
+    ``0.5 * max(1, cores // 2)`` cores of other work. Beside two busy loops on 2 cores that reads 1.0-1.3
+    cores. Two things this avoids (issue 30): our own threads are not counted, so running fewer of them on
+    shared cores (``TorchRuntime``) cannot flip the verdict back, as the 1-minute load average would (two busy
+    loops and our one thread make a load of 3, the boundary); and work that runs only between our passes, such
+    as the load generator of a server benchmark on loopback waiting for its answers, does not count, since it
+    does not take cores from a pass. Until passes have been measured, and where ``/proc/stat`` does not exist,
+    the load average decides: shared above ``cores + max(1, cores // 2)``. False where neither exists (Windows).
     """
-    reading = _cpu_reading()
-    if reading is None:
-        return _load_says_shared()
     with _watch.lock:
-        last = _watch.reading
-        if last is None:
-            _watch.reading, _watch.shared = reading, _load_says_shared()
-        elif reading[0] - last[0] >= SHARED_CHECK_S:
-            others = (reading[1] - last[1]) - (reading[2] - last[2])
-            cores = os.cpu_count() or 1
-            _watch.reading = reading
-            _watch.shared = others / (reading[0] - last[0]) > 0.5 * max(1, cores // 2)
-        return _watch.shared
+        if _watch.shared is not None:
+            return _watch.shared
+    return _load_says_shared()
 
 
 def default_batch_tokens(device: str, shared: bool | None = None) -> int:
@@ -254,6 +271,7 @@ __all__ = [
     "CPU_SHARED_BATCH_TOKENS",
     "EOT",
     "SHARED_CHECK_S",
+    "CpuPassWatch",
     "TokenMemo",
     "TokenPipeline",
     "cpu_is_shared",

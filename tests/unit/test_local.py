@@ -281,9 +281,9 @@ async def test_async_twins_run_off_the_event_loop(tiny_qwen3_dir: str) -> None:
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def _scripted_cpu(monkeypatch: pytest.MonkeyPatch, load: float = 0.5) -> list[tuple[float, float, float]]:
-    """Readings ``cpu_is_shared`` takes in turn: (time, machine busy CPU s, our CPU s), on 2 cores; the load
-    average (for the first call) is ``load``."""
+def _scripted_cpu(monkeypatch: pytest.MonkeyPatch, load: list[float]) -> list[tuple[float, float, float]]:
+    """Readings ``CpuPassWatch`` takes in turn, (time, machine busy CPU s, our CPU s), on 2 cores, with a fresh
+    verdict; the load average (what decides before passes are measured) is ``load[0]``."""
     from qwen_embed_adapters.local import tokens
 
     script: list[tuple[float, float, float]] = []
@@ -291,11 +291,21 @@ def _scripted_cpu(monkeypatch: pytest.MonkeyPatch, load: float = 0.5) -> list[tu
     monkeypatch.setattr(tokens, "_cpu_reading", lambda: script.pop(0))
     monkeypatch.setattr(tokens.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(tokens.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (load, 0.0, 0.0))
+    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (load[0], 0.0, 0.0))
     return script
 
 
-def test_default_token_budget_is_small_on_an_idle_cpu_and_kept_out_of_the_config(
+def _pass(script: list[tuple[float, float, float]], start: tuple[float, float, float],
+          end: tuple[float, float, float]) -> None:
+    from qwen_embed_adapters.local.tokens import CpuPassWatch
+
+    script += [start, end]
+    with CpuPassWatch():
+        pass
+    assert script == []
+
+
+def test_default_token_budget_follows_other_work_during_passes_and_stays_out_of_the_config(
     tiny_qwen3_dir: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from qwen_embed_adapters.local import default_batch_tokens
@@ -303,41 +313,39 @@ def test_default_token_budget_is_small_on_an_idle_cpu_and_kept_out_of_the_config
     assert [default_batch_tokens("cpu", shared=False), default_batch_tokens("cpu", shared=True)] == [1024, 8192]
     assert [default_batch_tokens(d, shared=s) for d in ("cuda", "mps") for s in (False, True)] == [16384] * 4
     emb = LocalEmbedder(tiny_qwen3_dir, device="cpu")
-    script = _scripted_cpu(monkeypatch)
-    script += [(100.0, 1000.0, 10.0),  # first reading: the load average (0.5) decides
-               (101.0, 1002.0, 11.9),  # 2 CPU s busy in 1 s, 1.9 of them ours: 0.1 core of other work
-               (102.0, 1004.0, 12.8),  # 1.1 cores of other work
-               (102.3, 1004.6, 13.4),  # no other work, but under SHARED_CHECK_S later: the verdict stands
-               (103.0, 1006.0, 13.8)]  # we ran one thread (1 s since 102), others 1.0: still shared
-    assert emb.max_batch_tokens == 1024
-    assert emb.max_batch_tokens == 1024
+    load = [0.5]
+    script = _scripted_cpu(monkeypatch, load)
+    assert emb.max_batch_tokens == 1024  # no pass measured yet: the load average (0.5 on 2 cores)
+    load[0] = 3.5  # 2 cores: our 2 threads and 1.5 more runnable on average
     assert emb.max_batch_tokens == 8192  # decided per call, not when the embedder was built
+    load[0] = 3.0  # the boundary, cores + 1, is still "alone"
+    assert emb.max_batch_tokens == 1024
+    load[0] = 3.5
+    _pass(script, (0.0, 0.0, 0.0), (0.3, 0.6, 0.6))  # 0.3 s of pass, all the busy CPU ours
+    assert emb.max_batch_tokens == 8192  # under SHARED_CHECK_S of passes measured: still the load average
+    # between passes the machine was busy 10 s more (a client reading its answers): not counted
+    _pass(script, (1.0, 10.6, 0.6), (1.3, 11.2, 0.9))  # 0.3 core of other work: 0.3 CPU s in 0.6 s of passes
+    assert emb.max_batch_tokens == 1024  # 0.5 core is not above half a core: the load average is overruled
+    _pass(script, (2.0, 12.0, 1.0), (2.5, 13.0, 1.5))  # 1.0 core of others: two busy loops beside our 2 threads
     assert emb.max_batch_tokens == 8192
+    load[0] = 0.0
+    _pass(script, (3.0, 14.0, 2.0), (3.6, 15.3, 2.5))  # we ran one thread; others still 1.3 cores
     assert emb.max_batch_tokens == 8192
-    assert script == []
     assert emb.to_config()["max_batch_tokens"] is None  # rebuilt elsewhere, it picks that device's default
     assert LocalEmbedder(tiny_qwen3_dir, device="cpu", max_batch_tokens=16384).max_batch_tokens == 16384
-
-
-def test_cpu_is_shared_boundary_is_half_a_core_of_other_work_on_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    from qwen_embed_adapters.local import cpu_is_shared
-
-    script = _scripted_cpu(monkeypatch, load=3.5)  # 2 cores: the load average says shared (above 3)
-    script += [(0.0, 0.0, 0.0), (1.0, 1.5, 1.0), (2.0, 3.1, 2.0)]
-    assert [cpu_is_shared(), cpu_is_shared(), cpu_is_shared()] == [True, False, True]  # 0.5 is not above 0.5
 
 
 def test_cpu_is_shared_falls_back_to_the_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
     from qwen_embed_adapters.local import cpu_is_shared, tokens
 
-    load = [0.5]
-    monkeypatch.setattr(tokens, "_cpu_reading", lambda: None)  # no /proc/stat (macOS)
-    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (load[0], 0.0, 0.0))
-    monkeypatch.setattr(tokens.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    assert cpu_is_shared() is False
-    load[0] = 3.5  # 2 cores: our 2 threads and 1.5 more runnable on average
+    load = [3.5]
+    script = _scripted_cpu(monkeypatch, load)
+    monkeypatch.setattr(tokens, "_cpu_reading", lambda: None)  # no /proc/stat (macOS): passes are not measured
+    with tokens.CpuPassWatch():
+        pass
+    assert script == [] and tokens._watch.wall == 0.0
     assert cpu_is_shared() is True
-    load[0] = 3.0  # the boundary, cores + 1, is still "alone"
+    load[0] = 3.0
     assert cpu_is_shared() is False
 
     def no_load() -> tuple[float, float, float]:
@@ -348,8 +356,8 @@ def test_cpu_is_shared_falls_back_to_the_load_average(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="the CPU-time reading is Linux's /proc/stat")
-def test_cpu_is_shared_sees_busy_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two busy child processes while this one sleeps: at least a core of other work on any machine."""
+def test_cpu_is_shared_sees_busy_processes_during_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two busy child processes through a 0.6 s "pass" of ours (a sleep): at least a core of other work."""
     import time
 
     from qwen_embed_adapters.local import cpu_is_shared, tokens
@@ -357,16 +365,30 @@ def test_cpu_is_shared_sees_busy_processes(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(tokens, "_watch", tokens._CpuWatch())
     monkeypatch.setattr(tokens.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     monkeypatch.setattr(tokens.os, "cpu_count", lambda: 2)
-    assert cpu_is_shared() is False  # the first reading: the (patched) load average
+    assert cpu_is_shared() is False  # nothing measured: the (patched) load average
     busy = [subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"])
             for _ in range(2)]
     try:
-        time.sleep(1.5)
+        time.sleep(0.5)  # started
+        with tokens.CpuPassWatch():
+            time.sleep(0.6)
+        assert tokens._watch.shared is True
         assert cpu_is_shared() is True
     finally:
         for proc in busy:
             proc.kill()
             proc.wait()
+
+
+def test_cpu_passes_are_measured(tiny: LocalEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qwen_embed_adapters.local import tokens
+
+    readings: list[object] = []
+    real = tokens._cpu_reading
+    monkeypatch.setattr(tokens, "_watch", tokens._CpuWatch())
+    monkeypatch.setattr(tokens, "_cpu_reading", lambda: readings.append(1) or real())
+    tiny.embed_documents(["one", "two"])
+    assert len(readings) == 2 * len(tiny._plan_batches(["one", "two"]))  # before and after every pass
 
 
 @pytest.fixture
