@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI resolves route annotations (Request) at runtime.
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -143,7 +144,14 @@ def run(
 
     On the first signal the server drains: requests in progress finish, new ones get 503, and the
     process exits once none is left or ``graceful_timeout`` seconds have passed, whichever is first.
+
+    Everything alive before serving (the model, tokenizer, libraries: ~420,000 objects with
+    all-MiniLM-L6-v2) is moved out of the cyclic collector's reach first (``gc.freeze``, Python docs "gc"):
+    a full collection over them took 200 ms with the GIL held, a stall every request in flight waited
+    through. 16 clients x 1 short text, two rounds: p99 349-374 ms before, 169-204 ms after.
     """
+    gc.collect()
+    gc.freeze()
     serve_until_drained(app, host=host, port=port, log_level=log_level, graceful_timeout=graceful_timeout)
 
 

@@ -234,3 +234,36 @@ async def test_a_call_runs_in_arrival_order_unless_sorting_saves_padding() -> No
     assert g._passes(jobs(chunks)) == [[0, 1, 2, 3], [4, 5]]
     mixed = [5, 40, 5, 40, 5, 5]  # in order: [5, 40] [5, 40] [5, 5] pads 80 + 80 + 10; sorted 80 + 20
     assert g._passes(jobs(mixed)) == [[0, 2, 4, 5], [1, 3]]  # the short texts' pass holds the oldest
+
+
+def test_run_moves_what_is_alive_out_of_the_collector_and_collects_garbage_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run`` freezes the objects alive before serving (no 200 ms full collections over the model while
+    requests wait), after collecting the cyclic garbage so none is frozen with them."""
+    import gc
+    import weakref
+
+    from qwen_embed_adapters.server import app as app_module
+
+    class Node:
+        pass
+
+    garbage = Node()
+    garbage.self = garbage  # type: ignore[attr-defined]  # a cycle only the collector frees
+    gone = weakref.ref(garbage)
+    del garbage
+    seen: dict[str, int] = {}
+
+    def fake_serve(app: object, **kwargs: object) -> None:
+        seen["frozen"] = gc.get_freeze_count()
+
+    monkeypatch.setattr(app_module, "serve_until_drained", fake_serve)
+    gc.disable()  # so that only run's collection can free the cycle
+    try:
+        app_module.run(build_app(FakeEmbedder(dimensions=8)), port=1)
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    assert seen["frozen"] > 10_000
+    assert gone() is None
