@@ -98,11 +98,9 @@ def main() -> None:
           f"torch's count {cores}. `python benchmarks/cpu_threads.py{' --quick' if args.quick else ''}`")
     for phase in phases:
         with cpu_peers.busy_cores(cores if phase == "loaded" else 0, 3600.0):
-            cpu_is_shared()
-            time.sleep(0.6)
-            shared = cpu_is_shared()  # over the 0.6 s just slept
-            load = os.getloadavg()[0]
             res = run_phase(runtime, torch, shapes, args.rounds, args.seconds)
+            shared = cpu_is_shared()  # as the rule saw it: measured during the phase's own passes
+            load = os.getloadavg()[0]
         busy = f"{cores} busy-loop processes" if phase == "loaded" else "no other job started"
         print(f"\n#### {phase} ({busy}; cpu_is_shared() {shared}; load average {load:.1f})\n")
         print(f"| pass (rows x tokens) | torch's count ({cores}), tokens/s | 1 thread, tokens/s | the rule, tokens/s "
