@@ -164,9 +164,9 @@ class TorchRuntime:
         passes keep every thread (benchmarks/cpu_threads.py).
         """
         torch = self.torch
+        threads = torch.get_num_threads()
         small = self.device == "cpu" and padded_tokens <= self.one_thread_pass_tokens
-        threads = torch.get_num_threads() if small else 1
-        one = threads > 1 and tokens.cpu_is_shared()
+        one = small and threads > 1 and tokens.cpu_is_shared()
         if one:
             torch.set_num_threads(1)
         try:
