@@ -11,7 +11,7 @@ LocalEmbedder on the tiny random Qwen3 (``make_tiny_qwen3``: Qwen3's architectur
     python benchmarks/cache_reingest.py --quick                  # 300 texts, seconds, writes nothing
     python benchmarks/cache_reingest.py --append docs/benchmarks.md
 
-Prints a Markdown table; ``--append FILE`` adds it as a section to FILE (ignored with ``--quick``).
+Prints a Markdown table; ``--append FILE`` writes it as its own section of FILE (replaced on each run) (ignored with ``--quick``).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from qwen_embed_adapters.adapters.faiss import FaissStore  # noqa: E402
 from qwen_embed_adapters.cache import CachedEmbedder  # noqa: E402
 from qwen_embed_adapters.embedder import Embedder  # noqa: E402
 from qwen_embed_adapters.ingest import IngestReport, ingest  # noqa: E402
 from qwen_embed_adapters.local import LocalEmbedder  # noqa: E402
 from qwen_embed_adapters.testing import make_tiny_qwen3  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 
 WORDS = ("vector database embedding query retrieval passage capital China Beijing model token batch "
          "server index cosine similarity machine learning river mountain market 机器 学习 向量 数据库").split()
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=20_000, help="texts (default 20000)")
     parser.add_argument("--model", default=None, help="a model folder (default: the tiny random Qwen3)")
     parser.add_argument("--quick", action="store_true", help="300 texts, seconds; never writes a file")
-    parser.add_argument("--append", default=None, help="append the table to this Markdown file")
+    parser.add_argument("--append", default=None, help="write the table as its section of this Markdown file (replaced on each run)")
     args = parser.parse_args(argv)
     n = 300 if args.quick else args.n
 
@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     if args.append and not args.quick:
-        with open(args.append, "a", encoding="utf-8") as fh:
-            fh.write("\n" + table)
+        write_section("cache_reingest", table, doc=Path(args.append))
     return 0
 
 

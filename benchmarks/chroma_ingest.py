@@ -1,7 +1,7 @@
 """Add N documents to Chroma through our function and through Chroma's own OpenAIEmbeddingFunction.
 
     python benchmarks/chroma_ingest.py                  # 5,000 documents, 1024-d, prints a table
-    python benchmarks/chroma_ingest.py --append-docs    # also appends the table to docs/benchmarks.md
+    python benchmarks/chroma_ingest.py --append-docs    # also writes its section of docs/benchmarks.md (replaced on each run)
     python benchmarks/chroma_ingest.py --quick          # 200 documents, 64-d: seconds, never written
 
 Both functions talk to the same OpenAI-compatible server (tests/support/openai_server.py, hash vectors,
@@ -41,6 +41,7 @@ from chromadb.config import Settings  # noqa: E402
 
 from qwen_embed_adapters.adapters.chroma import ChromaStore, get_or_create_collection  # noqa: E402
 from qwen_embed_adapters.remote import RemoteEmbedder  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 from tests.support.openai_server import EmbeddingServer  # noqa: E402
 
 MODEL = "Qwen3-Embedding-0.6B"
@@ -161,10 +162,8 @@ def main() -> None:
     print()
     print(table)
     if args.append_docs:
-        path = ROOT / "docs" / "benchmarks.md"
-        with open(path, "a", encoding="utf-8") as f:
-            f.write("\n" + table)
-        print(f"appended to {path}")
+        path = write_section("chroma_ingest", table)
+        print(f"written to {path}")
 
 
 if __name__ == "__main__":

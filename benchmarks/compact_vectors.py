@@ -56,6 +56,7 @@ from stdlib_corpus import build_corpus  # noqa: E402
 
 from qwen_embed_adapters.adapters.faiss import FaissStore  # noqa: E402
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 
 HEADING = "## Compact vectors (int8 / binary with float rescoring)"
 #: (precision, rescore) rows of the quality table; rescore 1 shows the compact index alone (no oversampling)
@@ -329,16 +330,7 @@ def main() -> int:
 
 def _write_section(name: str, table: str) -> None:
     """``table`` between this part's markers in docs/benchmarks.md (the section heading before the first)."""
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = f"<!-- compact_vectors_{name}:start -->", f"<!-- compact_vectors_{name}:end -->"
-    block = f"{start}\n{table}\n{end}"
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        heading = "" if HEADING in text else f"{HEADING}\n\n"
-        text = text.rstrip() + "\n\n" + heading + block + "\n"
-    path.write_text(text)
+    write_section(f"compact_vectors_{name}", table, heading=HEADING)
 
 
 if __name__ == "__main__":

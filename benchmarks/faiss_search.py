@@ -13,7 +13,7 @@ so the run needs no model and no network:
     python benchmarks/faiss_search.py --append docs/benchmarks.md
     python benchmarks/faiss_search.py --quick               # 2,000 x 64-d, 20 queries: seconds, never written
 
-Prints a Markdown table; ``--append FILE`` adds it as a section to FILE.
+Prints a Markdown table; ``--append FILE`` writes it as its own section of FILE (replaced on each run).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from qwen_embed_adapters.adapters.faiss import FaissStore
 from qwen_embed_adapters.testing import FakeEmbedder
+from tests.support.bench_docs import write_section
 
 WORDS = (
     "capital city river mountain vector database embedding model query passage search index cluster "
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef-search", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--omp-threads", type=int, default=None,
                         help="faiss OpenMP threads (1 avoids stalls on a machine shared with other jobs)")
-    parser.add_argument("--append", default=None, help="append the table to this Markdown file")
+    parser.add_argument("--append", default=None, help="write the table as its section of this Markdown file (replaced on each run)")
     parser.add_argument("--quick", action="store_true", help="2,000 x 64-d, 20 queries: seconds, never written")
     args = parser.parse_args(argv)
     if args.quick:
@@ -167,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     if args.append:
-        with open(args.append, "a", encoding="utf-8") as fh:
-            fh.write("\n" + table)
+        write_section("faiss_search", table, doc=Path(args.append))
     return 0
 
 

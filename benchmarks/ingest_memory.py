@@ -202,15 +202,10 @@ def main() -> int:
     table = head + body
     print(table)
     if not args.no_docs:
-        path = REPO / "docs" / "benchmarks.md"
-        text = path.read_text(encoding="utf-8")
-        start, end = "<!-- ingest_memory:start -->", "<!-- ingest_memory:end -->"
-        block = f"{start}\n{table}{NOTE}{end}"
-        if start in text:
-            text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        path.write_text(text, encoding="utf-8")
+        sys.path.insert(0, str(REPO))
+        from tests.support.bench_docs import write_section
+
+        write_section("ingest_memory", table + NOTE)
         print("written to docs/benchmarks.md")
     return 0
 

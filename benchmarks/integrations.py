@@ -38,12 +38,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.support.bench_docs import write_section  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 CACHE = Path(os.environ.get("QWEN_EMBED_CACHE", Path.home() / ".cache" / "qwen-embed-adapters"))
 PEER_VENV = CACHE / "venvs" / "langchain-hf"
-START, END = "<!-- integrations:start -->", "<!-- integrations:end -->"
 WORDS = ("capital city river mountain language science music history market energy computer garden "
          "ocean planet museum train bridge winter summer festival doctor school ").split()
 
@@ -175,7 +176,6 @@ def main() -> None:
 
     n = len(texts)
     lines = [
-        START,
         f"### LangChain: QwenEmbeddings vs LangChain's own classes, same model ({dt.date.today()})",
         "",
         f"all-MiniLM-L6-v2 (384-d), {n} texts of 8-40 words, CPU, median of {args.repeats}; "
@@ -193,17 +193,11 @@ def main() -> None:
             b, d = theirs_row
             lines.append(f"| {path} | `{alt}` | {n / a:,.0f} | {n / b:,.0f} | {b / a:.2f}x | {d:.1e} |")
     lines += ["", "Ratio > 1: QwenEmbeddings is faster. HTTP rows: both clients talk to one `qwen-embed serve` "
-              "on the same folder (QwenEmbeddings asks for base64, OpenAIEmbeddings for floats here)." + peer_note, END]
+              "on the same folder (QwenEmbeddings asks for base64, OpenAIEmbeddings for floats here)." + peer_note]
     table = "\n".join(lines)
     print(table)
     if args.write:
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text()
-        if START in text:
-            text = text[: text.index(START)] + table + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + table + "\n"
-        doc.write_text(text)
+        write_section("integrations", table)
 
 
 if __name__ == "__main__":

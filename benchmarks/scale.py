@@ -36,12 +36,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from qwen_embed_adapters import RemoteEmbedder  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 
 BATCH = 32
 DIM = 256
-START, END = "<!-- scale_remote:start -->", "<!-- scale_remote:end -->"
 
 
 def start_server(service_time: float, slots: int) -> tuple[subprocess.Popen[str], str]:
@@ -180,14 +179,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     if args.write and table:
-        path = ROOT / "docs" / "benchmarks.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        block = f"{START}\n{table}\n{END}"
-        if START in text:
-            text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        path.write_text(text)
+        write_section("scale_remote", table)
     return 0
 
 

@@ -29,6 +29,7 @@ from qwen_embed_adapters.adapters.spec import store_from_spec  # noqa: E402
 from qwen_embed_adapters.ingest import ingest  # noqa: E402
 from qwen_embed_adapters.local import LocalEmbedder  # noqa: E402
 from qwen_embed_adapters.testing import make_tiny_qwen3  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 from tests.support.milvus_fixtures import corpus, milvus_lite_server  # noqa: E402
 
 MARK = "scale_ray"
@@ -105,15 +106,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.append_docs:
-        path = ROOT / "docs" / "benchmarks.md"
-        doc = path.read_text(encoding="utf-8")
-        block = f"<!-- {MARK}:start -->\n{table}\n<!-- {MARK}:end -->"
-        start, end = f"<!-- {MARK}:start -->", f"<!-- {MARK}:end -->"
-        if start in doc:
-            doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end):]
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-        path.write_text(doc, encoding="utf-8")
+        write_section(MARK, table)
 
 
 if __name__ == "__main__":

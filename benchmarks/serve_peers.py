@@ -45,11 +45,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.bench_docs import write_section  # noqa: E402
 from tests.support.engines import LLAMACPP_VERSION, EngineProcess, cache_dir, start_engine  # noqa: E402
 from tests.support.load_client import LoadTally, closed_loop, load_average  # noqa: E402
 from tests.support.local_fixtures import start_serve  # noqa: E402
 
-START, END = "<!-- serve_peers:start -->", "<!-- serve_peers:end -->"
 NAME = "minilm"  # the model id every server is started with and every request sends
 SERVERS = ("qwen-embed serve", "Infinity", "llama.cpp")
 #: Common English words, one WordPiece token each in MiniLM's vocabulary: word counts are token counts.
@@ -282,14 +282,7 @@ def main() -> int:
     table = run(args)
     print(table)
     if args.write:
-        path = ROOT / "docs" / "benchmarks.md"
-        text = path.read_text()
-        block = f"{START}\n{table}\n{END}"
-        if START in text:
-            text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        path.write_text(text)
+        write_section("serve_peers", table)
     return 0
 
 

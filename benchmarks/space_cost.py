@@ -31,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.support.bench_docs import write_section  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -145,15 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        path = ROOT / "docs" / "benchmarks.md"
-        doc = path.read_text(encoding="utf-8")
-        start, end = f"<!-- {MARK}:start -->", f"<!-- {MARK}:end -->"
-        block = f"{start}\n{table}\n{end}"
-        if start in doc:
-            doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end):]
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-        path.write_text(doc, encoding="utf-8")
+        write_section(MARK, table)
     return 0
 
 
