@@ -55,7 +55,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--dtype", default="auto", help="auto (bf16/fp16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     p.add_argument("--max-length", type=int, default=8192, help="longest input in tokens (default 8192)")
     p.add_argument("--max-batch-tokens", type=int, default=None,
-                   help="padded tokens per forward pass (default: 16384 on CUDA/MPS; on a CPU 1024, or 8192 while the load average says the cores are shared)")
+                   help="padded tokens per forward pass (default: 16384 on CUDA/MPS; on a CPU 1024, or 8192 while other processes keep the cores busy during its passes, see local.cpu_is_shared)")
     p.add_argument("--max-inputs", type=int, default=2048, help="most inputs per request (default 2048)")
     p.add_argument("--gather-ms", type=float, default=20.0,
                    help="gather concurrent requests for this long into one batch (0 turns gathering off)")
