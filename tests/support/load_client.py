@@ -44,6 +44,13 @@ class LoadTally:
     def p(self, q: float) -> float:
         return percentile(self.ok_ms, q)
 
+    def add(self, other: LoadTally) -> None:
+        """Pool ``other`` (another run of the same load) into this tally: its answers, texts and seconds."""
+        self.statuses.update(other.statuses)
+        self.ok_ms.extend(other.ok_ms)
+        self.texts += other.texts
+        self.seconds += other.seconds
+
 
 #: One request: (client, client number, request number) -> (texts it carried if it succeeded, else 0, status).
 Request = Callable[[httpx.AsyncClient, int, int], Awaitable[tuple[int, str]]]
