@@ -244,7 +244,7 @@ def report(args: argparse.Namespace, corpora: dict[str, list[str]], tokens: dict
     n_layers = shape_layers(args.size)
     layers = f"all {n_layers} layers" if args.layers is None else f"{args.layers} of its {n_layers} layers"
     print(f"\nQwen3-Embedding-{args.size} shape ({layers}), random weights, CPU; {machine()}. "
-          f"`python benchmarks/cpu_peers.py{' --quick' if args.quick else ''}`")
+          f"`python benchmarks/cpu_peers.py{''.join(' ' + a for a in sys.argv[1:])}`")
     print("corpora: " + "; ".join(
         f"{c} {len(corpora[c])} texts of {lo}-{hi} tokens ({tokens[c]:,} tokens"
         + (", one call each)" if c == "query" else ", one call)") for c, (lo, hi) in CORPORA.items()))

@@ -53,7 +53,6 @@ from qwen_embed_adapters.embedder import Embedder
 from qwen_embed_adapters.retrieval import DEFAULT_FUSION, Fusion
 from tests.support.bench_docs import write_section
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qwen-embed-adapters" / "bench"
 MAX_LENGTH = 256
 
@@ -294,7 +293,7 @@ def table(corpus: Corpus, rows: list[Row], n: int, seed: int, quick: bool) -> st
 
 
 def write(section: str) -> None:
-    write_section("retrieval_quality", section, doc=DOC)
+    write_section("retrieval_quality", section)
 
 
 def main(argv: list[str] | None = None) -> int:

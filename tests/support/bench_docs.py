@@ -23,7 +23,7 @@ def write_section(name: str, body: str, *, heading: str | None = None, doc: Path
     """Put ``body`` between section ``name``'s markers in ``doc``, replacing what was there.
 
     A section not in ``doc`` yet is added at its end, after ``heading`` when one is given and not already in
-    the file. Raises ``ValueError`` naming the marker when only one of the two is there, or they are out of
+    the file. Raises ``ValueError`` naming the section and both markers when only one of the two is there, or they are out of
     order: a half-marked section is a hand edit gone wrong, and writing would lose the text after it.
     """
     start, end = markers(name)
