@@ -83,12 +83,15 @@ def _keep_probes(embedder: Embedder, instruction: str | None, vectors: np.ndarra
     return vectors
 
 
-def _probes_of(embedder: Embedder, instruction: str | None) -> np.ndarray:
+def probes_of(embedder: Embedder, instruction: str | None) -> np.ndarray:
+    """The space card's probe vectors from ``embedder`` under ``instruction``, embedded once per embedder and
+    instruction (cached for the embedder's lifetime): what a store's card is written from and checked against."""
     hit = _cached_probes(embedder, instruction)
     return hit if hit is not None else _keep_probes(embedder, instruction, embed_probes(embedder, instruction))
 
 
-async def _aprobes_of(embedder: Embedder, instruction: str | None) -> np.ndarray:
+async def aprobes_of(embedder: Embedder, instruction: str | None) -> np.ndarray:
+    """``probes_of`` through the embedder's async path."""
     hit = _cached_probes(embedder, instruction)
     if hit is not None:
         return hit
@@ -527,11 +530,11 @@ class VectorStore(ABC):
         text = self._read_card() or getattr(self, "_memory_card", None)
         if text is not None:
             card = self._same_width(text, emb)
-            self._proved(self._judge(text, _probes_of(emb, card.instruction), emb))
+            self._proved(self._judge(text, probes_of(emb, card.instruction), emb))
         elif writing:
             self._refuse_cardless(self.count() if self.space_check == "strict" else None, emb)
             instruction = emb.query_instruction
-            card = card_from_vectors(emb, _probes_of(emb, instruction), instruction)
+            card = card_from_vectors(emb, probes_of(emb, instruction), instruction)
             self._write_card(card.dumps())
             self._proved(card)
 
@@ -543,11 +546,11 @@ class VectorStore(ABC):
         text = await self._aread_card() or getattr(self, "_memory_card", None)
         if text is not None:
             card = self._same_width(text, emb)
-            self._proved(self._judge(text, await _aprobes_of(emb, card.instruction), emb))
+            self._proved(self._judge(text, await aprobes_of(emb, card.instruction), emb))
         elif writing:
             self._refuse_cardless(await self.acount() if self.space_check == "strict" else None, emb)
             instruction = emb.query_instruction
-            card = card_from_vectors(emb, await _aprobes_of(emb, instruction), instruction)
+            card = card_from_vectors(emb, await aprobes_of(emb, instruction), instruction)
             await self._awrite_card(card.dumps())
             self._proved(card)
 
@@ -1047,6 +1050,6 @@ def _apply_rerank(query: str, hits: list[Hit], scores: Any, top_k: int, mode: st
 
 
 __all__ = [
-    "PRECISIONS", "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "check_ids", "check_metadata", "check_top_k",
-    "content_id", "filter_values", "prepare_records", "rebuild_store", "secret_from_env",
+    "PRECISIONS", "SPACE_CHECKS", "Hit", "StoreSettings", "VectorStore", "aprobes_of", "check_ids", "check_metadata",
+    "check_top_k", "content_id", "filter_values", "prepare_records", "probes_of", "rebuild_store", "secret_from_env",
 ]

@@ -19,7 +19,7 @@ from ..embedder import Embedder
 from ..errors import DimensionMismatchError, VectorSpaceMismatchError
 from ..settings import check_choice, check_number
 from ..space import DEFAULT_TOLERANCE, SpaceCard, card_from_vectors, compare_cards, mismatch_error
-from .base import SPACE_CHECKS, _probes_of
+from .base import SPACE_CHECKS, probes_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def prove_card(
         if card.dimension != embedder.dimension:
             raise DimensionMismatchError(card.dimension, embedder.dimension, where,
                                          f"its space card was made at {card.dimension} dimensions")
-        comparison = compare_cards(card, _probes_of(embedder, card.instruction), tolerance)
+        comparison = compare_cards(card, probes_of(embedder, card.instruction), tolerance)
         if not comparison.same_space:
             raise mismatch_error(card, comparison, embedder, where)
         return card
@@ -57,7 +57,7 @@ def prove_card(
             "pass space_check='adopt' to record the current embedder's card",
         )
     instruction = embedder.query_instruction
-    card = card_from_vectors(embedder, _probes_of(embedder, instruction), instruction)
+    card = card_from_vectors(embedder, probes_of(embedder, instruction), instruction)
     write(card.dumps())
     logger.info("%s: recording the space card of %s (no card was recorded yet)", where, embedder.model)
     return card

@@ -31,7 +31,7 @@ from ...embedder import Embedder
 from ...errors import ConfigurationError, DimensionMismatchError, VectorSpaceMismatchError
 from ...settings import check_choice, check_number
 from ...space import DEFAULT_TOLERANCE, SpaceCard, card_from_vectors, compare_cards, mismatch_error
-from ..base import SPACE_CHECKS, _aprobes_of, _probes_of
+from ..base import SPACE_CHECKS, aprobes_of, probes_of
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +112,9 @@ class WorkingDirCard:
         if state is False:
             return
         if isinstance(state, SpaceCard):
-            self._judge(state, _probes_of(emb, state.instruction), emb)
+            self._judge(state, probes_of(emb, state.instruction), emb)
         else:
-            self._record(emb, _probes_of(emb, emb.query_instruction))
+            self._record(emb, probes_of(emb, emb.query_instruction))
 
     async def aprove(self, emb: Embedder) -> None:
         """Async twin of :meth:`prove` (the probes go through the embedder's async path)."""
@@ -122,9 +122,9 @@ class WorkingDirCard:
         if state is False:
             return
         if isinstance(state, SpaceCard):
-            self._judge(state, await _aprobes_of(emb, state.instruction), emb)
+            self._judge(state, await aprobes_of(emb, state.instruction), emb)
         else:
-            self._record(emb, await _aprobes_of(emb, emb.query_instruction))
+            self._record(emb, await aprobes_of(emb, emb.query_instruction))
 
 
 def ensure_lightrag_space(
