@@ -68,7 +68,9 @@ class RequestGatherer:
     a time, in arrival order or by length (``IN_ORDER_PADDING``), and each request is answered as soon as its last text is done:
     the clients answered by the first passes send their next requests while the later passes run, so they
     are waiting when the call ends and the model does not idle through their round trip (all-MiniLM-L6-v2,
-    64 clients x 1 text: issue 30, benchmarks/serve_peers.py). Without ``plan`` a call is one pass. ``on_idle()`` is called once the model has had
+    64 clients x 1 text: issue 30, benchmarks/serve_peers.py). A call run in arrival order is a line:
+    requests arriving while it runs join its end between passes (``_join``), so no request waits for a call to
+    end before its turn. Without ``plan`` a call is one pass. ``on_idle()`` is called once the model has had
     nothing to do for ``IDLE_AFTER_S`` (the server hands freed memory back to the system then).
     """
 
@@ -167,38 +169,98 @@ class RequestGatherer:
             jobs = await self._gather()
             if not jobs:
                 continue
-            texts = [t for j in jobs for t in j.texts]
-            self.batches += 1
-            now = time.perf_counter()
-            if self._on_queue is not None:
-                for j in jobs:
-                    self._on_queue(now - j.enqueued)
-            if self._on_batch is not None:
-                self._on_batch(len(texts))
+            self._started(jobs)
             try:
-                await self._embed_passes(jobs, texts, self._passes(jobs))
+                if self._plan is not None and self._keeps_order([c for j in jobs for c in j.counts]):
+                    await self._embed_in_line(jobs)
+                else:
+                    await self._embed_passes(jobs, [t for j in jobs for t in j.texts], self._passes(jobs))
             except Exception as exc:  # handed to every request still waiting
                 for j in jobs:
                     if not j.future.done():
                         j.future.set_exception(exc)
 
-    def _passes(self, jobs: list[_Job]) -> list[list[int]]:
-        """The call's forward passes in arrival order (first come, first served) when that costs at most
-        ``IN_ORDER_PADDING`` times the padding of length-sorted passes (texts of like length: chunks), else
-        length-sorted, the pass holding the oldest request first."""
-        counts = [c for j in jobs for c in j.counts]
-        if self._plan is None:
-            return [list(range(len(counts)))]
+    def _started(self, jobs: list[_Job]) -> None:
+        """Count a gathering of ``jobs`` as one model call and tell the metrics."""
+        self.batches += 1
+        now = time.perf_counter()
+        if self._on_queue is not None:
+            for j in jobs:
+                self._on_queue(now - j.enqueued)
+        if self._on_batch is not None:
+            self._on_batch(sum(len(j.texts) for j in jobs))
+
+    def _keeps_order(self, counts: list[int]) -> bool:
+        """Whether passes cut in arrival order pad at most ``IN_ORDER_PADDING`` times what length-sorted passes
+        pad (texts of like length: chunks)."""
+        assert self._plan is not None
 
         def padded(passes: list[list[int]]) -> int:
             return sum(len(p) * max(counts[i] for i in p) for p in passes)
 
-        by_length = self._plan(counts)
-        in_order = self._plan(counts, keep_order=True)
-        if padded(in_order) <= IN_ORDER_PADDING * padded(by_length):
-            return in_order
+        return padded(self._plan(counts, keep_order=True)) <= IN_ORDER_PADDING * padded(self._plan(counts))
+
+    def _passes(self, jobs: list[_Job]) -> list[list[int]]:
+        """The call's forward passes in arrival order (first come, first served) when ``_keeps_order``, else
+        length-sorted, the pass holding the oldest request first."""
+        counts = [c for j in jobs for c in j.counts]
+        if self._plan is None:
+            return [list(range(len(counts)))]
+        if self._keeps_order(counts):
+            return self._plan(counts, keep_order=True)
         owner = [k for k, j in enumerate(jobs) for _ in j.texts]
-        return sorted(by_length, key=lambda p: min(owner[i] for i in p))
+        return sorted(self._plan(counts), key=lambda p: min(owner[i] for i in p))
+
+    async def _embed_in_line(self, jobs: list[_Job]) -> None:
+        """Embed the call's texts first come, first served, one pass at a time from the head of the line,
+        answering each request once its last text is done. Between passes, requests that arrived meanwhile
+        join the end of the line (``_join``): a client answered by one pass sends its next request while the
+        next pass runs, and that request waits for the texts ahead of it, not for the whole call to end and
+        a new one to gather (all-MiniLM-L6-v2, 16 clients x 1 chunk: issue 30, benchmarks/serve_peers.py)."""
+        assert self._plan is not None
+        line = [(j, i) for j in jobs for i in range(len(j.texts))]
+        rows: dict[int, np.ndarray] = {}  # id(job) -> its vectors so far
+        left = {id(j): len(j.texts) for j in jobs}
+        while line:
+            take = len(self._plan([j.counts[i] for j, i in line], keep_order=True)[0])
+            now, line = line[:take], line[take:]
+            vectors = await asyncio.to_thread(self._embed, [j.texts[i] for j, i in now])
+            for row, (j, i) in zip(vectors, now, strict=True):
+                out = rows.get(id(j))
+                if out is None:
+                    out = rows[id(j)] = np.empty((len(j.texts), vectors.shape[1]), dtype=np.float32)
+                out[i] = row
+                left[id(j)] -= 1
+                if left[id(j)] == 0 and not j.future.done():
+                    j.future.set_result(rows.pop(id(j)))
+            joined = self._join(line)
+            for j in joined:
+                left[id(j)] = len(j.texts)
+            jobs.extend(joined)  # so that a failure reaches them too
+
+    def _join(self, line: list[tuple[_Job, int]]) -> list[_Job]:
+        """Move the requests waiting in the queue to the end of ``line``, in arrival order, while the line stays
+        within ``max_tokens`` and in arrival order (``_keeps_order``); the first that does not fit is carried
+        to the next call. Returns the requests that joined (told to the metrics as one gathering)."""
+        assert self._queue is not None
+        joined: list[_Job] = []
+        counts = [j.counts[i] for j, i in line]
+        while self._carry is None:
+            try:
+                job = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if job.future.done():  # its client went away
+                continue
+            if sum(counts) + job.tokens > self._max_tokens or not self._keeps_order(counts + job.counts):
+                self._carry = job
+                break
+            joined.append(job)
+            counts += job.counts
+            line.extend((job, i) for i in range(len(job.texts)))
+        if joined:
+            self._started(joined)
+        return joined
 
     async def _embed_passes(self, jobs: list[_Job], texts: list[str], passes: list[list[int]]) -> None:
         """Embed ``texts`` pass by pass, answering each request once its last text is done."""

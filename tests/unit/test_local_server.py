@@ -170,6 +170,62 @@ async def test_gathered_call_answers_each_request_after_its_last_pass() -> None:
         await g.stop()
 
 
+async def test_requests_arriving_during_an_in_order_call_join_its_line() -> None:
+    """A request that arrives while a first-come-first-served call runs rides in that call's next pass (the
+    end of the line), not in a new call after the whole call: the closed-loop client answered by one pass
+    is not held for the rest. One that would break the order (texts of very different lengths) or the token
+    budget waits for the next call instead."""
+    from qwen_embed_adapters.server.gatherer import RequestGatherer
+
+    first_started, release = threading.Event(), threading.Event()
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        if len(calls) == 1:
+            first_started.set()
+            release.wait(timeout=20)
+        return np.array([[float(t.split("-")[1])] for t in texts], dtype=np.float32)
+
+    def plan(lengths: list[int], keep_order: bool = False) -> list[list[int]]:  # two texts a pass
+        order = list(range(len(lengths))) if keep_order else sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        return [order[i : i + 2] for i in range(0, len(order), 2)]
+
+    g = RequestGatherer(embed, window_s=5.0, gap_s=0.05, max_tokens=100, plan=plan)
+    await g.start()
+    try:
+        a = asyncio.ensure_future(g.submit(["a-1", "a-2", "a-3"], [10, 10, 10]))
+        while not first_started.is_set():
+            await asyncio.sleep(0.01)
+        b = asyncio.ensure_future(g.submit(["b-4"], [10]))  # like length: joins the line
+        c = asyncio.ensure_future(g.submit(["c-5", "c-6", "c-7", "c-8"], [1, 30, 1, 30]))  # in order pads 1.7x
+        await asyncio.sleep(0.05)
+        release.set()
+        assert (await asyncio.wait_for(a, 5))[:, 0].tolist() == [1.0, 2.0, 3.0]
+        assert (await asyncio.wait_for(b, 5))[:, 0].tolist() == [4.0]
+        assert (await asyncio.wait_for(c, 5))[:, 0].tolist() == [5.0, 6.0, 7.0, 8.0]
+        assert calls == [["a-1", "a-2"], ["a-3", "b-4"], ["c-6", "c-8"], ["c-5", "c-7"]]
+        assert g.batches == 3  # a's gathering, b joining it, c's own call
+
+        # Over the token budget (100): f waits for its own call though it is of like length.
+        calls.clear()
+        first_started.clear()
+        release.clear()
+        e = asyncio.ensure_future(g.submit(["e-1", "e-2", "e-3"], [30, 30, 30]))
+        while not first_started.is_set():
+            await asyncio.sleep(0.01)
+        d = asyncio.ensure_future(g.submit(["d-9"], [35]))  # 30 left in line + 35 fits
+        f = asyncio.ensure_future(g.submit(["f-10"], [40]))  # 65 + 40 does not
+        await asyncio.sleep(0.05)
+        release.set()
+        got = await asyncio.wait_for(asyncio.gather(e, d, f), 5)
+        assert [v[:, 0].tolist() for v in got] == [[1.0, 2.0, 3.0], [9.0], [10.0]]
+        assert calls == [["e-1", "e-2"], ["e-3", "d-9"], ["f-10"]]
+    finally:
+        release.set()
+        await g.stop()
+
+
 async def test_gatherer_says_idle_once_per_quiet_spell(monkeypatch: pytest.MonkeyPatch) -> None:
     """``on_idle`` (the server's malloc_trim) runs once the model has waited IDLE_AFTER_S with nothing to do,
     once per quiet spell, and never while requests keep coming."""
