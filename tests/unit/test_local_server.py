@@ -118,6 +118,17 @@ async def test_the_gap_takes_a_trickling_burst_whole_and_closes_a_lone_batch_ear
         await g.stop()
 
 
+def _two_a_pass(lengths: list[int], keep_order: bool = False) -> list[list[int]]:
+    """A ``plan`` for the gatherer tests: two texts a pass, in the order given or longest first."""
+    order = list(range(len(lengths))) if keep_order else sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + 2] for i in range(0, len(order), 2)]
+
+
+def _rows_of(texts: list[str]) -> np.ndarray:
+    """One float per text, read from its name (``"a-10"`` -> 10.0): every row shows which text it came from."""
+    return np.array([[float(t.split("-")[1])] for t in texts], dtype=np.float32)
+
+
 async def test_gathered_call_answers_each_request_after_its_last_pass() -> None:
     """With ``plan``, a gathered call runs pass by pass: a request whose texts were all in the first pass is
     answered while the second pass is still running (its client can send its next request meanwhile), every
@@ -134,13 +145,9 @@ async def test_gathered_call_answers_each_request_after_its_last_pass() -> None:
             release.wait(timeout=20)
             if "boom" in texts:
                 raise RuntimeError("pass failed")
-        return np.array([[float(t.split("-")[1])] for t in texts], dtype=np.float32)
+        return _rows_of(texts)
 
-    def plan(lengths: list[int], keep_order: bool = False) -> list[list[int]]:  # two texts a pass
-        order = list(range(len(lengths))) if keep_order else sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        return [order[i : i + 2] for i in range(0, len(order), 2)]
-
-    g = RequestGatherer(embed, window_s=5.0, gap_s=0.1, max_tokens=1000, plan=plan)
+    g = RequestGatherer(embed, window_s=5.0, gap_s=0.1, max_tokens=1000, plan=_two_a_pass)
     await g.start()
     try:
         long_job = asyncio.ensure_future(g.submit(["a-10", "b-11"], [50, 40]))  # both in pass 1
@@ -185,13 +192,9 @@ async def test_requests_arriving_during_an_in_order_call_join_its_line() -> None
         if len(calls) == 1:
             first_started.set()
             release.wait(timeout=20)
-        return np.array([[float(t.split("-")[1])] for t in texts], dtype=np.float32)
+        return _rows_of(texts)
 
-    def plan(lengths: list[int], keep_order: bool = False) -> list[list[int]]:  # two texts a pass
-        order = list(range(len(lengths))) if keep_order else sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        return [order[i : i + 2] for i in range(0, len(order), 2)]
-
-    g = RequestGatherer(embed, window_s=5.0, gap_s=0.05, max_tokens=100, plan=plan)
+    g = RequestGatherer(embed, window_s=5.0, gap_s=0.05, max_tokens=100, plan=_two_a_pass)
     await g.start()
     try:
         a = asyncio.ensure_future(g.submit(["a-1", "a-2", "a-3"], [10, 10, 10]))
