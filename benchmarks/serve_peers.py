@@ -193,8 +193,7 @@ def run(args: argparse.Namespace) -> str:
         ref = fetch(peers[0], probe)
         agreement = {p.name: float((fetch(p, probe) * ref).sum(axis=1).min()) for p in peers}
         rows = [(c, size, kind) for c in args.clients for size in args.sizes for kind in args.corpora]
-        pooled: dict[tuple[Any, ...], LoadTally] = {}
-        rounds: dict[tuple[Any, ...], list[tuple[float, float]]] = {}  # per-round (texts/s, p99 ms)
+        rounds: dict[tuple[Any, ...], list[LoadTally]] = {}  # (clients, size, corpus, server) -> one tally a round
         for rnd in range(args.rounds):
             for r, row in enumerate(rows):
                 clients, size, kind = row
@@ -205,13 +204,19 @@ def run(args: argparse.Namespace) -> str:
                     print(f"round {rnd + 1} {peer.name:16} {clients:3} clients x {size:2} {kind:5}: "
                           f"{tally.texts_per_s:7.1f} texts/s p50 {tally.p(50):7.1f} p99 {tally.p(99):7.1f} "
                           f"errors {tally.errors} load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
-                    key = (*row, peer.name)
-                    pooled.setdefault(key, LoadTally()).add(tally)
-                    rounds.setdefault(key, []).append((tally.texts_per_s, tally.p(99)))
+                    rounds.setdefault((*row, peer.name), []).append(tally)
     finally:
         for p in peers:
             p.stop()
-    return render(args, peers, missing, rows, pooled, rounds, agreement, load_before, load_average())
+    return render(args, peers, missing, rows, rounds, agreement, load_before, load_average())
+
+
+def _pool(tallies: list[LoadTally]) -> LoadTally:
+    """One server's rounds of one row as one tally: throughput over all of them, percentiles over every request."""
+    pooled = LoadTally()
+    for t in tallies:
+        pooled.add(t)
+    return pooled
 
 
 def _cell(t: LoadTally) -> str:
@@ -230,7 +235,7 @@ def _cpu_name() -> str:
 
 
 def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str], rows: list[tuple[Any, ...]],
-           pooled: dict[tuple[Any, ...], LoadTally], rounds: dict[tuple[Any, ...], list[tuple[float, float]]],
+           rounds: dict[tuple[Any, ...], list[LoadTally]],
            agreement: dict[str, float], load_before: str, load_after: str) -> str:
     names = [p.name for p in peers]
     shown = [SERVERS[0], *([BEFORE] if BEFORE in names else []), *SERVERS[1:]]
@@ -254,7 +259,7 @@ def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str],
     ]
     for clients, size, kind in rows:
         cells = [str(clients), str(size), "short queries (10-40 words)" if kind == "short" else "chunks (~200 tokens)"]
-        got = {n: pooled.get((clients, size, kind, n)) for n in names}
+        got = {n: _pool(rounds[(clients, size, kind, n)]) for n in names if (clients, size, kind, n) in rounds}
         cells += [_cell(got[n]) if got.get(n) is not None else "—" for n in shown]  # type: ignore[arg-type]
         ours = got.get(SERVERS[0])
         for n in shown[1:]:
@@ -265,9 +270,9 @@ def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str],
                 p99 = "p99 no worse" if ours.p(99) <= theirs.p(99) else "p99 worse"
                 pairs = list(zip(rounds[(clients, size, kind, SERVERS[0])], rounds[(clients, size, kind, n)],
                                  strict=True))
-                each = [a[0] / b[0] for a, b in pairs if b[0]]
+                each = [a.texts_per_s / b.texts_per_s for a, b in pairs if b.texts_per_s]
                 if len(pairs) > 1:
-                    lower = sum(a[1] <= b[1] for a, b in pairs)
+                    lower = sum(a.p(99) <= b.p(99) for a, b in pairs)
                     p99 += f"; lower in {lower} of {len(pairs)} rounds"
                 spread = f"rounds {min(each):.2f}-{max(each):.2f}x, " if len(each) > 1 else ""
                 cells.append(f"{ours.texts_per_s / theirs.texts_per_s:.2f}x ({spread}{p99})")

@@ -201,13 +201,11 @@ class RequestGatherer:
         return padded(self._plan(counts, keep_order=True)) <= IN_ORDER_PADDING * padded(self._plan(counts))
 
     def _passes(self, jobs: list[_Job]) -> list[list[int]]:
-        """The call's forward passes in arrival order (first come, first served) when ``_keeps_order``, else
-        length-sorted, the pass holding the oldest request first."""
+        """The forward passes of a call that does not keep arrival order (``_keeps_order``): length-sorted, the
+        pass holding the oldest request first (one pass without ``plan``)."""
         counts = [c for j in jobs for c in j.counts]
         if self._plan is None:
             return [list(range(len(counts)))]
-        if self._keeps_order(counts):
-            return self._plan(counts, keep_order=True)
         owner = [k for k, j in enumerate(jobs) for _ in j.texts]
         return sorted(self._plan(counts), key=lambda p: min(owner[i] for i in p))
 

@@ -290,9 +290,12 @@ async def test_a_call_runs_in_arrival_order_unless_sorting_saves_padding() -> No
         return [_Job([f"t{i}"], [n], loop.create_future()) for i, n in enumerate(counts)]
 
     chunks = [25, 24, 25, 23, 25, 24]  # in order: 4 + 2, padded 100 + 50; sorted: 100 + 48
-    assert g._passes(jobs(chunks)) == [[0, 1, 2, 3], [4, 5]]
+    assert g._keeps_order(chunks)
+    assert plan(chunks, keep_order=True) == [[0, 1, 2, 3], [4, 5]]  # the passes its line runs
     mixed = [5, 40, 5, 40, 5, 5]  # in order: [5, 40] [5, 40] [5, 5] pads 80 + 80 + 10; sorted 80 + 20
+    assert not g._keeps_order(mixed)
     assert g._passes(jobs(mixed)) == [[0, 2, 4, 5], [1, 3]]  # the short texts' pass holds the oldest
+    assert RequestGatherer(g._embed, window_s=0.01, max_tokens=1000)._passes(jobs(mixed)) == [[0, 1, 2, 3, 4, 5]]
 
 
 def test_run_moves_what_is_alive_out_of_the_collector_and_collects_garbage_first(
