@@ -228,13 +228,15 @@ class TokenMemo:
     ``qwen-embed serve`` counts every request's tokens (limits, usage, the gatherer's budget) before the
     model thread embeds the same texts; without this the texts were tokenised twice. Only ids that need no
     truncation are kept (so they equal what embedding would compute), at most ``capacity_tokens`` in all,
-    oldest dropped first; ``take`` removes what it returns. Thread-safe.
+    oldest dropped first. A text counted twice (the same query from two clients, or twice in one request)
+    is kept for two uses: ``take`` hands one use to each place the text stands and forgets what it hands out.
+    Thread-safe.
     """
 
     def __init__(self, capacity_tokens: int = 262_144) -> None:
         self.capacity = capacity_tokens
-        self._ids: OrderedDict[str, list[int]] = OrderedDict()
-        self._tokens = 0
+        self._ids: OrderedDict[str, tuple[list[int], int]] = OrderedDict()  # text -> (ids, uses left)
+        self._tokens = 0  # over every use kept
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -243,24 +245,32 @@ class TokenMemo:
     def put(self, texts: Sequence[str], ids: Sequence[list[int]], max_length: int) -> None:
         with self._lock:
             for text, x in zip(texts, ids, strict=True):
-                if len(x) > max_length or len(x) > self.capacity or text in self._ids:
+                if len(x) > max_length or len(x) > self.capacity:
                     continue
-                self._ids[text] = x
+                kept = self._ids.get(text)
+                self._ids[text] = (x, 1) if kept is None else (kept[0], kept[1] + 1)
                 self._tokens += len(x)
             while self._tokens > self.capacity:
-                _, old = self._ids.popitem(last=False)
-                self._tokens -= len(old)
+                _, (old, uses) = self._ids.popitem(last=False)
+                self._tokens -= len(old) * uses
 
     def take(self, texts: Sequence[str]) -> list[list[int] | None]:
-        """The kept ids of each text (None where none are kept); what is returned is forgotten."""
+        """The kept ids of each text (None where none are kept), one use per place the text stands."""
         out: list[list[int] | None] = []
         with self._lock:
             if not self._ids:
                 return [None] * len(texts)
             for text in texts:
-                x = self._ids.pop(text, None)
-                if x is not None:
-                    self._tokens -= len(x)
+                kept = self._ids.get(text)
+                if kept is None:
+                    out.append(None)
+                    continue
+                x, uses = kept
+                if uses > 1:
+                    self._ids[text] = (x, uses - 1)
+                else:
+                    del self._ids[text]
+                self._tokens -= len(x)
                 out.append(x)
         return out
 

@@ -653,6 +653,23 @@ def test_token_memo_is_bounded() -> None:
     assert memo.take(["b"]) == [[5, 6, 7, 8]] and len(memo) == 0
 
 
+def test_token_memo_keeps_a_text_counted_twice_for_two_uses() -> None:
+    """Two waiting requests carrying the same text (or one request carrying it twice) are each handed its ids:
+    the second was tokenised again in the model thread before."""
+    from qwen_embed_adapters.local.tokens import TokenMemo
+
+    memo = TokenMemo(capacity_tokens=10)
+    memo.put(["q", "r", "q"], [[1, 2], [3], [1, 2]], max_length=8)  # one request, "q" twice
+    memo.put(["q"], [[1, 2]], max_length=8)  # a second request, the same text
+    assert len(memo) == 2 and memo._tokens == 7
+    assert memo.take(["q", "r"]) == [[1, 2], [3]]
+    assert memo.take(["q", "q", "q"]) == [[1, 2], [1, 2], None]  # two uses left of three, then none
+    assert len(memo) == 0 and memo._tokens == 0
+    memo.put(["a", "a", "b"], [[1, 2, 3], [1, 2, 3], [4, 5, 6, 7, 8]], max_length=8)  # 11 tokens > 10
+    assert memo.take(["a", "b"]) == [None, [4, 5, 6, 7, 8]]  # the oldest text dropped with both its uses
+    assert memo._tokens == 0
+
+
 def test_plan_passes_are_the_passes_the_embedder_makes(tiny_qwen3_dir: str) -> None:
     """qwen-embed serve runs a gathered call pass by pass from ``plan_passes(counts)``: each planned pass must be
     one forward pass when embedded alone (the same budget, the same lengths, counts over max_length capped)."""
