@@ -28,7 +28,6 @@ import sys
 logger = logging.getLogger("qwen_embed_adapters.server")
 
 _M_ARENA_MAX = -8  # from glibc's malloc.h
-_M_MMAP_THRESHOLD = -3
 
 
 @functools.cache
@@ -38,20 +37,17 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
-def limit_malloc_arenas(arenas: int = 2, mmap_threshold: int | None = None) -> bool:
-    """Cap glibc's malloc arenas (for threads started from now on) and, when ``mmap_threshold`` is given, fix
-    the size above which a block is mapped on its own and returned to the system when freed (glibc otherwise
-    raises that threshold up to 32 MB after the first large free). False where it does not apply."""
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (for threads started from now on); the mmap threshold is left to glibc (the
+    module docstring says why). False where it does not apply."""
     if not sys.platform.startswith("linux") or any(k.startswith("MALLOC_") for k in os.environ):
         return False
     try:
         libc = _libc()
         ok = bool(libc.mallopt(_M_ARENA_MAX, arenas))
-        if mmap_threshold is not None:
-            ok = ok and bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold))
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
-    logger.debug("malloc arenas capped at %d, mmap threshold %s: %s", arenas, mmap_threshold, ok)
+    logger.debug("malloc arenas capped at %d: %s", arenas, ok)
     return ok
 
 
