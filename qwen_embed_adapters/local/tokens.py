@@ -44,25 +44,62 @@ class _CpuWatch:
 _watch = _CpuWatch()
 
 
-def _cpu_reading() -> tuple[float, float, float] | None:
-    """(monotonic time, CPU seconds the whole machine has spent busy since boot, CPU seconds of this process);
-    None where ``/proc/stat`` cannot be read (not Linux).
+def _our_cpus() -> frozenset[int] | None:
+    """The CPUs this process may run on (``taskset``, a container's cpuset), or None when that is all of them
+    or cannot be told (not Linux)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = frozenset(os.sched_getaffinity(0))
+    return None if len(cpus) >= (os.cpu_count() or 1) else cpus
 
-    Busy is the first ``cpu`` line of ``/proc/stat`` less idle and iowait: user, nice, system, irq, softirq
-    and steal (time a hypervisor gave our cores to others is sharing too); guest time is already in user
-    (proc(5)). Ours is ``os.times()`` user + system, all our threads, not our children.
+
+def _our_core_count() -> int:
+    cpus = _our_cpus()
+    return len(cpus) if cpus is not None else (os.cpu_count() or 1)
+
+
+def _busy_ticks(lines: Sequence[str], cpus: frozenset[int] | None) -> int | None:
+    """Busy ticks since boot from ``/proc/stat`` lines: the first ``cpu`` line's when ``cpus`` is None, else the
+    sum of the ``cpuN`` lines of those CPUs. Busy is user, nice, system, irq, softirq and steal: all but idle
+    and iowait (time a hypervisor gave our cores to others is sharing too); guest time is already in user
+    (proc(5)). None when the lines are not what proc(5) describes."""
+    total, seen = 0, 0
+    for line in lines:
+        fields = line.split()
+        if not fields or not fields[0].startswith("cpu"):
+            break  # the cpu lines come first
+        name = fields[0]
+        if cpus is None and name != "cpu" or cpus is not None and (name == "cpu" or int(name[3:]) not in cpus):
+            continue
+        if len(fields) < 9:
+            return None
+        ticks = [int(x) for x in fields[1:9]]
+        total += sum(ticks) - ticks[3] - ticks[4]
+        seen += 1
+        if cpus is None:
+            break
+    return total if seen else None
+
+
+def _cpu_reading() -> tuple[float, float, float] | None:
+    """(monotonic time, CPU seconds our CPUs have spent busy since boot, CPU seconds of this process); None
+    where ``/proc/stat`` cannot be read (not Linux).
+
+    Our CPUs are the whole machine unless this process is pinned to some of them (``_our_cpus``): a server
+    given two cores of a larger machine does not count work on the other cores as sharing. Ours is
+    ``os.times()`` user + system, all our threads, not our children.
     """
+    cpus = _our_cpus()
     try:
         with open("/proc/stat", encoding="ascii") as f:
-            fields = f.readline().split()
+            lines = [f.readline()] if cpus is None else f.readlines()
     except OSError:
         return None
-    if len(fields) < 9 or fields[0] != "cpu":
+    busy = _busy_ticks(lines, cpus)
+    if busy is None:
         return None
-    ticks = [int(x) for x in fields[1:9]]
-    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
     mine = os.times()
-    return time.monotonic(), busy, mine.user + mine.system
+    return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), mine.user + mine.system
 
 
 class CpuPassWatch:
@@ -83,7 +120,7 @@ class CpuPassWatch:
             _watch.wall += wall
             _watch.others += others
             if _watch.wall >= SHARED_CHECK_S:
-                cores = os.cpu_count() or 1
+                cores = _our_core_count()
                 _watch.shared = _watch.others / _watch.wall > 0.5 * max(1, cores // 2)
                 _watch.wall = _watch.others = 0.0
 
@@ -93,16 +130,16 @@ def _load_says_shared() -> bool:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return False
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = _our_core_count()
     return load > cores + max(1, cores // 2)
 
 
 def cpu_is_shared() -> bool:
     """True when other processes keep the CPU busy while our forward passes run, so our threads wait for cores.
 
-    Measured on Linux during our own passes (``CpuPassWatch``): the CPU time the whole machine spent busy less
-    this process's own, summed over ``SHARED_CHECK_S`` of passes, then decided again: shared above
-    ``0.5 * max(1, cores // 2)`` cores of other work. Beside two busy loops on 2 cores that reads 1.0-1.3
+    Measured on Linux during our own passes (``CpuPassWatch``): the CPU time our CPUs (the whole machine, or
+    the cores this process is pinned to) spent busy less this process's own, summed over ``SHARED_CHECK_S`` of
+    passes, then decided again: shared above ``0.5 * max(1, cores // 2)`` of our cores' worth of other work. Beside two busy loops on 2 cores that reads 1.0-1.3
     cores. Two things this avoids (issue 30): our own threads are not counted, so running fewer of them on
     shared cores (``TorchRuntime``) cannot flip the verdict back, as the 1-minute load average would (two busy
     loops and our one thread make a load of 3, the boundary); and work that runs only between our passes, such

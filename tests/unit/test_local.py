@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -353,6 +354,49 @@ def test_cpu_is_shared_falls_back_to_the_load_average(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(tokens.os, "getloadavg", no_load)
     assert cpu_is_shared() is False
+
+
+def test_busy_ticks_read_the_whole_machine_or_only_our_cpus() -> None:
+    """/proc/stat as proc(5) lays it out: busy is every column of the first eight but idle and iowait."""
+    from qwen_embed_adapters.local.tokens import _busy_ticks
+
+    stat = ["cpu  100 1 50 900 9 2 3 4 0 0", "cpu0 60 1 30 400 5 1 2 2 0 0", "cpu1 40 0 20 500 4 1 1 2 0 0",
+            "intr 12345 0 0", "ctxt 999"]
+    assert _busy_ticks(stat, None) == 100 + 1 + 50 + 2 + 3 + 4
+    assert _busy_ticks(stat, frozenset({1})) == 40 + 0 + 20 + 1 + 1 + 2  # pinned to cpu1: cpu0's work is not ours
+    assert _busy_ticks(stat, frozenset({0, 1})) == _busy_ticks(stat, None)
+    # bad input: a /proc/stat of another shape (a short cpu line, no cpu lines) is no reading
+    assert _busy_ticks(["cpu  1 2 3"], None) is None
+    assert _busy_ticks(["intr 1 2 3"], None) is None
+    assert _busy_ticks(stat, frozenset({7})) is None  # a CPU /proc/stat does not list
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists() or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux's /proc/stat and two CPUs to pin to")
+@pytest.mark.parametrize(("busy_cpu", "shared"), [(1, False), (0, True)])
+def test_cpu_is_shared_counts_only_the_cores_the_process_is_pinned_to(
+    monkeypatch: pytest.MonkeyPatch, busy_cpu: int, shared: bool
+) -> None:
+    """A server pinned to cpu0 (taskset, a container's cpuset) with a busy process on cpu1 has its core to itself;
+    the same busy process on cpu0 shares it. Before, the whole machine's busy time counted in both cases."""
+    import time
+
+    from qwen_embed_adapters.local import tokens
+
+    monkeypatch.setattr(tokens, "_watch", tokens._CpuWatch())
+    code = f"import os, time\nos.sched_setaffinity(0, {{{busy_cpu}}})\nt = time.time()\nwhile time.time() - t < 20: pass"
+    busy = subprocess.Popen([sys.executable, "-c", code])
+    mask = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {0})
+        time.sleep(0.5)  # started and pinned
+        with tokens.CpuPassWatch():
+            time.sleep(0.6)
+        assert tokens._watch.shared is shared
+    finally:
+        os.sched_setaffinity(0, mask)
+        busy.kill()
+        busy.wait()
 
 
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="the CPU-time reading is Linux's /proc/stat")
