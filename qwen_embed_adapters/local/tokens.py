@@ -69,9 +69,13 @@ def _busy_ticks(lines: Sequence[str], cpus: frozenset[int] | None) -> int | None
         if not fields or not fields[0].startswith("cpu"):
             break  # the cpu lines come first
         name = fields[0]
-        if cpus is None and name != "cpu" or cpus is not None and (name == "cpu" or int(name[3:]) not in cpus):
+        if cpus is None:
+            wanted = name == "cpu"
+        else:
+            wanted = name[3:].isdigit() and int(name[3:]) in cpus
+        if not wanted:
             continue
-        if len(fields) < 9:
+        if len(fields) < 9 or not all(x.isdigit() for x in fields[1:9]):
             return None
         ticks = [int(x) for x in fields[1:9]]
         total += sum(ticks) - ticks[3] - ticks[4]
@@ -139,8 +143,8 @@ def cpu_is_shared() -> bool:
 
     Measured on Linux during our own passes (``CpuPassWatch``): the CPU time our CPUs (the whole machine, or
     the cores this process is pinned to) spent busy less this process's own, summed over ``SHARED_CHECK_S`` of
-    passes, then decided again: shared above ``0.5 * max(1, cores // 2)`` of our cores' worth of other work. Beside two busy loops on 2 cores that reads 1.0-1.3
-    cores. Two things this avoids (issue 30): our own threads are not counted, so running fewer of them on
+    passes, then decided again: shared above ``0.5 * max(1, cores // 2)`` of our cores' worth of other work.
+    Beside two busy loops on 2 cores that reads 1.0-1.3 cores. Two things this avoids (issue 30): our own threads are not counted, so running fewer of them on
     shared cores (``TorchRuntime``) cannot flip the verdict back, as the 1-minute load average would (two busy
     loops and our one thread make a load of 3, the boundary); and work that runs only between our passes, such
     as the load generator of a server benchmark on loopback waiting for its answers, does not count, since it
