@@ -33,7 +33,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 test: lint typecheck
-	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs -m "not engines and not docker and not standalone" \
+	env -u MILVUS_URI $(VENV)/bin/pytest -q -rs --durations=20 -m "not engines and not docker and not standalone" \
 		--outcomes-file $(OUTCOMES)/test.json $(PYTEST_ARGS)
 
 unit: venv
