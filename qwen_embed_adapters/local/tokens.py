@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,11 +58,12 @@ def _our_core_count() -> int:
     return len(cpus) if cpus is not None else (os.cpu_count() or 1)
 
 
-def _busy_ticks(lines: Sequence[str], cpus: frozenset[int] | None) -> int | None:
+def _busy_ticks(lines: Iterable[str], cpus: frozenset[int] | None) -> int | None:
     """Busy ticks since boot from ``/proc/stat`` lines: the first ``cpu`` line's when ``cpus`` is None, else the
     sum of the ``cpuN`` lines of those CPUs. Busy is user, nice, system, irq, softirq and steal: all but idle
     and iowait (time a hypervisor gave our cores to others is sharing too); guest time is already in user
-    (proc(5)). None when the lines are not what proc(5) describes."""
+    (proc(5)). Reads no further than the cpu lines, so an open ``/proc/stat`` can be passed. None when the lines
+    are not what proc(5) describes."""
     total, seen = 0, 0
     for line in lines:
         fields = line.split()
@@ -96,10 +97,9 @@ def _cpu_reading() -> tuple[float, float, float] | None:
     cpus = _our_cpus()
     try:
         with open("/proc/stat", encoding="ascii") as f:
-            lines = [f.readline()] if cpus is None else f.readlines()
+            busy = _busy_ticks(f, cpus)
     except OSError:
         return None
-    busy = _busy_ticks(lines, cpus)
     if busy is None:
         return None
     mine = os.times()
@@ -144,12 +144,13 @@ def cpu_is_shared() -> bool:
     Measured on Linux during our own passes (``CpuPassWatch``): the CPU time our CPUs (the whole machine, or
     the cores this process is pinned to) spent busy less this process's own, summed over ``SHARED_CHECK_S`` of
     passes, then decided again: shared above ``0.5 * max(1, cores // 2)`` of our cores' worth of other work.
-    Beside two busy loops on 2 cores that reads 1.0-1.3 cores. Two things this avoids (issue 30): our own threads are not counted, so running fewer of them on
-    shared cores (``TorchRuntime``) cannot flip the verdict back, as the 1-minute load average would (two busy
-    loops and our one thread make a load of 3, the boundary); and work that runs only between our passes, such
-    as the load generator of a server benchmark on loopback waiting for its answers, does not count, since it
-    does not take cores from a pass. Until passes have been measured, and where ``/proc/stat`` does not exist,
-    the load average decides: shared above ``cores + max(1, cores // 2)``. False where neither exists (Windows).
+    Beside two busy loops on 2 cores that reads 1.0-1.3 cores. Two things this avoids (issue 30): our own threads
+    are not counted, so running fewer of them on shared cores (``TorchRuntime``) cannot flip the verdict back, as
+    the 1-minute load average would (two busy loops and our one thread make a load of 3, the boundary); and work
+    that runs only between our passes, such as the load generator of a server benchmark on loopback waiting for
+    its answers, does not count, since it does not take cores from a pass. Until passes have been measured, and
+    where ``/proc/stat`` does not exist, the load average decides: shared above ``cores + max(1, cores // 2)``.
+    False where neither exists (Windows).
     """
     with _watch.lock:
         if _watch.shared is not None:
