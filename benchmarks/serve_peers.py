@@ -260,7 +260,7 @@ def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str],
     for clients, size, kind in rows:
         cells = [str(clients), str(size), "short queries (10-40 words)" if kind == "short" else "chunks (~200 tokens)"]
         got = {n: _pool(rounds[(clients, size, kind, n)]) for n in names if (clients, size, kind, n) in rounds}
-        cells += [_cell(got[n]) if got.get(n) is not None else "—" for n in shown]  # type: ignore[arg-type]
+        cells += [_cell(got[n]) if n in got else "—" for n in shown]
         ours = got.get(SERVERS[0])
         for n in shown[1:]:
             theirs = got.get(n)
