@@ -118,10 +118,12 @@ async def test_the_gap_takes_a_trickling_burst_whole_and_closes_a_lone_batch_ear
         await g.stop()
 
 
-def _two_a_pass(lengths: list[int], keep_order: bool = False) -> list[list[int]]:
-    """A ``plan`` for the gatherer tests: two texts a pass, in the order given or longest first."""
+def _two_a_pass(lengths: list[int], keep_order: bool = False, around: int | None = None) -> list[list[int]]:
+    """A ``plan`` for the gatherer tests: two texts a pass, in the order given or longest first (``around``:
+    the pass holding that text)."""
     order = list(range(len(lengths))) if keep_order else sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + 2] for i in range(0, len(order), 2)]
+    passes = [order[i : i + 2] for i in range(0, len(order), 2)]
+    return passes if around is None else [next(p for p in passes if around in p)]
 
 
 def _rows_of(texts: list[str]) -> np.ndarray:
@@ -180,8 +182,8 @@ async def test_gathered_call_answers_each_request_after_its_last_pass() -> None:
 async def test_requests_arriving_during_an_in_order_call_join_its_line() -> None:
     """A request that arrives while a first-come-first-served call runs rides in that call's next pass (the
     end of the line), not in a new call after the whole call: the closed-loop client answered by one pass
-    is not held for the rest. One that would break the order (texts of very different lengths) or the token
-    budget waits for the next call instead."""
+    is not held for the rest. One that would break the order (texts of very different lengths) waits for the
+    next call instead; one over the token budget waits until the line has room."""
     from qwen_embed_adapters.server.gatherer import RequestGatherer
 
     first_started, release = threading.Event(), threading.Event()
@@ -207,23 +209,68 @@ async def test_requests_arriving_during_an_in_order_call_join_its_line() -> None
         assert (await asyncio.wait_for(a, 5))[:, 0].tolist() == [1.0, 2.0, 3.0]
         assert (await asyncio.wait_for(b, 5))[:, 0].tolist() == [4.0]
         assert (await asyncio.wait_for(c, 5))[:, 0].tolist() == [5.0, 6.0, 7.0, 8.0]
-        assert calls == [["a-1", "a-2"], ["a-3", "b-4"], ["c-6", "c-8"], ["c-5", "c-7"]]
+        assert calls == [["a-1", "a-2"], ["a-3", "b-4"], ["c-5", "c-7"], ["c-6", "c-8"]]  # c sorted, c-5 first
         assert g.batches == 3  # a's gathering, b joining it, c's own call
 
-        # Over the token budget (100): f waits for its own call though it is of like length.
+        # Over the token budget (100): f waits until the line has room for it, then joins the same line.
         calls.clear()
         first_started.clear()
         release.clear()
-        e = asyncio.ensure_future(g.submit(["e-1", "e-2", "e-3"], [30, 30, 30]))
+        e = asyncio.ensure_future(g.submit(["e-1", "e-2", "e-3", "e-4"], [25, 25, 25, 25]))
         while not first_started.is_set():
             await asyncio.sleep(0.01)
-        d = asyncio.ensure_future(g.submit(["d-9"], [35]))  # 30 left in line + 35 fits
-        f = asyncio.ensure_future(g.submit(["f-10"], [40]))  # 65 + 40 does not
+        d = asyncio.ensure_future(g.submit(["d-9"], [35]))  # 50 left in line + 35 fits
+        f = asyncio.ensure_future(g.submit(["f-10"], [40]))  # 85 + 40 does not; after the next pass 35 + 40 does
         await asyncio.sleep(0.05)
         release.set()
         got = await asyncio.wait_for(asyncio.gather(e, d, f), 5)
-        assert [v[:, 0].tolist() for v in got] == [[1.0, 2.0, 3.0], [9.0], [10.0]]
-        assert calls == [["e-1", "e-2"], ["e-3", "d-9"], ["f-10"]]
+        assert [v[:, 0].tolist() for v in got] == [[1.0, 2.0, 3.0, 4.0], [9.0], [10.0]]
+        assert calls == [["e-1", "e-2"], ["e-3", "e-4"], ["d-9", "f-10"]]
+    finally:
+        release.set()
+        await g.stop()
+
+
+async def test_requests_arriving_during_a_sorted_call_join_its_line() -> None:
+    """A call of texts of very different lengths runs the length-sorted pass holding its oldest text, and a
+    request arriving meanwhile joins the line: its text rides in the same pass as the call's own texts of
+    like length, so requests leave the line pass by pass instead of all at the end of a call. A request that
+    would turn the line into one of like-length texts (which runs in arrival order) waits for its own call."""
+    from qwen_embed_adapters.local.tokens import plan_token_batches
+    from qwen_embed_adapters.server.gatherer import RequestGatherer
+
+    def plan(lengths: list[int], keep_order: bool = False, around: int | None = None) -> list[list[int]]:
+        return plan_token_batches(lengths, 100, 64, keep_order=keep_order, around=around)
+
+    first_started, release = threading.Event(), threading.Event()
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        if len(calls) == 1:
+            first_started.set()
+            release.wait(timeout=20)
+        return _rows_of(texts)
+
+    g = RequestGatherer(embed, window_s=5.0, gap_s=0.05, max_tokens=1000, plan=plan)
+    await g.start()
+    try:
+        # in arrival order [a-1, a-2] [a-3] pads 80 + 40, sorted [a-1, a-3] [a-2] 80 + 5: sorted, a-1's pass first
+        a = asyncio.ensure_future(g.submit(["a-1", "a-2", "a-3"], [40, 5, 40]))
+        while not first_started.is_set():
+            await asyncio.sleep(0.01)
+        b = asyncio.ensure_future(g.submit(["b-4", "b-5"], [40, 40]))  # the line 5 40 40 still sorts: joins
+        await asyncio.sleep(0.02)
+        c = asyncio.ensure_future(g.submit([f"c-{k}" for k in range(6, 26)], [40] * 20))  # would keep order
+        await asyncio.sleep(0.05)
+        release.set()
+        assert (await asyncio.wait_for(a, 5))[:, 0].tolist() == [1.0, 2.0, 3.0]
+        assert (await asyncio.wait_for(b, 5))[:, 0].tolist() == [4.0, 5.0]
+        assert (await asyncio.wait_for(c, 5))[:, 0].tolist() == [float(k) for k in range(6, 26)]
+        # the fullest sorted run holding a-2 (the oldest left) takes b-5 with it; b-4 follows on its own
+        assert calls[:3] == [["a-1", "a-3"], ["b-5", "a-2"], ["b-4"]]
+        assert calls[3:] == [[f"c-{k}", f"c-{k + 1}"] for k in range(6, 26, 2)]  # c's own call, in order
+        assert g.batches == 3  # a's gathering, b joining it, c's own call
     finally:
         release.set()
         await g.stop()
@@ -277,25 +324,21 @@ async def test_a_call_runs_in_arrival_order_unless_sorting_saves_padding() -> No
     """Texts of like length (chunks) run first come, first served; texts of very different lengths run in
     length-sorted passes (less padding), the pass holding the oldest request first."""
     from qwen_embed_adapters.local.tokens import plan_token_batches
-    from qwen_embed_adapters.server.gatherer import RequestGatherer, _Job
+    from qwen_embed_adapters.server.gatherer import RequestGatherer
 
-    def plan(lengths: list[int], keep_order: bool = False) -> list[list[int]]:
-        return plan_token_batches(lengths, 100, 64, keep_order=keep_order)
+    def plan(lengths: list[int], keep_order: bool = False, around: int | None = None) -> list[list[int]]:
+        return plan_token_batches(lengths, 100, 64, keep_order=keep_order, around=around)
 
     g = RequestGatherer(lambda texts: np.zeros((len(texts), 1), dtype=np.float32), window_s=0.01,
                         max_tokens=1000, plan=plan)
-    loop = asyncio.get_running_loop()
-
-    def jobs(counts: list[int]) -> list[_Job]:
-        return [_Job([f"t{i}"], [n], loop.create_future()) for i, n in enumerate(counts)]
-
     chunks = [25, 24, 25, 23, 25, 24]  # in order: 4 + 2, padded 100 + 50; sorted: 100 + 48
     assert g._keeps_order(chunks)
     assert plan(chunks, keep_order=True) == [[0, 1, 2, 3], [4, 5]]  # the passes its line runs
     mixed = [5, 40, 5, 40, 5, 5]  # in order: [5, 40] [5, 40] [5, 5] pads 80 + 80 + 10; sorted 80 + 20
     assert not g._keeps_order(mixed)
-    assert g._passes(jobs(mixed)) == [[0, 2, 4, 5], [1, 3]]  # the short texts' pass holds the oldest
-    assert RequestGatherer(g._embed, window_s=0.01, max_tokens=1000)._passes(jobs(mixed)) == [[0, 1, 2, 3, 4, 5]]
+    assert plan(mixed) == [[1, 3], [0, 2, 4, 5]]
+    assert g._next_pass(mixed, keep_order=False) == [0, 2, 4, 5]  # the short texts' pass holds the oldest
+    assert g._next_pass(chunks, keep_order=True) == [0, 1, 2, 3]
 
 
 def test_run_moves_what_is_alive_out_of_the_collector_and_collects_garbage_first(
