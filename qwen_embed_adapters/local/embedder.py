@@ -253,15 +253,13 @@ class LocalEmbedder(SettingsEmbedder):
         # Tokenising, planning and every forward pass happen in a worker thread: the loop never blocks.
         return await asyncio.to_thread(self._encode, texts)
 
-    def plan_passes(self, lengths: Sequence[int], *, keep_order: bool = False,
-                    around: int | None = None) -> list[Batch]:
+    def plan_passes(self, lengths: Sequence[int], *, keep_order: bool = False) -> list[Batch]:
         """The forward passes (lists of indices, longest texts first) this embedder makes of texts of these
         token counts under the current ``max_batch_tokens``; ``keep_order``: passes of consecutive texts, each
-        of which it embeds in one pass too; ``around=i``: only the fullest pass holding text ``i``
-        (``plan_token_batches``), also one pass. ``qwen-embed serve`` runs a gathered call pass by pass and
-        answers each request once its texts are done."""
+        of which it embeds in one pass too. ``qwen-embed serve`` runs a gathered call pass by pass and answers
+        each request once its texts are done."""
         return plan_token_batches([min(n, self.max_length) for n in lengths], self.max_batch_tokens, self.batch_size,
-                                  keep_order=keep_order, around=around)
+                                  keep_order=keep_order)
 
     def _plan_batches(self, texts: list[str]) -> list[Batch]:
         known = self._memo.take(texts)

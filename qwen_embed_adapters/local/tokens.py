@@ -176,19 +176,12 @@ def default_batch_tokens(device: str, shared: bool | None = None) -> int:
 
 
 def plan_token_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int, *,
-                       keep_order: bool = False, around: int | None = None) -> list[Batch]:
+                       keep_order: bool = False) -> list[Batch]:
     """Sort by length (longest first) and cut batches whose padded size stays within ``max_batch_tokens``;
     ``keep_order``: cut the texts in the order given instead (first come, first served).
 
     A text longer than the budget gets a batch of its own. Returns batches of original indices.
-
-    ``around=i``: only the batch holding text ``i``, as full as the budget allows: of the runs of the sorted
-    order that hold ``i`` and fit, the one with the most texts (then the least padding, then the oldest).
-    Cutting from the longest text leaves a part-filled batch at the short end; a line that runs the batch
-    holding its oldest text (``qwen-embed serve``) would run that small batch whenever its oldest text is short.
     """
-    if around is not None:
-        return [_batch_around(lengths, around, max_batch_tokens, max_batch_size)]
     order = range(len(lengths)) if keep_order else sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[Batch] = []
     current: Batch = []
@@ -205,21 +198,6 @@ def plan_token_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_
     if current:
         batches.append(current)
     return batches
-
-
-def _batch_around(lengths: Sequence[int], head: int, max_batch_tokens: int, max_batch_size: int) -> Batch:
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])  # stable: the older of two of like length first
-    h = order.index(head)
-    best, most = (h, h + 1), (0, 0)
-    for start in range(h, -1, -1):  # the run's longest text, from the head up: wider, so fewer fit
-        width = max(lengths[order[start]], 1)
-        fit = max(1, min(max_batch_size, max_batch_tokens // width))
-        if start + fit <= h:
-            break  # this wide a run no longer reaches the head
-        end = min(len(order), start + fit)
-        if (end - start, -width) >= most:  # more texts, then less padding, then the older texts
-            best, most = (start, end), (end - start, -width)
-    return order[best[0] : best[1]]
 
 
 def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, side: str = "left") -> tuple[np.ndarray, np.ndarray]:

@@ -63,14 +63,14 @@ class RequestGatherer:
     previous one is done: requests arriving meanwhile join the queue ahead of its next piece.
     ``on_batch(texts)`` and ``on_queue(seconds)`` are told of each model call and each wait (metrics).
 
-    ``plan(token_counts, keep_order=False, around=None)`` (when given) says which forward passes the embedder
-    makes of a call's texts (lists of indices, as ``LocalEmbedder.plan_passes``). A gathered call is then a line, run one
-    pass at a time, in arrival order or by length (``IN_ORDER_PADDING``), and each request is answered as soon
-    as its last text is done: the clients answered by the first passes send their next requests while the
-    later passes run, so they are waiting when a pass ends and the model does not idle through their round
-    trip (all-MiniLM-L6-v2, 64 clients x 1 text: issue 30, benchmarks/serve_peers.py). Requests arriving while
-    the line runs join its end between passes (``_join``), so no request waits for a call to end before its
-    turn. Without ``plan`` a call is one pass. ``on_idle()`` is called once the model has had
+    ``plan(token_counts, keep_order=False)`` (when given) says which forward passes the embedder makes of a
+    call's texts (lists of indices, as ``LocalEmbedder.plan_passes``). A gathered call is then run one pass at
+    a time, in arrival order or by length (``IN_ORDER_PADDING``), and each request is answered as soon as its last text is done:
+    the clients answered by the first passes send their next requests while the later passes run, so they
+    are waiting when the call ends and the model does not idle through their round trip (all-MiniLM-L6-v2,
+    64 clients x 1 text: issue 30, benchmarks/serve_peers.py). A call run in arrival order is a line:
+    requests arriving while it runs join its end between passes (``_join``), so no request waits for a call to
+    end before its turn. Without ``plan`` a call is one pass. ``on_idle()`` is called once the model has had
     nothing to do for ``IDLE_AFTER_S`` (the server hands freed memory back to the system then).
     """
 
@@ -171,10 +171,10 @@ class RequestGatherer:
                 continue
             self._started(jobs)
             try:
-                if self._plan is None:
-                    await self._embed_whole(jobs)
+                if self._plan is not None and self._keeps_order([c for j in jobs for c in j.counts]):
+                    await self._embed_in_line(jobs)
                 else:
-                    await self._embed_in_line(jobs, self._keeps_order([c for j in jobs for c in j.counts]))
+                    await self._embed_passes(jobs, [t for j in jobs for t in j.texts], self._passes(jobs))
             except Exception as exc:  # handed to every request still waiting
                 for j in jobs:
                     if not j.future.done():
@@ -200,33 +200,28 @@ class RequestGatherer:
 
         return padded(self._plan(counts, keep_order=True)) <= IN_ORDER_PADDING * padded(self._plan(counts))
 
-    def _next_pass(self, counts: list[int], keep_order: bool) -> list[int]:
-        """The line's next forward pass, as indices into ``counts`` (the line's texts, oldest first): in arrival
-        order, the head of the line as far as one pass goes; sorted, the fullest run of the length-sorted line
-        that holds the head (``plan(counts, around=0)``)."""
-        assert self._plan is not None
-        if keep_order:
-            return self._plan(counts, keep_order=True)[0]
-        return self._plan(counts, around=0)[0]
+    def _passes(self, jobs: list[_Job]) -> list[list[int]]:
+        """The forward passes of a call that does not keep arrival order (``_keeps_order``): length-sorted, the
+        pass holding the oldest request first (one pass without ``plan``)."""
+        counts = [c for j in jobs for c in j.counts]
+        if self._plan is None:
+            return [list(range(len(counts)))]
+        owner = [k for k, j in enumerate(jobs) for _ in j.texts]
+        return sorted(self._plan(counts), key=lambda p: min(owner[i] for i in p))
 
-    async def _embed_in_line(self, jobs: list[_Job], keep_order: bool) -> None:
-        """Embed the call's texts as a line, one pass at a time (``_next_pass``): first come, first served when
-        ``keep_order``, else the length-sorted pass holding the oldest text. Each request is answered once its
-        last text is done, and between passes the requests that arrived meanwhile join the end of the line
-        (``_join``). A client answered by one pass sends its next request while the next pass runs, and that
-        request waits for the texts ahead of it, not for the whole call to end and a new one to gather
-        (all-MiniLM-L6-v2, 16 clients x 1 chunk: issue 30, benchmarks/serve_peers.py). Sorted, requests leave
-        the line one or two passes apart rather than all at the end of a call: 64 clients x 32 short texts
-        waited 7 or 8 calls of 9 requests (1.1 s each) when a call ran its sorted passes to the end."""
+    async def _embed_in_line(self, jobs: list[_Job]) -> None:
+        """Embed the call's texts first come, first served, one pass at a time from the head of the line,
+        answering each request once its last text is done. Between passes, requests that arrived meanwhile
+        join the end of the line (``_join``): a client answered by one pass sends its next request while the
+        next pass runs, and that request waits for the texts ahead of it, not for the whole call to end and
+        a new one to gather (all-MiniLM-L6-v2, 16 clients x 1 chunk: issue 30, benchmarks/serve_peers.py)."""
         assert self._plan is not None
         line = [(j, i) for j in jobs for i in range(len(j.texts))]
         rows: dict[int, np.ndarray] = {}  # id(job) -> its vectors so far
         left = {id(j): len(j.texts) for j in jobs}
         while line:
-            take = self._next_pass([j.counts[i] for j, i in line], keep_order)
-            now = [line[k] for k in take]
-            taken = set(take)
-            line = [x for k, x in enumerate(line) if k not in taken]
+            take = len(self._plan([j.counts[i] for j, i in line], keep_order=True)[0])
+            now, line = line[:take], line[take:]
             vectors = await asyncio.to_thread(self._embed, [j.texts[i] for j, i in now])
             for row, (j, i) in zip(vectors, now, strict=True):
                 out = rows.get(id(j))
@@ -239,18 +234,18 @@ class RequestGatherer:
                     done = rows.pop(id(j))
                     if not j.future.done():
                         j.future.set_result(done)
-            joined = self._join(line, keep_order)
+            joined = self._join(line)
             for j in joined:
                 left[id(j)] = len(j.texts)
             # the requests still waiting, so that a failure reaches them: a line under steady load never ends
             jobs[:] = [j for j in jobs if not j.future.done()] + joined
 
-    def _join(self, line: list[tuple[_Job, int]], keep_order: bool) -> list[_Job]:
+    def _join(self, line: list[tuple[_Job, int]]) -> list[_Job]:
         """Move the waiting requests (the one carried from an earlier pass first, then the queue's) to the end of
-        ``line``, in arrival order, while the line stays within ``max_tokens`` and keeps its mode
-        (``_keeps_order`` stays ``keep_order``). The first that does not fit is carried and tried again after
-        the next pass, when the line is shorter; if the line runs out first, it starts the next call, which
-        decides its mode afresh. Returns the requests that joined (told to the metrics as one gathering)."""
+        ``line``, in arrival order, while the line stays within ``max_tokens`` and in arrival order
+        (``_keeps_order``). The first that does not fit is carried and tried again after the next pass, when
+        the line is shorter; if the line runs out first, it starts the next call. Returns the requests that
+        joined (told to the metrics as one gathering)."""
         assert self._queue is not None
         joined: list[_Job] = []
         counts = [j.counts[i] for j, i in line]
@@ -263,7 +258,7 @@ class RequestGatherer:
                     break
             if job.future.done():  # its client went away
                 continue
-            if sum(counts) + job.tokens > self._max_tokens or self._keeps_order(counts + job.counts) != keep_order:
+            if sum(counts) + job.tokens > self._max_tokens or not self._keeps_order(counts + job.counts):
                 self._carry = job
                 break
             joined.append(job)
@@ -273,14 +268,25 @@ class RequestGatherer:
             self._started(joined)
         return joined
 
-    async def _embed_whole(self, jobs: list[_Job]) -> None:
-        """Embed the call's texts in one call to ``embed`` (no ``plan``) and answer every request."""
-        vectors = await asyncio.to_thread(self._embed, [t for j in jobs for t in j.texts])
-        start = 0
-        for j in jobs:
-            if not j.future.done():
-                j.future.set_result(vectors[start : start + len(j.texts)])
-            start += len(j.texts)
+    async def _embed_passes(self, jobs: list[_Job], texts: list[str], passes: list[list[int]]) -> None:
+        """Embed ``texts`` pass by pass, answering each request once its last text is done."""
+        owner = [k for k, j in enumerate(jobs) for _ in j.texts]
+        starts = np.cumsum([0] + [len(j.texts) for j in jobs]).tolist()
+        left = [len(j.texts) for j in jobs]
+        out: np.ndarray | None = None
+        for p in passes:
+            vectors = await asyncio.to_thread(self._embed, [texts[i] for i in p])
+            if p == list(range(len(texts))):  # one pass, in order
+                out = vectors
+            else:
+                if out is None:
+                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[p] = vectors
+            for i in p:
+                k = owner[i]
+                left[k] -= 1
+                if left[k] == 0 and not jobs[k].future.done():
+                    jobs[k].future.set_result(out[starts[k] : starts[k + 1]])
 
 
 __all__ = [

@@ -183,31 +183,6 @@ def test_plan_token_batches_sorts_and_respects_the_budget() -> None:
     assert flat == sorted(flat, reverse=True)
 
 
-def test_the_batch_around_a_text_is_the_fullest_sorted_run_that_holds_it() -> None:
-    """``around=i``: one batch holding text i, a run of the length-sorted order within the budget, holding at
-    least as many texts as the plain cut's batch that holds i (which leaves a part-filled batch at the short
-    end), and one batch when planned again, as the embedder plans the texts of a pass it is handed."""
-    import random
-
-    lengths = [40, 40, 40, 12, 12, 11, 40]  # cut from the longest: [0 1] [2 6] [3 4 5]; budget 100
-    assert plan_token_batches(lengths, 100, 64) == [[0, 1], [2, 6], [3, 4, 5]]
-    assert plan_token_batches(lengths, 100, 64, around=3) == [[3, 4, 5]]
-    assert plan_token_batches([40, 40, 40, 5, 5, 5], 100, 64, around=3) == [[3, 4, 5]]  # plain cut: [2, 3]
-    assert plan_token_batches([500, 5, 5], 100, 64, around=0) == [[0]]  # over the budget: alone
-    assert plan_token_batches([5] * 10, 100, 4, around=7) == [[4, 5, 6, 7]]  # batch size, oldest first
-    rng = random.Random(7)
-    for _ in range(500):
-        lengths = [rng.randint(1, 60) for _ in range(rng.randint(1, 40))]
-        head = rng.randrange(len(lengths))
-        budget, size = rng.choice([64, 100, 256]), rng.choice([2, 8, 64])
-        [batch] = plan_token_batches(lengths, budget, size, around=head)
-        assert head in batch and len(batch) <= size
-        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= budget
-        plain = next(b for b in plan_token_batches(lengths, budget, size) if head in b)
-        assert len(batch) >= len(plain)
-        assert len(plan_token_batches([lengths[i] for i in batch], budget, size)) == 1
-
-
 def test_small_token_budget_gives_the_same_vectors(tiny_qwen3_dir: str, tiny: LocalEmbedder) -> None:
     small = LocalEmbedder(tiny_qwen3_dir, device="cpu", max_batch_tokens=64)
     texts = MIXED * 3

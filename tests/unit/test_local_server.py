@@ -118,12 +118,10 @@ async def test_the_gap_takes_a_trickling_burst_whole_and_closes_a_lone_batch_ear
         await g.stop()
 
 
-def _two_a_pass(lengths: list[int], keep_order: bool = False, around: int | None = None) -> list[list[int]]:
-    """A ``plan`` for the gatherer tests: two texts a pass, in the order given or longest first (``around``:
-    the pass holding that text)."""
+def _two_a_pass(lengths: list[int], keep_order: bool = False) -> list[list[int]]:
+    """A ``plan`` for the gatherer tests: two texts a pass, in the order given or longest first."""
     order = list(range(len(lengths))) if keep_order else sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    passes = [order[i : i + 2] for i in range(0, len(order), 2)]
-    return passes if around is None else [next(p for p in passes if around in p)]
+    return [order[i : i + 2] for i in range(0, len(order), 2)]
 
 
 def _rows_of(texts: list[str]) -> np.ndarray:
@@ -209,7 +207,7 @@ async def test_requests_arriving_during_an_in_order_call_join_its_line() -> None
         assert (await asyncio.wait_for(a, 5))[:, 0].tolist() == [1.0, 2.0, 3.0]
         assert (await asyncio.wait_for(b, 5))[:, 0].tolist() == [4.0]
         assert (await asyncio.wait_for(c, 5))[:, 0].tolist() == [5.0, 6.0, 7.0, 8.0]
-        assert calls == [["a-1", "a-2"], ["a-3", "b-4"], ["c-5", "c-7"], ["c-6", "c-8"]]  # c sorted, c-5 first
+        assert calls == [["a-1", "a-2"], ["a-3", "b-4"], ["c-6", "c-8"], ["c-5", "c-7"]]
         assert g.batches == 3  # a's gathering, b joining it, c's own call
 
         # Over the token budget (100): f waits until the line has room for it, then joins the same line.
@@ -231,48 +229,49 @@ async def test_requests_arriving_during_an_in_order_call_join_its_line() -> None
         await g.stop()
 
 
-async def test_requests_arriving_during_a_sorted_call_join_its_line() -> None:
-    """A call of texts of very different lengths runs the length-sorted pass holding its oldest text, and a
-    request arriving meanwhile joins the line: its text rides in the same pass as the call's own texts of
-    like length, so requests leave the line pass by pass instead of all at the end of a call. A request that
-    would turn the line into one of like-length texts (which runs in arrival order) waits for its own call."""
-    from qwen_embed_adapters.local.tokens import plan_token_batches
-    from qwen_embed_adapters.server.gatherer import RequestGatherer
+async def test_a_line_under_steady_load_lets_go_of_the_requests_it_answered() -> None:
+    """A line that requests keep joining never ends; the requests it has answered (their texts, their vectors)
+    must not stay referenced until it does, or a server under steady load grows without bound."""
+    import gc
 
-    def plan(lengths: list[int], keep_order: bool = False, around: int | None = None) -> list[list[int]]:
-        return plan_token_batches(lengths, 100, 64, keep_order=keep_order, around=around)
+    from qwen_embed_adapters.server.gatherer import RequestGatherer, _Job
 
-    first_started, release = threading.Event(), threading.Event()
-    calls: list[list[str]] = []
+    entered, go = threading.Semaphore(0), threading.Semaphore(0)
 
     def embed(texts: list[str]) -> np.ndarray:
-        calls.append(list(texts))
-        if len(calls) == 1:
-            first_started.set()
-            release.wait(timeout=20)
+        entered.release()
+        go.acquire(timeout=20)
         return _rows_of(texts)
 
-    g = RequestGatherer(embed, window_s=5.0, gap_s=0.05, max_tokens=1000, plan=plan)
+    async def pass_running() -> None:
+        while not entered.acquire(blocking=False):
+            await asyncio.sleep(0.01)
+
+    def alive(text: str) -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, _Job) and o.texts == [text])
+
+    g = RequestGatherer(embed, window_s=5.0, gap_s=0.01, max_tokens=100, plan=_two_a_pass)
     await g.start()
     try:
-        # in arrival order [a-1, a-2] [a-3] pads 80 + 40, sorted [a-1, a-3] [a-2] 80 + 5: sorted, a-1's pass first
-        a = asyncio.ensure_future(g.submit(["a-1", "a-2", "a-3"], [40, 5, 40]))
-        while not first_started.is_set():
-            await asyncio.sleep(0.01)
-        b = asyncio.ensure_future(g.submit(["b-4", "b-5"], [40, 40]))  # the line 5 40 40 still sorts: joins
-        await asyncio.sleep(0.02)
-        c = asyncio.ensure_future(g.submit([f"c-{k}" for k in range(6, 26)], [40] * 20))  # would keep order
-        await asyncio.sleep(0.05)
-        release.set()
-        assert (await asyncio.wait_for(a, 5))[:, 0].tolist() == [1.0, 2.0, 3.0]
-        assert (await asyncio.wait_for(b, 5))[:, 0].tolist() == [4.0, 5.0]
-        assert (await asyncio.wait_for(c, 5))[:, 0].tolist() == [float(k) for k in range(6, 26)]
-        # the fullest sorted run holding a-2 (the oldest left) takes b-5 with it; b-4 follows on its own
-        assert calls[:3] == [["a-1", "a-3"], ["b-5", "a-2"], ["b-4"]]
-        assert calls[3:] == [[f"c-{k}", f"c-{k + 1}"] for k in range(6, 26, 2)]  # c's own call, in order
-        assert g.batches == 3  # a's gathering, b joining it, c's own call
+        answered = []
+        pending = asyncio.ensure_future(g.submit(["r-0"], [10]))
+        for k in range(1, 5):  # each pass runs one request; the next one arrives meanwhile and joins the line
+            await pass_running()
+            nxt = asyncio.ensure_future(g.submit([f"r-{k}"], [10]))
+            await asyncio.sleep(0.02)
+            go.release()
+            answered.append((await asyncio.wait_for(pending, 5))[:, 0].tolist())
+            pending = nxt
+        await pass_running()
+        assert answered == [[0.0], [1.0], [2.0], [3.0]]
+        assert g.batches == 5  # one gathering, four joins: the same line all along
+        assert alive("r-0") == alive("r-1") == 0
+        go.release()
+        assert (await asyncio.wait_for(pending, 5))[:, 0].tolist() == [4.0]
     finally:
-        release.set()
+        for _ in range(3):
+            go.release()
         await g.stop()
 
 
@@ -324,21 +323,25 @@ async def test_a_call_runs_in_arrival_order_unless_sorting_saves_padding() -> No
     """Texts of like length (chunks) run first come, first served; texts of very different lengths run in
     length-sorted passes (less padding), the pass holding the oldest request first."""
     from qwen_embed_adapters.local.tokens import plan_token_batches
-    from qwen_embed_adapters.server.gatherer import RequestGatherer
+    from qwen_embed_adapters.server.gatherer import RequestGatherer, _Job
 
-    def plan(lengths: list[int], keep_order: bool = False, around: int | None = None) -> list[list[int]]:
-        return plan_token_batches(lengths, 100, 64, keep_order=keep_order, around=around)
+    def plan(lengths: list[int], keep_order: bool = False) -> list[list[int]]:
+        return plan_token_batches(lengths, 100, 64, keep_order=keep_order)
 
     g = RequestGatherer(lambda texts: np.zeros((len(texts), 1), dtype=np.float32), window_s=0.01,
                         max_tokens=1000, plan=plan)
+    loop = asyncio.get_running_loop()
+
+    def jobs(counts: list[int]) -> list[_Job]:
+        return [_Job([f"t{i}"], [n], loop.create_future()) for i, n in enumerate(counts)]
+
     chunks = [25, 24, 25, 23, 25, 24]  # in order: 4 + 2, padded 100 + 50; sorted: 100 + 48
     assert g._keeps_order(chunks)
     assert plan(chunks, keep_order=True) == [[0, 1, 2, 3], [4, 5]]  # the passes its line runs
     mixed = [5, 40, 5, 40, 5, 5]  # in order: [5, 40] [5, 40] [5, 5] pads 80 + 80 + 10; sorted 80 + 20
     assert not g._keeps_order(mixed)
-    assert plan(mixed) == [[1, 3], [0, 2, 4, 5]]
-    assert g._next_pass(mixed, keep_order=False) == [0, 2, 4, 5]  # the short texts' pass holds the oldest
-    assert g._next_pass(chunks, keep_order=True) == [0, 1, 2, 3]
+    assert g._passes(jobs(mixed)) == [[0, 2, 4, 5], [1, 3]]  # the short texts' pass holds the oldest
+    assert RequestGatherer(g._embed, window_s=0.01, max_tokens=1000)._passes(jobs(mixed)) == [[0, 1, 2, 3, 4, 5]]
 
 
 def test_run_moves_what_is_alive_out_of_the_collector_and_collects_garbage_first(
