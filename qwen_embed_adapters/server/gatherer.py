@@ -90,7 +90,8 @@ class RequestGatherer:
         self._on_queue = on_queue
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._carry: _Job | None = None
+        self._carry: list[_Job] = []  # taken from the queue and put back: they go first, in this order
+        self._waiting = 0  # requests submitted and not yet answered (``_share``)
         self.batches = 0  # how many model calls were made (for tests and benchmarks)
 
     async def start(self) -> None:
@@ -121,13 +122,16 @@ class RequestGatherer:
         assert self._queue is not None
         fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(texts, counts, fut))
-        return await fut
+        self._waiting += 1
+        try:
+            return await fut
+        finally:
+            self._waiting -= 1
 
     async def _next(self, timeout: float | None) -> _Job | None:
         assert self._queue is not None
-        if self._carry is not None:
-            job, self._carry = self._carry, None
-            return job
+        if self._carry:
+            return self._carry.pop(0)
         try:
             return self._queue.get_nowait()
         except asyncio.QueueEmpty:
@@ -158,11 +162,29 @@ class RequestGatherer:
             if job is None:
                 break
             if tokens + job.tokens > self._max_tokens:
-                self._carry = job
+                self._carry.insert(0, job)
                 break
             jobs.append(job)
             tokens += job.tokens
+        if self._carry or tokens >= self._max_tokens:  # the budget stopped it, not the window
+            self._share(jobs)
         return [j for j in jobs if not j.future.done()]  # drop requests whose client went away
+
+    def _share(self, jobs: list[_Job]) -> None:
+        """Cut a call that the token budget stopped at ``len(jobs)`` requests down to its even share of the
+        requests waiting: they need ``ceil(waiting / len(jobs))`` calls, and each call takes as many of them as
+        the others (64 waiting, 9 fit: eight calls of 8, not seven of 9 and one of 1). The rest go back to the
+        head of the queue. Under a closed loop of clients (each sends its next request once answered, and the
+        ones just answered count as waiting: they are about to come back) every request then waits the same
+        number of calls. With uneven calls some wait one call more than the rest, and those set p99
+        (all-MiniLM-L6-v2, 64 clients x 32 short texts, calls of 9: one request in nine waited eight calls of
+        about 1.1 s instead of seven; issue 30, benchmarks/serve_peers.py)."""
+        if self._waiting <= len(jobs):
+            return
+        calls = -(-self._waiting // len(jobs))
+        keep = -(-self._waiting // calls)
+        self._carry[:0] = jobs[keep:]
+        del jobs[keep:]
 
     async def _run(self) -> None:
         while True:
@@ -250,8 +272,9 @@ class RequestGatherer:
         joined: list[_Job] = []
         counts = [j.counts[i] for j, i in line]
         while True:
-            job, self._carry = self._carry, None
-            if job is None:
+            if self._carry:
+                job = self._carry.pop(0)
+            else:
                 try:
                     job = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
@@ -259,7 +282,7 @@ class RequestGatherer:
             if job.future.done():  # its client went away
                 continue
             if sum(counts) + job.tokens > self._max_tokens or not self._keeps_order(counts + job.counts):
-                self._carry = job
+                self._carry.insert(0, job)
                 break
             joined.append(job)
             counts += job.counts

@@ -275,6 +275,33 @@ async def test_a_line_under_steady_load_lets_go_of_the_requests_it_answered() ->
         await g.stop()
 
 
+async def test_a_call_cut_at_the_budget_takes_its_even_share_of_the_waiting_requests() -> None:
+    """Nine clients in a closed loop, four requests to a budget: calls of 3, 3 and 3, not 4, 4 and 1, so no
+    request waits one call more than the others (the step that set p99 with 64 clients, calls of 9)."""
+    import time as clock
+
+    from qwen_embed_adapters.server.gatherer import RequestGatherer
+
+    sizes: list[int] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        sizes.append(len(texts))
+        clock.sleep(0.02)  # the clients answered by the previous call send their next request meanwhile
+        return _rows_of(texts)
+
+    async def client(c: int) -> list[float]:
+        return [float((await g.submit([f"t-{c * 10 + r}"], 10))[0, 0]) for r in range(4)]
+
+    g = RequestGatherer(embed, window_s=1.0, gap_s=0.05, max_tokens=40)
+    await g.start()
+    try:
+        got = await asyncio.wait_for(asyncio.gather(*[client(c) for c in range(9)]), 20)
+    finally:
+        await g.stop()
+    assert got == [[float(c * 10 + r) for r in range(4)] for c in range(9)]  # each client its own rows
+    assert sizes == [3] * 12
+
+
 async def test_gatherer_says_idle_once_per_quiet_spell(monkeypatch: pytest.MonkeyPatch) -> None:
     """``on_idle`` (the server's malloc_trim) runs once the model has waited IDLE_AFTER_S with nothing to do,
     once per quiet spell, and never while requests keep coming."""
