@@ -128,14 +128,21 @@ class RequestGatherer:
         finally:
             self._waiting -= 1
 
-    async def _next(self, timeout: float | None) -> _Job | None:
+    def _take_now(self) -> _Job | None:
+        """The next waiting request without waiting: a carried one first, then the queue's; None if there is none."""
         assert self._queue is not None
         if self._carry:
             return self._carry.pop(0)
         try:
             return self._queue.get_nowait()
         except asyncio.QueueEmpty:
-            pass
+            return None
+
+    async def _next(self, timeout: float | None) -> _Job | None:
+        assert self._queue is not None
+        job = self._take_now()
+        if job is not None:
+            return job
         if timeout is not None and timeout <= 0:
             return None
         try:
@@ -263,7 +270,7 @@ class RequestGatherer:
             jobs[:] = [j for j in jobs if not j.future.done()] + joined
 
     def _join(self, line: list[tuple[_Job, int]]) -> list[_Job]:
-        """Move the waiting requests (the one carried from an earlier pass first, then the queue's) to the end of
+        """Move the waiting requests (those carried from earlier first, then the queue's) to the end of
         ``line``, in arrival order, while the line stays within ``max_tokens`` and in arrival order
         (``_keeps_order``). The first that does not fit is carried and tried again after the next pass, when
         the line is shorter; if the line runs out first, it starts the next call. Returns the requests that
@@ -271,14 +278,7 @@ class RequestGatherer:
         assert self._queue is not None
         joined: list[_Job] = []
         counts = [j.counts[i] for j, i in line]
-        while True:
-            if self._carry:
-                job = self._carry.pop(0)
-            else:
-                try:
-                    job = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
+        while (job := self._take_now()) is not None:
             if job.future.done():  # its client went away
                 continue
             if sum(counts) + job.tokens > self._max_tokens or not self._keeps_order(counts + job.counts):
